@@ -1,0 +1,44 @@
+"""labbook: reproducible, comparable experiments with Sacred's API.
+
+>>> from labbook import Experiment
+>>> ex = Experiment("mnist")  # doctest: +SKIP
+
+Only light modules load here; stores, the query API and reports load on first use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from labbook.errors import LabbookError
+from labbook.experiment import Experiment
+from labbook.ingredient import Ingredient
+from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Experiment",
+    "Ingredient",
+    "LabbookError",
+    "LabbookInterrupt",
+    "TimeoutInterrupt",
+    "host_info_getter",
+    "SETTINGS",
+    "__version__",
+]
+
+_LAZY = {
+    "host_info_getter": ("labbook.host_info", "host_info_getter"),
+    "SETTINGS": ("labbook.settings", "SETTINGS"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'labbook' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value

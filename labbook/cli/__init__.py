@@ -1,0 +1,1 @@
+"""Command lines: the experiment-script CLI (run_args) and the ``labbook`` tool (main)."""

@@ -1,0 +1,294 @@
+"""Resolve the configuration of a whole ingredient tree.
+
+Fixed order: explicit updates are distributed to the ingredient that owns each key; named
+configs run (later ones win, explicit updates win over all) and become fixed values; then every
+ingredient's config scopes run, deepest ingredient first so a parent can read its ingredients'
+config; each ingredient's config hooks run right after its scopes; finally the root gets its
+``seed``. The result is a plain nested dict plus a :class:`ConfigSummary`.
+
+Ingredient configs live at the ingredient's ``path`` from the root of the config (as in
+Sacred): ``Ingredient("dataset")`` puts its entries under ``config["dataset"]`` wherever in the
+tree it is used.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from labbook.config.paths import dict_merge, get_path, iter_paths, set_path
+from labbook.config.summary import ConfigSummary
+from labbook.errors import ConfigAddedError, ConfigError, NamedConfigNotFoundError
+
+if TYPE_CHECKING:
+    from labbook.ingredient import Ingredient
+
+SEED_RANGE = (1, 2**31 - 1)
+_CONFIG_FILE_EXTENSIONS = (".json", ".yaml", ".yml", ".pickle", ".pkl")
+_MISSING = object()
+
+
+def new_seed() -> int:
+    """A fresh random seed (from the OS's entropy, independent of the seeded ``random``)."""
+    return random.SystemRandom().randint(*SEED_RANGE)
+
+
+@dataclass
+class ResolvedConfig:
+    config: dict
+    summary: ConfigSummary
+    seed: int
+    docs: dict[str, str] = field(default_factory=dict)
+
+
+def nest_updates(updates: dict | None) -> dict:
+    """``{"a.b": 1, "c": {"d.e": 2}}`` -> ``{"a": {"b": 1}, "c": {"d": {"e": 2}}}``."""
+    nested: dict = {}
+    for key, value in (updates or {}).items():
+        if not isinstance(key, str):
+            raise ConfigError(f"Config update keys must be strings, got {key!r}.", key=str(key))
+        if isinstance(value, dict):
+            value = nest_updates(value)
+        if "." in key:
+            existing = get_path(nested, key, _MISSING)
+            if isinstance(existing, dict) and isinstance(value, dict):
+                value = dict_merge(existing, value)
+            set_path(nested, key, value)
+        elif isinstance(nested.get(key), dict) and isinstance(value, dict):
+            nested[key] = dict_merge(nested[key], value)
+        else:
+            nested[key] = value
+    return nested
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix and key else (prefix or key)
+
+
+def _ingredients_in_order(root: Ingredient) -> list[Ingredient]:
+    """Every ingredient once, deepest first (so children resolve before their users)."""
+    depth: dict[int, int] = {}
+    by_id: dict[int, Ingredient] = {}
+    for ingredient, d in root.traverse_ingredients():
+        by_id[id(ingredient)] = ingredient
+        depth[id(ingredient)] = max(d, depth.get(id(ingredient), 0))
+    order = sorted(by_id, key=lambda i: -depth[i])
+    return [by_id[i] for i in order]
+
+
+def _split_updates(updates: dict, paths: Sequence[str]) -> dict[str, dict]:
+    """Give every ingredient path the part of the nested updates below it."""
+    remaining = dict_merge({}, updates)
+    out: dict[str, dict] = {}
+    for path in sorted((p for p in paths if p), key=lambda p: -p.count(".")):
+        sub = get_path(remaining, path, _MISSING)
+        if sub is _MISSING:
+            out[path] = {}
+            continue
+        if not isinstance(sub, dict):
+            raise ConfigError(
+                f"'{path}' is an ingredient; update its entries ('{path}.key=value') instead of "
+                f"replacing it with {sub!r}.", key=path)
+        out[path] = sub
+        parent, _, leaf = path.rpartition(".")
+        container = get_path(remaining, parent) if parent else remaining
+        del container[leaf]
+    out[""] = remaining
+    return out
+
+
+def _is_config_file(name: str) -> bool:
+    return name.lower().endswith(_CONFIG_FILE_EXTENSIONS) and (
+        os.sep in name or "/" in name or os.path.exists(name))
+
+
+def _find_named_config(name: str, ingredients: Iterable[Ingredient], root: Ingredient):
+    """Return ``(ingredient, config)`` for a (dotted) named config name or a config file."""
+    if _is_config_file(name):
+        from labbook.config.files import load_config_file
+        from labbook.config.scope import ConfigDict
+
+        return root, ConfigDict(load_config_file(name))
+    for ingredient in sorted(ingredients, key=lambda i: -len(i.path)):
+        prefix = ingredient.path + "." if ingredient.path else ""
+        if name.startswith(prefix) or not prefix:
+            local = name[len(prefix):]
+            if local in ingredient.named_configs:
+                return ingredient, ingredient.named_configs[local]
+    available = [n for n, _ in root.gather_named_configs()]
+    raise NamedConfigNotFoundError(name, available)
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new)
+    numbers = (int, float)
+    if isinstance(old, numbers) and isinstance(new, numbers):
+        return True
+    if isinstance(old, dict) and isinstance(new, dict):
+        return True
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        return True
+    return type(old) is type(new)
+
+
+def resolve_config(root: Ingredient, command_name: str | None = None,
+                   config_updates: dict | None = None, named_configs: Sequence[str] = (),
+                   force: bool = False, logger: logging.Logger | None = None
+                   ) -> ResolvedConfig:
+    """Resolve the config of ``root`` and its ingredients; see the module docstring."""
+    from labbook.config.scope import normalize_value
+
+    logger = logger or logging.getLogger("labbook")
+    ingredients = _ingredients_in_order(root)
+    paths = [ing.path if ing is not root else "" for ing in ingredients]
+    path_of = {id(ing): p for ing, p in zip(ingredients, paths)}
+
+    explicit = nest_updates(config_updates)
+    for key, value in list(explicit.items()):
+        explicit[key] = normalize_value(value, key)
+    explicit_by_path = _split_updates(explicit, paths)
+
+    # Named configs: evaluated with the explicit updates fixed; later ones win.
+    named_total: dict = {}
+    docs: dict[str, str] = {}
+    for name in named_configs:
+        ingredient, ncfg = _find_named_config(name, ingredients, root)
+        path = path_of.get(id(ingredient), "")
+        result = ncfg(fixed=explicit_by_path.get(path, {}), preset={}, fallback={})
+        values = result.values
+        if path:
+            values = {}
+            set_path(values, path, result.values)
+        named_total = dict_merge(named_total, values)
+        for key, doc in result.docs.items():
+            docs[_join(path, key)] = doc
+    fixed_by_path = _split_updates(dict_merge(named_total, explicit), paths)
+
+    configs: dict[str, dict] = {}
+    overridden: dict[str, Any] = {}
+    assigned_by_path: dict[str, bool] = {}
+    hook_changes: dict[str, Any] = {}
+    for ingredient, path in zip(ingredients, paths):
+        fixed = fixed_by_path.get(path, {})
+        fallback: dict = {}
+        for other, value in configs.items():
+            if other and other != path:
+                set_path(fallback, other, value)
+        values: dict = dict_merge({}, fixed)
+        preset: dict = {}
+        for scope in ingredient.configurations:
+            result = scope(fixed=fixed, preset=preset, fallback=fallback)
+            preset = result.values
+            values = result.values
+            for key, old in result.overridden.items():
+                overridden.setdefault(_join(path, key), old)
+            for key, doc in result.docs.items():
+                docs.setdefault(_join(path, key), doc)
+        assigned_by_path[path] = bool(ingredient.configurations)
+        configs[path] = values
+        if ingredient.config_hooks:
+            whole = _assemble(configs)
+            for hook in ingredient.config_hooks:
+                changes = hook(whole, command_name, logger)
+                if changes is None:
+                    continue
+                if not isinstance(changes, dict):
+                    raise ConfigError(
+                        f"Config hook {getattr(hook, '__name__', hook)} must return a dict of "
+                        f"updates, got {type(changes).__name__}.")
+                changes = normalize_value(nest_updates(changes), "config hook result")
+                for key, value in iter_paths(changes):
+                    hook_changes[_join(path, key)] = value
+                values = dict_merge(values, changes)
+                configs[path] = values
+                whole = _assemble(configs)
+
+    config = _assemble(configs)
+    seed = config.get("seed")
+    if seed is None:
+        seed = new_seed()
+        config["seed"] = seed
+    elif not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"The config entry 'seed' must be an integer, got {seed!r}.",
+                          key="seed")
+
+    summary = _summarize(config, fixed_by_path, overridden, docs, hook_changes)
+    _check_changes(root, summary, config, force, logger)
+    return ResolvedConfig(config=config, summary=summary, seed=seed, docs=docs)
+
+
+def _assemble(configs: dict[str, dict]) -> dict:
+    whole = dict_merge({}, configs.get("", {}))
+    for path in sorted(p for p in configs if p):
+        existing = get_path(whole, path, _MISSING)
+        value = configs[path]
+        if isinstance(existing, dict):
+            value = dict_merge(existing, value)
+        set_path(whole, path, value)
+    return whole
+
+
+def _summarize(config: dict, fixed_by_path: dict[str, dict], overridden: dict[str, Any],
+               docs: dict[str, str], hook_changes: dict[str, Any]) -> ConfigSummary:
+    added: set[str] = set()
+    modified: set[str] = set()
+    typechanged: dict[str, tuple[type, type]] = {}
+    for path, fixed in fixed_by_path.items():
+        for key, new in iter_paths(fixed):
+            full = _join(path, key)
+            if full == "seed":
+                modified.add(full)
+                continue
+            if full in overridden:
+                old = overridden[full]
+                if old != new:
+                    modified.add(full)
+                if not _same_kind(old, new):
+                    typechanged[full] = (type(old), type(new))
+                continue
+            parent = next((p for p in _prefixes(full) if p in overridden), None)
+            if parent is None:
+                added.add(full)
+                continue
+            old = overridden[parent]
+            modified.add(full)
+            if not isinstance(old, dict):
+                typechanged[parent] = (type(old), dict)
+    for full in hook_changes:
+        if full not in added:
+            modified.add(full)
+    return ConfigSummary(config, added=added, modified=modified, typechanged=typechanged,
+                         docs=docs)
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def _check_changes(root: Ingredient, summary: ConfigSummary, config: dict, force: bool,
+                   logger: logging.Logger) -> None:
+    for path, (old, new) in sorted(summary.typechanged.items()):
+        logger.warning('Changed type of config entry "%s" from %s to %s', path,
+                       old.__name__, new.__name__)
+    if not summary.added:
+        return
+    used = root.captured_arg_names()
+    unused = sorted(p for p in summary.added if not set(p.split(".")) & used)
+    if not unused:
+        return
+    if force:
+        for path in unused:
+            logger.warning('Added new config entry "%s" that is not used anywhere', path)
+        return
+    known = set()
+    for key, _ in iter_paths(config):
+        known.add(key)
+        known.update(_prefixes(key))
+    known -= summary.added
+    raise ConfigAddedError(unused, known)

@@ -1,0 +1,116 @@
+"""Captured functions: missing arguments are filled from the configuration of the current run.
+
+Precedence: explicit arguments > special values (``_config``, ``_run``, ``_log``, ``_seed``,
+``_rnd``) > config entries (under the ingredient's path and the ``prefix``) > the function's
+defaults. A missing argument that nothing supplies raises :class:`MissingConfigError` naming the
+function, the argument and the config paths that were searched.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable
+
+from labbook.context import current_run
+from labbook.errors import MissingConfigError
+
+SPECIAL_ARGS = frozenset({"_config", "_run", "_log", "_seed", "_rnd"})
+_EMPTY = inspect.Parameter.empty
+
+
+class Signature:
+    """What a captured function accepts, computed once at decoration time."""
+
+    __slots__ = ("name", "positional", "fillable", "defaults", "has_varargs")
+
+    def __init__(self, func: Callable):
+        self.name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
+        params = inspect.signature(func).parameters.values()
+        self.positional: list[str] = []
+        self.fillable: list[str] = []
+        self.defaults: set[str] = set()
+        self.has_varargs = False
+        for p in params:
+            if p.kind is p.VAR_POSITIONAL:
+                self.has_varargs = True
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                continue
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                self.positional.append(p.name)
+            if p.kind is not p.POSITIONAL_ONLY:
+                self.fillable.append(p.name)
+            if p.default is not _EMPTY:
+                self.defaults.add(p.name)
+
+    @property
+    def arguments(self) -> list[str]:
+        return list(self.fillable)
+
+
+def join_path(*parts: str | None) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def captured_function(func: Callable, ingredient_path: str = "", prefix: str | None = None
+                      ) -> Callable:
+    """Wrap ``func`` so that its missing arguments come from the current run's config."""
+    if getattr(func, "__labbook_captured__", False):
+        return func
+    signature = Signature(func)
+    full_name = join_path(ingredient_path, prefix, getattr(func, "__name__", "function"))
+    positional = signature.positional
+    fillable = signature.fillable
+    defaults = signature.defaults
+
+    @functools.wraps(func)
+    def captured(*args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        given = positional[:len(args)] if args else ()
+        config = run.config_for(ingredient_path, prefix) if run is not None else None
+        missing = None
+        for name in fillable:
+            if name in kwargs or name in given:
+                continue
+            if name in SPECIAL_ARGS:
+                kwargs[name] = _special(name, run, ingredient_path, full_name, func)
+            elif config is not None and name in config:
+                kwargs[name] = config[name]
+            elif name not in defaults:
+                (missing := missing or []).append(name)
+        if missing:
+            searched = [join_path(ingredient_path, prefix, m) for m in missing]
+            if run is None:
+                searched = [s + " (no run is active)" for s in searched]
+            raise MissingConfigError(signature.name, missing, searched)
+        return func(*args, **kwargs)
+
+    captured.__labbook_captured__ = True
+    captured.signature = signature
+    captured.prefix = prefix
+    captured.ingredient_path = ingredient_path
+    captured.uncaptured_function = func
+    return captured
+
+
+def _special(name: str, run: Any, ingredient_path: str, full_name: str, func: Callable) -> Any:
+    if name == "_run":
+        return run
+    if name == "_config":
+        return run.config_for(ingredient_path, None) if run is not None else {}
+    if name == "_log":
+        if run is not None:
+            return run.logger_for(full_name)
+        return logging.getLogger(full_name)
+    from labbook.randomness import SEED_RANGE, create_rnd
+
+    if run is not None:
+        seed = run.seed_stream(full_name).next()
+    else:
+        import random
+
+        seed = random.randint(*SEED_RANGE)
+    if name == "_seed":
+        return seed
+    return create_rnd(seed)

@@ -1,0 +1,69 @@
+"""The event bus between a run and its observers.
+
+Observers are called in descending priority (ties keep the order they were added). An
+observer that raises is logged once, loudly, and receives no further events of this run; the
+run and the other observers carry on. The first observer that returns an id from
+``started_event``/``queued_event`` decides the run's id, unless an id was given up front.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Sequence
+
+from labbook.observers.base import RunObserver
+
+log = logging.getLogger("labbook.events")
+
+
+class EventBus:
+    def __init__(self, observers: Iterable[RunObserver], logger: logging.Logger | None = None):
+        indexed = list(enumerate(observers))
+        indexed.sort(key=lambda pair: (-getattr(pair[1], "priority", 0), pair[0]))
+        self.observers: list[RunObserver] = [obs for _, obs in indexed]
+        self.failed: list[RunObserver] = []
+        self.logger = logger or log
+
+    def __bool__(self) -> bool:
+        return bool(self.observers)
+
+    @property
+    def active(self) -> list[RunObserver]:
+        return [obs for obs in self.observers if obs not in self.failed]
+
+    def _call(self, observer: RunObserver, event: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(observer, event, None)
+        if method is None:
+            return None
+        try:
+            return method(*args, **kwargs)
+        except Exception:  # an observer must never take a run down
+            self.failed.append(observer)
+            self.logger.error(
+                "Observer %s failed in %s and is disabled for the rest of this run; the run "
+                "and the other observers continue.", type(observer).__name__, event,
+                exc_info=True)
+            return None
+
+    def emit(self, event: str, *args: Any, **kwargs: Any) -> None:
+        """Send one event to every observer that has not failed."""
+        for observer in self.active:
+            self._call(observer, event, *args, **kwargs)
+
+    def start(self, event: str, _id: Any = None, **kwargs: Any) -> Any:
+        """Send ``started_event`` or ``queued_event`` and negotiate the run id."""
+        for observer in self.active:
+            returned = self._call(observer, event, _id=_id, **kwargs)
+            if _id is None and returned is not None:
+                _id = returned
+        return _id
+
+    def join(self) -> None:
+        for observer in self.observers:
+            try:
+                observer.join()
+            except Exception:
+                self.logger.error("Observer %s failed while finishing.",
+                                  type(observer).__name__, exc_info=True)
+
+    def failed_names(self) -> Sequence[str]:
+        return [type(obs).__name__ for obs in self.failed]

@@ -1,0 +1,252 @@
+"""The Experiment: the root ingredient, with a main function, observers and ``run()``."""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from labbook.errors import CommandNotFoundError, LabbookError
+from labbook.ingredient import Ingredient, PathType
+from labbook.run import Run
+
+#: Run options and their defaults; keys are accepted as ``"--beat-interval"``,
+#: ``"--beat_interval"`` or ``"beat_interval"``.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "debug": False, "pdb": False, "loglevel": None, "comment": None, "beat_interval": None,
+    "unobserved": False, "queue": False, "force": False, "priority": None,
+    "enforce_clean": False, "print_config": False, "id": None, "name": None, "capture": None,
+    "tag": (), "notes": None, "file_storage": None, "sql": None, "mongo_db": None,
+    "store": None, "no_system_metrics": False, "capture_env": (), "help": False,
+}
+
+
+def normalize_options(options: dict | None) -> dict[str, Any]:
+    """Option dict with canonical keys (``--beat-interval`` -> ``beat_interval``)."""
+    result = dict(DEFAULT_OPTIONS)
+    for key, value in (options or {}).items():
+        name = key.lstrip("-").replace("-", "_")
+        result[name] = value
+    return result
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time, so captured output includes logs."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+LOG_FORMAT = "%(levelname)s - %(name)s - %(message)s"
+
+
+class Experiment(Ingredient):
+    """The central object of an experiment script: config, main function, commands, observers.
+
+    >>> ex = Experiment("mnist")
+    """
+
+    def __init__(self, name: str | None = None, ingredients: Sequence[Ingredient] = (),
+                 interactive: bool = False, base_dir: PathType | None = None,
+                 additional_host_info: list | dict | None = None,
+                 additional_cli_options: Sequence | None = None, save_git_info: bool = True):
+        caller_globals = sys._getframe(1).f_globals
+        if name is None:
+            mainfile = caller_globals.get("__file__")
+            if interactive or mainfile is None:
+                raise RuntimeError(
+                    "Experiment needs a name when it is not defined in a file "
+                    "(interactive mode): Experiment('my_experiment', interactive=True).")
+            name = os.path.splitext(os.path.basename(mainfile))[0]
+        super().__init__(path=name, ingredients=ingredients, interactive=interactive,
+                         _caller_globals=caller_globals, base_dir=base_dir,
+                         save_git_info=save_git_info)
+        self.default_command: str | None = None
+        self.observers: list = []
+        self.captured_out_filter: Callable[[str], str] | None = None
+        self.current_run: Run | None = None
+        self.option_hooks: list[Callable] = []
+        self.additional_host_info = additional_host_info
+        self.additional_cli_options = list(additional_cli_options or [])
+        self.logger: logging.Logger | None = None
+        self._experiment_info_cache: tuple | None = None
+        self.commands.update(self._builtin_commands())
+
+    def _builtin_commands(self) -> dict[str, Callable]:
+        try:
+            from labbook.cli.commands import builtin_commands
+        except ImportError:  # the command-line layer is optional for library use
+            return {}
+        return builtin_commands(self)
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    # -- decorators ----------------------------------------------------------------------------
+    def main(self, function: Callable) -> Callable:
+        """Decorator: the default command, run by ``ex.run()`` and the command line."""
+        captured = self.command(function)
+        self.default_command = function.__name__
+        return captured
+
+    def automain(self, function: Callable) -> Callable:
+        """Decorator: like ``main``, and runs the command line when the file is executed."""
+        captured = self.main(function)
+        if function.__module__ == "__main__":
+            filename = inspect.getfile(function)
+            if filename == "<stdin>" or filename.startswith("<ipython-input-"):
+                raise RuntimeError("Cannot use @ex.automain in an interactive session; use "
+                                   "@ex.main and call ex.run() instead.")
+            self.run_commandline()
+        return captured
+
+    def option_hook(self, function: Callable) -> Callable:
+        """Decorator: ``function(options)`` may change the options right before a run."""
+        if "options" not in inspect.signature(function).parameters:
+            raise KeyError(f"Option hook {function.__name__} must have an argument 'options'.")
+        self.option_hooks.append(function)
+        return function
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, command_name: str | None = None, config_updates: dict | None = None,
+            named_configs: Sequence[str] = (), info: dict | None = None,
+            meta_info: dict | None = None, options: dict | None = None) -> Run:
+        """Run the main function (or ``command_name``) and return the finished Run."""
+        run = self._create_run(command_name, config_updates, named_configs, info, meta_info,
+                               options)
+        run()
+        return run
+
+    def _create_run(self, command_name: str | None = None, config_updates: dict | None = None,
+                    named_configs: Sequence[str] = (), info: dict | None = None,
+                    meta_info: dict | None = None, options: dict | None = None) -> Run:
+        from labbook.config.resolve import resolve_config
+
+        command_name = command_name or self.default_command
+        if command_name is None:
+            raise CommandNotFoundError("main (no @ex.main or @ex.automain defined)",
+                                       [n for n, _ in self.gather_commands()])
+        commands = dict(self.gather_commands())
+        if command_name not in commands:
+            raise CommandNotFoundError(command_name, commands)
+        command = commands[command_name]
+
+        opts = normalize_options(options)
+        for hook in self.option_hooks:
+            hook(options=opts)
+        run_logger = self._run_logger(opts.get("loglevel"))
+        resolved = resolve_config(self, command_name, config_updates, named_configs,
+                                  force=bool(opts.get("force")), logger=run_logger)
+
+        experiment_info = self.get_experiment_info()
+        if opts.get("enforce_clean"):
+            from labbook.dependencies import check_clean
+
+            check_clean(experiment_info)
+        from labbook.host_info import get_host_info
+
+        host_info = get_host_info(self.additional_host_info,
+                                  capture_env=tuple(opts.get("capture_env") or ()))
+        meta = {"command": command_name, "options": _jsonable_options(opts)}
+        for key in ("comment", "name", "notes", "priority"):
+            if opts.get(key) is not None:
+                meta[key] = opts[key]
+        tags = opts.get("tag") or ()
+        meta["tags"] = [tags] if isinstance(tags, str) else list(tags)
+        meta.update(meta_info or {})
+
+        pre = [h for ing, _ in self.traverse_ingredients() for h in ing.pre_run_hooks]
+        post = [h for ing, _ in self.traverse_ingredients() for h in ing.post_run_hooks]
+        run = Run(resolved.config, resolved.summary, command, self._observers_for(opts),
+                  root_logger=run_logger, run_logger=run_logger,
+                  experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
+                  post_run_hooks=post, captured_out_filter=self.captured_out_filter,
+                  command=command_name, meta_info=meta, info=info, seed=resolved.seed)
+        run.debug = bool(opts.get("debug"))
+        run.pdb = bool(opts.get("pdb"))
+        run.queue_only = bool(opts.get("queue"))
+        run.force = bool(opts.get("force"))
+        run.unobserved = bool(opts.get("unobserved")) or getattr(command, "unobserved", False)
+        run.system_metrics = not opts.get("no_system_metrics")
+        if opts.get("beat_interval") is not None:
+            run.beat_interval = float(opts["beat_interval"])
+        if opts.get("capture") is not None:
+            run.capture_mode = opts["capture"]
+        if opts.get("id") is not None:
+            run._id = opts["id"]
+        run_logger.info("Running command '%s'", command_name)
+        self.current_run = run
+        return run
+
+    def _observers_for(self, opts: dict) -> list:
+        observers = list(self.observers)
+        try:
+            from labbook.observers import observers_from_options
+        except ImportError:
+            return observers
+        return observers + observers_from_options(opts)
+
+    def _run_logger(self, level: Any = None) -> logging.Logger:
+        logger = self.logger or logging.getLogger(self.path)
+        root = logging.getLogger()
+        if self.logger is None and not root.handlers and not any(
+                isinstance(h, _StderrHandler) for h in logger.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            logger.addHandler(handler)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.INFO)
+        if level is not None:
+            if isinstance(level, str) and not level.isdigit():
+                numeric = logging.getLevelName(level.upper())
+                if not isinstance(numeric, int):
+                    raise LabbookError(
+                        f"Unknown log level '{level}'. Use DEBUG, INFO, WARNING, ERROR, "
+                        "CRITICAL or a number.")
+                level = numeric
+            logger.setLevel(int(level))
+        return logger
+
+    def run_commandline(self, argv: str | Sequence[str] | None = None) -> Run | None:
+        """Run the command line of this experiment (``argv`` defaults to ``sys.argv``)."""
+        from labbook.cli.run_args import run_commandline
+
+        return run_commandline(self, argv)
+
+    def get_usage(self, program_name: str | None = None) -> str:
+        """The command-line usage text of this experiment."""
+        from labbook.cli.run_args import usage_text
+
+        return usage_text(self, program_name)
+
+    def get_default_options(self) -> dict:
+        """Option keys of the form ``--beat_interval`` with their default values."""
+        return {f"--{k}": v for k, v in DEFAULT_OPTIONS.items()}
+
+    def get_experiment_info(self) -> dict:
+        key = (len(sys.modules),
+               frozenset(s for ing, _ in self.traverse_ingredients() for s in ing.sources),
+               frozenset(repr(d) for ing, _ in self.traverse_ingredients()
+                         for d in ing.dependencies))
+        if self._experiment_info_cache is None or self._experiment_info_cache[0] != key:
+            self._experiment_info_cache = (key, super().get_experiment_info())
+        return self._experiment_info_cache[1]
+
+
+def _jsonable_options(opts: dict) -> dict:
+    out = {}
+    for key, value in opts.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        out[f"--{key}"] = value
+    return out

@@ -1,0 +1,389 @@
+"""A Run: one execution of a command with a resolved configuration.
+
+Status machine: QUEUED -> RUNNING -> COMPLETED | FAILED | INTERRUPTED | TIMEOUT (or the STATUS
+of a custom interrupt). Everything that happens is broadcast to the observers through the event
+bus: started (or queued), heartbeats with info / captured output / metrics, resources,
+artifacts, and one terminal event. A final heartbeat precedes the terminal event so nothing
+logged is lost at the end.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import mimetypes
+import os
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Sequence
+
+from labbook.config.containers import ReadOnlyDict, freeze
+from labbook.config.paths import get_path
+from labbook.context import activate, deactivate
+from labbook.errors import LabbookError
+from labbook.events import EventBus
+from labbook.interrupts import LabbookInterrupt
+from labbook.metrics import MetricBuffer, utcnow
+from labbook.randomness import SeedStream, set_global_seed
+
+_LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
+
+QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
+    "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
+
+
+class ArtifactNameError(LabbookError, ValueError):
+    """An artifact name that would escape the run's storage."""
+
+
+def validate_artifact_name(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ArtifactNameError(f"Artifact name must be a non-empty string, got {name!r}.")
+    if "\x00" in name:
+        raise ArtifactNameError(f"Artifact name {name!r} contains a NUL character.")
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ArtifactNameError(
+            f"Artifact name {name!r} is an absolute path; give a relative name "
+            "(add_artifact(path, name='model.pt')).")
+    if ".." in normalized.split("/"):
+        raise ArtifactNameError(
+            f"Artifact name {name!r} contains '..'; artifact names must stay inside the run.")
+    return name
+
+
+def elapsed_since(start: _dt.datetime, stop: _dt.datetime) -> _dt.timedelta:
+    return _dt.timedelta(seconds=round((stop - start).total_seconds()))
+
+
+def format_fail_trace(exc_type, exc_value, tb, filter_frames: bool = True) -> list[str]:
+    """The traceback as a list of strings, without labbook's own frames unless asked."""
+    if filter_frames:
+        frames = []
+        while tb is not None:
+            if not tb.tb_frame.f_code.co_filename.startswith(_LABBOOK_DIR):
+                frames.append(tb)
+            tb = tb.tb_next
+        # Re-link the kept frames: a traceback's tb_next is writable since Python 3.7.
+        for i in range(len(frames) - 1):
+            frames[i].tb_next = frames[i + 1]
+        if frames:
+            frames[-1].tb_next = None
+        tb = frames[0] if frames else None
+    return traceback.format_exception(exc_type, exc_value, tb)
+
+
+class Run:
+    """Represents and manages a single run of an experiment (see ``ex.run()``)."""
+
+    def __init__(self, config: dict, config_modifications, main_function: Callable,
+                 observers: Sequence, root_logger: logging.Logger, run_logger: logging.Logger,
+                 experiment_info: dict, host_info: dict, pre_run_hooks: Sequence[Callable] = (),
+                 post_run_hooks: Sequence[Callable] = (), captured_out_filter=None,
+                 command: str = "main", meta_info: dict | None = None,
+                 info: dict | None = None, seed: int | None = None):
+        self._id: Any = None
+        self.config = freeze(config)
+        self.config_modifications = config_modifications
+        self.main_function = main_function
+        self.observers = list(observers)
+        self.root_logger = root_logger
+        self.run_logger = run_logger
+        self.experiment_info = experiment_info
+        self.host_info = host_info
+        self.pre_run_hooks = list(pre_run_hooks)
+        self.post_run_hooks = list(post_run_hooks)
+        self.captured_out_filter = captured_out_filter
+        self.command = command
+        self.meta_info: dict = dict(meta_info or {})
+        self.info: dict = dict(info or {})
+        self.seed = seed if seed is not None else config.get("seed")
+        self.result: Any = None
+        self.status: str | None = None
+        self.start_time: _dt.datetime | None = None
+        self.stop_time: _dt.datetime | None = None
+        self.fail_trace: list[str] | None = None
+        self.captured_out: str = ""
+        self.beat_interval: float = 10.0
+        self.capture_mode: str | None = None
+        self.debug = False
+        self.pdb = False
+        self.queue_only = False
+        self.unobserved = False
+        self.force = False
+        self.system_metrics = True
+        self._metrics = MetricBuffer()
+        self._summary_overrides: dict[str, Any] = {}
+        self._config_cache: dict[tuple, Any] = {}
+        self._seed_streams: dict[str, SeedStream] = {}
+        self._bus: EventBus | None = None
+        self._output = None
+        self._beat_thread: threading.Thread | None = None
+        self._beat_stop = threading.Event()
+        self._beat_lock = threading.Lock()
+        self._sysmetrics = None
+        self._warned_unobserved = False
+        # Bound once: the hot path of log_scalar is then a single attribute lookup.
+        self.log_scalar = self._metrics.add  # type: ignore[method-assign]
+
+    # -- access for captured functions ---------------------------------------------------------
+    def config_for(self, ingredient_path: str, prefix: str | None) -> Any:
+        key = (ingredient_path, prefix)
+        try:
+            return self._config_cache[key]
+        except KeyError:
+            pass
+        path = ".".join(p for p in (ingredient_path, prefix) if p)
+        value = get_path(self.config, path, None) if path else self.config
+        if not isinstance(value, dict):
+            value = ReadOnlyDict({}, path)
+        self._config_cache[key] = value
+        return value
+
+    def logger_for(self, name: str) -> logging.Logger:
+        return self.run_logger.getChild(name)
+
+    def seed_stream(self, name: str) -> SeedStream:
+        stream = self._seed_streams.get(name)
+        if stream is None:
+            stream = self._seed_streams[name] = SeedStream(self.seed or 0, name)
+        return stream
+
+    # -- the user's logging API ----------------------------------------------------------------
+    def log_scalar(self, metric_name: str, value: Any, step: int | None = None) -> None:
+        """Add a measurement of ``metric_name`` (step defaults to a per-metric counter)."""
+        self._metrics.add(metric_name, value, step)  # replaced per instance, see __init__
+
+    def log(self, data: dict, step: int | None = None, commit: bool = True) -> None:
+        """Log a dict of metrics at the global step (wandb-style); nested dicts get dotted
+        names; ``commit=False`` keeps adding to the same step."""
+        self._metrics.log(data, step, commit)
+
+    @property
+    def summary(self) -> dict:
+        """Last value of every metric, overridden by values set with ``summary[k] = v``."""
+        return _Summary(self)
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record an input parameter (kept in ``info["params"]``; last call wins)."""
+        _check_param(key, value)
+        self.info.setdefault("params", {})[key] = value
+
+    def log_params(self, params: dict) -> None:
+        for key, value in params.items():
+            _check_param(key, value)
+        self.info.setdefault("params", {}).update(params)
+
+    def set_tag(self, key: str, value: Any = None) -> None:
+        """Tag the run: a plain tag (``set_tag("best")``) or a key with a value."""
+        if not isinstance(key, str | int | float):
+            raise TypeError(f"Tag names must be strings or numbers, got {type(key).__name__}.")
+        self.info.setdefault("tags", {})[str(key)] = value
+        tags = self.meta_info.setdefault("tags", [])
+        if str(key) not in tags:
+            tags.append(str(key))
+
+    def add_resource(self, filename) -> None:
+        """Record a file the run used (stored once per content by the observers)."""
+        filename = os.path.abspath(os.fspath(filename))
+        if self._bus is not None:
+            self._bus.emit("resource_event", filename=filename)
+
+    def open_resource(self, filename, mode: str = "r"):
+        """Open a file and record it as a resource."""
+        self.add_resource(filename)
+        return open(filename, mode)
+
+    def add_artifact(self, filename, name: str | None = None, metadata: dict | None = None,
+                     content_type: str | None = None) -> None:
+        """Store a file the run produced (name defaults to the file's base name)."""
+        filename = os.path.abspath(os.fspath(filename))
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f"Artifact file {filename} does not exist.")
+        name = validate_artifact_name(os.path.basename(filename) if name is None else name)
+        if content_type is None:
+            content_type = mimetypes.guess_type(name)[0] or mimetypes.guess_type(filename)[0]
+        if self._bus is not None:
+            self._bus.emit("artifact_event", name=name, filename=filename, metadata=metadata,
+                           content_type=content_type)
+
+    def warn_if_unobserved(self) -> None:
+        if not self.observers and not self.debug and not self.unobserved \
+                and not self._warned_unobserved:
+            self._warned_unobserved = True
+            self.run_logger.warning("No observers have been added to this run")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __call__(self, *args: Any) -> Any:
+        if self.start_time is not None:
+            raise RuntimeError("A run can only be started once; create a new one with ex.run().")
+        observers = [] if self.unobserved else self.observers
+        self._bus = EventBus(observers, self.run_logger)
+        self.warn_if_unobserved()
+        if self.seed is not None:
+            set_global_seed(self.seed)
+        if self.queue_only:
+            self.status = QUEUED
+            self._id = self._bus.start(
+                "queued_event", _id=self._id, ex_info=self.experiment_info,
+                command=self.command, host_info=self.host_info, queue_time=utcnow(),
+                config=self.config, meta_info=self.meta_info)
+            self.run_logger.info("Queued run with ID \"%s\"", self._id) if self._id is not None \
+                else self.run_logger.info("Queued")
+            return None
+
+        from labbook.output import capture_output, default_capture_mode
+
+        mode = self.capture_mode
+        if mode is None:
+            mode = default_capture_mode() if self._bus else "no"
+        out_filter = self.captured_out_filter
+        if out_filter is None:
+            from labbook.output import apply_backspaces_and_linefeeds as out_filter
+        token = activate(self)
+        try:
+            with capture_output(mode, out_filter) as self._output:
+                self._execute(args)
+        finally:
+            deactivate(self, token)
+            self._output = None
+        return self.result
+
+    def _execute(self, args) -> None:
+        self.status = RUNNING
+        self.start_time = utcnow()
+        self._id = self._bus.start(
+            "started_event", _id=self._id, ex_info=self.experiment_info, command=self.command,
+            host_info=self.host_info, start_time=self.start_time, config=self.config,
+            meta_info=self.meta_info)
+        if self._id is None:
+            self.run_logger.info("Started")
+        else:
+            self.run_logger.info('Started run with ID "%s"', self._id)
+        self._start_heartbeat()
+        try:
+            for hook in self.pre_run_hooks:
+                hook()
+            self.result = self.main_function(*args)
+            for hook in self.post_run_hooks:
+                hook()
+        except (LabbookInterrupt, KeyboardInterrupt) as exc:
+            self.status = getattr(exc, "STATUS", INTERRUPTED)
+            self.stop_time = utcnow()
+            self._stop_heartbeat()
+            self.run_logger.warning("Aborted after %s!",
+                                    elapsed_since(self.start_time, self.stop_time))
+            self._bus.emit("interrupted_event", interrupt_time=self.stop_time, status=self.status)
+            self._finish()
+            raise
+        except BaseException:
+            exc_type, exc_value, tb = sys.exc_info()
+            self.status = FAILED
+            self.stop_time = utcnow()
+            self.fail_trace = format_fail_trace(exc_type, exc_value, tb.tb_next,
+                                                filter_frames=not self.debug)
+            self._stop_heartbeat()
+            self.run_logger.error("Failed after %s!",
+                                  elapsed_since(self.start_time, self.stop_time))
+            self._bus.emit("failed_event", fail_time=self.stop_time, fail_trace=self.fail_trace)
+            self._finish()
+            if self.pdb:
+                import pdb
+
+                pdb.post_mortem(tb)
+            raise
+        self.status = COMPLETED
+        self.stop_time = utcnow()
+        if self.result is not None:
+            self.run_logger.info("Result: %s", self.result)
+        self.run_logger.info("Completed after %s", elapsed_since(self.start_time, self.stop_time))
+        self._stop_heartbeat()
+        self._bus.emit("completed_event", stop_time=self.stop_time, result=self.result)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._bus.join()
+        failed = self._bus.failed_names()
+        if failed:
+            self.run_logger.warning(
+                "Observer(s) %s failed during this run; what they received before failing is "
+                "kept, later events were not delivered to them.", ", ".join(failed))
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self.system_metrics and self._bus:
+            try:
+                from labbook.sysmetrics import SystemMetrics
+
+                self._sysmetrics = SystemMetrics()
+                self._sysmetrics.sample()  # primes the CPU counters
+            except Exception:  # never fail a run for a missing sensor
+                self.run_logger.debug("System metrics unavailable", exc_info=True)
+                self._sysmetrics = None
+        if self.beat_interval and self.beat_interval > 0:
+            self._beat_stop.clear()
+            self._beat_thread = threading.Thread(target=self._beat_loop, daemon=True,
+                                                 name="labbook-heartbeat")
+            self._beat_thread.start()
+
+    def _beat_loop(self) -> None:
+        while not self._beat_stop.wait(self.beat_interval):
+            self._beat()
+
+    def _stop_heartbeat(self) -> None:
+        if self._beat_thread is not None:
+            self._beat_stop.set()
+            self._beat_thread.join(timeout=max(self.beat_interval, 10.0))
+            self._beat_thread = None
+        self._beat()
+
+    def _beat(self) -> None:
+        """Send the metrics logged since the last beat, then a heartbeat."""
+        with self._beat_lock:
+            if self._sysmetrics is not None:
+                try:
+                    for name, value in self._sysmetrics.sample().items():
+                        self._metrics.add(name, value)
+                except Exception:
+                    self.run_logger.debug("System metrics sampling failed", exc_info=True)
+            metrics = self._metrics.drain()
+            if self._summary_overrides:
+                self.info["summary"] = dict(self._summary_overrides)
+            if self._output is not None:
+                self._output.flush()
+                self.captured_out = self._output.get()
+            if self._bus is None:
+                return
+            if metrics:
+                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+            self._bus.emit("heartbeat_event", info=self.info, captured_out=self.captured_out,
+                           beat_time=utcnow(), result=self.result)
+
+
+class _Summary(dict):
+    """A snapshot of the summary whose item assignment writes through to the run."""
+
+    def __init__(self, run: Run):
+        super().__init__(run._metrics.latest())
+        self.update_overrides = run._summary_overrides
+        dict.update(self, run._summary_overrides)
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self, key, value)
+        self.update_overrides[key] = value
+
+
+def _check_param(key: Any, value: Any) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"Parameter names must be strings, got {key!r}.")
+    allowed = (str, int, float, bool, type(None))
+    if isinstance(value, allowed):
+        return
+    if isinstance(value, list | tuple) and all(
+            isinstance(v, allowed) or (isinstance(v, list | tuple)
+                                       and all(isinstance(w, allowed) for w in v))
+            for v in value):
+        return
+    raise TypeError(
+        f"Parameter '{key}' has a value of type {type(value).__name__}; parameters must be "
+        "numbers, strings, booleans or (nested) lists of them.")

@@ -1,0 +1,20 @@
+"""Process-wide settings (a Munch, so ``SETTINGS.CAPTURE_MODE`` works as in Sacred)."""
+from __future__ import annotations
+
+import os
+
+from munch import Munch
+
+SETTINGS = Munch(
+    # fd | sys | no; None picks fd where supported
+    CAPTURE_MODE=os.environ.get("LABBOOK_CAPTURE_MODE") or None,
+    HOST_INFO=Munch(
+        # environment variables recorded in host_info["ENV"] (besides --capture-env)
+        CAPTURED_ENV=[],
+        INCLUDE_GPU_INFO=True,
+    ),
+    CONFIG=Munch(
+        # read-only containers for the running config
+        READ_ONLY_CONFIG=True,
+    ),
+)

@@ -1,0 +1,169 @@
+import random
+
+import pytest
+
+from labbook import Experiment, Ingredient
+from labbook.errors import MissingConfigError
+
+
+def make():
+    ex = Experiment("capture")
+
+    @ex.config
+    def cfg():
+        a = 1
+        b = 2
+        opt = {"lr": 0.1, "momentum": 0.9}
+
+    return ex
+
+
+def test_missing_arguments_come_from_config_and_explicit_ones_win():
+    ex = make()
+
+    @ex.capture
+    def f(a, b, c=3):
+        return a, b, c
+
+    @ex.main
+    def main():
+        return f(), f(10), f(b=20, c=30), f(1, 2, 4)
+
+    assert ex.run().result == ((1, 2, 3), (10, 2, 3), (1, 20, 30), (1, 2, 4))
+
+
+def test_prefix_looks_in_a_subtree():
+    ex = make()
+
+    @ex.capture(prefix="opt")
+    def make_opt(lr, momentum, nesterov=False):
+        return lr, momentum, nesterov
+
+    @ex.main
+    def main():
+        return make_opt()
+
+    run = ex.run(config_updates={"opt.lr": 0.5})
+    assert run.result == (0.5, 0.9, False)
+
+
+def test_missing_argument_error_names_function_argument_and_paths():
+    ex = make()
+
+    @ex.capture(prefix="opt")
+    def needs(lr, weight_decay):
+        return lr
+
+    @ex.main
+    def main():
+        return needs()
+
+    with pytest.raises(MissingConfigError) as info:
+        ex.run()
+    message = str(info.value)
+    assert "needs() is missing value(s) for 'weight_decay'" in message
+    assert "'opt.weight_decay'" in message
+    assert isinstance(info.value, TypeError)
+
+
+def test_outside_a_run_only_explicit_and_defaults_work():
+    ex = make()
+
+    @ex.capture
+    def f(a, b=5):
+        return a, b
+
+    assert f(1) == (1, 5)
+    with pytest.raises(MissingConfigError, match="no run is active"):
+        f()
+
+
+def test_special_values():
+    ex = make()
+    seen = {}
+
+    @ex.capture
+    def special(_config, _run, _log, _seed, _rnd):
+        seen.update(config=dict(_config), run=_run, log=_log, seed=_seed, rnd=_rnd)
+
+    @ex.main
+    def main():
+        special()
+
+    run = ex.run()
+    assert seen["config"]["a"] == 1
+    assert seen["run"] is run
+    assert seen["log"].name == "capture.special"
+    assert isinstance(seen["seed"], int)
+    assert hasattr(seen["rnd"], "randint")
+
+
+def test_same_seed_same_streams_different_functions_differ():
+    ex = make()
+
+    @ex.capture
+    def draw(_rnd):
+        return [int(_rnd.randint(0, 10**6)) for _ in range(3)]
+
+    @ex.capture
+    def other(_seed):
+        return _seed
+
+    @ex.main
+    def main():
+        return draw(), draw(), other(), random.random()
+
+    r1 = ex.run(config_updates={"seed": 7}).result
+    r2 = ex.run(config_updates={"seed": 7}).result
+    r3 = ex.run(config_updates={"seed": 8}).result
+    assert r1 == r2
+    assert r1 != r3
+    assert r1[0] != r1[1]  # successive calls get successive seeds
+
+
+def test_ingredient_captured_functions_read_their_own_subtree():
+    data = Ingredient("data")
+    data.add_config(path="x", a="ingredient a")
+
+    @data.capture
+    def get(path, a, _config):
+        return path, a, sorted(_config)
+
+    ex = Experiment("ing", ingredients=[data])
+    ex.add_config(a="experiment a")
+
+    @ex.main
+    def main(a):
+        return a, get()
+
+    assert ex.run().result == ("experiment a", ("x", "ingredient a", ["a", "path"]))
+
+
+def test_captured_config_values_are_read_only():
+    ex = make()
+
+    @ex.capture
+    def mutate(opt):
+        opt["lr"] = 5
+
+    @ex.main
+    def main():
+        mutate()
+
+    from labbook.errors import ReadOnlyConfigError
+
+    with pytest.raises(ReadOnlyConfigError, match="'opt.lr'"):
+        ex.run()
+
+
+def test_capture_keeps_metadata():
+    ex = make()
+
+    @ex.capture
+    def documented(a):
+        """Docs stay."""
+        return a
+
+    assert documented.__name__ == "documented"
+    assert documented.__doc__ == "Docs stay."
+    assert ex.capture(documented) is documented

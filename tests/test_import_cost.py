@@ -1,0 +1,34 @@
+"""``import labbook`` stays light: heavy libraries load only where they are used."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ["pymongo", "sqlalchemy", "git", "pandas", "numpy", "matplotlib", "jsonpickle", "yaml",
+         "psutil", "docopt"]
+
+
+def test_import_labbook_loads_no_heavy_module():
+    code = ("import sys, json, labbook, labbook.observers, labbook.utils; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_defining_an_experiment_loads_no_heavy_module():
+    code = ("import sys, json\n"
+            "from labbook import Experiment, Ingredient\n"
+            "ing = Ingredient('data', interactive=True)\n"
+            "ex = Experiment('x', ingredients=[ing], interactive=True)\n"
+            "@ex.config\n"
+            "def cfg():\n"
+            "    a = 1\n"
+            "@ex.main\n"
+            "def main(a):\n"
+            "    return a\n"
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert json.loads(out) == []

@@ -1,0 +1,1 @@
+"""Configuration: config scopes, dotted paths, config files and resolution."""

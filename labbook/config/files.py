@@ -1,0 +1,195 @@
+"""Config files: json, yaml and pickle, chosen by the file's extension.
+
+* ``.json`` -- plain JSON. Values that JSON cannot hold (objects kept in the config because
+  jsonpickle can restore them) are written in jsonpickle's tagged form (``{"py/object": ...}``)
+  and restored on load. Restoring imports and instantiates the classes named in those tags, so
+  only load tagged JSON files you trust; files without ``py/`` tags are read as plain data.
+* ``.yaml`` / ``.yml`` -- read with ``yaml.safe_load`` only (no arbitrary Python objects), written
+  with ``yaml.safe_dump``; values YAML cannot hold are refused when saving.
+* ``.pickle`` / ``.pkl`` -- Python's pickle. **Loading a pickle file executes code from the
+  file**: only load pickle files you trust.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from labbook.errors import ConfigFileError, ConfigFileSaveError
+
+PathType = str | os.PathLike
+
+_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pickle": "pickle",
+            ".pkl": "pickle"}
+_UNSUPPORTED = "unsupported format '{}'; use .json, .yaml/.yml or .pickle"
+_PLAIN_LEAVES = (str, int, float, bool, type(None))
+
+
+def _format_of(filename: str, error: type[ConfigFileError]) -> str:
+    ext = os.path.splitext(filename)[1]
+    fmt = _FORMATS.get(ext.lower())
+    if fmt is None:
+        raise error(filename, _UNSUPPORTED.format(ext or "(no extension)"))
+    return fmt
+
+
+def load_config_file(path: PathType) -> dict:
+    """Read a config dict from a ``.json``, ``.yaml``/``.yml`` or ``.pickle``/``.pkl`` file.
+
+    Raises :class:`~labbook.errors.ConfigFileError` naming the file (and the line, for parse
+    errors) when the file is missing, unreadable, malformed, of an unknown format or does not
+    hold a mapping at the top level. Pickle files execute code when loaded.
+    """
+    filename = os.fsdecode(path)
+    fmt = _format_of(filename, ConfigFileError)
+    try:
+        if fmt == "pickle":
+            data = _load_pickle(filename)
+        else:
+            with open(filename, encoding="utf-8") as f:
+                data = _load_json(filename, f) if fmt == "json" else _load_yaml(filename, f)
+    except FileNotFoundError as exc:
+        raise ConfigFileError(filename, "file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(filename, f"not UTF-8 text ({exc.reason} at byte "
+                                        f"{exc.start})") from exc
+    except OSError as exc:
+        raise ConfigFileError(filename, exc.strerror or str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ConfigFileError(filename,
+                              f"top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _load_json(filename: str, f: Any) -> Any:
+    import json
+
+    try:
+        data = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ConfigFileError(filename, f"invalid JSON: {exc.msg} (column {exc.colno})",
+                              line=exc.lineno) from exc
+    return _restore_tagged(filename, data)
+
+
+def _restore_tagged(filename: str, data: Any) -> Any:
+    """Restore the jsonpickle-tagged parts of loaded JSON (written by :func:`save_config_file`).
+
+    Only dicts carrying a ``py/`` key are handed to jsonpickle, so plain data stays untouched
+    and jsonpickle is not even imported for plain files.
+    """
+    if isinstance(data, list):
+        return [_restore_tagged(filename, item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if any(isinstance(k, str) and k.startswith("py/") for k in data):
+        import jsonpickle
+
+        try:
+            return jsonpickle.Unpickler(keys=True).restore(data)
+        except Exception as exc:
+            raise ConfigFileError(
+                filename, f"cannot restore a jsonpickle-encoded value ({type(exc).__name__}: "
+                          f"{exc})") from exc
+    return {k: _restore_tagged(filename, v) for k, v in data.items()}
+
+
+def _load_yaml(filename: str, f: Any) -> Any:
+    import yaml
+
+    try:
+        data = yaml.safe_load(f)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        if mark is None:
+            raise ConfigFileError(filename, f"invalid YAML: {problem}") from exc
+        raise ConfigFileError(filename, f"invalid YAML: {problem} (column {mark.column + 1})",
+                              line=mark.line + 1) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(filename, f"invalid YAML: {exc}") from exc
+    # An empty document is an empty config rather than an error.
+    return {} if data is None else data
+
+
+def _load_pickle(filename: str) -> Any:
+    import pickle
+
+    with open(filename, "rb") as f:
+        try:
+            return pickle.load(f)
+        except Exception as exc:  # unpickling can fail with almost any exception type
+            raise ConfigFileError(
+                filename, f"cannot unpickle ({type(exc).__name__}: {exc})") from exc
+
+
+def save_config_file(config: dict, path: PathType) -> None:
+    """Write ``config`` to a ``.json``, ``.yaml``/``.yml`` or ``.pickle``/``.pkl`` file.
+
+    JSON holds objects in jsonpickle's tagged form so that :func:`load_config_file` restores
+    them; YAML refuses them (it is read with ``safe_load``). Raises
+    :class:`~labbook.errors.ConfigFileSaveError` when the file cannot be written.
+    """
+    filename = os.fsdecode(path)
+    fmt = _format_of(filename, ConfigFileSaveError)
+    try:
+        if fmt == "json":
+            import json
+
+            text = json.dumps(_flatten(config), indent=2, sort_keys=False) + "\n"
+            _write(filename, text)
+        elif fmt == "yaml":
+            import yaml
+
+            _check_yaml_safe(filename, config, "")
+            _write(filename, yaml.safe_dump(config, default_flow_style=False,
+                                            sort_keys=False, allow_unicode=True))
+        else:
+            import pickle
+
+            try:
+                data = pickle.dumps(config)
+            except Exception as exc:
+                raise ConfigFileSaveError(
+                    filename, f"cannot pickle the config ({type(exc).__name__}: {exc})") from exc
+            with open(filename, "wb") as f:
+                f.write(data)
+    except OSError as exc:
+        raise ConfigFileSaveError(filename, exc.strerror or str(exc)) from exc
+
+
+def _write(filename: str, text: str) -> None:
+    # Encode first, so a failure never leaves a truncated file behind.
+    data = text.encode("utf-8")
+    with open(filename, "wb") as f:
+        f.write(data)
+
+
+def _flatten(value: Any) -> Any:
+    """Plain JSON data for ``value``; objects become jsonpickle's tagged dicts."""
+    if type(value) in _PLAIN_LEAVES:
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _flatten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_flatten(v) for v in value]
+    import jsonpickle
+
+    # Each value gets its own Pickler so that its references (py/id) stay self-contained.
+    return jsonpickle.Pickler(unpicklable=True, keys=True).flatten(value)
+
+
+def _check_yaml_safe(filename: str, value: Any, path: str) -> None:
+    if type(value) in _PLAIN_LEAVES:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_yaml_safe(filename, item, f"{path}.{key}" if path else str(key))
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_yaml_safe(filename, item, f"{path}[{i}]")
+        return
+    raise ConfigFileSaveError(
+        filename, f"entry '{path}' of type {type(value).__name__} cannot be written as YAML; "
+                  "save to .json or .pickle instead")
+

@@ -1,0 +1,599 @@
+"""Config scopes: a function body whose local variables become config entries.
+
+``@ex.config`` wraps a function in a :class:`ConfigScope`. Nothing is read or run at that
+point; the first call reads the function's source, compiles its *body* (keeping the user's file
+name and line numbers, so errors point at the user's code) and caches the code object.
+
+The body runs in a namespace that enforces *fixed* values (config updates, named configs):
+assignments to a fixed key are ignored, so every later line sees the fixed value. Nested dicts
+assigned to a fixed key are merged with the fixed sub-keys and guarded the same way. After the
+body ran, the fixed values are laid over the result once more, so in-place mutation cannot defeat
+them. Comments next to assignments become the entries' documentation.
+
+:class:`ConfigDict` offers the same call interface for plain dicts (``ex.add_config``), and
+:func:`normalize_value` turns any config value into something that can be stored.
+"""
+from __future__ import annotations
+
+import __future__
+import ast
+import builtins
+import inspect
+import io
+import tokenize
+import types
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from labbook.config.paths import copy_containers, dict_merge, has_path, join_path
+from labbook.errors import ConfigError, InvalidConfigKeyError, UnserializableConfigError
+
+_MISSING = object()
+
+# The body is compiled with the __future__ features of the user's module (not of this one).
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+# Tool directives are not documentation ("x = 1  # noqa").
+_PRAGMAS = ("noqa", "type:", "pragma", "pylint:", "fmt:", "isort:", "nosec")
+
+
+@dataclass
+class ScopeResult:
+    """What running a config scope (or a :class:`ConfigDict`) produced."""
+
+    #: the resulting config entries (plain nested dicts/lists), fixed values included
+    values: dict = field(default_factory=dict)
+    #: doc comments by (dotted) key, for entries present in ``values``
+    docs: dict[str, str] = field(default_factory=dict)
+    #: dotted path -> the value the scope assigned but a fixed value overrode
+    overridden: dict[str, Any] = field(default_factory=dict)
+    #: top-level names the scope itself assigned
+    assigned: set[str] = field(default_factory=set)
+
+
+# --- value normalisation ----------------------------------------------------------------------
+
+def normalize_value(value: Any, key: str) -> Any:
+    """Return ``value`` as a storable config value; ``key`` is its dotted path (for errors).
+
+    Dicts and lists are copied (tuples become lists) and checked recursively; numpy scalars and
+    arrays become Python numbers and nested lists. Other objects are kept if jsonpickle can
+    encode and restore them (and they can be copied). Raises
+    :class:`~labbook.errors.InvalidConfigKeyError` for a bad dict key and
+    :class:`~labbook.errors.UnserializableConfigError` for a value that cannot be stored.
+    """
+    return _normalize(value, key, set())
+
+
+def _normalize(value: Any, path: str, active: set[int]) -> Any:
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if isinstance(value, Mapping):
+        with _Visiting(value, path, active):
+            out = {}
+            for key, item in value.items():
+                _check_key(key, path)
+                out[key] = _normalize(item, join_path(path, key), active)
+            return out
+    if isinstance(value, list | tuple):
+        with _Visiting(value, path, active):
+            return [_normalize(item, f"{path}[{i}]", active) for i, item in enumerate(value)]
+    # numpy is recognised by its module so that labbook never has to import it.
+    if kind.__module__ == "numpy" and hasattr(value, "tolist"):
+        return _normalize(value.tolist(), path, active)
+    return _check_storable(value, path)
+
+
+class _Visiting:
+    """Context manager that detects a container which (indirectly) contains itself."""
+
+    def __init__(self, value: Any, path: str, active: set[int]):
+        self.ident, self.value, self.path, self.active = id(value), value, path, active
+
+    def __enter__(self) -> None:
+        if self.ident in self.active:
+            raise UnserializableConfigError(self.path or "(config)", self.value,
+                                            "it contains itself")
+        self.active.add(self.ident)
+
+    def __exit__(self, *exc: object) -> None:
+        self.active.discard(self.ident)
+
+
+def _check_key(key: Any, parent: str) -> None:
+    if not isinstance(key, str):
+        where = f"'{parent}'" if parent else "the config"
+        raise InvalidConfigKeyError(
+            f"Invalid config key {key!r} in {where}: keys must be strings, got "
+            f"{type(key).__name__}.", key=join_path(parent, str(key)))
+    full = join_path(parent, key)
+    if "." in key:
+        raise InvalidConfigKeyError(
+            f"Invalid config key '{full}': keys must not contain '.' (use a nested dict "
+            "instead).", key=full)
+    if key.startswith("$"):
+        raise InvalidConfigKeyError(
+            f"Invalid config key '{full}': keys must not start with '$' (reserved by the "
+            "database stores).", key=full)
+
+
+def _check_storable(value: Any, path: str) -> Any:
+    """Keep ``value`` if it survives a jsonpickle round trip and can be copied."""
+    import copy
+
+    import jsonpickle
+
+    key = path or "(config)"
+    typename = type(value).__name__
+    try:
+        encoded = jsonpickle.encode(value, keys=True)
+    except Exception as exc:
+        raise UnserializableConfigError(
+            key, value, f"jsonpickle cannot encode it ({type(exc).__name__}: {exc})") from exc
+    try:
+        decoded = jsonpickle.decode(encoded, keys=True)
+    except Exception as exc:
+        raise UnserializableConfigError(
+            key, value, f"jsonpickle cannot restore it ({type(exc).__name__}: {exc})") from exc
+    if type(decoded) is not type(value):
+        raise UnserializableConfigError(
+            key, value, f"jsonpickle restores it as {type(decoded).__name__}, not {typename}")
+    # Configs are copied on their way to runs and named configs; jsonpickle happily "restores"
+    # things like locks as brand-new objects, but they refuse to be copied.
+    try:
+        copy.deepcopy(value)
+    except Exception as exc:
+        raise UnserializableConfigError(
+            key, value, f"it cannot be copied ({type(exc).__name__}: {exc})") from exc
+    return value
+
+
+def _try_normalize(value: Any, path: str) -> Any:
+    try:
+        return normalize_value(value, path)
+    except ConfigError:
+        return value
+
+
+def _is_entry(name: str, value: Any) -> bool:
+    """Whether a local variable of a scope body is a config entry."""
+    if name.startswith("_"):
+        return False
+    return not (isinstance(value, types.ModuleType | type) or inspect.isroutine(value))
+
+
+# --- fixed values -----------------------------------------------------------------------------
+
+Recorder = Callable[[str, Any], None]
+
+
+def _record_conflicts(value: Mapping, fixed: Mapping, path: str, record: Recorder) -> None:
+    """Report, for every fixed path that ``value`` also sets, what ``value`` wanted there."""
+    for key, fixed_value in fixed.items():
+        if key not in value:
+            continue
+        mine, sub = value[key], join_path(path, key)
+        if isinstance(fixed_value, dict) and isinstance(mine, Mapping):
+            _record_conflicts(mine, fixed_value, sub, record)
+        else:
+            record(sub, mine)
+
+
+def _guard(merged: dict, fixed: dict, path: str, record: Recorder) -> _FixedDict:
+    """Wrap an already merged dict so that later writes cannot change its fixed keys."""
+    guarded = _FixedDict(fixed, path, record)
+    for key, value in merged.items():
+        sub_fixed = fixed.get(key)
+        if isinstance(sub_fixed, dict) and isinstance(value, dict):
+            value = _guard(value, sub_fixed, join_path(path, key), record)
+        dict.__setitem__(guarded, key, value)
+    return guarded
+
+
+def _store(target: dict, key: Any, value: Any, fixed: Mapping, path: str,
+           record: Recorder) -> None:
+    """``target[key] = value`` unless fixed; a dict over a fixed dict is merged under it."""
+    fixed_value = fixed.get(key, _MISSING) if isinstance(key, str) else _MISSING
+    if fixed_value is _MISSING:
+        dict.__setitem__(target, key, value)
+        return
+    sub = join_path(path, key)
+    if isinstance(fixed_value, dict) and isinstance(value, Mapping):
+        _record_conflicts(value, fixed_value, sub, record)
+        dict.__setitem__(target, key,
+                         _guard(dict_merge(value, fixed_value), fixed_value, sub, record))
+    else:
+        record(sub, value)
+
+
+class _FixedDict(dict):
+    """A dict assigned in a scope body below a fixed path: fixed keys ignore writes."""
+
+    def __init__(self, fixed: dict | None = None, path: str = "",
+                 record: Recorder | None = None):
+        super().__init__()
+        self._fixed = fixed or {}
+        self._path = path
+        self._record = record or (lambda path, value: None)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _store(self, key, value, self._fixed, self._path, self._record)
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self._fixed:
+            dict.__delitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def __ior__(self, other: Any) -> _FixedDict:  # type: ignore[override]
+        self.update(other)
+        return self
+
+    # Copies made in the body are plain dicts: the guard belongs to the scope's own value.
+    def __copy__(self) -> dict:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict:
+        import copy
+
+        return copy.deepcopy(dict(self), memo)
+
+    def __reduce__(self) -> tuple:
+        return dict, (dict(self),)
+
+
+class _ScopeNamespace(dict):
+    """The mapping a scope body runs in, as both its globals and its locals.
+
+    CPython stores and loads names through the mapping protocol when the namespace is not an
+    exact dict, so ``__setitem__`` can refuse fixed keys and ``__missing__`` can supply readable
+    values (the fallback, parameter defaults, the closure, the module globals). Using it as the
+    globals too makes entries visible inside comprehensions and lambdas of the body, which see
+    only globals.
+    """
+
+    def __init__(self, fixed: dict, lookups: Iterable[Mapping], record: Recorder):
+        super().__init__()
+        self._fixed = fixed
+        self._lookups = list(lookups)
+        self._record = record
+        self.assigned: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.assigned.add(key)
+        _store(self, key, value, self._fixed, "", self._record)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._fixed:
+            dict.__delitem__(self, key)
+
+    def __missing__(self, key: str) -> Any:
+        for mapping in self._lookups:
+            if key in mapping:
+                return mapping[key]
+        raise KeyError(key)
+
+
+def _apply_fixed(values: dict, fixed: Mapping, path: str, record: Recorder) -> dict:
+    """Lay ``fixed`` over ``values`` (in place); report leaves that held something else."""
+    for key, fixed_value in fixed.items():
+        current = values.get(key, _MISSING)
+        sub = join_path(path, key)
+        if isinstance(current, dict) and isinstance(fixed_value, dict):
+            _apply_fixed(current, fixed_value, sub, record)
+            continue
+        if current is not _MISSING and not _equal(current, fixed_value):
+            record(sub, current)
+        values[key] = copy_containers(fixed_value)
+    return values
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # a user's __eq__ may raise or return an array
+        return False
+
+
+# --- source and doc comments ------------------------------------------------------------------
+
+def _comment_text(comment: str) -> str:
+    text = comment.lstrip("#").strip()
+    if text.lower().startswith(_PRAGMAS):
+        return ""
+    return text
+
+
+class _DocCollector:
+    """Find the doc comment of every assignment in a scope body, from the tokenized source."""
+
+    def __init__(self, text: str):
+        self.trailing: dict[int, str] = {}
+        self.standalone: dict[int, str] = {}
+        self.docs: dict[str, str] = {}
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        except (tokenize.TokenError, SyntaxError):
+            return
+        for tok in tokens:
+            if tok.type != tokenize.COMMENT:
+                continue
+            row, col = tok.start
+            if tok.line[:col].strip():
+                doc = _comment_text(tok.string)
+                if doc:
+                    self.trailing[row] = doc
+            else:
+                # kept even when empty: a pragma line still belongs to the comment block
+                self.standalone[row] = _comment_text(tok.string)
+
+    def above(self, line: int) -> str:
+        """The comment block directly above ``line`` (a blank line ends it), joined."""
+        parts = []
+        row = line - 1
+        while row in self.standalone:
+            parts.append(self.standalone[row])
+            row -= 1
+        return " ".join(p for p in reversed(parts) if p)
+
+    def visit(self, statements: list[ast.stmt]) -> None:
+        for stmt in statements:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue  # their assignments are not config entries
+            targets: list[ast.expr] = []
+            value = None
+            if isinstance(stmt, ast.Assign):
+                targets, value = stmt.targets, stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+                targets, value = [stmt.target], stmt.value
+            # underscore names are not config entries, so they have no doc either
+            names = [n for t in targets for n in _target_names(t) if not n.startswith("_")]
+            if names:
+                self._document(stmt, names, value)
+            for _, child in ast.iter_fields(stmt):
+                if not isinstance(child, list):
+                    continue
+                self.visit([c for c in child if isinstance(c, ast.stmt)])
+                for item in child:
+                    if isinstance(item, ast.excepthandler | ast.match_case):
+                        self.visit(item.body)
+
+    def _document(self, stmt: ast.stmt, names: list[str], value: ast.expr | None) -> None:
+        # A trailing comment documents the entry; otherwise the comment block above does.
+        doc = self.trailing.get(stmt.lineno, "")
+        is_dict = isinstance(value, ast.Dict)
+        end = stmt.end_lineno or stmt.lineno
+        if not doc and end != stmt.lineno and not is_dict:
+            doc = self.trailing.get(end, "")
+        doc = doc or self.above(stmt.lineno)
+        for name in names:
+            if doc:
+                self.docs.setdefault(name, doc)
+        if len(names) == 1 and is_dict:
+            self._document_dict(value, names[0], stmt.lineno)  # type: ignore[arg-type]
+
+    def _document_dict(self, node: ast.Dict, prefix: str, opening_line: int) -> None:
+        """Comments next to the keys of a dict literal document ``prefix.key``."""
+        per_line = Counter(k.lineno for k in node.keys if k is not None)
+        for key, value in zip(node.keys, node.values):
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                continue
+            path = f"{prefix}.{key.value}"
+            # The opening line's comment belongs to the whole dict; a line holding several
+            # keys is ambiguous.
+            if key.lineno != opening_line and per_line[key.lineno] == 1:
+                doc = self.trailing.get(key.lineno) or self.above(key.lineno)
+                if doc:
+                    self.docs.setdefault(path, doc)
+            if isinstance(value, ast.Dict):
+                self._document_dict(value, path, key.lineno)
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for elt in target.elts for n in _target_names(elt)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def _closure_values(func: Callable) -> dict[str, Any]:
+    """Variables of enclosing functions that the scope reads (its closure), by name."""
+    values = {}
+    for name, cell in zip(func.__code__.co_freevars, func.__closure__ or ()):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # the enclosing function has not assigned it (yet)
+            pass
+    return values
+
+
+# --- config scope -----------------------------------------------------------------------------
+
+class ConfigScope:
+    """A function whose body defines config entries (``@ex.config``, ``@ex.named_config``).
+
+    Construction only records the function; its source is read and compiled on first use.
+    """
+
+    def __init__(self, func: Callable):
+        self.func = func
+        self.__name__ = getattr(func, "__name__", "config_scope")
+        self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.arg_names: list[str] = []
+        self._defaults: dict[str, Any] = {}
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ConfigError(
+                    f"Config scope '{self.__name__}' cannot take *args or **kwargs; name the "
+                    "config entries it reads as parameters.")
+            self.arg_names.append(param.name)
+            if param.default is not param.empty:
+                self._defaults[param.name] = param.default
+        self._code: types.CodeType | None = None
+        self._docs: dict[str, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ConfigScope {self.__qualname__}>"
+
+    @property
+    def docs(self) -> dict[str, str]:
+        """Doc comments of the entries by (dotted) name; reads the source on first use."""
+        self._compile()
+        return dict(self._docs or {})
+
+    def _compile(self) -> types.CodeType:
+        if self._code is not None:
+            return self._code
+        target = inspect.unwrap(self.func)
+        code = target.__code__
+        try:
+            source = inspect.getsource(self.func)
+        except (OSError, TypeError) as exc:
+            raise ConfigError(
+                f"Cannot read the source code of config scope '{self.__name__}' ({exc}). It was "
+                "probably defined in an interactive session; use ex.add_config(dict) "
+                "instead.") from exc
+        # Parse in place instead of dedenting: an indented function is wrapped in an "if" block,
+        # which keeps every column right and copes with unindented multi-line strings.
+        first = source.split("\n", 1)[0]
+        shift = 1 if first[:1].isspace() else 0
+        text = "if 1:\n" + source if shift else source
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as exc:
+            raise ConfigError(
+                f"Cannot parse the source code of config scope '{self.__name__}': {exc}") from exc
+        node = next((n for n in ast.walk(tree)
+                     if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                     and n.name == target.__name__), None)
+        if node is None:
+            raise ConfigError(
+                f"Config scope '{self.__name__}' must be a function defined with 'def'; use "
+                "ex.add_config(dict) for other values.")
+        body = list(node.body)
+        if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            body = body[1:]  # the docstring
+
+        collector = _DocCollector(text)
+        collector.visit(body)
+
+        module = ast.Module(body=body, type_ignores=[])
+        ast.increment_lineno(module, code.co_firstlineno - 1 - shift)
+        try:
+            compiled = compile(module, code.co_filename, "exec",
+                               flags=code.co_flags & _FUTURE_FLAGS, dont_inherit=True)
+        except SyntaxError as exc:
+            raise ConfigError(
+                f"Config scope '{self.__name__}' cannot run: {exc.msg} ({exc.filename}, line "
+                f"{exc.lineno}). Its body runs like module code, so it cannot 'return' or "
+                "'yield'.") from exc
+        # Tracebacks then name the scope instead of "<module>".
+        compiled = compiled.replace(co_name=self.__name__)
+        self._docs = collector.docs
+        self._code = compiled
+        return compiled
+
+    def _check_parameters(self, fixed: Mapping, preset: Mapping, fallback: Mapping) -> None:
+        for name in self.arg_names:
+            if name in fixed or name in preset or name in fallback or name in self._defaults:
+                continue
+            raise ConfigError(
+                f"Config scope '{self.__name__}' has a parameter '{name}' that no config entry "
+                "provides. Parameters are read from config updates, earlier config scopes of "
+                f"the same ingredient and other ingredients' configs; define '{name}' there or "
+                "remove the parameter.", key=name)
+
+    def __call__(self, fixed: dict | None = None, preset: dict | None = None,
+                 fallback: dict | None = None) -> ScopeResult:
+        """Run the body with ``fixed`` values enforced; return the entries it defines."""
+        fixed = normalize_value(fixed, "") if fixed else {}
+        preset = preset or {}
+        fallback = fallback or {}
+        self._check_parameters(fixed, preset, fallback)
+        code = self._compile()
+
+        overridden: dict[str, Any] = {}
+
+        def record(path: str, value: Any) -> None:
+            # The first value wins: later lines often derive from the fixed value itself.
+            overridden.setdefault(path, value)
+
+        target = inspect.unwrap(self.func)
+        module_globals = target.__globals__
+        lookups = [fallback, self._defaults, _closure_values(target), module_globals]
+        namespace = _ScopeNamespace(fixed, lookups, record)
+        dict.__setitem__(namespace, "__builtins__",
+                         module_globals.get("__builtins__", builtins))
+        dict.__setitem__(namespace, "__name__", module_globals.get("__name__"))
+        # Without this, annotated assignments would land in the module's __annotations__.
+        dict.__setitem__(namespace, "__annotations__", {})
+        for key, value in preset.items():
+            dict.__setitem__(namespace, key, copy_containers(value))
+        for key, value in fixed.items():
+            if isinstance(value, dict):
+                base = dict.get(namespace, key)
+                merged = dict_merge(base if isinstance(base, dict) else {}, value)
+                dict.__setitem__(namespace, key, _guard(merged, value, key, record))
+            else:
+                dict.__setitem__(namespace, key, copy_containers(value))
+
+        exec(code, namespace)
+
+        values = {}
+        for key, value in dict.items(namespace):
+            if _is_entry(key, value):
+                values[key] = normalize_value(value, key)
+        # Fixed keys the body never saw assigned are entries too; this also undoes in-place
+        # mutation of fixed values that bypassed the guards.
+        _apply_fixed(values, fixed, "", record)
+        docs = {k: d for k, d in (self._docs or {}).items() if has_path(values, k)}
+        return ScopeResult(
+            values=values,
+            docs=docs,
+            overridden={p: _try_normalize(v, p) for p, v in overridden.items()},
+            assigned={k for k in namespace.assigned if k in values},
+        )
+
+
+class ConfigDict:
+    """Config entries from a dict (``ex.add_config``), with the interface of a scope."""
+
+    def __init__(self, d: Mapping):
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"A config dict must be a dict, got {type(d).__name__}.")
+        self._conf: dict = normalize_value(d, "")
+        self.docs: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<ConfigDict {sorted(self._conf)}>"
+
+    def __call__(self, fixed: dict | None = None, preset: dict | None = None,
+                 fallback: dict | None = None) -> ScopeResult:
+        """Entries of the dict over ``preset``, with ``fixed`` values winning."""
+        fixed = normalize_value(fixed, "") if fixed else {}
+        overridden: dict[str, Any] = {}
+        _record_conflicts(self._conf, fixed, "", lambda p, v: overridden.setdefault(p, v))
+        values = copy_containers(preset or {})
+        # Like an assignment in a scope, a top-level entry replaces the preset value.
+        values.update(copy_containers(self._conf))
+        values = dict_merge(values, fixed)
+        return ScopeResult(values=values, docs={}, overridden=overridden,
+                           assigned=set(self._conf))

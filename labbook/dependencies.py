@@ -1,0 +1,387 @@
+"""What a run's code consists of: source files (with md5), packages (with versions) and git state.
+
+:func:`gather_experiment_info` builds the ``experiment`` entry observers store::
+
+    {"name": ..., "base_dir": ..., "mainfile": "train.py",
+     "sources": [["train.py", "<md5>"], ...], "dependencies": ["numpy==2.0.1", ...],
+     "repositories": [{"url": ..., "commit": ..., "dirty": False}]}
+
+GitPython is imported only when a source lies in a git work tree, and every git problem
+(no binary, empty repository, "dubious ownership", ...) just means "no git information".
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from labbook.errors import DirtyRepositoryError, SourceNotFoundError
+
+__all__ = [
+    "PackageDependency",
+    "Source",
+    "check_clean",
+    "gather_dependencies",
+    "gather_experiment_info",
+    "gather_sources",
+    "get_digest",
+    "get_git_info",
+]
+
+logger = logging.getLogger("labbook.dependencies")
+
+# the labbook package is the framework, not the experiment's code
+_LABBOOK_DIR = os.path.dirname(os.path.realpath(__file__))
+# directories whose modules are installed packages, recorded as dependencies instead
+_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
+_CHUNK = 1 << 16
+# imported by a .pth file in every process, so they say nothing about the experiment
+_IMPLICIT_IMPORTS = frozenset({"__main__", "_distutils_hack", "_virtualenv"})
+# check_clean names at most this many files per repository
+_MAX_LISTED_FILES = 10
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source file: absolute ``filename``, md5 ``digest`` and the git state it comes from.
+
+    ``repo`` is the root directory of the git work tree holding the file (None outside git or
+    when git information is not collected); ``commit`` and ``is_dirty`` describe that tree.
+    """
+
+    filename: str
+    digest: str
+    repo: str | None = None
+    commit: str | None = None
+    is_dirty: bool | None = None
+
+    @classmethod
+    def create(cls, filename: str, save_git_info: bool = True) -> Source:
+        """The Source of an existing file (raises SourceNotFoundError when it is missing)."""
+        if not os.path.isfile(filename):
+            raise SourceNotFoundError(filename)
+        return _make_source(os.path.realpath(filename), {} if save_git_info else None)
+
+    def to_json(self, base_dir: str) -> list[str]:
+        """``[path relative to base_dir with "/" separators, digest]``."""
+        return [_relative(self.filename, base_dir), self.digest]
+
+
+@dataclass(frozen=True)
+class PackageDependency:
+    """An installed distribution the experiment uses; ``version`` None when unknown."""
+
+    name: str
+    version: str | None = None
+
+    def to_json(self) -> str:
+        """``"name==version"``, or just ``"name"`` without a version."""
+        return self.name if self.version is None else f"{self.name}=={self.version}"
+
+
+def get_digest(filename: str) -> str:
+    """The md5 hex digest of the file's bytes (read in chunks, so big files are fine)."""
+    md5 = hashlib.md5(usedforsecurity=False)  # a fingerprint, not a security measure
+    with open(filename, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            md5.update(chunk)
+    return md5.hexdigest()
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+def gather_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Iterable[str] = (),
+                   save_git_info: bool = True) -> set[Source]:
+    """The main file (``globs["__file__"]``), every imported module file under ``base_dir``
+    and ``extra_files`` (absolute or relative to ``base_dir``).
+
+    Installed packages (site-packages / dist-packages) and labbook itself are left out.
+    Raises SourceNotFoundError naming an extra file that does not exist.
+    """
+    return _collect_sources(globs, base_dir, extra_files, save_git_info)[0]
+
+
+def _collect_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Iterable[str],
+                     save_git_info: bool) -> tuple[set[Source], dict[str, dict]]:
+    """The sources plus the git information of each work tree they lie in (keyed by root)."""
+    files: set[str] = set()
+    main = _main_file(globs)
+    if main is not None:
+        files.add(main)
+    files.update(_module_files(os.path.realpath(base_dir)))
+    for extra in extra_files:
+        extra = os.fsdecode(extra)
+        path = extra if os.path.isabs(extra) else os.path.join(base_dir, extra)
+        if not os.path.isfile(path):
+            raise SourceNotFoundError(extra, base_dir)
+        files.add(os.path.realpath(path))
+    # one git query per work tree, not per file
+    git_infos: dict[str, dict | None] | None = {} if save_git_info else None
+    sources = {_make_source(f, git_infos) for f in files}
+    return sources, {root: info for root, info in (git_infos or {}).items() if info}
+
+
+def _make_source(filename: str, git_infos: dict[str, dict | None] | None) -> Source:
+    digest = get_digest(filename)
+    if git_infos is None:
+        return Source(filename, digest)
+    root = _work_tree_root(filename)
+    if root is None:
+        return Source(filename, digest)
+    if root not in git_infos:
+        git_infos[root] = get_git_info(root)
+    info = git_infos[root]
+    if info is None:
+        return Source(filename, digest)
+    return Source(filename, digest, repo=root, commit=info["commit"], is_dirty=info["dirty"])
+
+
+def _main_file(globs: Mapping[str, Any]) -> str | None:
+    filename = globs.get("__file__") if globs else None
+    if not isinstance(filename, str):
+        return None  # interactive session: there is no main file
+    if filename.endswith(".pyc"):
+        filename = _py_from_pyc(filename)
+    filename = os.path.realpath(filename)
+    return filename if os.path.isfile(filename) else None
+
+
+def _py_from_pyc(filename: str) -> str:
+    try:
+        return importlib.util.source_from_cache(filename)
+    except ValueError:  # a legacy foo.pyc next to foo.py, not in __pycache__
+        return filename[:-1]
+
+
+def _module_files(base_real: str) -> Iterable[str]:
+    """The .py files of imported modules that lie under ``base_real``."""
+    for module in list(sys.modules.values()):  # a copy: other threads may import meanwhile
+        try:
+            filename = getattr(module, "__file__", None)
+        except Exception:  # lazy modules can raise from __getattr__
+            continue
+        if not isinstance(filename, str):
+            continue
+        if filename.endswith(".pyc"):
+            filename = _py_from_pyc(filename)
+        if not filename.endswith(".py"):
+            continue  # extension modules, zip imports: not source we can hash meaningfully
+        real = os.path.realpath(filename)
+        if not _is_under(real, base_real) or _is_under(real, _LABBOOK_DIR):
+            continue
+        # relative parts only, so an experiment that itself lives in site-packages still works
+        if _INSTALL_DIRS.intersection(os.path.relpath(real, base_real).split(os.sep)):
+            continue
+        if os.path.isfile(real):
+            yield real
+
+
+def _is_under(path: str, root: str) -> bool:
+    path, root = os.path.normcase(path), os.path.normcase(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _relative(filename: str, base_dir: str) -> str:
+    try:
+        rel = os.path.relpath(os.path.realpath(filename), os.path.realpath(base_dir))
+    except ValueError:  # Windows: another drive has no relative path
+        rel = filename
+    return rel.replace(os.sep, "/")
+
+
+# --- packages ----------------------------------------------------------------------------------
+
+@functools.cache
+def _distributions_by_import_name() -> dict[str, tuple[str, ...]]:
+    # packages_distributions() reads every installed distribution's file list: seconds in a
+    # big environment, so once per process
+    from importlib import metadata
+
+    return {name: tuple(dict.fromkeys(dists))
+            for name, dists in metadata.packages_distributions().items()}
+
+
+@functools.cache
+def _distribution_version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except Exception:  # broken metadata must not stop a run
+        return None
+
+
+def gather_dependencies(globs: Mapping[str, Any] | None = None,
+                        extra: Iterable[PackageDependency] = ()) -> set[PackageDependency]:
+    """The installed distributions of every imported top-level module, plus ``extra``.
+
+    Standard library modules and modules without a distribution are left out. An import name
+    provided by several distributions (namespace packages) records all of them. An ``extra``
+    entry replaces the detected one of the same name. ``globs`` is accepted for Sacred's
+    signature; imports are read from ``sys.modules``.
+    """
+    by_import = _distributions_by_import_name()
+    found: dict[str, PackageDependency] = {}
+    for name in list(sys.modules):
+        if "." in name or name in sys.stdlib_module_names or name in _IMPLICIT_IMPORTS:
+            continue
+        for dist in by_import.get(name, ()):
+            found.setdefault(_normalize(dist), PackageDependency(dist, _distribution_version(dist)))
+    for dep in extra:
+        found[_normalize(dep.name)] = dep
+    return set(found.values())
+
+
+def _normalize(dist: str) -> str:
+    # PEP 503: "GitPython", "gitpython" and "git_python" are one distribution
+    return dist.lower().replace("_", "-").replace(".", "-")
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+def _work_tree_root(path: str) -> str | None:
+    """The nearest directory at or above ``path`` holding a ``.git`` entry (dir or file)."""
+    current = path if os.path.isdir(path) else os.path.dirname(path)
+    while True:
+        if os.path.exists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def get_git_info(path: str) -> dict | None:
+    """``{"url", "commit", "dirty", "dirty_files"}`` of the git work tree containing ``path``.
+
+    ``url`` is the origin remote (password masked) or None; ``dirty_files`` are paths relative
+    to the work tree root of modified, staged, deleted or untracked files. Returns None when
+    there is no usable repository; never raises.
+    """
+    root = _work_tree_root(os.path.abspath(path))
+    if root is None:
+        # checked before importing GitPython, which is slow to import
+        logger.debug("%s is not in a git work tree; no git information recorded", path)
+        return None
+    try:
+        import git
+    except Exception as exc:  # GitPython raises ImportError when no git binary is found
+        logger.debug("GitPython is unavailable (%s); no git information recorded", exc)
+        return None
+    try:
+        repo = git.Repo(root)
+        try:
+            if not repo.head.is_valid():
+                logger.debug("git repository %s has no commits; no git information recorded",
+                             root)
+                return None
+            commit = repo.head.commit.hexsha
+            # --no-optional-locks: reading status must not take index.lock from the user's git
+            status = repo.git(no_optional_locks=True).status("--porcelain", "-z")
+            url = _origin_url(repo)
+        finally:
+            repo.close()
+    except Exception as exc:
+        if "dubious ownership" in str(exc):
+            logger.debug("git refuses %s (dubious ownership; see `git config --global --add "
+                         "safe.directory`); no git information recorded", root)
+        else:
+            logger.debug("Cannot read git information of %s: %s", root, exc)
+        return None
+    from labbook.host_info import redact
+
+    dirty_files = _parse_porcelain(status)
+    return {"url": redact(url) if url else None, "commit": commit, "dirty": bool(dirty_files),
+            "dirty_files": dirty_files}
+
+
+def _origin_url(repo: Any) -> str | None:
+    try:
+        return repo.remote("origin").url
+    except Exception:  # no remote named origin
+        return None
+
+
+def _parse_porcelain(status: str) -> list[str]:
+    """Paths from ``git status --porcelain -z`` (renames give the new path)."""
+    files = []
+    entries = iter(status.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        files.append(entry[3:])
+        if entry[0] in "RC":
+            next(entries, None)  # the original path of a rename/copy follows
+    return files
+
+
+# --- experiment info ---------------------------------------------------------------------------
+
+# (url, commit) -> (work tree root, dirty files) of repositories seen by gather_experiment_info;
+# the stored entries hold only url/commit/dirty (Sacred's format), check_clean names the files
+_REPOSITORY_DETAILS: dict[tuple[str | None, str], tuple[str, list[str]]] = {}
+
+
+def gather_experiment_info(name: str, base_dir: str | None, globs: Mapping[str, Any] | None,
+                           extra_sources: Iterable[str] = (),
+                           extra_dependencies: Iterable[PackageDependency] = (),
+                           save_git_info: bool = True) -> dict[str, Any]:
+    """Name, base_dir, sources, dependencies, git repositories and main file of an experiment.
+
+    ``sources`` and ``dependencies`` are sorted; ``repositories`` has one entry per distinct
+    work tree of the sources (empty when ``save_git_info`` is False).
+    """
+    globs = globs or {}
+    main = _main_file(globs)
+    if base_dir is None:
+        base_dir = os.path.dirname(main) if main else os.getcwd()
+    sources, git_infos = _collect_sources(globs, base_dir, extra_sources, save_git_info)
+    repositories = []
+    for root, info in git_infos.items():
+        _REPOSITORY_DETAILS[(info["url"], info["commit"])] = (root, list(info["dirty_files"]))
+        repositories.append({"url": info["url"], "commit": info["commit"],
+                             "dirty": info["dirty"]})
+    repositories.sort(key=lambda r: (r["url"] or "", r["commit"]))
+    deps = gather_dependencies(globs, extra_dependencies)
+    return {
+        "name": name,
+        "base_dir": base_dir,
+        "sources": sorted(s.to_json(base_dir) for s in sources),
+        "dependencies": sorted(d.to_json() for d in deps),
+        "repositories": repositories,
+        "mainfile": _relative(main, base_dir) if main else None,
+    }
+
+
+def check_clean(experiment_info: Mapping[str, Any]) -> None:
+    """Raise DirtyRepositoryError naming the changed files when any repository is dirty.
+
+    The file names come from a ``"dirty_files"`` key of the repository entry when present,
+    else from what :func:`gather_experiment_info` saw in this process.
+    """
+    problems = []
+    dirty_repos = []
+    for repo in experiment_info.get("repositories") or ():
+        if not repo.get("dirty"):
+            continue
+        root, files = _REPOSITORY_DETAILS.get((repo.get("url"), repo.get("commit")),
+                                              (None, []))
+        files = list(repo.get("dirty_files", files))
+        where = repo.get("url") or root or f"at commit {repo.get('commit')}"
+        message = f"git repository {where} has uncommitted changes"
+        if files:
+            shown = ", ".join(files[:_MAX_LISTED_FILES])
+            more = len(files) - _MAX_LISTED_FILES
+            message += f": {shown}" + (f" and {more} more" if more > 0 else "")
+        problems.append(message)
+        dirty_repos.append({**repo, "dirty_files": files})
+    if problems:
+        error = DirtyRepositoryError(
+            "; ".join(problems) + ". Commit them or run without enforce_clean (-e).")
+        error.repositories = dirty_repos
+        raise error

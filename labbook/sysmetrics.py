@@ -1,0 +1,208 @@
+"""System metrics sampled at every heartbeat (CPU, memory, the run's process, NVIDIA GPUs).
+
+>>> metrics = SystemMetrics()
+>>> metrics.sample()  # doctest: +SKIP
+{'system.cpu_percent': 12.5, 'system.memory_percent': 41.0, 'system.proc_rss_mb': 88.1,
+ 'system.proc_cpu_percent': 99.0, 'system.gpu.0.utilization': 97.0,
+ 'system.gpu.0.memory_percent': 63.2}
+
+GPUs are read through pynvml (nvidia-ml-py) when it imports and initialises, else through
+``nvidia-smi``. Only the GPUs in ``CUDA_VISIBLE_DEVICES`` are reported, numbered as the process
+sees them. Without a GPU there are simply no ``system.gpu.*`` keys.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from typing import Any, Sequence
+
+__all__ = ["SystemMetrics", "parse_nvidia_smi_csv", "visible_gpu_indices"]
+
+logger = logging.getLogger("labbook.sysmetrics")
+
+# a heartbeat must not stall on a wedged driver
+_NVIDIA_SMI_TIMEOUT = 5.0
+_QUERY = "index,uuid,utilization.gpu,memory.used,memory.total"
+
+
+def visible_gpu_indices(value: str | None, count: int, uuids: Sequence[str] = ()) -> list[int]:
+    """Physical GPU indices the process sees, in its order, from ``CUDA_VISIBLE_DEVICES``.
+
+    ``value`` None means every GPU (``range(count)``). Entries are indices or (prefixes of)
+    ``GPU-`` UUIDs; like the CUDA runtime, the list ends at the first entry that is invalid,
+    out of range, ambiguous or repeated (so ``""`` and ``"-1"`` hide all GPUs). MIG devices are
+    not mapped and end the list too. Numeric entries are taken in nvidia-smi's (PCI bus) order.
+    """
+    if value is None:
+        return list(range(count))
+    indices: list[int] = []
+    for token in value.split(","):
+        token = token.strip()
+        if token.isdigit():
+            index = int(token)
+            if index >= count:
+                break
+        elif token.upper().startswith("GPU-"):
+            matches = [i for i, uuid in enumerate(uuids)
+                       if uuid.lower().startswith(token.lower())]
+            if len(matches) != 1:
+                break
+            index = matches[0]
+        else:
+            break
+        if index in indices:
+            break
+        indices.append(index)
+    return indices
+
+
+def parse_nvidia_smi_csv(text: str) -> list[dict[str, Any]]:
+    """Rows of ``nvidia-smi --query-gpu=index,uuid,utilization.gpu,memory.used,memory.total
+    --format=csv,noheader,nounits``: ``index``, ``uuid``, ``utilization``, ``memory_used``,
+    ``memory_total`` (None where nvidia-smi prints "N/A" or "[Not Supported]")."""
+    rows = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 5:
+            continue
+        index = _number(fields[0])
+        if index is None:
+            continue
+        rows.append({"index": int(index), "uuid": fields[1], "utilization": _number(fields[2]),
+                     "memory_used": _number(fields[3]), "memory_total": _number(fields[4])})
+    return rows
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _memory_percent(used: float | None, total: float | None) -> float | None:
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
+
+
+class _NvmlReader:
+    """GPU readings through pynvml; raises from __init__ when NVML is unusable."""
+
+    def __init__(self) -> None:
+        import pynvml
+
+        pynvml.nvmlInit()
+        self._nvml = pynvml
+        count = pynvml.nvmlDeviceGetCount()
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
+        visible = visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), count, uuids)
+        self._handles = [handles[i] for i in visible]
+
+    def read(self) -> list[tuple[float | None, float | None]]:
+        readings = []
+        for handle in self._handles:
+            utilization = float(self._nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+            memory = self._nvml.nvmlDeviceGetMemoryInfo(handle)
+            readings.append((utilization, _memory_percent(memory.used, memory.total)))
+        return readings
+
+    def close(self) -> None:
+        self._nvml.nvmlShutdown()
+
+
+def _text(value: Any) -> str:
+    # older pynvml versions return bytes
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class _NvidiaSmiReader:
+    """GPU readings by running nvidia-smi at each sample."""
+
+    def __init__(self, executable: str) -> None:
+        self._executable = executable
+
+    def read(self) -> list[tuple[float | None, float | None]]:
+        out = subprocess.run(
+            [self._executable, f"--query-gpu={_QUERY}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=_NVIDIA_SMI_TIMEOUT, check=True).stdout
+        rows = sorted(parse_nvidia_smi_csv(out), key=lambda r: r["index"])
+        visible = visible_gpu_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), len(rows),
+                                      [r["uuid"] for r in rows])
+        return [(rows[i]["utilization"],
+                 _memory_percent(rows[i]["memory_used"], rows[i]["memory_total"]))
+                for i in visible]
+
+    def close(self) -> None:
+        pass
+
+
+def _gpu_reader() -> _NvmlReader | _NvidiaSmiReader | None:
+    try:
+        return _NvmlReader()
+    except Exception as exc:  # not installed, no driver, no device
+        logger.debug("pynvml unavailable for GPU metrics: %s", exc)
+    executable = shutil.which("nvidia-smi")
+    return _NvidiaSmiReader(executable) if executable else None
+
+
+class SystemMetrics:
+    """Samples machine and process metrics; ``pid`` defaults to the current process."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.pid = os.getpid() if pid is None else pid
+        self._process: Any = psutil.Process(self.pid)
+        self._gpu = _gpu_reader()
+
+    def sample(self) -> dict[str, float]:
+        """The current values; CPU percentages are since the previous call (0.0 the first time)."""
+        psutil = self._psutil
+        values: dict[str, float] = {
+            "system.cpu_percent": float(psutil.cpu_percent(interval=None)),
+            "system.memory_percent": float(psutil.virtual_memory().percent),
+        }
+        if self._process is not None:
+            try:
+                with self._process.oneshot():
+                    rss = self._process.memory_info().rss
+                    proc_cpu = self._process.cpu_percent(interval=None)
+                values["system.proc_rss_mb"] = rss / 2**20
+                values["system.proc_cpu_percent"] = float(proc_cpu)
+            except psutil.Error as exc:  # the watched process ended or is not ours to read
+                logger.debug("Cannot read process %s: %s", self.pid, exc)
+                self._process = None
+        values.update(self._sample_gpus())
+        return values
+
+    def _sample_gpus(self) -> dict[str, float]:
+        if self._gpu is None:
+            return {}
+        try:
+            readings = self._gpu.read()
+        except Exception as exc:
+            # one failure (timeout, driver reset) is likely to repeat; stop asking
+            logger.debug("GPU metrics disabled after a failed reading: %s", exc)
+            self.close()
+            return {}
+        values = {}
+        for i, (utilization, memory_percent) in enumerate(readings):
+            if utilization is not None:
+                values[f"system.gpu.{i}.utilization"] = float(utilization)
+            if memory_percent is not None:
+                values[f"system.gpu.{i}.memory_percent"] = float(memory_percent)
+        return values
+
+    def close(self) -> None:
+        """Release the GPU library (sampling continues without GPU metrics)."""
+        if self._gpu is not None:
+            try:
+                self._gpu.close()
+            except Exception:
+                pass
+            self._gpu = None

@@ -177,3 +177,28 @@ class ObserverError(LabbookError):
 
 class MetricValueError(LabbookError, TypeError):
     """A metric value is not a real number."""
+
+
+class ConfigFileSaveError(ConfigFileError):
+    """A config file cannot be written (``save_config``)."""
+
+    def __init__(self, filename: str, problem: str):
+        self.filename = str(filename)
+        self.line = None
+        ConfigError.__init__(self, f"Cannot save config file {self.filename}: {problem}")
+
+
+class SourceNotFoundError(LabbookError, FileNotFoundError):
+    """A source file given to ``add_source_file`` does not exist."""
+
+    def __init__(self, filename: str, base_dir: str | None = None):
+        self.filename = str(filename)
+        hint = (f" Relative paths are taken relative to the experiment's base_dir '{base_dir}'."
+                if base_dir else "")
+        LabbookError.__init__(
+            self, f"Source file '{self.filename}' not found.{hint} Fix the path passed to "
+            "add_source_file, or remove the call.")
+
+    def __str__(self) -> str:
+        # OSError would render "[Errno None] None: ..." from its own fields
+        return str(self.args[0])

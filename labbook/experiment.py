@@ -92,6 +92,10 @@ class Experiment(Ingredient):
     def name(self) -> str:
         return self.path
 
+    @property
+    def config_path(self) -> str:
+        return ""
+
     # -- decorators ----------------------------------------------------------------------------
     def main(self, function: Callable) -> Callable:
         """Decorator: the default command, run by ``ex.run()`` and the command line."""

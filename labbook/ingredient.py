@@ -62,6 +62,11 @@ class Ingredient:
     def _requires_mainfile(self) -> bool:
         return False
 
+    @property
+    def config_path(self) -> str:
+        """Where this ingredient's entries live in the run's config ("" for the root)."""
+        return self.path
+
     # -- configuration -------------------------------------------------------------------------
     def config(self, function: Callable) -> Callable:
         """Decorator: the function's local variables become config entries."""
@@ -132,7 +137,7 @@ class Ingredient:
             if function not in self.captured_functions:
                 self.captured_functions.append(function)
             return function
-        captured = captured_function(function, self.path if self.path else "", prefix)
+        captured = captured_function(function, self.config_path, prefix)
         self.captured_functions.append(captured)
         return captured
 
@@ -164,7 +169,7 @@ class Ingredient:
 
     def post_process_name(self, name: str, ingredient: Ingredient) -> str:
         """Can be overridden to change the (dotted) name of commands and named configs."""
-        return name if ingredient is self else join_path(ingredient.path, name)
+        return join_path(ingredient.config_path, name)
 
     # -- sources and dependencies --------------------------------------------------------------
     def add_source_file(self, filename: PathType) -> None:

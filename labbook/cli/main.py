@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = docopt(USAGE, argv=argv, help=False)
+        args = docopt(USAGE, argv=argv, default_help=False)
     except DocoptExit:
         print(USAGE, file=sys.stderr)
         return 2

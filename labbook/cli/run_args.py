@@ -198,7 +198,7 @@ def parse_argv(ex: Experiment, argv: Sequence[str]) -> ParsedArgs:
 
     usage = usage_text(ex)
     try:
-        args = docopt(usage, argv=list(argv), help=False, version=None)
+        args = docopt(usage, argv=list(argv), default_help=False, version=None)
     except DocoptExit as exc:
         hint = _usage_hint(ex, argv)
         raise UsageError(f"{hint}\n{_usage_section(usage)}".strip()) from exc

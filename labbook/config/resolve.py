@@ -111,14 +111,18 @@ def _find_named_config(name: str, ingredients: Iterable[Ingredient], root: Ingre
         from labbook.config.scope import ConfigDict
 
         return root, ConfigDict(load_config_file(name))
-    for ingredient in sorted(ingredients, key=lambda i: -len(i.path)):
-        prefix = ingredient.path + "." if ingredient.path else ""
+    for ingredient in sorted(ingredients, key=lambda i: -len(_path(i, root))):
+        prefix = _path(ingredient, root) + "." if _path(ingredient, root) else ""
         if name.startswith(prefix) or not prefix:
             local = name[len(prefix):]
             if local in ingredient.named_configs:
                 return ingredient, ingredient.named_configs[local]
     available = [n for n, _ in root.gather_named_configs()]
     raise NamedConfigNotFoundError(name, available)
+
+
+def _path(ingredient: Ingredient, root: Ingredient) -> str:
+    return "" if ingredient is root else ingredient.config_path
 
 
 def _same_kind(old: Any, new: Any) -> bool:
@@ -145,7 +149,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
 
     logger = logger or logging.getLogger("labbook")
     ingredients = _ingredients_in_order(root)
-    paths = [ing.path if ing is not root else "" for ing in ingredients]
+    paths = [ing.config_path if ing is not root else "" for ing in ingredients]
     path_of = {id(ing): p for ing, p in zip(ingredients, paths)}
 
     explicit = nest_updates(config_updates)

@@ -1,0 +1,96 @@
+"""The generic observer: turns run events into writes on a :class:`~labbook.stores.base.Store`.
+
+``FileStorageObserver`` (and the SQL and Mongo observers) are this class bound to a store, so
+every built-in back-end records the same things and everything recorded can be read back.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from labbook import serialize
+from labbook.observers.base import RunObserver
+from labbook.stores.base import Store
+
+
+class StoreObserver(RunObserver):
+    """Records runs into ``store``."""
+
+    priority = 20
+
+    def __init__(self, store: Store, priority: int | None = None):
+        self.store = store
+        if priority is not None:
+            self.priority = priority
+        self.run_id: Any = None
+
+    def _begin(self, status: str, time_key: str, when, ex_info, command, host_info, config,
+               meta_info, _id) -> Any:
+        experiment = self.store.put_sources(serialize.flatten(ex_info))
+        doc = {
+            "experiment": experiment,
+            "command": command,
+            "host": serialize.flatten(host_info),
+            time_key: when,
+            "config": serialize.flatten(config),
+            "meta": serialize.flatten(meta_info),
+            "status": status,
+            "resources": [],
+            "artifacts": [],
+            "captured_out": "",
+            "info": {},
+            "heartbeat": None,
+            "result": None,
+        }
+        self.run_id = self.store.create_run(doc, _id)
+        return self.run_id
+
+    def queued_event(self, ex_info, command, host_info, queue_time, config, meta_info, _id):
+        return self._begin("QUEUED", "queue_time", queue_time, ex_info, command, host_info,
+                           config, meta_info, _id)
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        return self._begin("RUNNING", "start_time", start_time, ex_info, command, host_info,
+                           config, meta_info, _id)
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        self.store.update_run(self.run_id, {"info": serialize.flatten(info),
+                                            "captured_out": captured_out,
+                                            "heartbeat": beat_time,
+                                            "result": serialize.flatten(result)})
+
+    def log_metrics(self, metrics_by_name, info):
+        self.store.append_metrics(self.run_id, metrics_by_name)
+
+    def completed_event(self, stop_time, result):
+        self.store.update_run(self.run_id, {"stop_time": stop_time,
+                                            "result": serialize.flatten(result),
+                                            "status": "COMPLETED"})
+
+    def interrupted_event(self, interrupt_time, status):
+        self.store.update_run(self.run_id, {"stop_time": interrupt_time, "status": status})
+
+    def failed_event(self, fail_time, fail_trace):
+        self.store.update_run(self.run_id, {"stop_time": fail_time, "status": "FAILED",
+                                            "fail_trace": list(fail_trace)})
+
+    def resource_event(self, filename):
+        self.store.put_resource(self.run_id, filename)
+
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        self.store.put_artifact(self.run_id, name, filename, metadata, content_type)
+
+
+class FileStorageObserver(StoreObserver):
+    """Stores runs in a directory, in the layout of Sacred's FileStorageObserver."""
+
+    def __init__(self, basedir: str | os.PathLike, priority: int | None = None):
+        from labbook.stores.file import FileStore
+
+        super().__init__(FileStore(basedir), priority)
+        self.basedir = self.store.basedir
+
+    @property
+    def dir(self) -> str | None:
+        """The directory of the current run (Sacred's ``observer.dir``)."""
+        return None if self.run_id is None else os.path.join(self.basedir, str(self.run_id))

@@ -1,0 +1,74 @@
+"""The Store interface: one per back-end, used by the observer that writes and by the API
+that reads, so everything written can be read back.
+
+A run is a document (a dict) with Sacred's MongoObserver fields: ``_id``, ``experiment``,
+``command``, ``host``, ``start_time``, ``queue_time``, ``config``, ``meta``, ``status``,
+``resources``, ``artifacts``, ``captured_out``, ``info``, ``heartbeat``, ``result``,
+``stop_time``, ``fail_trace``. Times are naive UTC datetimes. Metrics are series of
+``(step, value, timestamp)`` per name.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, BinaryIO, Iterable
+
+RUN_FIELDS = ("experiment", "command", "host", "start_time", "queue_time", "config", "meta",
+              "status", "resources", "artifacts", "captured_out", "info", "heartbeat",
+              "result", "stop_time", "fail_trace")
+
+
+class Store(abc.ABC):
+    """Write side and read side of one storage back-end."""
+
+    #: URL schemes served by this store class
+    schemes: tuple[str, ...] = ()
+
+    url: str = ""
+
+    # -- write side ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, doc: dict, run_id: Any = None) -> Any:
+        """Store a new run and return its id (allocated atomically when ``run_id`` is None)."""
+
+    @abc.abstractmethod
+    def update_run(self, run_id: Any, fields: dict) -> None:
+        """Set the given top-level fields of a run (a partial update)."""
+
+    @abc.abstractmethod
+    def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
+        """Append points: ``{name: {"steps": [...], "values": [...], "timestamps": [...]}}``."""
+
+    @abc.abstractmethod
+    def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
+                     content_type: str | None = None) -> None:
+        """Copy the file ``filename`` into the run under ``name``."""
+
+    @abc.abstractmethod
+    def put_resource(self, run_id: Any, filename: str) -> None:
+        """Record (and store once per content) a file the run read."""
+
+    def put_sources(self, experiment_info: dict) -> dict:
+        """Store the source files; return ``experiment_info`` with stored references."""
+        return experiment_info
+
+    # -- read side -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, run_id: Any) -> dict | None:
+        """The run document, or None."""
+
+    @abc.abstractmethod
+    def find(self, filter: dict | None = None, order: str | None = None,
+             limit: int | None = None) -> list[dict]:
+        """Run documents matching a Mongo-style filter."""
+
+    @abc.abstractmethod
+    def history(self, run_id: Any, names: Iterable[str] | None = None
+                ) -> dict[str, dict[str, list]]:
+        """All points of the run's metrics (optionally only ``names``)."""
+
+    @abc.abstractmethod
+    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+        """The stored artifact as a binary file object."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,278 @@
+"""The file store, in the layout of Sacred 0.8's FileStorageObserver.
+
+::
+
+    DIR/<id>/run.json       everything but config, info, output and metrics
+    DIR/<id>/config.json
+    DIR/<id>/info.json
+    DIR/<id>/cout.txt
+    DIR/<id>/metrics.json   Sacred's {name: {steps, timestamps, values}}, written when the run ends
+    DIR/<id>/metrics.jsonl  one line per heartbeat with the points of that beat (appended)
+    DIR/<id>/<artifact>     artifacts, under their names
+    DIR/_sources/<name>_<md5>.<ext>
+    DIR/_resources/<name>_<md5>.<ext>
+
+Ids are allocated with ``os.mkdir`` (atomic): the next free integer wins, a collision moves on
+to the next one. JSON files are replaced atomically (temp file + ``os.replace``). Metrics are
+appended at every beat; ``metrics.json`` is assembled once at the end, so the total cost is
+linear in the number of points.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, BinaryIO, Iterable
+
+from labbook import serialize
+from labbook.stores.base import Store
+
+_RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
+
+
+def _md5(filename: str) -> str:
+    digest = hashlib.md5()
+    with open(filename, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(serialize.dumps(data))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class FileStore(Store):
+    schemes = ("file",)
+
+    def __init__(self, basedir: str | os.PathLike):
+        self.basedir = os.path.abspath(os.fspath(basedir))
+        self.url = "file://" + self.basedir
+        self._runs: dict[str, dict] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> FileStore:
+        path = url[len("file://"):] if url.startswith("file://") else url
+        return cls(path)
+
+    def _dir(self, run_id: Any) -> str:
+        return os.path.join(self.basedir, str(run_id))
+
+    # -- write side ----------------------------------------------------------------------------
+    def create_run(self, doc: dict, run_id: Any = None) -> Any:
+        os.makedirs(self.basedir, exist_ok=True)
+        if run_id is None:
+            run_id = self._allocate_id()
+        else:
+            os.makedirs(self._dir(run_id), exist_ok=True)
+        self._runs[str(run_id)] = dict(doc)
+        self._write_all(run_id)
+        return run_id
+
+    def _allocate_id(self) -> int:
+        existing = [int(n) for n in os.listdir(self.basedir) if n.isdigit()]
+        candidate = max(existing, default=0) + 1
+        while True:
+            try:
+                os.mkdir(self._dir(candidate))
+                return candidate
+            except FileExistsError:
+                candidate += 1
+
+    def _doc(self, run_id: Any) -> dict:
+        doc = self._runs.get(str(run_id))
+        if doc is None:
+            doc = self.get(run_id) or {}
+            self._runs[str(run_id)] = doc
+        return doc
+
+    def _write_all(self, run_id: Any) -> None:
+        doc = self._doc(run_id)
+        directory = self._dir(run_id)
+        write_json_atomic(os.path.join(directory, "config.json"), doc.get("config", {}))
+        self._write_run_json(run_id)
+        if "info" in doc:
+            write_json_atomic(os.path.join(directory, "info.json"), doc.get("info") or {})
+        if doc.get("captured_out") is not None:
+            write_text_atomic(os.path.join(directory, "cout.txt"), doc["captured_out"])
+
+    def _write_run_json(self, run_id: Any) -> None:
+        doc = self._doc(run_id)
+        data = {k: v for k, v in doc.items() if k not in _RUN_JSON_EXCLUDE}
+        write_json_atomic(os.path.join(self._dir(run_id), "run.json"), data)
+
+    def update_run(self, run_id: Any, fields: dict) -> None:
+        doc = self._doc(run_id)
+        doc.update(fields)
+        directory = self._dir(run_id)
+        if "config" in fields:
+            write_json_atomic(os.path.join(directory, "config.json"), fields["config"])
+        if "info" in fields:
+            write_json_atomic(os.path.join(directory, "info.json"), fields["info"] or {})
+        if "captured_out" in fields:
+            write_text_atomic(os.path.join(directory, "cout.txt"), fields["captured_out"] or "")
+        if set(fields) - {"config", "info", "captured_out"}:
+            self._write_run_json(run_id)
+        if fields.get("status") not in (None, "RUNNING", "QUEUED"):
+            self._write_metrics_json(run_id)
+
+    def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
+        if not metrics_by_name:
+            return
+        line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
+                                  "timestamps": [t.isoformat() if hasattr(t, "isoformat")
+                                                 else t for t in s["timestamps"]]}
+                           for name, s in metrics_by_name.items()}, allow_nan=True)
+        with open(os.path.join(self._dir(run_id), "metrics.jsonl"), "a",
+                  encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def _write_metrics_json(self, run_id: Any) -> None:
+        history = self.history(run_id, raw=True)
+        out = {name: {"steps": s["steps"], "timestamps": s["timestamps"], "values": s["values"]}
+               for name, s in history.items()}
+        write_json_atomic(os.path.join(self._dir(run_id), "metrics.json"), out)
+
+    def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
+                     content_type: str | None = None) -> None:
+        target = os.path.join(self._dir(run_id), name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(filename, target)
+        doc = self._doc(run_id)
+        artifacts = doc.setdefault("artifacts", [])
+        if name not in artifacts:
+            artifacts.append(name)
+        self._write_run_json(run_id)
+
+    def _store_blob(self, kind: str, filename: str, relname: str | None = None) -> str:
+        md5 = _md5(filename)
+        base = os.path.basename(relname or filename)
+        stem, ext = os.path.splitext(base)
+        stored = os.path.join(kind, f"{stem}_{md5}{ext}")
+        target = os.path.join(self.basedir, stored)
+        if not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = target + ".tmp%d" % os.getpid()
+            shutil.copyfile(filename, tmp)
+            os.replace(tmp, target)
+        return stored
+
+    def put_resource(self, run_id: Any, filename: str) -> None:
+        stored = self._store_blob("_resources", filename)
+        doc = self._doc(run_id)
+        resources = doc.setdefault("resources", [])
+        if [filename, stored] not in resources:
+            resources.append([filename, stored])
+        self._write_run_json(run_id)
+
+    def put_sources(self, experiment_info: dict) -> dict:
+        info = dict(experiment_info)
+        base_dir = info.get("base_dir") or ""
+        sources = []
+        os.makedirs(self.basedir, exist_ok=True)
+        for relname, _md5sum in info.get("sources", []):
+            path = os.path.join(base_dir, relname)
+            if os.path.isfile(path):
+                sources.append([relname, self._store_blob("_sources", path, relname)])
+        info["sources"] = sources
+        return info
+
+    # -- read side -----------------------------------------------------------------------------
+    def _read_json(self, path: str, default: Any = None) -> Any:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return default
+
+    def get(self, run_id: Any) -> dict | None:
+        directory = self._dir(run_id)
+        run = self._read_json(os.path.join(directory, "run.json"))
+        if run is None:
+            return None
+        run["_id"] = int(run_id) if str(run_id).isdigit() else run_id
+        run["config"] = self._read_json(os.path.join(directory, "config.json"), {})
+        run["info"] = self._read_json(os.path.join(directory, "info.json"), {})
+        try:
+            with open(os.path.join(directory, "cout.txt"), encoding="utf-8") as fh:
+                run["captured_out"] = fh.read()
+        except FileNotFoundError:
+            run["captured_out"] = ""
+        for key in ("start_time", "stop_time", "heartbeat", "queue_time"):
+            if isinstance(run.get(key), str):
+                run[key] = serialize.parse_time(run[key])
+        return run
+
+    def run_ids(self) -> list:
+        if not os.path.isdir(self.basedir):
+            return []
+        return sorted((int(n) for n in os.listdir(self.basedir) if n.isdigit()))
+
+    def find(self, filter: dict | None = None, order: str | None = None,
+             limit: int | None = None) -> list[dict]:
+        runs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
+        if filter:
+            from labbook.stores.query import matches
+
+            runs = [r for r in runs if matches(filter, r)]
+        if order:
+            from labbook.stores.query import sort_runs
+
+            runs = sort_runs(runs, order)
+        return runs[:limit] if limit is not None else runs
+
+    def history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False
+                ) -> dict[str, dict[str, list]]:
+        wanted = set(names) if names is not None else None
+        out: dict[str, dict[str, list]] = {}
+        path = os.path.join(self._dir(run_id), "metrics.jsonl")
+        if not os.path.exists(path):
+            legacy = self._read_json(os.path.join(self._dir(run_id), "metrics.json"), {})
+            for name, series in legacy.items():
+                if wanted is None or name in wanted:
+                    out[name] = {"steps": list(series["steps"]), "values": list(series["values"]),
+                                 "timestamps": list(series["timestamps"])}
+        else:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    for name, series in json.loads(line).items():
+                        if wanted is not None and name not in wanted:
+                            continue
+                        target = out.setdefault(name, {"steps": [], "values": [],
+                                                       "timestamps": []})
+                        target["steps"].extend(series["steps"])
+                        target["values"].extend(series["values"])
+                        target["timestamps"].extend(series["timestamps"])
+        if not raw:
+            for series in out.values():
+                series["timestamps"] = [serialize.parse_time(t) for t in series["timestamps"]]
+        return out
+
+    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+        return open(os.path.join(self._dir(run_id), name), "rb")

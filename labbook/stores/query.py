@@ -1,0 +1,188 @@
+"""Mongo-style filters over run documents, parsed once into a small AST.
+
+Supported: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $and $or $nor $not $all $size``
+on dotted field paths (``config.lr``, ``meta.tags``). Arrays match an operand when any element
+does (MongoDB's rule). An invalid filter raises :class:`QueryError` naming the operator and path.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from labbook.errors import LabbookError
+
+_MISSING = object()
+COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex",
+               "$not", "$all", "$size", "$options")
+
+
+class QueryError(LabbookError, ValueError):
+    """A filter that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Cond:
+    path: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Logical:
+    op: str  # "$and", "$or", "$nor"
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Any
+
+
+def parse(filter: dict | None) -> Any:
+    """Parse a filter dict into the AST (``Logical("$and", ())`` matches everything)."""
+    if filter is None:
+        return Logical("$and", ())
+    if not isinstance(filter, dict):
+        raise QueryError(f"A filter must be a dict, got {type(filter).__name__}.")
+    parts = []
+    for key, value in filter.items():
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(value, list) or not value:
+                raise QueryError(f"{key} takes a non-empty list of filters, got {value!r}.")
+            parts.append(Logical(key, tuple(parse(v) for v in value)))
+        elif key.startswith("$"):
+            raise QueryError(f"Unknown top-level operator '{key}'; use $and, $or or $nor, or a "
+                             "field path like 'config.lr'.")
+        else:
+            parts.extend(_parse_field(key, value))
+    return parts[0] if len(parts) == 1 else Logical("$and", tuple(parts))
+
+
+def _parse_field(path: str, spec: Any) -> list:
+    if not (isinstance(spec, dict) and spec and all(k.startswith("$") for k in spec)):
+        return [Cond(path, "$eq", spec)]
+    out = []
+    for op, operand in spec.items():
+        if op not in COMPARISONS:
+            raise QueryError(f"Unknown operator '{op}' on '{path}'. Known: "
+                             + ", ".join(o for o in COMPARISONS if o != "$options") + ".")
+        if op == "$options":
+            continue
+        if op in ("$in", "$nin", "$all") and not isinstance(operand, list):
+            raise QueryError(f"{op} on '{path}' takes a list, got {operand!r}.")
+        if op == "$size" and (not isinstance(operand, int) or isinstance(operand, bool)):
+            raise QueryError(f"$size on '{path}' takes an integer, got {operand!r}.")
+        if op == "$exists" and not isinstance(operand, bool | int):
+            raise QueryError(f"$exists on '{path}' takes true or false, got {operand!r}.")
+        if op == "$regex":
+            flags = re.IGNORECASE if "i" in str(spec.get("$options", "")) else 0
+            try:
+                operand = re.compile(operand, flags)
+            except (re.error, TypeError) as exc:
+                raise QueryError(f"Invalid $regex on '{path}': {exc}.") from None
+        if op == "$not":
+            sub = _parse_field(path, operand) if isinstance(operand, dict) \
+                else [Cond(path, "$regex", re.compile(operand))]
+            out.append(Not(sub[0] if len(sub) == 1 else Logical("$and", tuple(sub))))
+            continue
+        out.append(Cond(path, op, operand))
+    return out
+
+
+def lookup(doc: Any, path: str) -> Any:
+    value = doc
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part, _MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _cmp(a: Any, b: Any, op: Callable[[Any, Any], bool]) -> bool:
+    try:
+        return bool(op(a, b))
+    except TypeError:
+        return False
+
+
+def _scalar_match(value: Any, cond: Cond) -> bool:
+    op, operand = cond.op, cond.value
+    if op == "$eq":
+        return value == operand
+    if op == "$gt":
+        return value is not None and _cmp(value, operand, lambda a, b: a > b)
+    if op == "$gte":
+        return value is not None and _cmp(value, operand, lambda a, b: a >= b)
+    if op == "$lt":
+        return value is not None and _cmp(value, operand, lambda a, b: a < b)
+    if op == "$lte":
+        return value is not None and _cmp(value, operand, lambda a, b: a <= b)
+    if op == "$in":
+        return any(value == o for o in operand)
+    if op == "$regex":
+        return isinstance(value, str) and operand.search(value) is not None
+    raise AssertionError(op)
+
+
+def _match_cond(doc: dict, cond: Cond) -> bool:
+    value = lookup(doc, cond.path)
+    op = cond.op
+    if op == "$exists":
+        return (value is not _MISSING) == bool(cond.value)
+    if op == "$ne":
+        return not _match_cond(doc, Cond(cond.path, "$eq", cond.value))
+    if op == "$nin":
+        return not _match_cond(doc, Cond(cond.path, "$in", cond.value))
+    if value is _MISSING:
+        return op == "$eq" and cond.value is None
+    if op == "$size":
+        return isinstance(value, list) and len(value) == cond.value
+    if op == "$all":
+        return isinstance(value, list) and all(v in value for v in cond.value)
+    if isinstance(value, list):
+        if _scalar_match(value, cond):
+            return True
+        return any(_scalar_match(v, cond) for v in value)
+    return _scalar_match(value, cond)
+
+
+def evaluate(node: Any, doc: dict) -> bool:
+    if isinstance(node, Cond):
+        return _match_cond(doc, node)
+    if isinstance(node, Not):
+        return not evaluate(node.part, doc)
+    if node.op == "$and":
+        return all(evaluate(p, doc) for p in node.parts)
+    if node.op == "$or":
+        return any(evaluate(p, doc) for p in node.parts)
+    return not any(evaluate(p, doc) for p in node.parts)
+
+
+def matches(filter: dict | Any, doc: dict) -> bool:
+    node = filter if isinstance(filter, Cond | Logical | Not) else parse(filter)
+    return evaluate(node, doc)
+
+
+def sort_runs(runs: list[dict], order: str) -> list[dict]:
+    """Sort by a field path with an optional ``+``/``-`` prefix (missing values last)."""
+    descending = order.startswith("-")
+    path = order.lstrip("+-")
+
+    def key(run: dict):
+        value = lookup(run, path)
+        if value is _MISSING or value is None:
+            return (1, 0, "")
+        if isinstance(value, bool | int | float):
+            return (0, 0, value)
+        return (0, 1, str(value))
+
+    present = [r for r in runs if key(r)[0] == 0]
+    missing = [r for r in runs if key(r)[0] == 1]
+    present.sort(key=key, reverse=descending)
+    return present + missing

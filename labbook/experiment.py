@@ -193,12 +193,19 @@ class Experiment(Ingredient):
         return run
 
     def _observers_for(self, opts: dict) -> list:
-        observers = list(self.observers)
-        try:
-            from labbook.observers import observers_from_options
-        except ImportError:
-            return observers
-        return observers + observers_from_options(opts)
+        from labbook.observers import observers_from_options
+
+        observers = list(self.observers) + observers_from_options(opts)
+        url = opts.get("store")
+        if url is None and not observers and os.environ.get("LABBOOK_STORE"):
+            # Sacred's rule (no observer, no record) holds unless the user opted in.
+            url = os.environ["LABBOOK_STORE"]
+        if url is not None:
+            from labbook.observers.store_observer import observer_for_url
+            from labbook.stores import default_url
+
+            observers.append(observer_for_url(url or default_url()))
+        return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:
         logger = self.logger or logging.getLogger(self.path)

@@ -94,3 +94,13 @@ class FileStorageObserver(StoreObserver):
     def dir(self) -> str | None:
         """The directory of the current run (Sacred's ``observer.dir``)."""
         return None if self.run_id is None else os.path.join(self.basedir, str(self.run_id))
+
+
+def observer_for_url(url: str, priority: int | None = None) -> StoreObserver:
+    """The observer that records into the store at ``url`` (``--store URL``)."""
+    from labbook.stores import open_store, scheme_of
+
+    if scheme_of(url) == "file":
+        path = url[len("file://"):] if url.startswith("file://") else url
+        return FileStorageObserver(path, priority)
+    return StoreObserver(open_store(url), priority)

@@ -1,0 +1,150 @@
+"""The file store: Sacred 0.8's FileStorageObserver layout, atomic ids, readable back."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from labbook import Experiment
+from labbook.observers import FileStorageObserver
+from labbook.stores import UnknownStoreError, open_store
+from labbook.stores.file import FileStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make(basedir, body=None):
+    ex = Experiment("filestore")
+    ex.add_config(lr=0.1, layers=[1, 2], nested={"a": 1})
+    ex.observers.append(FileStorageObserver(basedir))
+
+    @ex.main
+    def main(lr, _run):
+        if body:
+            return body(_run)
+        return lr * 2
+
+    return ex
+
+
+def test_layout_of_a_completed_run(tmp_path):
+    artifact = tmp_path / "weights.bin"
+    artifact.write_bytes(bytes(range(256)) * 10)
+    resource = tmp_path / "data.csv"
+    resource.write_text("a,b\n1,2\n")
+
+    def body(_run):
+        print("hello from the run")
+        for i in range(5):
+            _run.log_scalar("loss", 1.0 / (i + 1))
+        _run.log_scalar("nan", float("nan"))
+        _run.add_artifact(str(artifact))
+        _run.add_artifact(str(artifact), name="sub/dir/copy.bin")
+        _run.open_resource(str(resource)).close()
+        _run.info["note"] = "kept"
+        return {"acc": 0.5}
+
+    base = tmp_path / "runs"
+    run = make(base, body).run(options={"--capture": "sys"})
+    assert run._id == 1
+    d = base / "1"
+    assert sorted(os.listdir(d)) == ["config.json", "cout.txt", "info.json", "metrics.json",
+                                     "metrics.jsonl", "run.json", "sub", "weights.bin"]
+    doc = json.loads((d / "run.json").read_text())
+    assert doc["status"] == "COMPLETED" and doc["command"] == "main"
+    assert doc["result"] == {"acc": 0.5}
+    assert doc["artifacts"] == ["weights.bin", "sub/dir/copy.bin"]
+    assert doc["experiment"]["name"] == "filestore"
+    assert any(src[0].endswith("test_file_store.py") and src[1].startswith("_sources/")
+               for src in doc["experiment"]["sources"])
+    assert doc["resources"][0][0] == str(resource)
+    assert (base / doc["resources"][0][1]).read_text() == "a,b\n1,2\n"
+    assert "start_time" in doc and "stop_time" in doc and "heartbeat" in doc
+    assert json.loads((d / "config.json").read_text())["lr"] == 0.1
+    assert json.loads((d / "info.json").read_text())["note"] == "kept"
+    assert "hello from the run" in (d / "cout.txt").read_text()
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["loss"]["steps"] == [0, 1, 2, 3, 4]
+    assert metrics["loss"]["values"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert len(metrics["loss"]["timestamps"]) == 5
+    assert metrics["nan"]["values"][0] != metrics["nan"]["values"][0]
+    assert (d / "sub" / "dir" / "copy.bin").read_bytes() == artifact.read_bytes()
+
+
+def test_read_back_through_the_store(tmp_path):
+    base = tmp_path / "runs"
+    ex = make(base, lambda r: r.log_scalar("x", 3) or 7)
+    ex.run()
+    ex.run(config_updates={"lr": 0.5})
+    store = open_store(f"file://{base}")
+    assert isinstance(store, FileStore)
+    run = store.get(1)
+    assert run["_id"] == 1 and run["status"] == "COMPLETED" and run["result"] == 7
+    assert run["config"]["lr"] == 0.1
+    assert store.history(1)["x"]["values"] == [3]
+    assert [r["_id"] for r in store.find({"config.lr": {"$gt": 0.2}})] == [2]
+    assert [r["_id"] for r in store.find(order="-config.lr")] == [2, 1]
+    assert store.get(99) is None
+    assert open_store(str(base)).get(2)["config"]["lr"] == 0.5
+
+
+def test_failed_run_keeps_the_trace(tmp_path):
+    def body(_run):
+        print("before the crash")
+        raise RuntimeError("exploded")
+
+    with pytest.raises(RuntimeError):
+        make(tmp_path, body).run(options={"--capture": "sys"})
+    doc = json.loads((tmp_path / "1" / "run.json").read_text())
+    assert doc["status"] == "FAILED"
+    assert "RuntimeError: exploded" in "".join(doc["fail_trace"])
+    assert "before the crash" in (tmp_path / "1" / "cout.txt").read_text()
+
+
+def test_parallel_processes_get_distinct_ids(tmp_path):
+    script = tmp_path / "exp.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from labbook import Experiment\n"
+        "ex = Experiment('parallel')\n"
+        "@ex.automain\n"
+        "def main():\n"
+        "    return 1\n")
+    base = tmp_path / "runs"
+    procs = [subprocess.Popen([sys.executable, str(script), "-F", str(base)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(8)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    ids = sorted(int(n) for n in os.listdir(base) if n.isdigit())
+    assert ids == list(range(1, 9))
+    for i in ids:
+        assert json.loads((base / str(i) / "run.json").read_text())["status"] == "COMPLETED"
+
+
+def test_store_option_and_environment(tmp_path, monkeypatch):
+    ex = Experiment("envstore")
+
+    @ex.main
+    def main():
+        return 1
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABBOOK_STORE", raising=False)
+    ex.run()
+    assert os.listdir(tmp_path) == []  # no observer, nothing written
+    ex.run(options={"--store": f"file://{tmp_path / 'a'}"})
+    assert (tmp_path / "a" / "1" / "run.json").exists()
+    monkeypatch.setenv("LABBOOK_STORE", str(tmp_path / "b"))
+    run = ex.run()
+    assert run._id == 1 and (tmp_path / "b" / "1" / "run.json").exists()
+
+
+def test_unknown_scheme_is_a_clear_error():
+    with pytest.raises(UnknownStoreError) as info:
+        open_store("ftp://user:secret@host/x")
+    assert "ftp" in str(info.value) and "secret" not in str(info.value)
+    assert "Known schemes: file, mariadb, mongodb" in str(info.value)

@@ -171,7 +171,11 @@ class Experiment(Ingredient):
 
         pre = [h for ing, _ in self.traverse_ingredients() for h in ing.pre_run_hooks]
         post = [h for ing, _ in self.traverse_ingredients() for h in ing.post_run_hooks]
-        run = Run(resolved.config, resolved.summary, command, self._observers_for(opts),
+        from labbook import distributed
+
+        worker = distributed.is_worker()
+        observers = distributed.attached_observers() if worker else self._observers_for(opts)
+        run = Run(resolved.config, resolved.summary, command, observers,
                   root_logger=run_logger, run_logger=run_logger,
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
                   post_run_hooks=post, captured_out_filter=self.captured_out_filter,
@@ -181,6 +185,10 @@ class Experiment(Ingredient):
         run.queue_only = bool(opts.get("queue"))
         run.force = bool(opts.get("force"))
         run.unobserved = bool(opts.get("unobserved")) or getattr(command, "unobserved", False)
+        if worker:
+            run.is_worker = True
+            run.unobserved = run.unobserved or not observers
+            run._warned_unobserved = True
         run.system_metrics = not opts.get("no_system_metrics")
         if opts.get("beat_interval") is not None:
             run.beat_interval = float(opts["beat_interval"])

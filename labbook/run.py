@@ -123,6 +123,8 @@ class Run:
         self._beat_lock = threading.Lock()
         self._sysmetrics = None
         self._warned_unobserved = False
+        self.is_worker = False
+        self._unexport: Callable[[], None] | None = None
         # Bound once: the hot path of log_scalar is then a single attribute lookup.
         self.log_scalar = self._metrics.add  # type: ignore[method-assign]
 
@@ -256,6 +258,10 @@ class Run:
             "started_event", _id=self._id, ex_info=self.experiment_info, command=self.command,
             host_info=self.host_info, start_time=self.start_time, config=self.config,
             meta_info=self.meta_info)
+        if not self.is_worker:
+            from labbook.distributed import export_parent
+
+            self._unexport = export_parent(self._id, self._bus.active)
         if self._id is None:
             self.run_logger.info("Started")
         else:
@@ -302,6 +308,9 @@ class Run:
         self._finish()
 
     def _finish(self) -> None:
+        if self._unexport is not None:
+            self._unexport()
+            self._unexport = None
         self._bus.join()
         failed = self._bus.failed_names()
         if failed:

@@ -1,0 +1,102 @@
+"""Distributed training: worker processes attach to the parent's run instead of making new runs.
+
+A process is a *worker* when ``RANK`` (or ``LOCAL_RANK``) is set and not 0 (torchrun,
+``mp.spawn``) or when ``LABBOOK_RUN_ID`` is set. While a recorded run is active, its process
+exports ``LABBOOK_RUN_ID`` and ``LABBOOK_RUN_STORE`` (the store's URL), so workers started
+from it know where to write. A worker's metrics go into the parent run under the prefix
+``rank{k}/`` (``pid{n}/`` when no rank is known), and its artifacts under ``rank{k}/<name>``.
+A worker that cannot find its parent (no id or no store URL) records nothing, so a
+distributed job never creates one run per rank.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable
+
+from labbook.observers.base import RunObserver
+
+log = logging.getLogger("labbook.distributed")
+
+RUN_ID_ENV = "LABBOOK_RUN_ID"
+RUN_STORE_ENV = "LABBOOK_RUN_STORE"
+
+
+def worker_rank() -> int | None:
+    """This process's rank when it is a non-zero rank of a distributed job, else None."""
+    for name in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(name)
+        if value is not None and value.strip().isdigit():
+            rank = int(value)
+            return rank if rank != 0 else None
+    return None
+
+
+def is_worker() -> bool:
+    return worker_rank() is not None or bool(os.environ.get(RUN_ID_ENV))
+
+
+def worker_prefix() -> str:
+    rank = worker_rank()
+    if rank is None:
+        for name in ("RANK", "LOCAL_RANK"):
+            if (os.environ.get(name) or "").strip().isdigit():
+                rank = int(os.environ[name])
+                break
+    return f"rank{rank}/" if rank is not None else f"pid{os.getpid()}/"
+
+
+class AttachedObserver(RunObserver):
+    """Sends a worker's metrics and artifacts into the parent run; ignores everything else."""
+
+    priority = 1000
+
+    def __init__(self, store: Any, run_id: Any, prefix: str):
+        self.store = store
+        self.run_id = run_id
+        self.prefix = prefix
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        return self.run_id
+
+    def log_metrics(self, metrics_by_name, info):
+        prefixed = {self.prefix + name: series for name, series in metrics_by_name.items()}
+        self.store.append_metrics(self.run_id, prefixed)
+
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        self.store.put_artifact(self.run_id, self.prefix + name, filename, metadata,
+                                content_type)
+
+
+def attached_observers() -> list[RunObserver]:
+    """Observers for a worker process: the attachment to its parent run, or nothing."""
+    run_id = os.environ.get(RUN_ID_ENV)
+    url = os.environ.get(RUN_STORE_ENV) or os.environ.get("LABBOOK_STORE")
+    if not run_id or not url:
+        log.info("Worker process (%s) without a parent run to attach to (%s and %s must be "
+                 "set); recording nothing.", worker_prefix().rstrip("/"), RUN_ID_ENV,
+                 RUN_STORE_ENV)
+        return []
+    from labbook.stores import open_store
+
+    parsed: Any = int(run_id) if run_id.isdigit() else run_id
+    return [AttachedObserver(open_store(url), parsed, worker_prefix())]
+
+
+def export_parent(run_id: Any, observers: list) -> Callable[[], None]:
+    """Publish the run for worker processes; returns a function that undoes it."""
+    store_url = next((getattr(getattr(o, "store", None), "url", None) for o in observers
+                      if getattr(getattr(o, "store", None), "url", None)), None)
+    if run_id is None or store_url is None:
+        return lambda: None
+    saved = {k: os.environ.get(k) for k in (RUN_ID_ENV, RUN_STORE_ENV)}
+    os.environ[RUN_ID_ENV] = str(run_id)
+    os.environ[RUN_STORE_ENV] = store_url
+
+    def restore() -> None:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return restore

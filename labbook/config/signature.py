@@ -100,9 +100,10 @@ def _special(name: str, run: Any, ingredient_path: str, full_name: str, func: Ca
     if name == "_config":
         return run.config_for(ingredient_path, None) if run is not None else {}
     if name == "_log":
+        log_name = join_path(ingredient_path, getattr(func, "__name__", "function"))
         if run is not None:
-            return run.logger_for(full_name)
-        return logging.getLogger(full_name)
+            return run.logger_for(log_name)
+        return logging.getLogger(log_name)
     from labbook.randomness import SEED_RANGE, create_rnd
 
     if run is not None:

@@ -179,7 +179,8 @@ class Experiment(Ingredient):
                   root_logger=run_logger, run_logger=run_logger,
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
                   post_run_hooks=post, captured_out_filter=self.captured_out_filter,
-                  command=command_name, meta_info=meta, info=info, seed=resolved.seed)
+                  command=command_name, meta_info=meta, info=info, seed=resolved.seed,
+                  fixtures=resolved.fixtures)
         run.debug = bool(opts.get("debug"))
         run.pdb = bool(opts.get("pdb"))
         run.queue_only = bool(opts.get("queue"))

@@ -81,7 +81,8 @@ class Run:
                  experiment_info: dict, host_info: dict, pre_run_hooks: Sequence[Callable] = (),
                  post_run_hooks: Sequence[Callable] = (), captured_out_filter=None,
                  command: str = "main", meta_info: dict | None = None,
-                 info: dict | None = None, seed: int | None = None):
+                 info: dict | None = None, seed: int | None = None,
+                 fixtures: dict[str, dict] | None = None):
         self._id: Any = None
         self.config = freeze(config)
         self.config_modifications = config_modifications
@@ -115,6 +116,7 @@ class Run:
         self._metrics = MetricBuffer()
         self._summary_overrides: dict[str, Any] = {}
         self._config_cache: dict[tuple, Any] = {}
+        self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
         self._bus: EventBus | None = None
         self._output = None
@@ -135,8 +137,13 @@ class Run:
             return self._config_cache[key]
         except KeyError:
             pass
-        path = ".".join(p for p in (ingredient_path, prefix) if p)
-        value = get_path(self.config, path, None) if path else self.config
+        fixture = self._fixtures.get(ingredient_path) if ingredient_path else None
+        if fixture is not None:
+            value = get_path(fixture, prefix, None) if prefix else fixture
+            path = ".".join(p for p in (ingredient_path, prefix) if p)
+        else:
+            path = ".".join(p for p in (ingredient_path, prefix) if p)
+            value = get_path(self.config, path, None) if path else self.config
         if not isinstance(value, dict):
             value = ReadOnlyDict({}, path)
         self._config_cache[key] = value

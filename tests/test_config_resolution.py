@@ -316,3 +316,41 @@ def test_seed_given_or_random():
     assert len(seeds) > 1
     with pytest.raises(ConfigError, match="'seed' must be an integer"):
         ex.run(config_updates={"seed": "abc"})
+
+
+def test_nested_ingredients_see_each_other_by_relative_path():
+    """Sacred's modular example: 'dataset' reads 'dataset.paths' as 'paths', and a shared
+    'settings' ingredient by its own path, in config scopes and captured functions."""
+    settings = Ingredient("settings")
+    settings.add_config(verbose=True)
+    paths = Ingredient("dataset.paths", ingredients=[settings])
+
+    @paths.config
+    def paths_cfg(settings):
+        quiet = not settings["verbose"]
+        base = "/data/"
+
+    data = Ingredient("dataset", ingredients=[paths, settings])
+
+    @data.config
+    def data_cfg(paths):
+        basepath = paths["base"] + "sets/"
+
+    @data.capture
+    def where(basepath, paths, settings):
+        return basepath, paths["quiet"], settings["verbose"]
+
+    ex = Experiment("modular", ingredients=[data, paths])
+
+    @ex.config
+    def cfg(dataset):
+        out = dataset["paths"]["base"] + "out/"
+
+    @ex.main
+    def main(out):
+        return out, where()
+
+    run = ex.run()
+    assert run.result == ("/data/out/", ("/data/sets/", False, True))
+    assert run.config["dataset"]["paths"] == {"quiet": False, "base": "/data/"}
+    assert run.config["settings"] == {"verbose": True}

@@ -41,6 +41,8 @@ class ResolvedConfig:
     summary: ConfigSummary
     seed: int
     docs: dict[str, str] = field(default_factory=dict)
+    #: per ingredient path: its config plus the configs of the ingredients it uses
+    fixtures: dict[str, dict] = field(default_factory=dict)
 
 
 def nest_updates(updates: dict | None) -> dict:
@@ -179,10 +181,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
     hook_changes: dict[str, Any] = {}
     for ingredient, path in zip(ingredients, paths):
         fixed = fixed_by_path.get(path, {})
-        fallback: dict = {}
-        for other, value in configs.items():
-            if other and other != path:
-                set_path(fallback, other, value)
+        fallback = _fixture({}, ingredient, path, configs, path_of)
         values: dict = dict_merge({}, fixed)
         preset: dict = {}
         for scope in ingredient.configurations:
@@ -223,7 +222,40 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
 
     summary = _summarize(config, fixed_by_path, overridden, docs, hook_changes)
     _check_changes(root, summary, config, force, logger)
-    return ResolvedConfig(config=config, summary=summary, seed=seed, docs=docs)
+    fixtures = {path: _fixture(configs[path], ing, path, configs, path_of)
+                for ing, path in zip(ingredients, paths) if path}
+    return ResolvedConfig(config=config, summary=summary, seed=seed, docs=docs,
+                          fixtures=fixtures)
+
+
+def _descendants(ingredient: Ingredient) -> list[Ingredient]:
+    seen: dict[int, Ingredient] = {}
+    stack = list(ingredient.ingredients)
+    while stack:
+        current = stack.pop()
+        if id(current) not in seen:
+            seen[id(current)] = current
+            stack.extend(current.ingredients)
+    return list(seen.values())
+
+
+def _fixture(own: dict, ingredient: Ingredient, path: str, configs: dict[str, dict],
+             path_of: dict[int, str]) -> dict:
+    """``own`` plus the configs of the ingredients it uses (directly or not), each placed at
+    its path relative to ``path`` when nested under it, else at its own path. This is what
+    the ingredient's config scopes (as fallback) and captured functions can read."""
+    fixture = dict_merge({}, own)
+    subs = [(path_of[id(sub)], sub) for sub in _descendants(ingredient) if id(sub) in path_of]
+    for sub_path, _ in sorted(subs, key=lambda item: item[0]):
+        if sub_path not in configs or not sub_path:
+            continue
+        rel = sub_path[len(path) + 1:] if path and sub_path.startswith(path + ".") else sub_path
+        existing = get_path(fixture, rel, _MISSING)
+        value = configs[sub_path]
+        if isinstance(existing, dict):
+            value = dict_merge(existing, value)
+        set_path(fixture, rel, value)
+    return fixture
 
 
 def _assemble(configs: dict[str, dict]) -> dict:

@@ -24,6 +24,11 @@ class StoreObserver(RunObserver):
             self.priority = priority
         self.run_id: Any = None
 
+    @classmethod
+    def create(cls, *args: Any, **kwargs: Any):
+        """Sacred 0.7's constructor spelling, kept so old scripts run unchanged."""
+        return cls(*args, **kwargs)
+
     def _begin(self, status: str, time_key: str, when, ex_info, command, host_info, config,
                meta_info, _id) -> Any:
         experiment = self.store.put_sources(serialize.flatten(ex_info))

@@ -84,7 +84,11 @@ class Run:
                  info: dict | None = None, seed: int | None = None,
                  fixtures: dict[str, dict] | None = None):
         self._id: Any = None
-        self.config = freeze(config)
+        from labbook.settings import SETTINGS
+
+        # Sacred's switch: SETTINGS.CONFIG.READ_ONLY_CONFIG = False hands out plain containers.
+        self.config = freeze(config) if SETTINGS.CONFIG.READ_ONLY_CONFIG else config
+        self._settings = SETTINGS
         self.config_modifications = config_modifications
         self.main_function = main_function
         self.observers = list(observers)
@@ -243,7 +247,7 @@ class Run:
 
         from labbook.output import capture_output, default_capture_mode
 
-        mode = self.capture_mode
+        mode = self.capture_mode or self._settings.CAPTURE_MODE
         if mode is None:
             mode = default_capture_mode() if self._bus else "no"
         out_filter = self.captured_out_filter

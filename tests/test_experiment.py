@@ -143,3 +143,26 @@ def test_experiment_info_lists_this_file_as_source():
 def test_interactive_experiment_needs_a_name():
     with pytest.raises(RuntimeError, match="needs a name"):
         Experiment(interactive=True)
+
+
+def test_settings_read_only_switch(monkeypatch):
+    from labbook import SETTINGS
+
+    monkeypatch.setitem(SETTINGS.CONFIG, "READ_ONLY_CONFIG", False)
+    ex = Experiment("writable")
+    ex.add_config(opts={"a": 1})
+
+    @ex.main
+    def main(opts):
+        opts["a"] = 2
+        return opts
+
+    assert ex.run().result == {"a": 2}
+    assert SETTINGS.CONFIG.READ_ONLY_CONFIG is False
+
+
+def test_file_storage_observer_create_spelling(tmp_path):
+    from labbook.observers import FileStorageObserver
+
+    obs = FileStorageObserver.create(str(tmp_path))
+    assert isinstance(obs, FileStorageObserver) and obs.basedir == str(tmp_path)

@@ -38,6 +38,8 @@ CASES = [
     ("ingredients.py", (), "loading data.csv"),
     ("ingredients.py", ("with", "dataset.small"), "loading small.csv"),
     ("randomness.py", ("with", "seed=123"), "seed: 123"),
+    ("metrics_and_artifacts.py", ("with", "epochs=3"), "final loss 0.7290"),
+    ("custom_observer.py", (), "[observer] loss: [0.5, 0.25, 0.16666666666666666]"),
 ]
 
 
@@ -55,3 +57,20 @@ def test_randomness_example_is_reproducible():
     second = run_example("randomness.py", "with", "seed=5").stdout
     third = run_example("randomness.py", "with", "seed=6").stdout
     assert first == second and first != third
+
+
+def test_metrics_example_records_into_a_file_store(tmp_path):
+    import json
+
+    proc = run_example("metrics_and_artifacts.py", "-F", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert 'Started run with ID "1"' in proc.stderr
+    run = json.loads((tmp_path / "1" / "run.json").read_text())
+    assert run["status"] == "COMPLETED" and run["artifacts"] == ["model.json"]
+    metrics = json.loads((tmp_path / "1" / "metrics.json").read_text())
+    assert metrics["train.loss"]["steps"] == [0, 1, 2, 3, 4]
+    assert metrics["val.acc"]["steps"] == [0, 1, 2, 3, 4]
+    info = json.loads((tmp_path / "1" / "info.json").read_text())
+    assert info["summary"] == {"best_acc": run["result"]}
+    assert info["params"] == {"optimizer": "sgd", "batch_size": 32}
+    assert json.loads((tmp_path / "1" / "model.json").read_text())["weights"][0] == 0.1

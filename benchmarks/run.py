@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Compare labbook with Sacred 0.8.7: import time, process time, logging, runs and configs.
+
+    python benchmarks/run.py                  # full run (creates benchmarks/.venv-sacred once)
+    python benchmarks/run.py --quick          # smaller N, a smoke test
+    python benchmarks/run.py --quick --only-labbook   # no Sacred, no network
+
+labbook runs in this interpreter (from this checkout, via PYTHONPATH) unless ``--labbook-python``
+or ``$LABBOOK_BENCH_PYTHON`` names another one; Sacred runs in ``benchmarks/.venv-sacred``,
+created on first use with ``python3.11 -m venv`` and ``pip install sacred==0.8.7
+'setuptools<81' numpy``. Sacred is never a labbook dependency.
+
+Every workload under ``benchmarks/workloads/`` is user-level code that runs unchanged against
+either package: it takes the package name as its first argument and imports ``Experiment``
+(and observers) from it. Prints a table and writes ``benchmarks/results/latest.json``.
+See docs/benchmarks.md for how to read the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORKLOADS = HERE / "workloads"
+SACRED_VENV = HERE / ".venv-sacred"
+SACRED_VERSION = "0.8.7"
+SACRED_REQUIREMENTS = ["sacred==" + SACRED_VERSION, "setuptools<81", "numpy"]
+EXAMPLE = REPO / "examples" / "hello_config_scope.py"
+PACKAGES = ("labbook", "sacred")
+BENCHMARKS = ("import", "process", "log_scalar", "points", "empty_run", "config")
+
+# Sizes: full run / --quick.
+SIZES = {
+    False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
+            "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 200,
+            "config_reps": 15},
+    True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 2,
+           "points": [1_000, 10_000, 100_000], "points_reps": 2, "empty_runs": 20,
+           "config_reps": 3},
+}
+
+RATIO_TARGETS = {"import": 8, "process": 5, "log_scalar": 10, "empty_run": 5, "config": 4}
+POINTS_TARGET_SECONDS = 1.0
+POINTS_TARGET_N = 1_000_000
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- interpreters --------------------------------------------------------------------------------
+def clean_env(package: str) -> dict:
+    """Environment of a benchmarked process: labbook from this checkout, nothing else leaking."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LABBOOK_") and k not in ("PYTHONPATH", "PYTHONSTARTUP",
+                                                         "PYTHONDONTWRITEBYTECODE",
+                                                         "PYTHONPROFILEIMPORTTIME")}
+    if package == "labbook":
+        env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def python_version(python: str) -> str:
+    out = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def labbook_python(args) -> str:
+    python = args.labbook_python or os.environ.get("LABBOOK_BENCH_PYTHON") or sys.executable
+    check = subprocess.run([python, "-c", "import labbook, labbook.observers"],
+                           env=clean_env("labbook"), capture_output=True, text=True)
+    if check.returncode != 0:
+        raise BenchError(
+            f"labbook does not import in {python}:\n{check.stderr.strip()}\n"
+            "Run with an interpreter that has labbook's dependencies (e.g. the project's venv), "
+            "or pass --labbook-python / set LABBOOK_BENCH_PYTHON.")
+    return python
+
+
+def sacred_python(args) -> tuple[str | None, str]:
+    """The Sacred interpreter, creating the benchmark-only venv on first use."""
+    if args.only_labbook:
+        return None, "skipped (--only-labbook)"
+    if args.sacred_python:
+        return args.sacred_python, "given"
+    python = SACRED_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import sacred; print(sacred.__version__)"]
+    if python.exists():
+        found = subprocess.run(probe, capture_output=True, text=True, env=clean_env("sacred"))
+        if found.returncode == 0 and found.stdout.strip() == SACRED_VERSION:
+            return str(python), "existing venv"
+    base = shutil.which("python3.11") or sys.executable
+    print(f"Creating {SACRED_VENV.relative_to(REPO)} with {base} and installing "
+          f"{' '.join(SACRED_REQUIREMENTS)} (first use only)...", file=sys.stderr)
+    try:
+        subprocess.run([base, "-m", "venv", str(SACRED_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *SACRED_REQUIREMENTS],
+                       check=True, env=clean_env("sacred"))
+        found = subprocess.run(probe, capture_output=True, text=True, check=True,
+                               env=clean_env("sacred"))
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"Could not set up Sacred ({exc}); its column shows n/a.", file=sys.stderr)
+        return None, f"unavailable ({exc})"
+    if found.stdout.strip() != SACRED_VERSION:
+        return None, f"wrong version {found.stdout.strip()}"
+    return str(python), "created venv"
+
+
+# -- measuring helpers ---------------------------------------------------------------------------
+def wall(cmd: list[str], env: dict, cwd: Path | str = REPO) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} failed:\n{proc.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def workload(python: str, package: str, script: str, *args: object, cwd=None) -> dict:
+    """Run a workload script, return the JSON it prints after ``@@RESULT``."""
+    cmd = [python, str(WORKLOADS / script), package, *map(str, args)]
+    proc = subprocess.run(cmd, env=clean_env(package), cwd=cwd or tempfile.gettempdir(),
+                          capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("@@RESULT "):
+            return json.loads(line[len("@@RESULT "):])
+    raise BenchError(f"{' '.join(cmd)} gave no result (exit {proc.returncode}):\n"
+                     f"{proc.stderr[-3000:]}")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+IMPORTTIME_LINE = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")
+
+
+def importtime_us(python: str, package: str) -> int:
+    """Cumulative µs of the top-level package in ``python -X importtime -c 'import pkg'``."""
+    proc = subprocess.run([python, "-X", "importtime", "-c", f"import {package}"],
+                          env=clean_env(package), cwd=tempfile.gettempdir(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError(proc.stderr[-3000:])
+    for line in proc.stderr.splitlines():
+        m = IMPORTTIME_LINE.match(line)
+        if m and m.group(4) == package and len(m.group(3)) <= 1:
+            return int(m.group(2))
+    raise BenchError(f"no importtime line for {package}")
+
+
+# -- the benchmarks ------------------------------------------------------------------------------
+def bench_import(pythons: dict, size: dict) -> dict:
+    out = {}
+    reps = size["import_reps"]
+    for package, python in pythons.items():
+        env = clean_env(package)
+        tmp = tempfile.gettempdir()
+        importtime_us(python, package)  # warm-up: byte-compile, fill the OS file cache
+        cumulative, imp, empty = [], [], []
+        for _ in range(reps):  # interleaved, so that drift hits both sides alike
+            cumulative.append(importtime_us(python, package))
+            imp.append(wall([python, "-c", f"import {package}"], env, tmp))
+            empty.append(wall([python, "-c", "pass"], env, tmp))
+        out[package] = {
+            "importtime_cumulative_ms": median(cumulative) / 1000,
+            "wall_ms": (median(imp) - median(empty)) * 1000,
+            "samples": {"importtime_us": cumulative, "import_s": imp, "pass_s": empty},
+        }
+    return out
+
+
+def bench_process(pythons: dict, size: dict) -> dict:
+    out = {}
+    tmp = Path(tempfile.mkdtemp(prefix="labbook_bench_process_"))
+    try:
+        scripts = {"labbook": EXAMPLE}
+        source = EXAMPLE.read_text()
+        copy = tmp / "hello_config_scope.py"
+        copy.write_text(source.replace("from labbook import", "from sacred import"))
+        scripts["sacred"] = copy
+        for package, python in pythons.items():
+            env = clean_env(package)
+            obs_dir = tmp / f"runs_{package}"
+            cmd = [python, str(scripts[package]), "with", "recipient=Bob", "-F", str(obs_dir)]
+            wall(cmd, env)  # warm-up
+            full, empty = [], []
+            for _ in range(size["process_reps"]):
+                full.append(wall(cmd, env))
+                empty.append(wall([python, "-c", "pass"], env))
+            out[package] = {"ms": (median(full) - median(empty)) * 1000,
+                            "samples": {"process_s": full, "pass_s": empty}}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def bench_log_scalar(pythons: dict, size: dict) -> dict:
+    out = {}
+    n = size["log_scalar_n"]
+    for package, python in pythons.items():
+        res = workload(python, package, "log_scalar.py", n, size["log_scalar_reps"])
+        figures = {}
+        for obs in ("no_observer", "file_observer"):
+            modes = res[obs]
+            bare_loop = median(modes["bare"]["loop"])
+            bare_total = median(modes["bare"]["total"])
+            for mode in ("step", "nostep"):
+                figures[f"{obs}_{mode}_loop_ns"] = \
+                    (median(modes[mode]["loop"]) - bare_loop) / n * 1e9
+                figures[f"{obs}_{mode}_e2e_ns"] = \
+                    (median(modes[mode]["total"]) - bare_total) / n * 1e9
+        out[package] = {**figures, "raw": res}
+    return out
+
+
+def bench_points(pythons: dict, size: dict) -> dict:
+    out = {}
+    sizes = size["points"]
+    for package, python in pythons.items():
+        res = workload(python, package, "metric_points.py", ",".join(map(str, sizes)),
+                       size["points_reps"])
+        figures = {}
+        for n in sizes:
+            entry = res["sizes"][str(n)]
+            if any(r != n for r in entry["received"]):
+                raise BenchError(f"{package}: observer got {entry['received']} points, not {n}")
+            extra = median(entry["logged"]) - median(entry["bare"])
+            figures[str(n)] = {"extra_s": extra, "ns_per_point": extra / n * 1e9}
+        out[package] = {"sizes": figures, "raw": res}
+    return out
+
+
+def bench_empty_run(pythons: dict, size: dict) -> dict:
+    out = {}
+    for package, python in pythons.items():
+        tmp = tempfile.mkdtemp(prefix="labbook_bench_empty_")
+        try:
+            res = workload(python, package, "empty_run.py", size["empty_runs"], tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        out[package] = {"ms_per_run": res["total"] / res["runs"] * 1000,
+                        "median_ms": median(res["per_run"]) * 1000,
+                        "first_ms": res["per_run"][0] * 1000, "runs": res["runs"]}
+    return out
+
+
+def bench_config(pythons: dict, size: dict) -> dict:
+    out = {}
+    for package, python in pythons.items():
+        tmp = tempfile.mkdtemp(prefix="labbook_bench_config_")
+        try:
+            res = workload(python, package, "big_config.py", size["config_reps"], tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if res["entries"] != 1000:
+            raise BenchError(f"{package}: resolved {res['entries']} entries, not 1000")
+        out[package] = {"ms": (median(res["big"]) - median(res["empty"])) * 1000,
+                        "define_run_ms": median(res["big"]) * 1000,
+                        "empty_ms": median(res["empty"]) * 1000, "raw": res}
+    return out
+
+
+RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
+           "points": bench_points, "empty_run": bench_empty_run, "config": bench_config}
+
+
+# -- the table -----------------------------------------------------------------------------------
+def rows_from(results: dict, sizes: dict) -> list[dict]:
+    rows = []
+
+    def add(group, label, unit, getter, target_ratio=None, target_abs=None):
+        values = {}
+        for package in PACKAGES:
+            data = results.get(group, {}).get(package)
+            values[package] = getter(data) if data is not None else None
+        lab, sac = values["labbook"], values["sacred"]
+        ratio = lab / sac if lab is not None and sac and sac > 0 else None
+        if target_abs is not None:
+            target = f"<= {target_abs:g} {unit}"
+            met = None if lab is None else lab <= target_abs
+        elif target_ratio is not None:
+            target = f"<= 1/{target_ratio}"
+            met = None if ratio is None else ratio <= 1 / target_ratio
+        else:
+            target, met = "-", None
+        rows.append({"group": group, "benchmark": label, "unit": unit, "labbook": lab,
+                     "sacred": sac, "ratio": ratio, "target": target, "met": met,
+                     "has_target": target != "-"})
+
+    if "import" in results:
+        add("import", "import: -X importtime cumulative", "ms",
+            lambda d: d["importtime_cumulative_ms"], RATIO_TARGETS["import"])
+        add("import", "import: wall - `python -c pass`", "ms",
+            lambda d: d["wall_ms"], RATIO_TARGETS["import"])
+    if "process" in results:
+        add("process", "whole process hello_config_scope -F", "ms", lambda d: d["ms"],
+            RATIO_TARGETS["process"])
+    if "log_scalar" in results:
+        n = sizes["log_scalar_n"]
+        for obs, obs_label in (("no_observer", "no observer"), ("file_observer", "file obs.")):
+            for mode, mode_label in (("step", "step"), ("nostep", "no step")):
+                add("log_scalar", f"log_scalar x{n:.0e}, {mode_label}, {obs_label}", "ns/call",
+                    lambda d, k=f"{obs}_{mode}_loop_ns": d[k], RATIO_TARGETS["log_scalar"])
+        add("log_scalar", f"  same, step, file obs., end-to-end", "ns/call",
+            lambda d: d["file_observer_step_e2e_ns"])
+    if "points" in results:
+        for n in sizes["points"]:
+            is_target = n == POINTS_TARGET_N
+            add("points", f"{n:.0e} points -> observer, extra", "s",
+                lambda d, n=n: d["sizes"][str(n)]["extra_s"],
+                target_abs=POINTS_TARGET_SECONDS if is_target else None)
+        if POINTS_TARGET_N not in sizes["points"]:
+            largest = max(sizes["points"])
+            add("points", f"1e+06 points (extrapolated from {largest:.0e})", "s",
+                lambda d: d["sizes"][str(largest)]["ns_per_point"] * POINTS_TARGET_N / 1e9,
+                target_abs=POINTS_TARGET_SECONDS)
+    if "empty_run" in results:
+        add("empty_run", f"empty ex.run() x{sizes['empty_runs']}, file obs.", "ms/run",
+            lambda d: d["ms_per_run"], RATIO_TARGETS["empty_run"])
+    if "config" in results:
+        add("config", "1,000-entry config, 5 ingredients", "ms", lambda d: d["ms"],
+            RATIO_TARGETS["config"])
+    return rows
+
+
+def fmt_value(value, unit):
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        text = f"{value:.3f}"
+    elif abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}"
+
+
+def fmt_ratio(ratio):
+    if ratio is None:
+        return "n/a"
+    if ratio <= 0:
+        return f"{ratio:.3f}"
+    return f"{ratio:.3f} (1/{1 / ratio:.1f})"
+
+
+def table(rows: list[dict]) -> str:
+    header = ["benchmark", "labbook", "sacred", "ratio", "target", "status"]
+    body = []
+    for r in rows:
+        status = "-" if not r["has_target"] else (
+            "n/a" if r["met"] is None else ("met" if r["met"] else "MISSED"))
+        body.append([r["benchmark"], fmt_value(r["labbook"], r["unit"]),
+                     fmt_value(r["sacred"], r["unit"]), fmt_ratio(r["ratio"]), r["target"],
+                     status])
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(header, widths)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
+
+
+def linearity(results: dict, sizes: dict) -> str:
+    if "points" not in results:
+        return ""
+    lines = ["points -> observer, ns per point (flat = linear):"]
+    for package in PACKAGES:
+        data = results["points"].get(package)
+        if data is None:
+            continue
+        cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
+                          for n in sizes["points"])
+        lines.append(f"  {package:8s} {cells}")
+    return "\n".join(lines)
+
+
+def git_state() -> dict:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "labbook"],
+                                    cwd=REPO, capture_output=True, text=True).stdout.strip())
+    except OSError:
+        return {}
+    return {"commit": head, "labbook_dirty": dirty}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller N (smoke test)")
+    parser.add_argument("--only-labbook", action="store_true",
+                        help="measure labbook only; the sacred column shows n/a")
+    parser.add_argument("--only", default=",".join(BENCHMARKS),
+                        help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--labbook-python", help="interpreter for labbook (default: this one)")
+    parser.add_argument("--sacred-python", help="interpreter with sacred installed "
+                                                "(default: benchmarks/.venv-sacred)")
+    parser.add_argument("--output", default=str(HERE / "results" / "latest.json"),
+                        help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    selected = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = set(selected) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}")
+
+    try:
+        pythons = {"labbook": labbook_python(args)}
+    except BenchError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    sac, sacred_status = sacred_python(args)
+    if sac is not None:
+        pythons["sacred"] = sac
+    size = SIZES[args.quick]
+
+    started = time.perf_counter()
+    results = {}
+    for name in selected:
+        t0 = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = RUNNERS[name](pythons, size)
+        print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+    rows = rows_from(results, size)
+    print(table(rows))
+    lin = linearity(results, size)
+    if lin:
+        print()
+        print(lin)
+    missed = [r["benchmark"] for r in rows if r["met"] is False]
+    print()
+    print(f"targets missed: {', '.join(missed) if missed else 'none'}"
+          f"   (ratio = labbook / sacred; sacred: {sacred_status})")
+
+    report = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "sizes": size,
+        "seconds": time.perf_counter() - started,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine()},
+        "interpreters": {p: {"path": py, "version": python_version(py)}
+                         for p, py in pythons.items()},
+        "sacred": sacred_status,
+        "labbook": git_state(),
+        "rows": rows,
+        "results": results,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print(f"results written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

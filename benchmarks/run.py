@@ -46,8 +46,8 @@ SIZES = {
     False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
             "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 200,
             "config_reps": 15},
-    True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 2,
-           "points": [1_000, 10_000, 100_000], "points_reps": 2, "empty_runs": 20,
+    True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
+           "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "config_reps": 3},
 }
 

@@ -10,6 +10,7 @@ USAGE = """labbook - reproducible, comparable experiments.
 Usage:
   labbook ls [STORE] [--filter=JSON] [--order=FIELD] [--limit=N]
   labbook show ID [--store=URL]
+  labbook sync FAILURE_DIR [--store=URL]
   labbook --version
   labbook (-h | --help)
 
@@ -122,6 +123,28 @@ def cmd_show(run_id: str, url: str | None) -> str:
     return "\n".join(lines)
 
 
+def _store_arg(value: str | None) -> str | None:
+    return None if not value or value.startswith("$LABBOOK_STORE") else value
+
+
+def cmd_sync(failure_dir: str, url: str | None) -> str:
+    """Replay the journals a QueuedObserver left in ``failure_dir`` into a store."""
+    import os
+
+    from labbook.observers.queued import replay
+    from labbook.stores import default_url, redact_url
+
+    if not os.path.isdir(failure_dir):
+        raise CLIError(f"{failure_dir} is not a directory of failed-run journals.")
+    url = url or default_url()
+    results = replay(failure_dir, url)
+    if not results:
+        return f"No journals in {failure_dir}."
+    lines = [f"{name}: {count} event(s) delivered to run {run_id} in {redact_url(url)}"
+             for name, run_id, count in results]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
 
@@ -139,11 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args["ls"]:
             print(cmd_ls(args["STORE"], args["--filter"], args["--order"],
                          int(args["--limit"])))
+        elif args["sync"]:
+            print(cmd_sync(args["FAILURE_DIR"], _store_arg(args["--store"])))
         elif args["show"]:
-            store = args["--store"]
-            if store and store.startswith("$LABBOOK_STORE"):
-                store = None
-            print(cmd_show(args["ID"], store))
+            print(cmd_show(args["ID"], _store_arg(args["--store"])))
         else:
             print(USAGE)
     except CLIError as exc:

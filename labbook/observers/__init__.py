@@ -8,9 +8,10 @@ from typing import Any
 
 from labbook.observers.base import RunObserver
 
-__all__ = ["RunObserver", "FileStorageObserver", "StoreObserver", "observers_from_options"]
+__all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver", "observers_from_options"]
 
 _LAZY = {
+    "QueuedObserver": "labbook.observers.queued",
     "FileStorageObserver": "labbook.observers.store_observer",
     "StoreObserver": "labbook.observers.store_observer",
 }

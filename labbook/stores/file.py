@@ -73,6 +73,7 @@ class FileStore(Store):
         self.basedir = os.path.abspath(os.fspath(basedir))
         self.url = "file://" + self.basedir
         self._runs: dict[str, dict] = {}
+        self._written: dict[tuple, Any] = {}
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:
@@ -115,10 +116,10 @@ class FileStore(Store):
         directory = self._dir(run_id)
         write_json_atomic(os.path.join(directory, "config.json"), doc.get("config", {}))
         self._write_run_json(run_id)
-        if "info" in doc:
-            write_json_atomic(os.path.join(directory, "info.json"), doc.get("info") or {})
-        if doc.get("captured_out") is not None:
-            write_text_atomic(os.path.join(directory, "cout.txt"), doc["captured_out"])
+        if doc.get("info"):
+            write_json_atomic(os.path.join(directory, "info.json"), doc["info"])
+        if doc.get("captured_out"):
+            self._write_cout(run_id, doc["captured_out"])
 
     def _write_run_json(self, run_id: Any) -> None:
         doc = self._doc(run_id)
@@ -131,14 +132,27 @@ class FileStore(Store):
         directory = self._dir(run_id)
         if "config" in fields:
             write_json_atomic(os.path.join(directory, "config.json"), fields["config"])
-        if "info" in fields:
-            write_json_atomic(os.path.join(directory, "info.json"), fields["info"] or {})
+        if "info" in fields and (fields["info"] or self._written.get((str(run_id), "info"))):
+            if fields["info"] != self._written.get((str(run_id), "info")):
+                write_json_atomic(os.path.join(directory, "info.json"), fields["info"] or {})
+                self._written[(str(run_id), "info")] = fields["info"]
         if "captured_out" in fields:
-            write_text_atomic(os.path.join(directory, "cout.txt"), fields["captured_out"] or "")
+            self._write_cout(run_id, fields["captured_out"] or "")
         if set(fields) - {"config", "info", "captured_out"}:
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):
             self._write_metrics_json(run_id)
+
+    def _write_cout(self, run_id: Any, text: str) -> None:
+        # Plain text, rewritten in place like Sacred's cout.txt: creating a new file for an
+        # atomic rename costs several times more than an overwrite, at every heartbeat.
+        key = (str(run_id), "cout")
+        if self._written.get(key) == text:
+            return
+        path = os.path.join(self._dir(run_id), "cout.txt")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        self._written[key] = text
 
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
         if not metrics_by_name:
@@ -152,6 +166,8 @@ class FileStore(Store):
             fh.write(line + "\n")
 
     def _write_metrics_json(self, run_id: Any) -> None:
+        if not os.path.exists(os.path.join(self._dir(run_id), "metrics.jsonl")):
+            return
         history = self.history(run_id, raw=True)
         out = {name: {"steps": s["steps"], "timestamps": s["timestamps"], "values": s["values"]}
                for name, s in history.items()}

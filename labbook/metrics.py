@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 from labbook.errors import MetricValueError
@@ -24,6 +26,26 @@ def utcnow() -> datetime:
 
 def to_datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
+
+
+def _fast_utc():
+    # datetime.utcfromtimestamp is deprecated since 3.12 but ~8x faster than the aware
+    # round trip, which matters at a million points per beat; the fallback keeps working
+    # when it is removed.
+    return getattr(datetime, "utcfromtimestamp", None)
+
+
+def to_datetimes(timestamps: list[float]) -> list[datetime]:
+    """Naive UTC datetimes for many float timestamps, fast."""
+    fast = _fast_utc()
+    if fast is None:
+        return [to_datetime(t) for t in timestamps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return list(map(fast, timestamps))
+
+
+_STEP, _VALUE, _TIME = itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 def coerce_value(name: str, value: Any) -> float | int:
@@ -113,18 +135,19 @@ class MetricBuffer:
             return {}
         taken = points[:n]
         del points[:n]
+        by_name: dict[str, list[tuple]] = {}
+        for point in taken:
+            group = by_name.get(point[0])
+            if group is None:
+                by_name[point[0]] = [point]
+            else:
+                group.append(point)
         grouped: dict[str, dict[str, list]] = {}
-        for name, step, value, ts in taken:
-            series = grouped.get(name)
-            if series is None:
-                series = grouped[name] = {"steps": [], "values": [], "timestamps": []}
-            series["steps"].append(step)
-            series["values"].append(value)
-            series["timestamps"].append(ts)
-        last = self.last
-        for name, series in grouped.items():
-            last[name] = series["values"][-1]
-            series["timestamps"] = [to_datetime(t) for t in series["timestamps"]]
+        for name, group in by_name.items():
+            values = list(map(_VALUE, group))
+            grouped[name] = {"steps": list(map(_STEP, group)), "values": values,
+                             "timestamps": to_datetimes(list(map(_TIME, group)))}
+            self.last[name] = values[-1]
         return grouped
 
     def latest(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "enforce_clean": False, "print_config": False, "id": None, "name": None, "capture": None,
     "tag": (), "notes": None, "file_storage": None, "sql": None, "mongo_db": None,
     "store": None, "no_system_metrics": False, "capture_env": (), "help": False,
+    "queued": False,
 }
 
 
@@ -214,6 +215,11 @@ class Experiment(Ingredient):
             from labbook.stores import default_url
 
             observers.append(observer_for_url(url or default_url()))
+        if opts.get("queued"):
+            from labbook.observers.queued import QueuedObserver
+
+            observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(o)
+                         for o in observers]
         return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:

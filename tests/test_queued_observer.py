@@ -127,3 +127,12 @@ def test_labbook_sync_command(tmp_path, capsys):
     assert ": 0 event(s) delivered to run 1" in capsys.readouterr().out
     assert main(["sync", str(tmp_path / "nope")]) == 1
     assert "is not a directory of failed-run journals" in capsys.readouterr().err
+
+
+def test_queued_option_wraps_every_observer(tmp_path):
+    from labbook.observers import FileStorageObserver
+
+    ex = make(FileStorageObserver(tmp_path))
+    run = ex.run(options={"--queued": True, "--no-system-metrics": True})
+    assert [type(o).__name__ for o in run.observers] == ["QueuedObserver"]
+    assert open_store(str(tmp_path)).get(1)["status"] == "COMPLETED"

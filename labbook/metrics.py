@@ -157,4 +157,3 @@ class MetricBuffer:
             last[name] = value
         last.update(self._pending_step)
         return last
-

@@ -192,4 +192,3 @@ def _check_yaml_safe(filename: str, value: Any, path: str) -> None:
     raise ConfigFileSaveError(
         filename, f"entry '{path}' of type {type(value).__name__} cannot be written as YAML; "
                   "save to .json or .pickle instead")
-

@@ -8,7 +8,8 @@ from typing import Any
 
 from labbook.observers.base import RunObserver
 
-__all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver", "observers_from_options"]
+__all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver",
+           "observers_from_options"]
 
 _LAZY = {
     "QueuedObserver": "labbook.observers.queued",

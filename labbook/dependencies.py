@@ -197,23 +197,44 @@ def _relative(filename: str, base_dir: str) -> str:
 # --- packages ----------------------------------------------------------------------------------
 
 @functools.cache
-def _distributions_by_import_name() -> dict[str, tuple[str, ...]]:
-    # packages_distributions() reads every installed distribution's file list: seconds in a
-    # big environment, so once per process
-    from importlib import metadata
+def _index_dir(directory: str) -> dict[str, tuple[tuple[str, str | None], ...]]:
+    """Import name -> ((distribution, version), ...) from the metadata folders in one
+    directory of sys.path.
 
-    return {name: tuple(dict.fromkeys(dists))
-            for name, dists in metadata.packages_distributions().items()}
-
-
-@functools.cache
-def _distribution_version(dist: str) -> str | None:
-    from importlib import metadata
-
+    Read straight from ``*.dist-info``/``*.egg-info`` folder names and their
+    ``top_level.txt``: ``importlib.metadata.packages_distributions()`` costs ~45 ms per process
+    (import plus reading every RECORD), a quarter of a short experiment's wall time.
+    """
+    index: dict[str, list[tuple[str, str | None]]] = {}
     try:
-        return metadata.version(dist)
-    except Exception:  # broken metadata must not stop a run
-        return None
+        entries = os.listdir(directory)
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.endswith((".dist-info", ".egg-info")):
+            continue
+        stem = entry.rsplit(".", 1)[0]
+        dist, _, version = stem.partition("-")
+        names: list[str] = []
+        try:
+            with open(os.path.join(directory, entry, "top_level.txt"), encoding="utf-8") as fh:
+                names = [line.strip() for line in fh if line.strip()]
+        except OSError:
+            pass
+        if not names:
+            names = [dist.replace("-", "_").lower(), dist]
+        for name in dict.fromkeys(names):
+            index.setdefault(name.replace("/", "."), []).append((dist, version or None))
+    return {name: tuple(dists) for name, dists in index.items()}
+
+
+def _distributions_by_import_name() -> dict[str, tuple[tuple[str, str | None], ...]]:
+    merged: dict[str, tuple[tuple[str, str | None], ...]] = {}
+    for directory in sys.path:
+        if directory and os.path.isdir(directory):
+            for name, dists in _index_dir(os.path.abspath(directory)).items():
+                merged.setdefault(name, dists)
+    return merged
 
 
 def gather_dependencies(globs: Mapping[str, Any] | None = None,
@@ -230,8 +251,8 @@ def gather_dependencies(globs: Mapping[str, Any] | None = None,
     for name in list(sys.modules):
         if "." in name or name in sys.stdlib_module_names or name in _IMPLICIT_IMPORTS:
             continue
-        for dist in by_import.get(name, ()):
-            found.setdefault(_normalize(dist), PackageDependency(dist, _distribution_version(dist)))
+        for dist, version in by_import.get(name, ()):
+            found.setdefault(_normalize(dist), PackageDependency(dist, version))
     for dep in extra:
         found[_normalize(dep.name)] = dep
     return set(found.values())

@@ -84,11 +84,15 @@ class Run:
                  info: dict | None = None, seed: int | None = None,
                  fixtures: dict[str, dict] | None = None):
         self._id: Any = None
-        from labbook.settings import SETTINGS
-
+        # labbook.SETTINGS is loaded only when the program touches it; until then the
+        # defaults hold (read-only config, capture mode from LABBOOK_CAPTURE_MODE).
+        settings_module = sys.modules.get("labbook.settings")
+        settings = settings_module.SETTINGS if settings_module is not None else None
         # Sacred's switch: SETTINGS.CONFIG.READ_ONLY_CONFIG = False hands out plain containers.
-        self.config = freeze(config) if SETTINGS.CONFIG.READ_ONLY_CONFIG else config
-        self._settings = SETTINGS
+        read_only = settings.CONFIG.READ_ONLY_CONFIG if settings is not None else True
+        self.config = freeze(config) if read_only else config
+        self._default_capture = (settings.CAPTURE_MODE if settings is not None
+                                 else os.environ.get("LABBOOK_CAPTURE_MODE") or None)
         self.config_modifications = config_modifications
         self.main_function = main_function
         self.observers = list(observers)
@@ -247,7 +251,7 @@ class Run:
 
         from labbook.output import capture_output, default_capture_mode
 
-        mode = self.capture_mode or self._settings.CAPTURE_MODE
+        mode = self.capture_mode or self._default_capture
         if mode is None:
             mode = default_capture_mode() if self._bus else "no"
         out_filter = self.captured_out_filter

@@ -32,3 +32,12 @@ def test_defining_an_experiment_loads_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_package_version_matches_the_distribution():
+    import tomllib
+
+    import labbook
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        assert tomllib.load(fh)["project"]["version"] == labbook.__version__

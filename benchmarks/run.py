@@ -45,10 +45,10 @@ BENCHMARKS = ("import", "process", "log_scalar", "points", "empty_run", "config"
 SIZES = {
     False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
             "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 200,
-            "config_reps": 15},
+            "empty_run_procs": 3, "config_reps": 15},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
-           "config_reps": 3},
+           "empty_run_procs": 1, "config_reps": 3},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 5, "log_scalar": 10, "empty_run": 5, "config": 4}
@@ -56,8 +56,24 @@ POINTS_TARGET_SECONDS = 1.0
 POINTS_TARGET_N = 1_000_000
 
 
+# Where observers write and workloads run: a tmpfs when there is one, so that the kernel's
+# writeback of earlier benchmarks' files does not add noise (see docs/benchmarks.md).
+SCRATCH = Path(tempfile.gettempdir())
+
+
 class BenchError(RuntimeError):
     pass
+
+
+def default_scratch() -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def scratch_dir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix, dir=SCRATCH)
 
 
 # -- interpreters --------------------------------------------------------------------------------
@@ -69,6 +85,7 @@ def clean_env(package: str) -> dict:
                                                          "PYTHONPROFILEIMPORTTIME")}
     if package == "labbook":
         env["PYTHONPATH"] = str(REPO)
+    env["TMPDIR"] = str(SCRATCH)
     return env
 
 
@@ -133,7 +150,7 @@ def wall(cmd: list[str], env: dict, cwd: Path | str = REPO) -> float:
 def workload(python: str, package: str, script: str, *args: object, cwd=None) -> dict:
     """Run a workload script, return the JSON it prints after ``@@RESULT``."""
     cmd = [python, str(WORKLOADS / script), package, *map(str, args)]
-    proc = subprocess.run(cmd, env=clean_env(package), cwd=cwd or tempfile.gettempdir(),
+    proc = subprocess.run(cmd, env=clean_env(package), cwd=cwd or SCRATCH,
                           capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("@@RESULT "):
@@ -152,7 +169,7 @@ IMPORTTIME_LINE = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)
 def importtime_us(python: str, package: str) -> int:
     """Cumulative µs of the top-level package in ``python -X importtime -c 'import pkg'``."""
     proc = subprocess.run([python, "-X", "importtime", "-c", f"import {package}"],
-                          env=clean_env(package), cwd=tempfile.gettempdir(),
+                          env=clean_env(package), cwd=SCRATCH,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise BenchError(proc.stderr[-3000:])
@@ -169,7 +186,7 @@ def bench_import(pythons: dict, size: dict) -> dict:
     reps = size["import_reps"]
     for package, python in pythons.items():
         env = clean_env(package)
-        tmp = tempfile.gettempdir()
+        tmp = SCRATCH
         importtime_us(python, package)  # warm-up: byte-compile, fill the OS file cache
         cumulative, imp, empty = [], [], []
         for _ in range(reps):  # interleaved, so that drift hits both sides alike
@@ -185,25 +202,42 @@ def bench_import(pythons: dict, size: dict) -> dict:
 
 
 def bench_process(pythons: dict, size: dict) -> dict:
+    """``python hello_config_scope.py with recipient=Bob -F DIR`` minus ``python -c pass``.
+
+    labbook runs ``examples/hello_config_scope.py`` inside this git checkout (so it also
+    records git info); Sacred runs a copy, with its import changed, in a temp dir (no git
+    repo). For a like-for-like figure labbook also runs the same copy in that temp dir.
+    """
     out = {}
-    tmp = Path(tempfile.mkdtemp(prefix="labbook_bench_process_"))
+    tmp = Path(scratch_dir("process_"))
     try:
-        scripts = {"labbook": EXAMPLE}
         source = EXAMPLE.read_text()
-        copy = tmp / "hello_config_scope.py"
-        copy.write_text(source.replace("from labbook import", "from sacred import"))
-        scripts["sacred"] = copy
+        copies = {}
+        for package in PACKAGES:
+            copy = tmp / package / "hello_config_scope.py"
+            copy.parent.mkdir()
+            copy.write_text(source.replace("from labbook import", f"from {package} import"))
+            copies[package] = copy
+        variants = {"labbook": {"ms": EXAMPLE, "tmp_copy_ms": copies["labbook"]},
+                    "sacred": {"ms": copies["sacred"]}}
         for package, python in pythons.items():
             env = clean_env(package)
-            obs_dir = tmp / f"runs_{package}"
-            cmd = [python, str(scripts[package]), "with", "recipient=Bob", "-F", str(obs_dir)]
-            wall(cmd, env)  # warm-up
-            full, empty = [], []
+            cmds = {key: [python, str(script), "with", "recipient=Bob", "-F",
+                          str(tmp / f"runs_{package}_{key}")]
+                    for key, script in variants[package].items()}
+            samples = {key: [] for key in cmds}
+            samples["pass"] = []
+            for cmd in cmds.values():
+                wall(cmd, env)  # warm-up: byte-compile, fill the OS file cache
             for _ in range(size["process_reps"]):
-                full.append(wall(cmd, env))
-                empty.append(wall([python, "-c", "pass"], env))
-            out[package] = {"ms": (median(full) - median(empty)) * 1000,
-                            "samples": {"process_s": full, "pass_s": empty}}
+                for key, cmd in cmds.items():
+                    samples[key].append(wall(cmd, env))
+                samples["pass"].append(wall([python, "-c", "pass"], env))
+            empty = median(samples["pass"])
+            out[package] = {key: (median(samples[key]) - empty) * 1000 for key in cmds}
+            out[package]["samples_s"] = samples
+        if "sacred" in out:
+            out["sacred"]["tmp_copy_ms"] = out["sacred"]["ms"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -246,23 +280,30 @@ def bench_points(pythons: dict, size: dict) -> dict:
 
 
 def bench_empty_run(pythons: dict, size: dict) -> dict:
-    out = {}
-    for package, python in pythons.items():
-        tmp = tempfile.mkdtemp(prefix="labbook_bench_empty_")
-        try:
-            res = workload(python, package, "empty_run.py", size["empty_runs"], tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        out[package] = {"ms_per_run": res["total"] / res["runs"] * 1000,
-                        "median_ms": median(res["per_run"]) * 1000,
-                        "first_ms": res["per_run"][0] * 1000, "runs": res["runs"]}
-    return out
+    """Amortised ms per empty run; the median over a few processes, labbook's and Sacred's
+    alternating (file-system timings drift)."""
+    samples = {package: {"amortised": [], "median": [], "first": []} for package in pythons}
+    for _ in range(size["empty_run_procs"]):
+        for package, python in pythons.items():
+            tmp = scratch_dir("empty_run_")
+            try:
+                res = workload(python, package, "empty_run.py", size["empty_runs"], tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            samples[package]["amortised"].append(res["total"] / res["runs"] * 1000)
+            samples[package]["median"].append(median(res["per_run"]) * 1000)
+            samples[package]["first"].append(res["per_run"][0] * 1000)
+    return {package: {"ms_per_run": median(s["amortised"]),
+                      "median_run_ms": median(s["median"]),
+                      "first_run_ms": median(s["first"]),
+                      "amortised_ms_per_process": s["amortised"]}
+            for package, s in samples.items()}
 
 
 def bench_config(pythons: dict, size: dict) -> dict:
     out = {}
     for package, python in pythons.items():
-        tmp = tempfile.mkdtemp(prefix="labbook_bench_config_")
+        tmp = scratch_dir("config_")
         try:
             res = workload(python, package, "big_config.py", size["config_reps"], tmp)
         finally:
@@ -310,13 +351,15 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
     if "process" in results:
         add("process", "whole process hello_config_scope -F", "ms", lambda d: d["ms"],
             RATIO_TARGETS["process"])
+        add("process", "  same, labbook's copy also in temp dir", "ms",
+            lambda d: d["tmp_copy_ms"], RATIO_TARGETS["process"])
     if "log_scalar" in results:
         n = sizes["log_scalar_n"]
         for obs, obs_label in (("no_observer", "no observer"), ("file_observer", "file obs.")):
             for mode, mode_label in (("step", "step"), ("nostep", "no step")):
                 add("log_scalar", f"log_scalar x{n:.0e}, {mode_label}, {obs_label}", "ns/call",
                     lambda d, k=f"{obs}_{mode}_loop_ns": d[k], RATIO_TARGETS["log_scalar"])
-        add("log_scalar", f"  same, step, file obs., end-to-end", "ns/call",
+        add("log_scalar", "  same, step, file obs., end-to-end", "ns/call",
             lambda d: d["file_observer_step_e2e_ns"])
     if "points" in results:
         for n in sizes["points"]:
@@ -411,6 +454,8 @@ def main(argv=None) -> int:
     parser.add_argument("--labbook-python", help="interpreter for labbook (default: this one)")
     parser.add_argument("--sacred-python", help="interpreter with sacred installed "
                                                 "(default: benchmarks/.venv-sacred)")
+    parser.add_argument("--scratch", help="directory for observer output and temp files "
+                                          "(default: /dev/shm when writable, else $TMPDIR)")
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"),
                         help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -429,13 +474,23 @@ def main(argv=None) -> int:
         pythons["sacred"] = sac
     size = SIZES[args.quick]
 
+    global SCRATCH
+    base = Path(args.scratch) if args.scratch else default_scratch()
+    SCRATCH = Path(tempfile.mkdtemp(prefix="labbook-bench-", dir=base))
     started = time.perf_counter()
     results = {}
-    for name in selected:
-        t0 = time.perf_counter()
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results[name] = RUNNERS[name](pythons, size)
-        print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    try:
+        for name in selected:
+            t0 = time.perf_counter()
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results[name] = RUNNERS[name](pythons, size)
+            print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr,
+                  flush=True)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
 
     rows = rows_from(results, size)
     print(table(rows))
@@ -458,6 +513,7 @@ def main(argv=None) -> int:
         "interpreters": {p: {"path": py, "version": python_version(py)}
                          for p, py in pythons.items()},
         "sacred": sacred_status,
+        "scratch": str(base),
         "labbook": git_state(),
         "rows": rows,
         "results": results,

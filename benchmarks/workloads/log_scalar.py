@@ -8,7 +8,8 @@ For each observer setting (none, FileStorageObserver) and each repetition, three
 experiment: a bare loop (``i * 0.1``), ``log_scalar("loss", i * 0.1, i)`` and
 ``log_scalar("loss", i * 0.1)``. The loop is timed inside main; the whole ``ex.run()`` is timed
 around it (so the end-to-end figure includes handing the points to the observer at the end).
-Prints one JSON line prefixed with ``@@RESULT``.
+A first round of the three runs is not counted (warm-up). Prints one JSON line prefixed
+with ``@@RESULT``.
 """
 import importlib
 import json
@@ -53,14 +54,15 @@ def make_experiment(observer_dir):
 def measure(observer_dir):
     ex = make_experiment(observer_dir)
     samples = {mode: {"loop": [], "total": []} for mode in MODES}
-    for _ in range(reps):
+    for rep in range(reps + 1):  # round 0 warms up (first-run imports, memory arenas)
         for mode in MODES:
             state["mode"] = mode
             t0 = time.perf_counter()
             ex.run()
             total = time.perf_counter() - t0
-            samples[mode]["loop"].append(state["loop"])
-            samples[mode]["total"].append(total)
+            if rep:
+                samples[mode]["loop"].append(state["loop"])
+                samples[mode]["total"].append(total)
     return samples
 
 

@@ -40,7 +40,6 @@ class ResolvedConfig:
     config: dict
     summary: ConfigSummary
     seed: int
-    docs: dict[str, str] = field(default_factory=dict)
     #: per ingredient path: its config plus the configs of the ingredients it uses
     fixtures: dict[str, dict] = field(default_factory=dict)
 
@@ -161,7 +160,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
 
     # Named configs: evaluated with the explicit updates fixed; later ones win.
     named_total: dict = {}
-    docs: dict[str, str] = {}
+    doc_sources: list[tuple[str, Any, bool]] = []
     for name in named_configs:
         ingredient, ncfg = _find_named_config(name, ingredients, root)
         path = path_of.get(id(ingredient), "")
@@ -171,8 +170,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
             values = {}
             set_path(values, path, result.values)
         named_total = dict_merge(named_total, values)
-        for key, doc in result.docs.items():
-            docs[_join(path, key)] = doc
+        doc_sources.append((path, result.docs, True))
     fixed_by_path = _split_updates(dict_merge(named_total, explicit), paths)
 
     configs: dict[str, dict] = {}
@@ -190,8 +188,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
             values = result.values
             for key, old in result.overridden.items():
                 overridden.setdefault(_join(path, key), old)
-            for key, doc in result.docs.items():
-                docs.setdefault(_join(path, key), doc)
+            doc_sources.append((path, result.docs, False))
         assigned_by_path[path] = bool(ingredient.configurations)
         configs[path] = values
         if ingredient.config_hooks:
@@ -220,12 +217,21 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
         raise ConfigError(f"The config entry 'seed' must be an integer, got {seed!r}.",
                           key="seed")
 
+    def docs() -> dict[str, str]:
+        collected: dict[str, str] = {}
+        for path, scope_docs, named in doc_sources:
+            for key, doc in scope_docs.items():
+                if named:
+                    collected[_join(path, key)] = doc
+                else:
+                    collected.setdefault(_join(path, key), doc)
+        return collected
+
     summary = _summarize(config, fixed_by_path, overridden, docs, hook_changes)
     _check_changes(root, summary, config, force, logger)
     fixtures = {path: _fixture(configs[path], ing, path, configs, path_of)
                 for ing, path in zip(ingredients, paths) if path}
-    return ResolvedConfig(config=config, summary=summary, seed=seed, docs=docs,
-                          fixtures=fixtures)
+    return ResolvedConfig(config=config, summary=summary, seed=seed, fixtures=fixtures)
 
 
 def _descendants(ingredient: Ingredient) -> list[Ingredient]:
@@ -270,7 +276,7 @@ def _assemble(configs: dict[str, dict]) -> dict:
 
 
 def _summarize(config: dict, fixed_by_path: dict[str, dict], overridden: dict[str, Any],
-               docs: dict[str, str], hook_changes: dict[str, Any]) -> ConfigSummary:
+               docs: Any, hook_changes: dict[str, Any]) -> ConfigSummary:
     added: set[str] = set()
     modified: set[str] = set()
     typechanged: dict[str, tuple[type, type]] = {}

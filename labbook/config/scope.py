@@ -456,7 +456,12 @@ class ConfigScope:
     def docs(self) -> dict[str, str]:
         """Doc comments of the entries by (dotted) name; reads the source on first use."""
         self._compile()
-        return dict(self._docs or {})
+        if self._docs is None:
+            text, body = self._doc_source
+            collector = _DocCollector(text)
+            collector.visit(body)
+            self._docs = collector.docs
+        return dict(self._docs)
 
     def _compile(self) -> types.CodeType:
         if self._code is not None:
@@ -475,6 +480,9 @@ class ConfigScope:
         first = source.split("\n", 1)[0]
         shift = 1 if first[:1].isspace() else 0
         text = "if 1:\n" + source if shift else source
+        # Blank lines in front give every node its line in the file without a pass of
+        # ast.increment_lineno over the tree (and the doc collector sees the same lines).
+        text = "\n" * (code.co_firstlineno - 1 - shift) + text
         try:
             tree = ast.parse(text)
         except SyntaxError as exc:
@@ -492,11 +500,11 @@ class ConfigScope:
                 and isinstance(body[0].value.value, str)):
             body = body[1:]  # the docstring
 
-        collector = _DocCollector(text)
-        collector.visit(body)
+        # Doc comments are collected only when asked for (print_config): tokenizing is a
+        # quarter of the cost of preparing a scope.
+        self._doc_source = (text, body)
 
         module = ast.Module(body=body, type_ignores=[])
-        ast.increment_lineno(module, code.co_firstlineno - 1 - shift)
         try:
             compiled = compile(module, code.co_filename, "exec",
                                flags=code.co_flags & _FUTURE_FLAGS, dont_inherit=True)
@@ -507,7 +515,6 @@ class ConfigScope:
                 "'yield'.") from exc
         # Tracebacks then name the scope instead of "<module>".
         compiled = compiled.replace(co_name=self.__name__)
-        self._docs = collector.docs
         self._code = compiled
         return compiled
 
@@ -564,13 +571,41 @@ class ConfigScope:
         # Fixed keys the body never saw assigned are entries too; this also undoes in-place
         # mutation of fixed values that bypassed the guards.
         _apply_fixed(values, fixed, "", record)
-        docs = {k: d for k, d in (self._docs or {}).items() if has_path(values, k)}
         return ScopeResult(
             values=values,
-            docs=docs,
+            docs=_LazyDocs(self, values),
             overridden={p: _try_normalize(v, p) for p, v in overridden.items()},
             assigned={k for k in namespace.assigned if k in values},
         )
+
+
+class _LazyDocs(Mapping):
+    """The docs of one scope call, collected on first access."""
+
+    def __init__(self, scope: ConfigScope, values: dict):
+        self._scope = scope
+        self._values = values
+        self._docs: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._docs is None:
+            self._docs = {k: d for k, d in self._scope.docs.items() if has_path(self._values, k)}
+        return self._docs
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._get()) == other
+
+    def __repr__(self) -> str:
+        return repr(self._get())
 
 
 class ConfigDict:

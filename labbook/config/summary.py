@@ -18,8 +18,21 @@ class ConfigSummary(dict):
         self.added: set[str] = set(added)
         self.modified: set[str] = set(modified)
         self.typechanged: dict[str, tuple[type, type]] = dict(typechanged or {})
-        self.docs: dict[str, str] = dict(docs or {})
+        # docs may be a function producing them: collecting doc comments means tokenizing
+        # every scope's source, which only print_config needs.
+        self._docs_factory = docs if callable(docs) else None
+        self._docs: dict[str, str] | None = None if callable(docs) else dict(docs or {})
         self.ignored_fallbacks: set[str] = set(ignored_fallbacks)
+
+    @property
+    def docs(self) -> dict[str, str]:
+        if self._docs is None:
+            self._docs = dict(self._docs_factory()) if self._docs_factory else {}
+        return self._docs
+
+    @docs.setter
+    def docs(self, value: dict[str, str]) -> None:
+        self._docs = dict(value)
 
     def status_of(self, path: str) -> str | None:
         """``"added"``, ``"typechanged"``, ``"modified"`` or None for an unchanged entry."""

@@ -202,3 +202,15 @@ class SourceNotFoundError(LabbookError, FileNotFoundError):
     def __str__(self) -> str:
         # OSError would render "[Errno None] None: ..." from its own fields
         return str(self.args[0])
+
+
+# --- command line -----------------------------------------------------------------------------
+
+class UsageError(LabbookError):
+    """An experiment's command line could not be understood (exit status 2).
+
+    The message says what was wrong and how to write it instead; the command line prints it
+    without a traceback (unless ``-d``).
+    """
+
+    exit_code = 2

@@ -1,0 +1,531 @@
+"""The experiment command line as users meet it: real scripts run in subprocesses.
+
+The scripts are the examples and the purpose-built ``tests/cli/scripts/cli_exp.py``.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EXAMPLES = os.path.join(ROOT, "examples")
+CLI_EXP = os.path.join(HERE, "scripts", "cli_exp.py")
+
+USAGE = ("Usage:\n"
+         "  {p} [(with UPDATE...)] [-t TAG]... [options]\n"
+         "  {p} help [COMMAND]\n"
+         "  {p} (-h | --help)\n"
+         "  {p} COMMAND [(with UPDATE...)] [-t TAG]... [options]\n"
+         "Run '{p} --help' for the options and commands.\n")
+
+
+def script_env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LABBOOK_") and k not in ("RANK", "LOCAL_RANK")}
+    env["PYTHONPATH"] = ROOT
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run(script: str, *args: str, cwd=None, merge: bool = False, stdin: str | None = None):
+    """Run ``script`` with ``args``; ``merge`` sends stderr into stdout (to check order)."""
+    path = script if os.path.isabs(script) else os.path.join(EXAMPLES, script)
+    return subprocess.run(
+        [sys.executable, path, *args], cwd=cwd or ROOT, env=script_env(), text=True,
+        input=stdin, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE, timeout=60)
+
+
+def exp(*args: str, **kwargs):
+    return run(CLI_EXP, *args, **kwargs)
+
+
+def shown_config(proc) -> dict:
+    """The config that the ``show`` command printed."""
+    assert proc.returncode == 0, proc.stderr
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
+DEFAULTS = {"value": 1, "msg": "hello", "nested": {"a": 1, "b": {"c": 2}}, "items": [1, 2],
+            "flag": False, "nothing": None, "dataset": {"path": "data.csv", "size": 10}}
+
+
+# --- log lines and their order ----------------------------------------------------------------
+
+def test_log_lines_in_sacreds_order():
+    # -C sys: with fd capture stdout and stderr are copied by separate threads, so their
+    # interleaving in one pipe is not defined; each stream on its own is checked below.
+    proc = run("hello_config_scope.py", "-C", "sys", merge=True)
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == [
+        "WARNING - hello_cs - No observers have been added to this run",
+        "INFO - hello_cs - Running command 'main'",
+        "INFO - hello_cs - Started",
+        "Hello world!",
+        "INFO - hello_cs - Completed after 0:00:00",
+    ]
+
+
+def test_log_lines_with_the_default_capture_and_a_result():
+    proc = exp("answer")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "WARNING - cli_exp - No observers have been added to this run",
+        "INFO - cli_exp - Running command 'answer'",
+        "INFO - cli_exp - Started",
+        "INFO - cli_exp - Result: 42",
+        "INFO - cli_exp - Completed after 0:00:00",
+    ]
+
+
+def test_file_storage_gives_an_id_and_writes_sacreds_layout(tmp_path):
+    proc = run("hello_config_scope.py", "-F", "runs", "with", "recipient=Bob", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Hello Bob!\n"
+    assert proc.stderr.splitlines() == [
+        "INFO - hello_cs - Running command 'main'",
+        'INFO - hello_cs - Started run with ID "1"',
+        "INFO - hello_cs - Completed after 0:00:00",
+    ]
+    run_dir = tmp_path / "runs" / "1"
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["status"] == "COMPLETED" and doc["command"] == "main"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipient"] == "Bob" and config["message"] == "Hello Bob!"
+    assert "Hello Bob!" in (run_dir / "cout.txt").read_text()
+    # the next run gets the next id; --file_storage is the long form
+    proc = run("hello_world.py", "--file_storage=runs", cwd=tmp_path)
+    assert 'Started run with ID "2"' in proc.stderr
+    assert json.loads((tmp_path / "runs" / "2" / "run.json").read_text())["status"] == \
+        "COMPLETED"
+
+
+def test_run_metadata_options_reach_the_stored_run(tmp_path):
+    proc = exp("-F", "runs", "-c", "a comment", "-n", "nm", "--notes", "some notes", "-t", "a",
+               "-t", "b", "-P", "3", "-i", "7", "-b", "0.05", "--capture-env", "HOME",
+               "with", "value=5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Started run with ID "7"' in proc.stderr
+    doc = json.loads((tmp_path / "runs" / "7" / "run.json").read_text())
+    meta = doc["meta"]
+    assert (meta["comment"], meta["name"], meta["notes"], meta["priority"]) == \
+        ("a comment", "nm", "some notes", 3)
+    assert meta["tags"] == ["a", "b"] and meta["command"] == "main"
+    assert meta["options"]["--beat_interval"] == 0.05
+    assert json.loads((tmp_path / "runs" / "7" / "config.json").read_text())["value"] == 5
+
+
+def test_unobserved_and_queue(tmp_path):
+    proc = exp("-u", "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "msg='hello' value=1\n"
+    assert proc.stderr.splitlines() == ["INFO - cli_exp - Running command 'main'",
+                                        "INFO - cli_exp - Started",
+                                        "INFO - cli_exp - Completed after 0:00:00"]
+    assert not (tmp_path / "runs").exists()
+    proc = exp("-q", "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""  # queued, not run
+    assert proc.stderr.splitlines()[-1] == 'INFO - cli_exp - Queued run with ID "1"'
+    assert json.loads((tmp_path / "runs" / "1" / "run.json").read_text())["status"] == "QUEUED"
+
+
+def test_loglevel():
+    proc = exp("answer", "-l", "WARNING")
+    assert proc.stderr == "WARNING - cli_exp - No observers have been added to this run\n"
+    proc = exp("answer", "--loglevel=ERROR")
+    assert proc.returncode == 0 and proc.stderr == ""
+    proc = exp("answer", "-l", "debug")
+    assert "INFO - cli_exp - Result: 42" in proc.stderr
+
+
+def test_print_config_option_prints_before_running():
+    proc = run("hello_config_scope.py", "-p", "-C", "sys", "with", "recipient=Bob", "seed=1",
+               merge=True)
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == [
+        "WARNING - hello_cs - No observers have been added to this run",
+        "INFO - hello_cs - Running command 'main'",
+        "Configuration (modified, added, typechanged, doc):",
+        "  message = 'Hello Bob!'        # the whole greeting",
+        "  recipient = 'Bob' (modified)  # who gets greeted",
+        "  seed = 1 (modified)           # the random seed for this experiment",
+        "-" * 79,
+        "INFO - hello_cs - Started",
+        "Hello Bob!",
+        "INFO - hello_cs - Completed after 0:00:00",
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fd", "sys", "no"])
+def test_capture_modes(mode, tmp_path):
+    proc = exp("-C", mode, "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "msg='hello' value=1\n"
+    cout = (tmp_path / "runs" / "1" / "cout.txt").read_text()
+    assert ("msg='hello' value=1" in cout) == (mode != "no")
+
+
+def test_force_accepts_new_entries_with_a_warning():
+    proc = exp("show", "-f", "with", "newkey=3")
+    assert shown_config(proc) == {**DEFAULTS, "newkey": 3}
+    assert proc.stderr.splitlines()[0] == \
+        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere'
+
+
+def test_custom_options_are_applied_and_listed(tmp_path):
+    proc = exp("-o", "--extra", "5", "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["own_flag=True", "extra='5'", "msg='hello' value=1"]
+    info = json.loads((tmp_path / "runs" / "1" / "info.json").read_text())
+    assert info == {"own_flag": True}
+    help_text = exp("--help").stdout
+    assert "  -o --own-flag                       A switch of this experiment (records " \
+           "itself in run.info).\n" in help_text
+    assert "  -x EXTRA --extra=EXTRA              An option of this experiment that takes a " \
+           "value.\n" in help_text
+
+
+def test_pdb_on_failure():
+    proc = exp("fail", "-D", stdin="p value\nq\n")
+    assert proc.returncode == 1
+    assert "(Pdb)" in proc.stdout and "-> return value / 0" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_enforce_clean(tmp_path):
+    shutil.copy(os.path.join(EXAMPLES, "hello_world.py"), tmp_path)
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=tmp_path, check=True)
+    script = str(tmp_path / "hello_world.py")
+    proc = run(script, "-e", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "Hello world!\n"
+    with open(script, "a") as f:
+        f.write("# changed\n")
+    proc = run(script, "--enforce_clean", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"Error: git repository {tmp_path} has uncommitted changes: "
+                           "hello_world.py. Commit them or run without enforce_clean (-e).\n")
+
+
+# --- failures and interrupts ------------------------------------------------------------------
+
+def test_failed_run(tmp_path):
+    proc = exp("fail", "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[:3] == ["INFO - cli_exp - Running command 'fail'",
+                         'INFO - cli_exp - Started run with ID "1"',
+                         "ERROR - cli_exp - Failed after 0:00:00!"]
+    assert lines[3] == "Traceback (most recent call last):"
+    assert lines[-1] == "ZeroDivisionError: division by zero"
+    assert 'cli_exp.py", line' in proc.stderr and "in divide" in proc.stderr
+    assert os.sep + "labbook" + os.sep not in proc.stderr  # labbook's frames are filtered
+    doc = json.loads((tmp_path / "runs" / "1" / "run.json").read_text())
+    assert doc["status"] == "FAILED"
+    # -d shows every frame
+    proc = exp("fail", "-d")
+    assert proc.returncode == 1
+    assert os.path.join("labbook", "config", "signature.py") in proc.stderr
+
+
+def test_missing_value_deep_inside_is_a_failed_run():
+    proc = exp("needs_deep")
+    assert proc.returncode == 1
+    assert "ERROR - cli_exp - Failed after 0:00:00!" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(
+        "labbook.errors.MissingConfigError: helper() is missing value(s) for "
+        "'another_undefined'")
+
+
+def test_error_in_config_code_is_a_failure_with_a_traceback():
+    proc = exp("with", "broken")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Traceback (most recent call last):\n")
+    assert "in broken\n    value = 1 / 0" in proc.stderr
+    assert proc.stderr.endswith("ZeroDivisionError: division by zero\n")
+
+
+@pytest.mark.parametrize("command", ["interrupt", "timeout"])
+def test_interrupted_runs(command, tmp_path):
+    proc = exp(command, "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines()[-1] == "WARNING - cli_exp - Aborted after 0:00:00!"
+    status = json.loads((tmp_path / "runs" / "1" / "run.json").read_text())["status"]
+    assert status == {"interrupt": "INTERRUPTED", "timeout": "TIMEOUT"}[command]
+
+
+# --- usage errors -----------------------------------------------------------------------------
+
+P = "cli_exp.py"
+NAMED = "big, broken, dataset.small, from_dict, from_file"
+COMMANDS = ("answer, dataset.describe, fail, interrupt, main, needs, needs_deep, print_config, "
+            "print_dependencies, print_named_configs, save_config, show, timeout")
+USAGE_ERRORS = [
+    (["--foo"], "Unknown option '--foo'. Did you mean '--force'?\n" + USAGE.format(p=P)),
+    (["-Z"], "Unknown option '-Z'.\n" + USAGE.format(p=P)),
+    (["frobnicate"], f"Command 'frobnicate' not found. Available commands: {COMMANDS}.\n"),
+    (["anser"], f"Command 'anser' not found. Did you mean 'answer'? Available commands: "
+                f"{COMMANDS}.\n"),
+    (["help", "nope"], f"Command 'nope' not found. Available commands: {COMMANDS}.\n"),
+    (["with", "x=[1,"], "Cannot parse the value of 'x': '[1,' ('[' was never closed). Values "
+                        "are Python literals: numbers, 'strings', [lists], {dicts}, "
+                        "True/False/None; bare words without spaces or quotes are strings.\n"),
+    (["with", "msg=hi there"], "Cannot parse the value of 'msg': 'hi there' (invalid syntax). "
+                               "Values are Python literals: numbers, 'strings', [lists], "
+                               "{dicts}, True/False/None; bare words without spaces or quotes "
+                               "are strings. For a string, quote it: with \"msg='hi there'\"\n"),
+    (["with", "bigg"], f"Named config 'bigg' not found. Did you mean 'big'? Available named "
+                       f"configs: {NAMED}.\n"),
+    (["with", "dataset.smal"], f"Named config 'dataset.smal' not found. Did you mean "
+                               f"'dataset.small'? Available named configs: {NAMED}.\n"),
+    (["with", "missing.yaml"], "Config file 'missing.yaml' not found (relative paths are read "
+                               "from the current directory, {cwd}).\n"),
+    (["with", "show"], "'show' is a command, not a named config: the command goes before "
+                       "'with': cli_exp.py show with ...\n"),
+    (["needs"], "needs() is missing value(s) for 'undefined_entry': not passed as an argument "
+                "and not found in the configuration (searched 'undefined_entry'). Add the "
+                "entry to a config scope, or pass it explicitly. On the command line: "
+                "cli_exp.py needs with undefined_entry=VALUE\n"),
+    (["main", "value=3"], "Unexpected argument 'value=3'. Config updates follow the word "
+                          "'with': cli_exp.py main with value=3\n" + USAGE.format(p=P)),
+    (["with"], "'with' must be followed by at least one update: key=value, the name of a "
+               "named config, or a config file.\n" + USAGE.format(p=P)),
+    (["-l", "loud"], "Unknown log level 'loud' for -l/--loglevel. Use DEBUG, INFO, WARNING, "
+                     "ERROR, CRITICAL or a number.\n"),
+    (["-C", "tee"], "Invalid capture mode 'tee' for -C/--capture: use fd, sys or no.\n"),
+]
+
+
+@pytest.mark.parametrize("argv, message", USAGE_ERRORS, ids=[" ".join(a) for a, _ in
+                                                             USAGE_ERRORS])
+def test_usage_errors(argv, message, tmp_path):
+    proc = exp(*argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == "Error: " + message.replace("{cwd}", str(tmp_path))
+
+
+def test_config_typo():
+    proc = exp("with", "valeu=3")
+    assert proc.returncode == 2 and proc.stdout == ""
+    message = proc.stderr
+    assert message.startswith("Error: Added new config entr") and message.count("\n") == 1
+    assert "'valeu'" in message and "Did you mean 'value'?" in message
+    assert "-f/--force" in message and "Traceback" not in message
+
+
+def test_debug_shows_the_traceback_of_a_usage_error():
+    proc = exp("-d", "with", "valeu=3")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Traceback (most recent call last):\n")
+    assert "labbook.errors.ConfigAddedError: " in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("Error: Added new config entr")
+
+
+# --- updates ----------------------------------------------------------------------------------
+
+def test_updates_of_every_literal_type():
+    proc = exp("show", "with", "value=2.5", "msg=adam", "items=[1, (2, 3), 'x']",
+               "nested={'a': 5, 'b': {'c': None}}", "flag=True", "nothing=-7", "dataset.size=1e3",
+               "dataset.path=data/train.csv")
+    assert shown_config(proc) == {
+        **DEFAULTS, "value": 2.5, "msg": "adam", "items": [1, [2, 3], "x"],
+        "nested": {"a": 5, "b": {"c": None}}, "flag": True, "nothing": -7,
+        "dataset": {"path": "data/train.csv", "size": 1000.0}}
+    proc = exp("show", "with", "value=None", "msg=''", "flag=False", "items=[]", "nothing={}",
+               "dataset.size=-0x10")
+    assert shown_config(proc) == {**DEFAULTS, "value": None, "msg": "", "flag": False,
+                                  "items": [], "nothing": {},
+                                  "dataset": {"path": "data.csv", "size": -16}}
+
+
+def test_quoting_as_users_type_it():
+    # the argv a shell makes from:  with "msg='hi there'" 'nested.b.c="x y"' value='"7"'
+    proc = exp("show", "with", "msg='hi there'", 'nested.b.c="x y"', 'value="7"',
+               "dataset.path='a=b c'")
+    config = shown_config(proc)
+    assert config["msg"] == "hi there" and config["nested"]["b"]["c"] == "x y"
+    assert config["value"] == "7" and config["dataset"]["path"] == "a=b c"
+
+
+def test_nested_and_ingredient_updates_reach_the_functions():
+    proc = exp("dataset.describe", "with", "dataset.path='x.csv'", "dataset.size=3")
+    assert proc.returncode == 0 and proc.stdout == "dataset x.csv with 3 rows\n"
+    proc = run("captured_functions.py", "with", "optimizer.lr=0.5", "name=Bob")
+    expected = ["Hello, Bob!", "Hello, Alice?", "lr=0.5 momentum=0.9"]
+    assert proc.stdout.splitlines()[:3] == expected
+
+
+def test_named_configs_from_code_dicts_files_and_ingredients():
+    assert shown_config(exp("show", "with", "big"))["value"] == 100
+    assert shown_config(exp("show", "with", "from_dict"))["msg"] == "from a dict"
+    config = shown_config(exp("show", "with", "from_file"))
+    assert (config["msg"], config["value"]) == ("from a yaml file", 7)
+    assert shown_config(exp("show", "with", "dataset.small"))["dataset"]["size"] == 2
+    # later named configs win, explicit updates win over all of them
+    config = shown_config(exp("show", "with", "big", "from_file", "msg=last"))
+    assert (config["msg"], config["value"]) == ("last", 7)
+    proc = run("named_configs.py", "with", "large", "layers=2")
+    assert proc.stdout == "2 layers x 512 units = 1024\n"
+
+
+def test_config_files_as_updates(tmp_path):
+    (tmp_path / "upd.yaml").write_text("value: 3\ndataset:\n  size: 4\n")
+    json_file = os.path.join(HERE, "scripts", "updates.json")
+    config = shown_config(exp("show", "with", "upd.yaml", json_file, "value=9", cwd=tmp_path))
+    assert config["value"] == 9 and config["dataset"]["size"] == 4
+    assert config["msg"] == "from json" and config["nested"]["b"]["c"] == 30
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def test_print_config_marks_changes():
+    proc = exp("print_config", "-f", "with", "value='x'", "dataset.path=1", "newkey=3",
+               "msg=hi", "seed=5")
+    assert proc.returncode == 0
+    assert proc.stdout == (
+        "Configuration (modified, added, typechanged, doc):\n"
+        "  dataset:\n"
+        "    path = 1 (typechanged)   # where the data lives\n"
+        "    size = 10                # number of rows\n"
+        "  flag = False\n"
+        "  items = [1, 2]\n"
+        "  msg = 'hi' (modified)      # a message\n"
+        "  nested:                    # a nested dict\n"
+        "    a = 1\n"
+        "    b:\n"
+        "      c = 2\n"
+        "  newkey = 3 (added)\n"
+        "  nothing = None\n"
+        "  seed = 5 (modified)        # the random seed for this experiment\n"
+        "  value = 'x' (typechanged)  # any value\n")
+    assert proc.stderr.splitlines() == [
+        'WARNING - cli_exp - Changed type of config entry "dataset.path" from str to int',
+        'WARNING - cli_exp - Changed type of config entry "value" from int to str',
+        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere',
+        "INFO - cli_exp - Running command 'print_config'",
+        "INFO - cli_exp - Started",
+        "INFO - cli_exp - Completed after 0:00:00",
+    ]
+
+
+def test_print_config_of_the_example():
+    proc = run("hello_config_scope.py", "print_config", "with", "seed=1")
+    assert proc.stdout == (
+        "Configuration (modified, added, typechanged, doc):\n"
+        "  message = 'Hello world!'  # the whole greeting\n"
+        "  recipient = 'world'       # who gets greeted\n"
+        "  seed = 1 (modified)       # the random seed for this experiment\n")
+
+
+def test_print_config_is_coloured_on_a_terminal():
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, CLI_EXP, "print_config", "with", "msg=hi"],
+                            stdout=slave, stderr=subprocess.DEVNULL, env=script_env(),
+                            cwd=ROOT)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = output.decode()
+    assert text.startswith("Configuration (\x1b[34mmodified\x1b[0m, \x1b[32madded\x1b[0m, "
+                           "\x1b[31mtypechanged\x1b[0m, \x1b[2mdoc\x1b[0m):")
+    assert "\x1b[34m  msg = 'hi'\x1b[0m" in text and "(modified)" not in text
+
+
+def test_print_dependencies(tmp_path):
+    shutil.copy(os.path.join(EXAMPLES, "hello_world.py"), tmp_path)
+    script = tmp_path / "hello_world.py"
+    digest = hashlib.md5(script.read_bytes()).hexdigest()
+    proc = run(str(script), "print_dependencies", cwd=tmp_path)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Dependencies:"
+    assert all(re.fullmatch(r"  \S+ +== \S+|  \(none\)", line)
+               for line in lines[1:lines.index("")])
+    assert lines[lines.index("Sources:") + 1] == f"  hello_world.py  {digest}"
+    if not os.path.isdir(os.path.join(ROOT, ".git")):
+        return
+    # in a git repository (this project's checkout) the commit is listed
+    proc = run("hello_world.py", "print_dependencies")
+    vc = proc.stdout.split("Version Control:\n", 1)[1]
+    assert re.fullmatch(r"  \S.* [0-9a-f]{40}  (clean|dirty)\n", vc)
+
+
+def test_save_config(tmp_path):
+    proc = exp("save_config", "with", "value=4", "seed=2", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines()[-2] == "INFO - cli_exp.save_config - Saved config to " \
+                                           "config.json"
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == {**DEFAULTS, "value": 4, "seed": 2}
+    proc = exp("save_config", "with", "config_filename=out.yaml", "seed=2", cwd=tmp_path)
+    assert proc.returncode == 0
+    saved = (tmp_path / "out.yaml").read_text()
+    assert "config_filename" not in saved and "seed: 2" in saved
+    # a saved config is a valid update
+    saved_json = str(tmp_path / "config.json")
+    assert shown_config(exp("show", "with", saved_json))["value"] == 4
+
+
+def test_print_named_configs():
+    proc = exp("print_named_configs")
+    assert proc.stdout == ("Named Configurations (doc):\n"
+                           "  big            # A big value.\n"
+                           "  broken         # A named config with a bug.\n"
+                           "  from_dict\n"
+                           "  from_file\n"
+                           "  dataset.small  # Only two rows.\n")
+    proc = run("named_configs.py", "print_named_configs")
+    assert proc.stdout == ("Named Configurations (doc):\n"
+                           "  large  # A bigger network.\n"
+                           "  tiny\n")
+
+
+def test_user_and_ingredient_commands():
+    proc = run("commands.py", "scream", "with", "message='psst'")
+    assert proc.returncode == 0 and proc.stdout == "PSST!\n"
+    assert "No observers" in proc.stderr
+    proc = run("commands.py", "whisper")  # unobserved=True: no warning
+    assert proc.stdout == "hello...\n" and "No observers" not in proc.stderr
+    proc = exp("dataset.describe", "with", "dataset.small")
+    assert proc.stdout == "dataset data.csv with 2 rows\n"
+    assert "INFO - cli_exp - Running command 'dataset.describe'" in proc.stderr
+
+
+def test_help():
+    proc = run("commands.py", "--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    text = proc.stdout
+    assert text.startswith("Commands: functions runnable by name besides the main function.")
+    assert "Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n" in text
+    assert "\nCommands:\n  main                 (default)\n" in text
+    assert "  scream               Say the message loudly.\n" in text
+    assert "  -F DIR --file_storage=DIR           Store the run in this directory" in text
+    assert run("commands.py", "-h").stdout == text
+    assert run("commands.py", "help").stdout == text
+    proc = run("commands.py", "help", "whisper")
+    assert proc.returncode == 0
+    assert proc.stdout == ("Usage: commands.py whisper [with UPDATE...] [options]\n\n"
+                           "Say the message quietly (never recorded by observers).\n\n"
+                           "Config entries it reads: message\n")
+    proc = exp("help", "dataset.describe")
+    assert proc.stdout.endswith("Config entries it reads: dataset.path, dataset.size\n")

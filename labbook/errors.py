@@ -60,15 +60,22 @@ class ConfigAddedError(ConfigError):
     def __init__(self, keys: Sequence[str], known: Iterable[str] = ()):
         self.keys = list(keys)
         known = sorted(set(known))
-        parts = []
+        plural = len(self.keys) > 1
+        names = ", ".join(f"'{key}'" for key in self.keys)
+        hints = []
         for key in self.keys:
-            parts.append(f"'{key}'{did_you_mean(key, known)}")
-        plural = "s" if len(self.keys) > 1 else ""
+            hint = did_you_mean(key, known).strip()
+            if hint:
+                hints.append(f"{hint[:1].lower()}{hint[1:]}" if not plural else
+                             f"'{key}': {hint[:1].lower()}{hint[1:]}")
+        hint_text = ""
+        if hints:
+            hint_text = " " + ("; ".join(hints) if plural else hints[0][:1].upper() + hints[0][1:])
         super().__init__(
-            f"Added new config entr{'ies' if plural else 'y'} {', '.join(parts)} that "
-            f"{'are' if plural else 'is'} not used anywhere. Check the spelling, or pass "
-            f"force=True (-f/--force on the command line) to add {'them' if plural else 'it'} "
-            "anyway.",
+            f"Added new config entr{'ies' if plural else 'y'} {names} that "
+            f"{'are' if plural else 'is'} not used anywhere.{hint_text} Check the spelling, "
+            f"or pass force=True (-f/--force on the command line) to add "
+            f"{'them' if plural else 'it'} anyway.",
             key=self.keys[0] if self.keys else None,
         )
 

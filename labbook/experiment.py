@@ -198,7 +198,6 @@ class Experiment(Ingredient):
             run.capture_mode = opts["capture"]
         if opts.get("id") is not None:
             run._id = opts["id"]
-        run_logger.info("Running command '%s'", command_name)
         self.current_run = run
         return run
 

@@ -133,6 +133,7 @@ class Run:
         self._beat_lock = threading.Lock()
         self._sysmetrics = None
         self._warned_unobserved = False
+        self._announced = False
         self.is_worker = False
         self._unexport: Callable[[], None] | None = None
         # Bound once: the hot path of log_scalar is then a single attribute lookup.
@@ -224,6 +225,14 @@ class Run:
             self._bus.emit("artifact_event", name=name, filename=filename, metadata=metadata,
                            content_type=content_type)
 
+    def announce(self) -> None:
+        """Log Sacred's opening lines once: the unobserved warning, then the command."""
+        if self._announced:
+            return
+        self._announced = True
+        self.warn_if_unobserved()
+        self.run_logger.info("Running command '%s'", self.command)
+
     def warn_if_unobserved(self) -> None:
         if not self.observers and not self.debug and not self.unobserved \
                 and not self._warned_unobserved:
@@ -236,7 +245,7 @@ class Run:
             raise RuntimeError("A run can only be started once; create a new one with ex.run().")
         observers = [] if self.unobserved else self.observers
         self._bus = EventBus(observers, self.run_logger)
-        self.warn_if_unobserved()
+        self.announce()
         if self.seed is not None:
             set_global_seed(self.seed)
         if self.queue_only:

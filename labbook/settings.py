@@ -22,4 +22,3 @@ SETTINGS = Munch(
         READ_ONLY_CONFIG=True,
     ),
 )
-

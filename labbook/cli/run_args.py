@@ -9,7 +9,6 @@ Exit statuses: 0 success, 1 failed run, 2 usage error, 3 interrupted run.
 from __future__ import annotations
 
 import ast
-import logging
 import math
 import os
 import re
@@ -627,21 +626,6 @@ def _diagnose(options: list[CLIOption], argv: Sequence[str], prog: str) -> str:
 
 # --- running ----------------------------------------------------------------------------------
 
-class _HoldRunningCommand(logging.Filter):
-    """Holds back the "Running command" record, so that (as in Sacred) the warning about a run
-    without observers comes first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[logging.LogRecord] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith("Running command"):
-            self.held.append(record)
-            return False
-        return True
-
-
 def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> Run | None:
     """Run ``ex`` from a command line (``argv[0]`` is the program); return the finished run,
     or None after help. Errors end the process with the statuses listed in the module doc."""
@@ -710,21 +694,13 @@ def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str) -> Run:
     """Create the run of a parsed command line; everything that can still be a usage error
     is found here, before the run starts."""
     _check_named_configs(ex, parsed, prog)
-    logger = ex.logger or logging.getLogger(ex.path)
-    holder = _HoldRunningCommand()
-    logger.addFilter(holder)
-    try:
-        run = ex._create_run(parsed.command, parsed.config_updates, parsed.named_configs,
-                             options=parsed.options)
-    finally:
-        logger.removeFilter(holder)
+    run = ex._create_run(parsed.command, parsed.config_updates, parsed.named_configs,
+                         options=parsed.options)
     for opt in custom_options(ex):
         if opt.long_flag in parsed.custom:
             opt.apply(parsed.custom[opt.long_flag], run)
     _check_missing_config(run)
-    run.warn_if_unobserved()
-    for record in holder.held:
-        logger.handle(record)
+    run.announce()
     if parsed.options.get("print_config"):
         from labbook.cli.commands import format_config
 

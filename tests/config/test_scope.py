@@ -678,4 +678,3 @@ def test_set_path_creates_dicts_and_refuses_to_overwrite_values():
         set_path(d, "top.x", 1)
     assert str(info.value) == "Cannot set 'top.x': 'top' holds 3 (int), not a dict."
     assert info.value.key == "top.x"
-

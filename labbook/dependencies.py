@@ -385,6 +385,11 @@ def check_clean(experiment_info: Mapping[str, Any]) -> None:
     The file names come from a ``"dirty_files"`` key of the repository entry when present,
     else from what :func:`gather_experiment_info` saw in this process.
     """
+    if not experiment_info.get("repositories"):
+        # Sacred refuses too: "clean" cannot be checked without version control.
+        raise DirtyRepositoryError(
+            "enforce_clean (-e) needs the experiment's sources in a git repository, but none "
+            "was found (or git information is turned off with save_git_info=False).")
     problems = []
     dirty_repos = []
     for repo in experiment_info.get("repositories") or ():

@@ -318,5 +318,7 @@ def test_check_clean_with_stored_info():
     assert "git repository https://h/x.git has uncommitted changes: a.py, b.py" in message
     assert "git repository https://h/y.git has uncommitted changes" in message
     assert "z.git" not in message
-    check_clean({"repositories": []})
-    check_clean({})
+    for no_repo in ({"repositories": []}, {}):
+        with pytest.raises(DirtyRepositoryError, match="needs the experiment's sources in a git "
+                                                       "repository"):
+            check_clean(no_repo)

@@ -215,6 +215,8 @@ def _index_dir(directory: str) -> dict[str, tuple[tuple[str, str | None], ...]]:
             continue
         stem = entry.rsplit(".", 1)[0]
         dist, _, version = stem.partition("-")
+        if not version:  # a development egg-info ("name.egg-info"): the version is inside
+            version = _metadata_version(os.path.join(directory, entry))
         names: list[str] = []
         try:
             with open(os.path.join(directory, entry, "top_level.txt"), encoding="utf-8") as fh:
@@ -226,6 +228,20 @@ def _index_dir(directory: str) -> dict[str, tuple[tuple[str, str | None], ...]]:
         for name in dict.fromkeys(names):
             index.setdefault(name.replace("/", "."), []).append((dist, version or None))
     return {name: tuple(dists) for name, dists in index.items()}
+
+
+def _metadata_version(folder: str) -> str:
+    for name in ("PKG-INFO", "METADATA"):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            continue
+    return ""
 
 
 def _distributions_by_import_name() -> dict[str, tuple[tuple[str, str | None], ...]]:

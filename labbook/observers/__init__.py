@@ -9,12 +9,14 @@ from typing import Any
 from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver",
-           "observers_from_options"]
+           "MongoObserver", "SqlObserver", "observers_from_options"]
 
 _LAZY = {
     "QueuedObserver": "labbook.observers.queued",
     "FileStorageObserver": "labbook.observers.store_observer",
     "StoreObserver": "labbook.observers.store_observer",
+    "MongoObserver": "labbook.stores.mongo",
+    "SqlObserver": "labbook.stores.sql",
 }
 
 
@@ -30,10 +32,19 @@ def __getattr__(name: str) -> Any:
 
 
 def observers_from_options(options: dict) -> list[RunObserver]:
-    """Observers asked for on the command line (``-F DIR``)."""
+    """Observers asked for on the command line (``-F DIR``, ``-s URL``)."""
     observers: list[RunObserver] = []
     if options.get("file_storage"):
         from labbook.observers.store_observer import FileStorageObserver
 
         observers.append(FileStorageObserver(options["file_storage"]))
+    if options.get("sql"):
+        from labbook.stores.sql import SqlObserver
+
+        observers.append(SqlObserver(options["sql"]))
+    if options.get("mongo_db"):
+        # Sacred's -m: [host:port:]db_name[.prefix] or a mongodb:// URL
+        from labbook.stores.mongo import MongoObserver, parse_mongo_db_arg
+
+        observers.append(MongoObserver(**parse_mongo_db_arg(options["mongo_db"])))
     return observers

@@ -1,0 +1,995 @@
+"""The SQL store: SQLite, PostgreSQL and MariaDB/MySQL through SQLAlchemy Core.
+
+URLs: ``sqlite:///path.db`` (relative to the current directory, made absolute on open),
+``postgresql://user:pw@host/db`` (driver psycopg 3 unless one is named, as in
+``postgresql+psycopg://``), ``mysql://`` / ``mariadb://`` (driver PyMySQL unless named).
+
+Tables (created on first use; ``labbook_schema`` holds the schema version)::
+
+    experiments  (id, name, created)
+    runs         (id = the run id, experiment_name, command, status, start_time, queue_time,
+                  stop_time, heartbeat, experiment, host, config, meta, info, result,
+                  fail_trace, resources, artifacts, extra (JSON), captured_out (text))
+    metrics      (id, run_id, name, step, value, special, timestamp)
+    blobs        (md5, size, content)        content-addressed: sources, resources, artifacts
+    artifacts    (id, run_id, name, md5, content_type, metadata)
+
+Non-finite metric values are stored as ``value`` NULL plus ``special`` = 'nan' / 'inf' /
+'-inf', because MySQL has no NaN and SQLite turns NaN into NULL. Non-finite floats inside
+JSON columns become ``{"$float": "NaN"}`` (JSON has no NaN; PostgreSQL and MySQL refuse it).
+
+Filters are translated to SQL where the translation is sure not to lose a match (the run id,
+status, command, experiment name and the time columns); every candidate row is then checked
+with :func:`labbook.stores.query.evaluate`, so results equal those of the file store.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as _mysql
+
+from labbook import serialize
+from labbook.errors import LabbookError
+from labbook.metrics import to_datetime
+from labbook.observers.store_observer import StoreObserver
+from labbook.stores import redact_url
+from labbook.stores import query as _query
+from labbook.stores.base import RUN_FIELDS, Store
+
+#: the schema this code writes; a database with a higher version is refused
+SCHEMA_VERSION = 1
+
+#: Sacred's default priority of its SqlObserver
+DEFAULT_SQL_PRIORITY = 40
+
+#: seconds a SQLite writer waits for another process's write lock before giving up
+SQLITE_BUSY_TIMEOUT = 30.0
+
+#: seconds to wait for a database server to accept a connection
+CONNECT_TIMEOUT = 10
+
+_MYSQL_NAMES = ("mysql", "mariadb")
+_SHORT = 255  # longest status / command / experiment / metric name stored in an indexed column
+_INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
+
+
+class SqlStoreError(LabbookError):
+    """The SQL store cannot do what was asked (the message names the database, not secrets)."""
+
+
+class SqlConnectionError(SqlStoreError):
+    """The database cannot be reached or opened."""
+
+
+class SqlSchemaError(SqlStoreError):
+    """The database holds tables this version of labbook cannot use."""
+
+
+# -- column types --------------------------------------------------------------------------------
+def _name_type(length: int) -> sa.types.TypeEngine:
+    # MySQL compares strings case-insensitively by default; names are case-sensitive keys.
+    return sa.String(length).with_variant(
+        _mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), *_MYSQL_NAMES)
+
+
+_JSON = sa.JSON(none_as_null=True)
+_LONG_TEXT = sa.Text().with_variant(_mysql.LONGTEXT(), *_MYSQL_NAMES)
+_BLOB = sa.LargeBinary().with_variant(_mysql.LONGBLOB(), *_MYSQL_NAMES)
+# MySQL's DATETIME drops the microseconds unless asked to keep them.
+_TIME = sa.DateTime().with_variant(_mysql.DATETIME(fsp=6), *_MYSQL_NAMES)
+# SQLite only auto-numbers a column declared exactly INTEGER PRIMARY KEY.
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+METADATA = sa.MetaData()
+
+schema_table = sa.Table(
+    "labbook_schema", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    **_TABLE_OPTIONS)
+
+experiments = sa.Table(
+    "experiments", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", _name_type(_SHORT), nullable=False, unique=True),
+    sa.Column("created", _TIME),
+    **_TABLE_OPTIONS)
+
+runs = sa.Table(
+    "runs", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("experiment_name", _name_type(_SHORT), index=True),
+    sa.Column("command", _name_type(_SHORT)),
+    sa.Column("status", _name_type(_SHORT), index=True),
+    sa.Column("start_time", _TIME, index=True),
+    sa.Column("queue_time", _TIME),
+    sa.Column("stop_time", _TIME),
+    sa.Column("heartbeat", _TIME, index=True),
+    sa.Column("experiment", _JSON),
+    sa.Column("host", _JSON),
+    sa.Column("config", _JSON),
+    sa.Column("meta", _JSON),
+    sa.Column("info", _JSON),
+    sa.Column("result", _JSON),
+    sa.Column("fail_trace", _JSON),
+    sa.Column("resources", _JSON),
+    sa.Column("artifacts", _JSON),
+    sa.Column("extra", _JSON),
+    sa.Column("captured_out", _LONG_TEXT),
+    # AUTOINCREMENT: SQLite never hands out the id of a deleted run again
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS)
+
+metrics = sa.Table(
+    "metrics", METADATA,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", _name_type(_SHORT), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("special", sa.String(8)),
+    sa.Column("timestamp", _TIME),
+    sa.Index("ix_metrics_run_name_step", "run_id", "name", "step"),
+    **_TABLE_OPTIONS)
+
+blobs = sa.Table(
+    "blobs", METADATA,
+    sa.Column("md5", sa.String(32), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content", _BLOB, nullable=False),
+    **_TABLE_OPTIONS)
+
+artifacts = sa.Table(
+    "artifacts", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", _name_type(1024), nullable=False),
+    sa.Column("md5", sa.String(32), sa.ForeignKey("blobs.md5"), nullable=False),
+    sa.Column("content_type", sa.String(255)),
+    sa.Column("metadata", _JSON),
+    **_TABLE_OPTIONS)
+
+_TABLE_NAMES = tuple(t.name for t in METADATA.sorted_tables)
+
+_JSON_FIELDS = ("experiment", "host", "config", "meta", "info", "result", "fail_trace",
+                "resources", "artifacts")
+_TIME_FIELDS = ("start_time", "queue_time", "stop_time", "heartbeat")
+_NAME_FIELDS = ("command", "status")
+#: fields returned as None when NULL (the observer always sets them, None is meaningful);
+#: other NULL fields are left out of the document, as the file store leaves out unset ones
+_KEEP_NULL = ("heartbeat", "result")
+_DEFAULTS = {"config": dict, "info": dict, "captured_out": str}
+
+
+# -- JSON with non-finite floats -----------------------------------------------------------------
+_NONFINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_NONFINITE_VALUES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _encode_nonfinite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": _NONFINITE_NAMES[repr(value)]}
+    if isinstance(value, dict):
+        return {k: _encode_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode_nonfinite(v) for v in value]
+    return value
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text for a JSON column: NaN/inf become ``{"$float": "NaN"}`` (JSON has none)."""
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, default=serialize.flatten)
+    except ValueError:
+        # the rare document with a non-finite float pays for a second pass
+        return json.dumps(_encode_nonfinite(value), allow_nan=False, ensure_ascii=False,
+                          default=serialize.flatten)
+
+
+def _decode_hook(obj: dict) -> Any:
+    if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE_VALUES:
+        return _NONFINITE_VALUES[obj["$float"]]
+    return obj
+
+
+def json_loads(text: str | bytes) -> Any:
+    return json.loads(text, object_hook=_decode_hook)
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_DRIVER_PACKAGES = {"psycopg": "postgres", "psycopg2": "postgres", "pymysql": "mysql",
+                    "MySQLdb": "mysql"}
+
+
+def engine_url(url: str) -> sa.engine.URL:
+    """The SQLAlchemy URL for a labbook store URL (default drivers, absolute SQLite paths)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SqlStoreError(f"Not a database URL: {redact_url(url)!r}. Use sqlite:///file.db, "
+                            "postgresql://user@host/db or mysql://user@host/db.")
+    scheme = _DEFAULT_DRIVERS.get(scheme.lower(), scheme)
+    try:
+        parsed = sa.engine.make_url(f"{scheme}://{rest}")
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the full URL in it
+        raise SqlStoreError(f"Cannot parse the database URL {redact_url(url)}: "
+                            f"{type(exc).__name__}.") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parsed = parsed.set(database=os.path.abspath(os.path.expanduser(database)))
+    return parsed
+
+
+def _is_memory_sqlite(url: sa.engine.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or "mode=memory" in url.database)
+
+
+# Processes forked after a store opened must not share its pooled connections.
+_OPEN_STORES: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for store in list(_OPEN_STORES):
+        store._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+# -- helpers for values --------------------------------------------------------------------------
+def _to_time(value: Any) -> _dt.datetime | None:
+    """A naive UTC datetime from a datetime, an ISO string or a POSIX timestamp."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value
+    if isinstance(value, str):
+        return _to_time(_dt.datetime.fromisoformat(value))
+    if isinstance(value, int | float):
+        return to_datetime(value)
+    raise SqlStoreError(f"Expected a datetime, got {type(value).__name__}: {value!r:.80}.")
+
+
+def _short_name(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SqlStoreError(f"The run field '{field}' must be a string, got "
+                            f"{type(value).__name__}: {value!r:.80}.")
+    if len(value) > _SHORT:
+        raise SqlStoreError(f"The run field '{field}' is {len(value)} characters long; the SQL "
+                            f"store keeps at most {_SHORT}.")
+    return value
+
+
+def _md5_and_content(filename: str) -> tuple[str, bytes]:
+    with open(filename, "rb") as fh:
+        content = fh.read()
+    return hashlib.md5(content).hexdigest(), content
+
+
+def _run_id(run_id: Any) -> int | None:
+    """The integer id of a run, or None when ``run_id`` cannot be one."""
+    if isinstance(run_id, bool):
+        return None
+    if isinstance(run_id, int):
+        return run_id
+    if isinstance(run_id, str) and run_id.strip().isdigit():
+        return int(run_id)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0]
+
+
+class SqlStore(Store):
+    """Runs, metrics and files in a SQL database (SQLAlchemy Core)."""
+
+    schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+
+    def __init__(self, url: str, echo: bool = False):
+        self.url = url
+        self._redacted = redact_url(url)
+        self._sa_url = engine_url(url)
+        self.dialect_name = self._sa_url.get_backend_name()
+        self._is_mysql = self.dialect_name in _MYSQL_NAMES
+        self._lock = threading.RLock()
+        self._ready = False
+        self._engine = self._create_engine(echo)
+        # reads on SQLite open a deferred transaction, writes an immediate one (see _on_begin)
+        self._reader = self._engine.execution_options(labbook_read=True)
+        _OPEN_STORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._redacted!r})"
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        return self._engine
+
+    # -- connections -----------------------------------------------------------------------------
+    def _create_engine(self, echo: bool) -> sa.engine.Engine:
+        url = self._sa_url
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps,
+                                  "json_deserializer": json_loads}
+        connect_args: dict[str, Any] = {}
+        if self.dialect_name == "sqlite":
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+            # one connection per thread at a time (the store's lock); the heartbeat thread
+            # reuses pooled connections made by the main thread
+            connect_args["check_same_thread"] = False
+            if _is_memory_sqlite(url):
+                # every connection to :memory: would be a new empty database
+                kwargs["poolclass"] = sa.pool.StaticPool
+        else:
+            kwargs["pool_pre_ping"] = True  # servers drop idle connections during long runs
+            if self.dialect_name == "postgresql" and "connect_timeout" not in url.query:
+                connect_args["connect_timeout"] = CONNECT_TIMEOUT
+            if self._is_mysql:
+                if "connect_timeout" not in url.query:
+                    connect_args["connect_timeout"] = CONNECT_TIMEOUT
+                if "charset" not in url.query:
+                    url = url.update_query_dict({"charset": "utf8mb4"})
+        if connect_args:
+            kwargs["connect_args"] = connect_args
+        try:
+            engine = sa.create_engine(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            extra = _DRIVER_PACKAGES.get((exc.name or "").split(".")[0])
+            hint = (f"pip install 'labbook[{extra}]'" if extra
+                    else f"install the Python package '{exc.name}'")
+            raise SqlConnectionError(
+                f"The database driver for {self._redacted} is not installed ({exc}); "
+                f"{hint}.") from None
+        except Exception as exc:  # unknown dialect or driver name
+            raise SqlConnectionError(
+                f"Cannot use the database URL {self._redacted}: {_first_line(exc)}. Use "
+                "sqlite:///file.db, postgresql://user@host/db or mysql://user@host/db.") from None
+        if self.dialect_name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_on_connect)
+            sa.event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    def _forget_connections(self) -> None:
+        # in a forked child: drop the parent's pooled connections without closing them
+        self._engine.dispose(close=False)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _connection_error(self, exc: BaseException) -> SqlConnectionError:
+        reason = _first_line(exc)
+        password = self._sa_url.password
+        if password:
+            reason = reason.replace(str(password), "****")
+        url = self._sa_url
+        if self.dialect_name == "sqlite":
+            check = (f"Check that the directory of '{url.database}' exists and is writable and "
+                     "that the file is a SQLite database.")
+        else:
+            where = f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else "")
+            check = (f"Check that the database server is running and reachable at {where}, "
+                     f"that the database '{url.database}' exists (create it first), and that "
+                     "the user name and password in the URL are right.")
+        return SqlConnectionError(f"Cannot open the SQL database {self._redacted}: {reason}. "
+                                  f"{check}")
+
+    def check(self) -> None:
+        """Connect and create the tables if needed; raise a clear error when that fails."""
+        self._ensure_ready()
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            if self.dialect_name == "sqlite" and not _is_memory_sqlite(self._sa_url):
+                directory = os.path.dirname(self._sa_url.database or "")
+                try:
+                    os.makedirs(directory, exist_ok=True)
+                except OSError as exc:
+                    raise self._connection_error(exc) from None
+            try:
+                with self._engine.connect():
+                    pass
+            except sa.exc.DBAPIError as exc:
+                raise self._connection_error(exc) from None
+            except (OSError, sa.exc.SQLAlchemyError) as exc:
+                raise self._connection_error(exc) from None
+            # concurrent first opens race to create the tables; the loser retries and finds them
+            for attempt in range(6):
+                try:
+                    self._create_schema()
+                    break
+                except sa.exc.DBAPIError as exc:
+                    if attempt == 5:
+                        raise SqlStoreError(f"Cannot create the tables of {self._redacted}: "
+                                            f"{_first_line(exc)}.") from exc
+                    time.sleep(0.1 * (attempt + 1))
+            self._ready = True
+
+    def _create_schema(self) -> None:
+        with self._engine.begin() as conn:
+            locked = self._init_lock(conn)
+            try:
+                names = set(sa.inspect(conn).get_table_names())
+                version = None
+                if schema_table.name in names:
+                    version = conn.execute(sa.select(schema_table.c.version)
+                                           .where(schema_table.c.id == 1)).scalar()
+                else:
+                    foreign = sorted(names & set(_TABLE_NAMES))
+                    if foreign:
+                        raise SqlSchemaError(
+                            f"The database {self._redacted} already has table(s) "
+                            f"{', '.join(foreign)} that labbook did not create (no "
+                            "labbook_schema table). Use a database of its own for labbook.")
+                if version is not None and version > SCHEMA_VERSION:
+                    raise SqlSchemaError(
+                        f"The database {self._redacted} was written by a newer labbook (schema "
+                        f"version {version}; this labbook knows versions up to "
+                        f"{SCHEMA_VERSION}). Upgrade labbook: pip install -U labbook.")
+                METADATA.create_all(conn, checkfirst=True)
+                if version is None:
+                    conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
+            finally:
+                if locked:
+                    conn.exec_driver_sql("SELECT RELEASE_LOCK('labbook_init')")
+
+    def _init_lock(self, conn: sa.Connection) -> bool:
+        """Serialise table creation between processes; True when a lock must be released."""
+        if self.dialect_name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                         {"key": _INIT_LOCK_KEY})
+        elif self._is_mysql:
+            conn.exec_driver_sql("SELECT GET_LOCK('labbook_init', 60)")
+            return True
+        return False  # SQLite: BEGIN IMMEDIATE already holds the write lock
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction (committed on success), with database errors made readable."""
+        self._ensure_ready()
+        with self._lock, self._errors(), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        self._ensure_ready()
+        with self._lock, self._errors(), self._reader.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            # no statement: the failure happened while connecting
+            if exc.connection_invalidated or exc.statement is None:
+                raise self._connection_error(exc) from exc
+            raise SqlStoreError(f"The SQL database {self._redacted} refused an operation: "
+                                f"{_first_line(exc)}") from exc
+
+    # -- write side ------------------------------------------------------------------------------
+    def _columns(self, fields: dict) -> tuple[dict, dict]:
+        """Column values for run fields, and the fields without a column of their own."""
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key == "_id":
+                continue
+            if key in _JSON_FIELDS:
+                values[key] = serialize.flatten(value)
+                if key == "experiment":
+                    name = value.get("name") if isinstance(value, dict) else None
+                    # the column mirrors the name for indexing; NULL when it cannot
+                    values["experiment_name"] = (
+                        name if isinstance(name, str) and len(name) <= _SHORT else None)
+            elif key in _TIME_FIELDS:
+                values[key] = _to_time(value)
+            elif key in _NAME_FIELDS:
+                values[key] = _short_name(key, value)
+            elif key == "captured_out":
+                text = value or ""
+                if self.dialect_name == "postgresql" and "\x00" in text:
+                    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+                values[key] = text
+            else:
+                extra[key] = serialize.flatten(value)
+        return values, extra
+
+    def _insert_ignore(self, table: sa.Table, values: dict) -> sa.sql.Executable:
+        """INSERT that does nothing when the primary/unique key exists (races included)."""
+        if self.dialect_name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+            return insert(table).values(**values).on_conflict_do_nothing()
+        if self.dialect_name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+            return insert(table).values(**values).on_conflict_do_nothing()
+        stmt = _mysql.insert(table).values(**values)
+        key = next(iter(values))
+        return stmt.on_duplicate_key_update({key: stmt.inserted[key]})
+
+    def _ensure_experiment(self, conn: sa.Connection, name: str | None) -> None:
+        if name is None:
+            return
+        found = conn.execute(sa.select(experiments.c.id)
+                             .where(experiments.c.name == name)).first()
+        if found is None:
+            conn.execute(self._insert_ignore(experiments, {"name": name,
+                                                           "created": _utcnow()}))
+
+    def create_run(self, doc: dict, run_id: Any = None) -> Any:
+        values, extra = self._columns(doc)
+        values["extra"] = extra or None
+        if run_id is not None:
+            wanted = _run_id(run_id)
+            if wanted is None:
+                raise SqlStoreError(f"The SQL store numbers runs with integers; cannot use the "
+                                    f"run id {run_id!r}.")
+            return self._create_with_id(values, wanted)
+        for attempt in range(3):
+            try:
+                with self._write() as conn:
+                    self._ensure_experiment(conn, values.get("experiment_name"))
+                    result = conn.execute(runs.insert().values(**values))
+                    return int(result.inserted_primary_key[0])
+            except SqlStoreError as exc:
+                # PostgreSQL: a run inserted with an explicit id can meet the sequence
+                if attempt == 2 or not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                    raise
+                with self._write() as conn:
+                    self._sync_sequence(conn)
+        raise AssertionError("unreachable")
+
+    def _create_with_id(self, values: dict, run_id: int) -> int:
+        full = {c.name: None for c in runs.columns if c.name != "id"}
+        full.update(values)
+        with self._write() as conn:
+            self._ensure_experiment(conn, values.get("experiment_name"))
+            exists = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+            if exists:
+                conn.execute(runs.update().where(runs.c.id == run_id).values(**full))
+            else:
+                conn.execute(runs.insert().values(id=run_id, **full))
+                self._sync_sequence(conn)
+        return run_id
+
+    def _sync_sequence(self, conn: sa.Connection) -> None:
+        # PostgreSQL's sequence does not see explicit ids; SQLite and MySQL move on by themselves
+        if self.dialect_name == "postgresql":
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('runs', 'id'), "
+                "(SELECT COALESCE(MAX(id), 0) + 1 FROM runs), false)")
+
+    def update_run(self, run_id: Any, fields: dict) -> None:
+        rid = self._existing_id(run_id)
+        values, extra = self._columns(fields)
+        with self._write() as conn:
+            if extra:
+                current = conn.execute(sa.select(runs.c.extra).where(runs.c.id == rid)).scalar()
+                values["extra"] = {**(current or {}), **extra}
+            if "experiment_name" in values:
+                self._ensure_experiment(conn, values["experiment_name"])
+            if not values:
+                return
+            result = conn.execute(runs.update().where(runs.c.id == rid).values(**values))
+            if result.rowcount == 0:
+                raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted}.")
+
+    def _existing_id(self, run_id: Any) -> int:
+        rid = _run_id(run_id)
+        if rid is None:
+            raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted} (run ids are "
+                                "integers).")
+        return rid
+
+    def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
+        rid = self._existing_id(run_id)
+        rows = []
+        append = rows.append
+        for name, series in metrics_by_name.items():
+            _short_name("metric name", name)
+            steps = series["steps"]
+            stamps = series.get("timestamps") or [None] * len(steps)
+            for step, value, stamp in zip(steps, series["values"], stamps):
+                if step.__class__ is not int:
+                    step = _integral_step(name, step)
+                value = float(value)
+                special = None
+                if value - value != 0.0:  # NaN or +-inf: no backend stores all three as-is
+                    special = "nan" if value != value else ("inf" if value > 0 else "-inf")
+                    value = None
+                if stamp.__class__ is not _dt.datetime:
+                    stamp = _to_time(stamp)
+                append({"run_id": rid, "name": name, "step": step, "value": value,
+                        "special": special, "timestamp": stamp})
+        if rows:
+            with self._write() as conn:
+                conn.execute(metrics.insert(), rows)
+
+    def _put_blob(self, conn: sa.Connection, md5: str, content: bytes) -> None:
+        found = conn.execute(sa.select(blobs.c.md5).where(blobs.c.md5 == md5)).first()
+        if found is None:
+            conn.execute(self._insert_ignore(
+                blobs, {"md5": md5, "size": len(content), "content": content}))
+
+    def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
+                     content_type: str | None = None) -> None:
+        rid = self._existing_id(run_id)
+        md5, content = _md5_and_content(filename)
+        row = {"md5": md5, "content_type": content_type,
+               "metadata": serialize.flatten(metadata) if metadata is not None else None}
+        with self._write() as conn:
+            self._put_blob(conn, md5, content)
+            found = conn.execute(sa.select(artifacts.c.id).where(
+                artifacts.c.run_id == rid, artifacts.c.name == name)).first()
+            if found is None:
+                conn.execute(artifacts.insert().values(run_id=rid, name=name, **row))
+            else:  # the same name again replaces the content, like a file overwritten
+                conn.execute(artifacts.update().where(artifacts.c.id == found[0]).values(**row))
+            names = conn.execute(sa.select(artifacts.c.name).where(artifacts.c.run_id == rid)
+                                 .order_by(artifacts.c.id)).scalars().all()
+            conn.execute(runs.update().where(runs.c.id == rid).values(artifacts=list(names)))
+
+    def put_resource(self, run_id: Any, filename: str) -> None:
+        rid = self._existing_id(run_id)
+        md5, content = _md5_and_content(filename)
+        with self._write() as conn:
+            self._put_blob(conn, md5, content)
+            current = conn.execute(sa.select(runs.c.resources)
+                                   .where(runs.c.id == rid)).scalar() or []
+            if [filename, md5] not in current:
+                conn.execute(runs.update().where(runs.c.id == rid)
+                             .values(resources=[*current, [filename, md5]]))
+
+    def put_sources(self, experiment_info: dict) -> dict:
+        info = dict(experiment_info)
+        base_dir = info.get("base_dir") or ""
+        stored = []
+        contents: dict[str, bytes] = {}
+        for relname, _md5sum in info.get("sources", []):
+            path = os.path.join(base_dir, relname)
+            if os.path.isfile(path):
+                md5, content = _md5_and_content(path)
+                contents[md5] = content
+                stored.append([relname, md5])
+        if contents:
+            with self._write() as conn:
+                for md5, content in contents.items():
+                    self._put_blob(conn, md5, content)
+        info["sources"] = stored
+        return info
+
+    # -- read side -------------------------------------------------------------------------------
+    def _document(self, row: sa.Row) -> dict:
+        mapping = row._mapping
+        doc: dict[str, Any] = {"_id": mapping["id"]}
+        for field in RUN_FIELDS:
+            value = mapping[field]
+            if value is None:
+                default = _DEFAULTS.get(field)
+                if default is not None:
+                    value = default()
+                elif field not in _KEEP_NULL:
+                    continue
+            doc[field] = value
+        for key, value in (mapping["extra"] or {}).items():
+            doc.setdefault(key, value)
+        return doc
+
+    def get(self, run_id: Any) -> dict | None:
+        rid = _run_id(run_id)
+        if rid is None:
+            return None
+        with self._read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == rid)).first()
+        return None if row is None else self._document(row)
+
+    def find(self, filter: dict | None = None, order: str | None = None,
+             limit: int | None = None) -> list[dict]:
+        node = _query.parse(filter)
+        where, exact = _Translator(strings_exact=not self._is_mysql).node(node)
+        stmt = sa.select(runs).where(where)
+        path = order.lstrip("+-") if order else None
+        descending = bool(order) and order.startswith("-")
+        column = _ORDERABLE.get(path) if path else None
+        if column is not None:
+            # missing values last in both directions, ties by id: what sort_runs does
+            key = column.desc() if descending else column.asc()
+            stmt = stmt.order_by(column.is_(None), key, runs.c.id)
+            if exact and limit is not None:
+                stmt = stmt.limit(limit)
+        else:
+            stmt = stmt.order_by(runs.c.id)
+        found: list[dict] = []
+        with self._read() as conn:
+            for row in conn.execute(stmt):
+                doc = self._document(row)
+                # checked even when the SQL was exact: cheap, and the one source of truth
+                if _query.evaluate(node, doc):
+                    found.append(doc)
+                    if column is not None and limit is not None and len(found) >= limit:
+                        break
+        if order and column is None:
+            found = _query.sort_runs(found, order)
+        return found[:limit] if limit is not None else found
+
+    def history(self, run_id: Any, names: Iterable[str] | None = None
+                ) -> dict[str, dict[str, list]]:
+        rid = _run_id(run_id)
+        if rid is None:
+            return {}
+        stmt = (sa.select(metrics.c.name, metrics.c.step, metrics.c.value, metrics.c.special,
+                          metrics.c.timestamp)
+                .where(metrics.c.run_id == rid).order_by(metrics.c.id))
+        if names is not None:
+            names = list(names)
+            if not names:
+                return {}
+            stmt = stmt.where(metrics.c.name.in_(names))
+        out: dict[str, dict[str, list]] = {}
+        specials = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+        with self._read() as conn:
+            for name, step, value, special, stamp in conn.execute(stmt):
+                series = out.get(name)
+                if series is None:
+                    series = out[name] = {"steps": [], "values": [], "timestamps": []}
+                series["steps"].append(step)
+                series["values"].append(specials[special] if special else value)
+                series["timestamps"].append(stamp)
+        return out
+
+    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+        rid = _run_id(run_id)
+        content = None
+        if rid is not None:
+            stmt = (sa.select(blobs.c.content)
+                    .select_from(artifacts.join(blobs, artifacts.c.md5 == blobs.c.md5))
+                    .where(artifacts.c.run_id == rid, artifacts.c.name == name))
+            with self._read() as conn:
+                content = conn.execute(stmt).scalar()
+        if content is None:
+            raise FileNotFoundError(f"Run {run_id!r} in {self._redacted} has no artifact "
+                                    f"{name!r}.")
+        return io.BytesIO(bytes(content))
+
+    def open_blob(self, md5: str) -> BinaryIO:
+        """A stored source or resource file by its md5 (as listed in the run document)."""
+        with self._read() as conn:
+            content = conn.execute(sa.select(blobs.c.content)
+                                   .where(blobs.c.md5 == md5)).scalar()
+        if content is None:
+            raise FileNotFoundError(f"No file with md5 {md5} in {self._redacted}.")
+        return io.BytesIO(bytes(content))
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _integral_step(name: str, step: Any) -> int:
+    try:
+        as_int = int(step)
+        if as_int == step:
+            return as_int
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise SqlStoreError(f"Metric '{name}': steps must be integers, got {step!r:.80}.")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # labbook issues BEGIN itself (see _sqlite_on_begin), so the driver must not
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        # WAL: readers never block the writer and vice versa, across processes
+        mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode not in ("wal", "memory"):
+            _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # The switch needs the database to itself and SQLite reports "locked" at once instead of
+    # waiting, so processes opening a new database together retry here.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # A deferred transaction that reads and then writes fails at once with "database is
+    # locked" when another process wrote meanwhile (the busy timeout does not apply), so
+    # writes take the write lock up front; reads stay deferred and never wait.
+    if conn.get_execution_options().get("labbook_read"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# -- filters to SQL ------------------------------------------------------------------------------
+_ORDERABLE = {"_id": runs.c.id, "start_time": runs.c.start_time,
+              "queue_time": runs.c.queue_time, "stop_time": runs.c.stop_time,
+              "heartbeat": runs.c.heartbeat}
+_STRING_PATHS = {"status": runs.c.status, "command": runs.c.command,
+                 "experiment.name": runs.c.experiment_name}
+_TRUE = sa.true()
+_FALSE = sa.false()
+
+
+class _Translator:
+    """The query AST as a SQL condition that keeps every matching run.
+
+    Each translation returns ``(condition, exact)``. An inexact condition may keep runs that do
+    not match (they are dropped by the Python check afterwards) but never drops a match. Exact
+    conditions are two-valued (never SQL NULL), so they can be negated for ``$not``/``$nor``/
+    ``$ne``/``$nin``; inexact ones cannot.
+    """
+
+    def __init__(self, strings_exact: bool):
+        # MySQL compares strings case- and trailing-space-insensitively: a superset only
+        self.strings_exact = strings_exact
+
+    def node(self, node: Any) -> tuple[Any, bool]:
+        if isinstance(node, _query.Cond):
+            return self.cond(node)
+        if isinstance(node, _query.Not):
+            inner, exact = self.node(node.part)
+            return (sa.not_(inner), True) if exact else (_TRUE, False)
+        parts = [self.node(p) for p in node.parts]
+        exact = all(e for _, e in parts)
+        exprs = [c for c, _ in parts]
+        if node.op == "$and":
+            return (sa.and_(*exprs) if exprs else _TRUE), exact
+        if node.op == "$or":
+            return sa.or_(*exprs), exact
+        if exact:  # $nor
+            return sa.not_(sa.or_(*exprs)), True
+        return _TRUE, False
+
+    def cond(self, cond: _query.Cond) -> tuple[Any, bool]:
+        path, op, value = cond.path, cond.op, cond.value
+        if path == "_id":
+            kind, column = "id", runs.c.id
+        elif path in _TIME_FIELDS:
+            kind, column = "time", runs.columns[path]
+        elif path in _STRING_PATHS:
+            kind, column = "str", _STRING_PATHS[path]
+        else:
+            return _TRUE, False
+        # NULL means "missing" except for the heartbeat, which is present as None
+        null_is_none = path == "heartbeat"
+        if op == "$ne":
+            inner, exact = self.cond(_query.Cond(path, "$eq", value))
+            return (sa.not_(inner), True) if exact else (_TRUE, False)
+        if op == "$nin":
+            inner, exact = self.cond(_query.Cond(path, "$in", value))
+            return (sa.not_(inner), True) if exact else (_TRUE, False)
+        if op == "$exists":
+            if path == "experiment.name":
+                return _TRUE, False
+            if kind == "id" or null_is_none:
+                return (_TRUE if value else _FALSE), True
+            return (column.is_not(None) if value else column.is_(None)), True
+        if op == "$eq":
+            return self.equal(kind, column, path, [value], null_is_none, eq=True)
+        if op == "$in":
+            return self.equal(kind, column, path, list(value), null_is_none, eq=False)
+        if op in ("$gt", "$gte", "$lt", "$lte"):
+            fit = self.fits(kind, path, value)
+            if fit is None or kind == "str":
+                # string order depends on the database's collation: checked in Python
+                return _TRUE, False
+            if not fit:
+                return _FALSE, True  # Python's comparison raises TypeError: no match
+            compare = {"$gt": column > value, "$gte": column >= value,
+                       "$lt": column < value, "$lte": column <= value}[op]
+            return sa.and_(column.is_not(None), compare), True
+        return _TRUE, False  # $regex, $size, $all: in Python
+
+    def fits(self, kind: str, path: str, value: Any) -> bool | None:
+        """True: comparable with the column; False: never equal/ordered; None: unsure."""
+        if kind == "id":
+            if isinstance(value, bool) or (isinstance(value, float)
+                                           and not math.isfinite(value)):
+                return None
+            return isinstance(value, int | float)
+        if kind == "time":
+            return isinstance(value, _dt.datetime) and value.tzinfo is None
+        if isinstance(value, str):
+            if len(value) > _SHORT:
+                return None
+            return True
+        return False
+
+    def equal(self, kind: str, column: Any, path: str, operands: list, null_is_none: bool,
+              eq: bool) -> tuple[Any, bool]:
+        exact = self.strings_exact or kind != "str"
+        values = []
+        match_null = False
+        for operand in operands:
+            if operand is None:
+                if path == "experiment.name":
+                    return _TRUE, False  # NULL also stands for a name that is not a string
+                # {"f": None} matches a missing field; {"f": {"$in": [None]}} does not
+                if kind != "id" and (eq or null_is_none):
+                    match_null = True
+                continue
+            fit = self.fits(kind, path, operand)
+            if fit is None:
+                return _TRUE, False
+            if fit:
+                values.append(operand)
+        parts = []
+        if values:
+            test = column == values[0] if len(values) == 1 else column.in_(values)
+            parts.append(sa.and_(column.is_not(None), test))
+        if match_null:
+            parts.append(column.is_(None))
+        if not parts:
+            return _FALSE, True
+        return (parts[0] if len(parts) == 1 else sa.or_(*parts)), exact
+
+
+# -- the observer --------------------------------------------------------------------------------
+class SqlObserver(StoreObserver):
+    """Records runs in a SQL database (Sacred's ``SqlObserver``); connects when created."""
+
+    priority = DEFAULT_SQL_PRIORITY
+
+    def __init__(self, url: str, echo: bool | None = None,
+                 priority: int = DEFAULT_SQL_PRIORITY):
+        store = SqlStore(url, echo=bool(echo))
+        store.check()  # a wrong URL fails here, not silently in the middle of a run
+        super().__init__(store, priority)
+        self.url = url
+
+    @classmethod
+    def create(cls, url: str, echo: bool = False,
+               priority: int = DEFAULT_SQL_PRIORITY) -> SqlObserver:
+        """Sacred's spelling of the constructor."""
+        return cls(url, echo=echo, priority=priority)
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        return self.store.engine
+
+    def __repr__(self) -> str:
+        return f"SqlObserver({self.store._redacted!r})"

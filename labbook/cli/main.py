@@ -9,7 +9,7 @@ USAGE = """labbook - reproducible, comparable experiments.
 
 Usage:
   labbook ls [STORE] [--filter=JSON] [--order=FIELD] [--limit=N]
-  labbook show ID [--store=URL]
+  labbook show (ID | latest) [--store=URL]
   labbook sync FAILURE_DIR [--store=URL]
   labbook --version
   labbook (-h | --help)
@@ -94,6 +94,9 @@ def cmd_ls(url: str | None, filter_text: str | None, order: str, limit: int) -> 
 def cmd_show(run_id: str, url: str | None) -> str:
     store, location = _open(url)
     parsed: Any = int(run_id) if run_id.isdigit() else run_id
+    if run_id == "latest":
+        newest = store.find(order="-_id", limit=1)
+        parsed = newest[0]["_id"] if newest else None
     run = store.get(parsed)
     if run is None:
         from labbook.stores import redact_url
@@ -165,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args["sync"]:
             print(cmd_sync(args["FAILURE_DIR"], _store_arg(args["--store"])))
         elif args["show"]:
-            print(cmd_show(args["ID"], _store_arg(args["--store"])))
+            print(cmd_show(args["ID"] or "latest", _store_arg(args["--store"])))
         else:
             print(USAGE)
     except CLIError as exc:

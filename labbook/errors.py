@@ -221,3 +221,17 @@ class UsageError(LabbookError):
     """
 
     exit_code = 2
+
+
+# --- stores -----------------------------------------------------------------------------------
+
+class MongoConnectionError(LabbookError, ConnectionError):
+    """MongoDB cannot be reached; the message names the URL (password hidden) and what to check."""
+
+    def __init__(self, message: str, url: str = ""):
+        self.url = url
+        LabbookError.__init__(self, message)
+
+    def __str__(self) -> str:
+        # OSError would render its own fields instead of the message
+        return str(self.args[0])

@@ -105,7 +105,14 @@ def observer_for_url(url: str, priority: int | None = None) -> StoreObserver:
     """The observer that records into the store at ``url`` (``--store URL``)."""
     from labbook.stores import open_store, scheme_of
 
-    if scheme_of(url) == "file":
+    scheme = scheme_of(url)
+    if scheme == "file":
         path = url[len("file://"):] if url.startswith("file://") else url
         return FileStorageObserver(path, priority)
+    if scheme == "mongodb":
+        # MongoObserver adds what a network store needs: retries and a failure directory
+        from labbook.stores.mongo import MongoObserver
+
+        return MongoObserver(url=url) if priority is None else MongoObserver(url=url,
+                                                                               priority=priority)
     return StoreObserver(open_store(url), priority)

@@ -1,0 +1,1397 @@
+"""The MongoDB store and observer, writing the documents Sacred's MongoObserver and Omniboard read.
+
+Layout in database ``DB`` (``PREFIX_runs`` / ``PREFIX_metrics`` when a collection prefix is
+given, as Sacred 0.8 names them)::
+
+    runs              one document per run: _id (int), experiment, format, command, host,
+                      start_time, config, meta, status, resources, artifacts, captured_out,
+                      info, heartbeat, result, stop_time, fail_trace
+    metrics           run_id, name, bucket, steps, values, timestamps (see "Metrics")
+    fs.files/chunks   GridFS: artifacts, resources, sources, spilled output
+    labbook_counters  {_id: <runs collection name>, seq: <last id>}
+
+Ids come from the counter document (``find_one_and_update`` with ``$inc``, atomic on the
+server). Runs written by other tools (Sacred, older labbook) have no counter: an insert that
+collides with one raises ``DuplicateKeyError``, the counter is raised past the highest existing
+id with ``$max`` and the next ``$inc`` is tried.
+
+Keys containing ``.`` or starting with ``$`` are escaped (:func:`labbook.serialize.escape_key`)
+on write and unescaped on read. Updates ``$set`` only the fields that changed, so fields other
+tools add to a run (Omniboard's tags and notes) survive. Times are BSON dates: MongoDB keeps
+milliseconds, so times read back are truncated to the millisecond.
+
+Metrics: a series is stored in buckets of :data:`METRICS_BUCKET_SIZE` points, each bucket one
+document ``{run_id, name, bucket: k, steps, values, timestamps}`` appended to with ``$push``
+``$each``. A full bucket of 50,000 points is about 2.4 MB of BSON, far below the 16 MB limit,
+so 10 million points are 200 documents. A bucket also records a token of the last batch pushed
+into it (``labbook_batch``) and buckets are unique per (run_id, name, bucket), so repeating an
+append after a lost connection never stores points twice. A series shorter than one bucket is
+one document, which is what Sacred writes and Omniboard shows.
+
+Size limit: when captured output or info would push a run document past
+:attr:`MongoStore.max_document_bytes` (15 MiB, leaving room below MongoDB's 16 MiB for tags
+and notes), that field moves to GridFS. The run document then holds a short stand-in (a notice
+with the end of the output; an empty info) and ``labbook_spill: {field: file_id}``; reading the
+run through this store returns the full value.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterable
+from urllib.parse import quote, unquote
+
+try:
+    import bson
+    import gridfs
+    import pymongo
+    from bson import ObjectId
+    from pymongo import ReturnDocument, UpdateOne
+    from pymongo.errors import (BulkWriteError, ConfigurationError, ConnectionFailure,
+                                DuplicateKeyError, InvalidURI, OperationFailure,
+                                ServerSelectionTimeoutError)
+except ImportError as _exc:  # pragma: no cover - depends on the installation
+    raise ImportError("The MongoDB store needs pymongo: pip install 'labbook[mongo]' "
+                      "(or pip install pymongo).") from _exc
+
+from labbook import serialize
+from labbook.errors import LabbookError, MongoConnectionError, ObserverError
+from labbook.observers.store_observer import StoreObserver
+from labbook.stores import redact_url
+from labbook.stores.base import RUN_FIELDS, Store
+from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
+
+log = logging.getLogger("labbook.stores.mongo")
+
+FORMAT = "MongoObserver-0.7.0"
+DEFAULT_DB = "sacred"
+DEFAULT_URL = "mongodb://localhost:27017"
+#: points per metrics document (see the module docstring)
+METRICS_BUCKET_SIZE = 50_000
+#: MongoDB's hard limit on one document
+MAX_BSON_BYTES = 16 * 1024 * 1024
+#: fields moved to GridFS when a run document would outgrow the limit
+SPILLABLE = ("captured_out", "info")
+#: characters of output kept in the run document when the output is spilled
+_SPILL_TAIL = 10_000
+#: room kept for the ``labbook_spill`` sub-document
+_SPILL_OVERHEAD = 200
+#: the default wait for a server, so an unreachable one is reported quickly
+SERVER_SELECTION_TIMEOUT_MS = 2000
+#: the note written next to a run saved in ``failure_dir``
+UPLOAD_NOTE = "mongo_upload.json"
+
+_ID_ATTEMPTS = 100
+_COUNTERS = "labbook_counters"
+_UNKNOWN = object()
+#: Unauthorized, AuthenticationFailed
+_AUTH_ERRORS = (13, 18)
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MongoURL:
+    """A MongoDB URL taken apart: what the client gets, the database and the collection prefix."""
+
+    client_url: str
+    database: str | None
+    collection_prefix: str
+
+
+def split_url(url: str) -> MongoURL:
+    """Take ``mongodb://[user:pw@]hosts[/db][?options&collection_prefix=P]`` apart.
+
+    ``collection_prefix`` is labbook's own option and is removed before the URL reaches the
+    driver; ``host:port`` without a scheme is accepted as Sacred accepts it.
+    """
+    if "://" not in url:
+        return MongoURL(url, None, "")
+    scheme, rest = url.split("://", 1)
+    rest, _, query = rest.partition("?")
+    creds, at, hosts_path = rest.rpartition("@")
+    hosts, slash, path = hosts_path.partition("/")
+    prefix = ""
+    kept = []
+    for item in query.split("&") if query else []:
+        name, _, value = item.partition("=")
+        if name.lower() == "collection_prefix":
+            prefix = unquote(value)
+        else:
+            kept.append(item)
+    client_url = f"{scheme}://{creds}{at}{hosts}{slash}{path}"
+    if kept:
+        client_url += ("" if slash else "/") + "?" + "&".join(kept)
+    return MongoURL(client_url, unquote(path) or None, prefix)
+
+
+def _compose_url(client_url: str, database: str, prefix: str) -> str:
+    """A URL that reopens the same database and collections (for worker processes)."""
+    parts = split_url(client_url if "://" in client_url else "mongodb://" + client_url)
+    scheme, rest = parts.client_url.split("://", 1)
+    rest, _, query = rest.partition("?")
+    creds, at, hosts_path = rest.rpartition("@")
+    hosts, _, path = hosts_path.partition("/")
+    options = [q for q in query.split("&") if q]
+    if at and unquote(path) != database and not any(
+            q.lower().startswith("authsource=") for q in options):
+        # the URL's path was also the database to log in to; keep logging in there
+        options.append("authSource=" + quote(unquote(path) or "admin", safe=""))
+    if prefix:
+        options.append("collection_prefix=" + quote(prefix, safe=""))
+    url = f"{scheme}://{creds}{at}{hosts}/{quote(database, safe='')}"
+    return url + ("?" + "&".join(options) if options else "")
+
+
+def parse_mongo_db_arg(arg: str) -> dict:
+    """Sacred's ``-m`` value -> MongoObserver keyword arguments.
+
+    ``db``, ``db.prefix``, ``host:port:db``, ``host:port:db.prefix``, ``host:port`` or a full
+    ``mongodb://`` URL (whose path names the database).
+    """
+    if "://" in arg:
+        return {"url": arg}
+    parts = arg.split(":")
+    if len(parts) == 1:
+        host_port, rest = None, parts[0]
+    elif len(parts) in (2, 3) and parts[1].isdigit() and parts[0]:
+        host_port, rest = f"{parts[0]}:{parts[1]}", (parts[2] if len(parts) == 3 else "")
+    else:
+        raise ObserverError(
+            f"Cannot understand the MongoDB option '{arg}'. Write [host:port:]db_name[.prefix] "
+            "(e.g. localhost:27017:sacred) or a URL like mongodb://host:27017/sacred.")
+    db_name, _, prefix = rest.partition(".")
+    kwargs: dict[str, Any] = {"db_name": db_name or DEFAULT_DB}
+    if host_port:
+        kwargs["url"] = host_port
+    if prefix:
+        kwargs["collection_prefix"] = prefix
+    return kwargs
+
+
+# --- values -----------------------------------------------------------------------------------
+
+_NATIVE = (str, bool, float, type(None), _dt.datetime, ObjectId, bytes)
+
+
+def _to_bson(value: Any) -> Any:
+    """Escape keys for MongoDB and coerce what BSON cannot hold (numpy scalars, tuples...)."""
+    if isinstance(value, _NATIVE) or type(value) is int:
+        return value
+    if isinstance(value, dict):
+        return {serialize.escape_key(k if isinstance(k, str) else str(k)): _to_bson(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_bson(v) for v in value]
+    if isinstance(value, int):  # int subclasses (IntEnum, numpy via flatten below)
+        return int(value)
+    return _to_bson(serialize.flatten(value))
+
+
+def _from_bson(value: Any) -> Any:
+    """Unescape keys; file ids become strings so documents stay JSON-friendly."""
+    if isinstance(value, dict):
+        return {serialize.unescape_key(k): _from_bson(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_bson(v) for v in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    return value
+
+
+def _elem_size(key: str, value: Any) -> int:
+    """Bytes the field takes in a BSON document."""
+    if isinstance(value, str):
+        # type byte, key, NUL, int32 length, UTF-8 bytes, NUL
+        return len(key.encode("utf-8")) + 7 + len(value.encode("utf-8"))
+    return len(bson.encode({key: value})) - 5
+
+
+def _doc_size(sizes: dict[str, int]) -> int:
+    return 5 + sum(sizes.values())
+
+
+def _md5(filename: str) -> str:
+    digest = hashlib.md5()
+    with open(filename, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batch_token(name: str, steps: list, values: list, stamps: list) -> str:
+    """Identifies a slice of a series (its ends and length are enough: steps only grow)."""
+    key = repr((name, len(steps), steps[:2], steps[-2:], values[:2], values[-2:],
+                stamps[:1], stamps[-1:]))
+    return hashlib.md5(key.encode("utf-8")).hexdigest()
+
+
+def _spill_stub(name: str, value: Any, file_id: Any) -> Any:
+    """What stays in the run document when ``name`` moved to GridFS."""
+    if name == "captured_out":
+        text = value or ""
+        return (f"[labbook: the captured output ({len(text.encode('utf-8'))} bytes) is too "
+                f"large for the run document and is stored in GridFS file {file_id}; its end "
+                f"follows]\n" + text[-_SPILL_TAIL:])
+    return {}
+
+
+# --- filters ----------------------------------------------------------------------------------
+#
+# A filter is parsed once (labbook.stores.query) and translated into two native filters: one
+# matching at least the runs the Python evaluator accepts (pushed to the server) and one
+# matching at most those runs (needed under negation). Every run the server returns is checked
+# again with the Python evaluator, so the answer is exactly the file store's. Where MongoDB's
+# rules differ (implicit traversal of arrays inside a path, bool == 1 in Python, NaN, regex
+# dialects, field order in sub-documents) a condition is widened or narrowed, never guessed.
+
+_ALL: dict = {}
+_NONE: dict = {"_id": {"$in": []}}
+_DICT_FIELDS = ("config", "info", "meta", "host", "experiment")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b,
+}
+_SAFE_REGEX = re.compile(r"^(?:[^\\]|\\[^A-Za-z0-9])*$")
+
+
+def _is_all(f: dict) -> bool:
+    return not f
+
+
+def _is_none(f: dict) -> bool:
+    return f == _NONE
+
+
+def _and(filters: list[dict]) -> dict:
+    if any(_is_none(f) for f in filters):
+        return _NONE
+    kept = [f for f in filters if not _is_all(f)]
+    if not kept:
+        return _ALL
+    return kept[0] if len(kept) == 1 else {"$and": kept}
+
+
+def _or(filters: list[dict]) -> dict:
+    if any(_is_all(f) for f in filters):
+        return _ALL
+    kept = [f for f in filters if not _is_none(f)]
+    if not kept:
+        return _NONE
+    return kept[0] if len(kept) == 1 else {"$or": kept}
+
+
+def _negate(f: dict) -> dict:
+    if _is_all(f):
+        return _NONE
+    if _is_none(f):
+        return _ALL
+    return {"$nor": [f]}
+
+
+def _eq_alternatives(value: Any) -> list | None:
+    """Values MongoDB must match so that Python's ``==`` is reproduced; None: cannot say."""
+    if isinstance(value, bool):
+        return [value, int(value)]
+    if isinstance(value, int | float):
+        if value != value:  # NaN equals nothing in Python, itself in MongoDB
+            return []
+        if value in (0, 1):
+            return [value, bool(value)]
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            return None
+        return [value]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            return []  # naive stored times never equal an aware one in Python
+        # stored times have millisecond precision; a finer operand equals none of them
+        return [value] if value.microsecond % 1000 == 0 else []
+    return None
+
+
+_NEGATIVE = {"$ne": "$eq", "$nin": "$in"}
+
+
+def _native_cond(cond: Cond) -> tuple[dict, dict]:
+    """(superset, subset) native filters of one condition."""
+    segments = cond.path.split(".")
+    head = segments[0]
+    if head in ("artifacts", "labbook_spill") or cond.path.startswith("experiment.sources"):
+        return _ALL, _NONE  # file ids are strings when read back, ObjectIds on the server
+    path = ".".join(serialize.escape_key(s) for s in segments)
+    # $ne, $nin and $exists: false are translated as the negation of their positive form
+    negative = cond.op in _NEGATIVE or (cond.op == "$exists" and not cond.value)
+    op = _NEGATIVE.get(cond.op, cond.op)
+    value = True if cond.op == "$exists" else cond.value
+    sup, sub = _native_op(op, path, value)
+    # A path is "shallow" when no array can sit between its parts: only then do MongoDB's
+    # implicit array traversal and Python's lookup agree on which value is looked at.
+    shallow = len(segments) == 1 or (len(segments) == 2 and head in _DICT_FIELDS)
+    if not shallow:
+        # traversal only adds matches to a positive condition, except for null, which it
+        # can also take away
+        sub = _NONE
+        if op in ("$eq", "$in") and _mentions_none(value):
+            sup = _ALL
+    if negative:
+        sup, sub = _negate(sub), _negate(sup)
+    if head in SPILLABLE:
+        # a spilled field holds a stand-in on the server; Python looks at the real value
+        sup = _or([sup, {f"labbook_spill.{head}": {"$exists": True}}])
+        sub = _and([sub, {f"labbook_spill.{head}": {"$exists": False}}])
+    return sup, sub
+
+
+def _mentions_none(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and any(v is None for v in value))
+
+
+def _native_op(op: str, path: str, value: Any) -> tuple[dict, dict]:
+    """(superset, subset) of a positive condition on a shallow path."""
+    if op == "$exists":
+        exact = {path: {"$exists": True}}
+        return exact, exact
+    if op == "$eq":
+        return _native_eq(path, value)
+    if op == "$in":
+        return _native_in(path, value)
+    if op in _COMPARE:
+        return _native_compare(path, op, value)
+    if op == "$regex":
+        if value.flags & ~(re.IGNORECASE | re.UNICODE) or not _SAFE_REGEX.match(value.pattern) \
+                or (value.flags & re.IGNORECASE and not value.pattern.isascii()):
+            return _ALL, _NONE  # Python's and PCRE's dialects may disagree on this pattern
+        spec: dict = {"$regex": value.pattern}
+        if value.flags & re.IGNORECASE:
+            spec["$options"] = "i"
+        exact = {path: spec}
+        return exact, exact
+    if op == "$size":
+        exact = {path: {"$size": value}}
+        return exact, exact
+    if op == "$all":
+        parts = []
+        for item in value:
+            alternatives = _eq_alternatives(item)
+            if alternatives is None:
+                return _ALL, _NONE
+            parts.append({path: {"$in": alternatives}} if alternatives else _NONE)
+        # MongoDB's $all also matches a scalar equal to a single operand: a superset only
+        return (_and(parts) if parts else _ALL), _NONE
+    return _ALL, _NONE
+
+
+def _native_eq(path: str, value: Any) -> tuple[dict, dict]:
+    if value is None:
+        exact = {path: None}
+        return exact, exact
+    alternatives = _eq_alternatives(value)
+    if alternatives is None:
+        return _ALL, _NONE
+    if not alternatives:
+        return _NONE, _NONE
+    exact = {path: alternatives[0]} if len(alternatives) == 1 else {path: {"$in": alternatives}}
+    return exact, exact
+
+
+def _native_in(path: str, values: list) -> tuple[dict, dict]:
+    alternatives: list = []
+    with_none = False
+    for value in values:
+        if value is None:
+            with_none = True
+            continue
+        found = _eq_alternatives(value)
+        if found is None:
+            return _ALL, _NONE
+        alternatives.extend(found)
+    if with_none:
+        # MongoDB's null also matches a missing field; Python's $in does not
+        sup = {path: {"$in": alternatives + [None]}}
+        return sup, {path: {"$in": alternatives + [None], "$exists": True}}
+    if not alternatives:
+        return _NONE, _NONE
+    exact = {path: {"$in": alternatives}}
+    return exact, exact
+
+
+def _native_compare(path: str, op: str, value: Any) -> tuple[dict, dict]:
+    if value is None:
+        return _NONE, _NONE  # Python cannot order None against anything
+    if isinstance(value, bool | int | float):
+        number = int(value) if isinstance(value, bool) else value
+        if number != number:
+            return _NONE, _NONE
+        if isinstance(number, int) and not -2 ** 63 <= number < 2 ** 63:
+            return _ALL, _NONE
+        clauses = [{path: {op: number}}]
+        # Python orders True/False among the numbers; MongoDB keeps booleans apart
+        bools = [b for b in (False, True) if _COMPARE[op](int(b), number)]
+        if bools:
+            clauses.append({path: {"$in": bools}})
+        exact = _or(clauses)
+        # Some servers order NaN below every number; Python never orders it
+        return exact, _and([exact, _not_null(path), {path: {"$ne": float("nan")}}])
+    if isinstance(value, str):
+        exact = {path: {op: value}}
+        return exact, _and([exact, _not_null(path)])
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            return _NONE, _NONE
+        # stored times are whole milliseconds: compare with the operand rounded down
+        floor = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+        if floor != value:
+            op = {"$gte": "$gt", "$lt": "$lte"}.get(op, op)
+        exact = {path: {op: floor}}
+        return exact, _and([exact, _not_null(path)])
+    return _ALL, _NONE
+
+
+def _not_null(path: str) -> dict:
+    # MongoDB keeps null apart from numbers, text and dates; not every server that speaks its
+    # protocol does, and Python never orders None
+    return {path: {"$ne": None}}
+
+
+def native_filter(node: Any) -> dict:
+    """A MongoDB filter matching at least the runs ``node`` (a parsed filter) matches."""
+    return _native(node)[0]
+
+
+def _native(node: Any) -> tuple[dict, dict]:
+    if isinstance(node, Cond):
+        return _native_cond(node)
+    if isinstance(node, Not):
+        sup, sub = _native(node.part)
+        return _negate(sub), _negate(sup)
+    parts = [_native(p) for p in node.parts]
+    sups, subs = [p[0] for p in parts], [p[1] for p in parts]
+    if node.op == "$and":
+        return _and(sups), _and(subs)
+    if node.op == "$or":
+        return _or(sups), _or(subs)
+    return _negate(_or(subs)), _negate(_or(sups))  # $nor
+
+
+def _paths(node: Any) -> set[str]:
+    if isinstance(node, Cond):
+        return {node.path}
+    if isinstance(node, Not):
+        return _paths(node.part)
+    return set().union(*(_paths(p) for p in node.parts)) if node.parts else set()
+
+
+# --- the store --------------------------------------------------------------------------------
+
+@dataclass
+class _RunState:
+    """What this process wrote into a run: values and BSON sizes of its top-level fields."""
+
+    values: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    spilled: dict = field(default_factory=dict)
+    artifacts: set = field(default_factory=set)
+    fresh: bool = False  # created here: no metric documents can exist yet
+
+
+def _translated(method: Callable) -> Callable:
+    """Report a lost or missing server as :class:`MongoConnectionError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: MongoStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ConnectionFailure as exc:
+            raise self.connection_error(exc) from exc
+        except OperationFailure as exc:
+            if exc.code not in _AUTH_ERRORS:
+                raise
+            raise self.connection_error(exc) from exc
+    return wrapper
+
+
+class MongoStore(Store):
+    """Runs in MongoDB, in the documents of Sacred's MongoObserver (see the module docstring)."""
+
+    schemes = ("mongodb",)
+    #: a run document is kept below this size by moving output and info to GridFS
+    max_document_bytes = MAX_BSON_BYTES - 1024 * 1024
+
+    def __init__(self, url: str | None = None, db_name: str | None = None,
+                 collection_prefix: str = "", client: Any = None,
+                 bucket_size: int = METRICS_BUCKET_SIZE, **client_kwargs: Any):
+        parts = split_url(url or DEFAULT_URL)
+        self.db_name = db_name or parts.database or DEFAULT_DB
+        self.collection_prefix = collection_prefix or parts.collection_prefix
+        self.bucket_size = int(bucket_size)
+        if self.bucket_size < 1:
+            raise ValueError("bucket_size must be at least 1")
+        self._owns_client = client is None
+        if client is None:
+            query = parts.client_url.partition("?")[2].lower()
+            if "serverselectiontimeoutms" not in query:
+                client_kwargs.setdefault("serverSelectionTimeoutMS", SERVER_SELECTION_TIMEOUT_MS)
+            try:
+                client = pymongo.MongoClient(parts.client_url, **client_kwargs)
+            except (ConfigurationError, InvalidURI, ValueError, TypeError) as exc:
+                raise MongoConnectionError(
+                    f"Invalid MongoDB URL or option for {redact_url(url or DEFAULT_URL)}: {exc}. "
+                    "Write mongodb://[user:password@]host[:port][/database][?options] and "
+                    "check the option names.", redact_url(url or DEFAULT_URL)) from None
+            self.url = _compose_url(parts.client_url, self.db_name, self.collection_prefix)
+        else:
+            seeds = sorted(client.topology_description.server_descriptions())
+            hosts = ",".join(f"{h}:{p}" for h, p in seeds) or "localhost:27017"
+            self.url = _compose_url("mongodb://" + hosts, self.db_name, self.collection_prefix)
+        self.client = client
+        self.db = client[self.db_name]
+        prefix = f"{self.collection_prefix}_" if self.collection_prefix else ""
+        self.runs = self.db[prefix + "runs"]
+        self.metrics = self.db[prefix + "metrics"]
+        self.counters = self.db[_COUNTERS]
+        self.fs = gridfs.GridFS(self.db)
+        self.files = self.db["fs.files"]
+        self._state: dict[Any, _RunState] = {}
+        self._buckets: dict[tuple, tuple[int, int]] = {}
+        self._indexed = False
+        self._timeout_s = client.options.server_selection_timeout
+
+    @classmethod
+    def from_url(cls, url: str) -> MongoStore:
+        """``mongodb://host:port/db`` (database ``sacred`` when the path is empty)."""
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"MongoStore({redact_url(self.url)!r})"
+
+    def connection_error(self, exc: BaseException) -> MongoConnectionError:
+        """The labbook error for a pymongo connection failure, naming the URL and the checks."""
+        url = redact_url(self.url)
+        reason = str(exc).split(", Timeout:")[0].split("\n")[0][:300]
+        if isinstance(exc, ServerSelectionTimeoutError):
+            head = f"Cannot reach MongoDB at {url} within {self._timeout_s:g} s ({reason})."
+        elif isinstance(exc, OperationFailure):
+            head = f"MongoDB at {url} refused the login or the operation ({reason})."
+        else:
+            head = f"Lost the connection to MongoDB at {url} ({type(exc).__name__}: {reason})."
+        return MongoConnectionError(
+            head + " Check that the server is running and listening on that host and port, "
+            "that no firewall or VPN blocks it, that the user name, password and authSource "
+            "are right, and for a single member of a replica set add directConnection=true. "
+            "Wait longer with ?serverSelectionTimeoutMS=10000 in the URL.", url)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    # -- write side ----------------------------------------------------------------------------
+    def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        keys = [("run_id", 1), ("name", 1), ("bucket", 1)]
+        try:
+            # unique, so a bucket re-created after a lost connection is refused, not doubled
+            self.metrics.create_index(keys, unique=True, name="labbook_run_name_bucket")
+        except OperationFailure:
+            # old data (several documents per series) cannot take a unique index
+            log.debug("metrics: unique index refused, using a plain one", exc_info=True)
+            self.metrics.create_index(keys, name="labbook_run_name_bucket_plain")
+        self.files.create_index("md5", name="labbook_md5")
+        self._indexed = True
+
+    @_translated
+    def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
+        """Insert the run; ``overwrite=True`` replaces run ``run_id`` (our fields only)."""
+        self._ensure_indexes()
+        body = {k: _to_bson(v) for k, v in doc.items() if k != "_id"}
+        body.setdefault("format", FORMAT)
+        late = {}
+        sizes = {k: _elem_size(k, v) for k, v in body.items()}
+        if _doc_size(sizes) + 64 > self.max_document_bytes:
+            # written after the insert by update_run, which knows how to spill them
+            for name in SPILLABLE:
+                if name in body:
+                    late[name] = body[name]
+                    body[name] = "" if name == "captured_out" else {}
+        if run_id is None:
+            run_id = self._insert_new(body)
+        elif overwrite:
+            self._replace(run_id, body)
+        else:
+            try:
+                self.runs.insert_one({"_id": run_id, **body})
+            except DuplicateKeyError:
+                raise ObserverError(
+                    f"A run with id {run_id!r} already exists in {self.db_name}.{self.runs.name}"
+                    f". Pass overwrite={run_id!r} to MongoObserver to replace it, or let "
+                    "MongoDB choose the id (no --id, and the MongoObserver with the highest "
+                    "priority).") from None
+        body["_id"] = run_id
+        self._state[run_id] = _RunState(values=body, fresh=True,
+                                        sizes={k: _elem_size(k, v) for k, v in body.items()})
+        if late:
+            self.update_run(run_id, {k: v for k, v in late.items()}, _encoded=True)
+        return run_id
+
+    def _insert_new(self, body: dict) -> int:
+        for _ in range(_ID_ATTEMPTS):
+            candidate = self._next_id()
+            try:
+                self.runs.insert_one({"_id": candidate, **body})
+                return candidate
+            except DuplicateKeyError:
+                self._catch_up_counter()
+        raise ObserverError(f"Could not allocate a run id in {self.db_name}.{self.runs.name} "
+                            f"after {_ID_ATTEMPTS} attempts; is another program inserting runs "
+                            "with the same ids?")
+
+    def _next_id(self) -> int:
+        for _ in range(5):
+            try:
+                counter = self.counters.find_one_and_update(
+                    {"_id": self.runs.name}, {"$inc": {"seq": 1}}, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+                return int(counter["seq"])
+            except DuplicateKeyError:
+                # two first upserts of the counter raced; the document exists now
+                continue
+        raise ObserverError(f"The id counter {_COUNTERS}/{self.runs.name} cannot be updated.")
+
+    def _catch_up_counter(self) -> None:
+        """Move the counter past runs inserted without it (Sacred, or by hand).
+
+        Only the counter moves here; ids still come from the atomic ``$inc``.
+        """
+        top = self.runs.find_one({"_id": {"$type": "number"}}, projection={"_id": 1},
+                                 sort=[("_id", pymongo.DESCENDING)])
+        if top is None:
+            return
+        try:
+            self.counters.update_one({"_id": self.runs.name},
+                                     {"$max": {"seq": int(top["_id"])}}, upsert=True)
+        except DuplicateKeyError:
+            pass  # created concurrently; the next $inc moves on anyway
+
+    def _replace(self, run_id: Any, body: dict) -> None:
+        old = self.runs.find_one({"_id": run_id},
+                                 projection={"labbook_spill": 1, "artifacts": 1}) or {}
+        unset = {name: "" for name in (*RUN_FIELDS, "labbook_spill") if name not in body}
+        update: dict = {"$set": body}
+        if unset:
+            update["$unset"] = unset
+        self.runs.update_one({"_id": run_id}, update, upsert=True)
+        # the replaced run's series, files and spilled fields belong to nobody now
+        self.metrics.delete_many({"run_id": run_id})
+        for key in list(self._buckets):
+            if key[0] == run_id:
+                del self._buckets[key]
+        stale = list((old.get("labbook_spill") or {}).values())
+        stale += [a.get("file_id") for a in old.get("artifacts") or [] if isinstance(a, dict)]
+        for file_id in stale:
+            self._delete_file(file_id)
+
+    def _delete_file(self, file_id: Any) -> None:
+        if file_id is None:
+            return
+        try:
+            self.fs.delete(file_id)
+        except ConnectionFailure:
+            raise
+        except Exception:  # a file already gone is what we wanted
+            log.debug("could not delete GridFS file %s", file_id, exc_info=True)
+
+    def _run_state(self, run_id: Any) -> _RunState:
+        state = self._state.get(run_id)
+        if state is None:
+            raw = self.runs.find_one({"_id": run_id})
+            if raw is None:
+                raise ObserverError(f"No run with id {run_id!r} in "
+                                    f"{self.db_name}.{self.runs.name}.")
+            spilled = dict(raw.get("labbook_spill") or {})
+            sizes = {k: _elem_size(k, v) for k, v in raw.items()}
+            # the document holds stand-ins for spilled fields: compare nothing with them
+            raw.update({name: _UNKNOWN for name in spilled})
+            state = _RunState(values=raw, spilled=spilled, sizes=sizes,
+                              artifacts={a.get("name") for a in raw.get("artifacts") or []
+                                         if isinstance(a, dict)})
+            self._state[run_id] = state
+        return state
+
+    @_translated
+    def update_run(self, run_id: Any, fields: dict, *, _encoded: bool = False) -> None:
+        state = self._run_state(run_id)
+        body = fields if _encoded else {k: _to_bson(v) for k, v in fields.items() if k != "_id"}
+        changed = {k: v for k, v in body.items()
+                   if k not in state.values or state.values[k] is _UNKNOWN
+                   or state.values[k] != v}
+        if not changed:
+            return
+        sizes = dict(state.sizes)
+        for key, value in changed.items():
+            sizes[key] = _elem_size(key, value)
+        if state.spilled or any(k in changed for k in SPILLABLE):
+            sizes["labbook_spill"] = _SPILL_OVERHEAD
+        staying = {k for k in state.spilled if k not in changed}
+        total = _doc_size(sizes)
+        to_spill = []
+        candidates = [k for k in SPILLABLE if k in sizes and k not in staying]
+        for name in sorted(candidates, key=lambda k: sizes[k], reverse=True):
+            if total <= self.max_document_bytes:
+                break
+            stub_size = _elem_size(name, _spill_stub(name, changed.get(
+                name, state.values.get(name)), ObjectId()))
+            to_spill.append(name)
+            total -= sizes[name] - stub_size
+        if total > self.max_document_bytes:
+            largest = sorted(sizes, key=sizes.get, reverse=True)[:3]
+            raise ObserverError(
+                f"Run {run_id!r} would need a {total / 2 ** 20:.1f} MB document even with its "
+                f"output and info in GridFS (MongoDB allows 16 MB); the largest fields are "
+                f"{', '.join(largest)}. Store big data as artifacts instead.")
+        update_set: dict = {}
+        unset: dict = {}
+        obsolete = []
+        new_spills = {}
+        for name in to_spill:
+            value = changed.get(name, state.values.get(name))
+            file_id = self._put_spill(run_id, name, value)
+            new_spills[name] = file_id
+            update_set[name] = _spill_stub(name, value, file_id)
+            update_set[f"labbook_spill.{name}"] = file_id
+            if name in state.spilled:
+                obsolete.append(state.spilled[name])
+        for key, value in changed.items():
+            if key in new_spills:
+                continue
+            update_set[key] = value
+            if key in state.spilled:
+                unset[f"labbook_spill.{key}"] = ""
+                obsolete.append(state.spilled[key])
+        update: dict = {"$set": update_set}
+        if unset:
+            update["$unset"] = unset
+        result = self.runs.update_one({"_id": run_id}, update)
+        if result.matched_count == 0:
+            self._state.pop(run_id, None)
+            raise ObserverError(f"Run {run_id!r} disappeared from "
+                                f"{self.db_name}.{self.runs.name} while it was being recorded.")
+        state.values.update(changed)
+        for key in changed:
+            state.spilled.pop(key, None)
+        state.spilled.update(new_spills)
+        state.sizes = sizes
+        for name in new_spills:
+            state.sizes[name] = _elem_size(name, update_set[name])
+        for file_id in obsolete:
+            self._delete_file(file_id)
+
+    def _put_spill(self, run_id: Any, name: str, value: Any) -> Any:
+        if name == "captured_out":
+            data = (value or "").encode("utf-8")
+        else:
+            data = bson.encode({"v": value})
+        return self.fs.put(data, filename=f"{name}://{self.runs.name}/{run_id}",
+                           metadata={"run_id": run_id, "field": name})
+
+    def _read_spill(self, name: str, file_id: Any) -> Any:
+        data = self.fs.get(file_id).read()
+        if name == "captured_out":
+            return data.decode("utf-8")
+        return _from_bson(bson.decode(data)["v"])
+
+    def _bucket_of(self, run_id: Any, name: str) -> tuple[int, int]:
+        """(index, length) of the last bucket of a series."""
+        known = self._buckets.get((run_id, name))
+        if known is not None:
+            return known
+        state = self._state.get(run_id)
+        if state is not None and state.fresh:
+            return 0, 0
+        last = self.metrics.find_one({"run_id": run_id, "name": name, "bucket": {"$exists": True}},
+                                     projection={"bucket": 1, "steps": 1},
+                                     sort=[("bucket", pymongo.DESCENDING)])
+        if last is None:
+            return 0, 0  # nothing, or one document Sacred wrote (kept first by history)
+        return int(last["bucket"]), len(last.get("steps") or [])
+
+    @_translated
+    def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
+        if not metrics_by_name:
+            return
+        self._ensure_indexes()
+        ops = []
+        after: dict[str, tuple[int, int]] = {}
+        for name, series in metrics_by_name.items():
+            steps = _to_bson(list(series["steps"]))
+            values = _to_bson(list(series["values"]))
+            stamps = [serialize.parse_time(t) if isinstance(t, str) else t
+                      for t in series["timestamps"]]
+            bucket, count = self._bucket_of(run_id, name)
+            pos = 0
+            while pos < len(steps):
+                if count >= self.bucket_size:
+                    bucket, count = bucket + 1, 0
+                take = min(self.bucket_size - count, len(steps) - pos)
+                end = pos + take
+                token = _batch_token(name, steps[pos:end], values[pos:end], stamps[pos:end])
+                # A bucket remembers the last batch pushed into it: the same batch sent again
+                # (its reply was lost) matches nothing and stores nothing twice.
+                query = {"run_id": run_id, "name": name, "bucket": bucket,
+                         "labbook_batch": {"$ne": token}}
+                ops.append(UpdateOne(query, {
+                    "$push": {"steps": {"$each": steps[pos:end]},
+                              "values": {"$each": values[pos:end]},
+                              "timestamps": {"$each": stamps[pos:end]}},
+                    "$set": {"labbook_batch": token}}, upsert=count == 0))
+                pos, count = end, count + take
+            after[name] = (bucket, count)
+        if ops:
+            try:
+                self.metrics.bulk_write(ops, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                # duplicate buckets: those points were stored by an earlier attempt
+        for name, position in after.items():
+            self._buckets[(run_id, name)] = position
+
+    @_translated
+    def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
+                     content_type: str | None = None) -> None:
+        extra: dict = {}
+        if metadata is not None:
+            extra["metadata"] = _to_bson(metadata)
+        if content_type is not None:
+            extra["contentType"] = content_type  # where Sacred and Omniboard look
+        with open(filename, "rb") as fh:
+            file_id = self.fs.put(fh, filename=f"artifact://{self.runs.name}/{run_id}/{name}",
+                                  **extra)
+        state = self._state.get(run_id)
+        if state is None or name in state.artifacts:
+            # same name again: point the existing entry at the new file, keeping its place
+            old = self.runs.find_one_and_update(
+                {"_id": run_id, "artifacts.name": name},
+                {"$set": {"artifacts.$.file_id": file_id}}, projection={"artifacts": 1})
+            if old is not None:
+                previous = next((a.get("file_id") for a in old.get("artifacts") or []
+                                 if isinstance(a, dict) and a.get("name") == name), None)
+                self._delete_file(previous)
+                return
+        self.runs.update_one({"_id": run_id},
+                             {"$push": {"artifacts": {"name": name, "file_id": file_id}}})
+        if state is not None:
+            state.artifacts.add(name)
+
+    def _store_blob(self, path: str, md5: str, recorded_name: str | None = None) -> Any:
+        """The GridFS id of this content, uploading it only when no file has the same md5."""
+        found = self.files.find_one({"md5": md5}, projection={"_id": 1})
+        if found is not None:
+            return found["_id"]
+        with open(path, "rb") as fh:
+            return self.fs.put(fh, filename=recorded_name or os.path.abspath(path), md5=md5)
+
+    @_translated
+    def put_resource(self, run_id: Any, filename: str, recorded_name: str | None = None) -> None:
+        """Store the file once per content; the run records ``recorded_name or filename``."""
+        md5 = _md5(filename)
+        self._store_blob(filename, md5, recorded_name)
+        self.runs.update_one({"_id": run_id},
+                             {"$addToSet": {"resources": [recorded_name or filename, md5]}})
+
+    @_translated
+    def put_sources(self, experiment_info: dict) -> dict:
+        info = dict(experiment_info)
+        base_dir = info.get("base_dir") or ""
+        sources = []
+        for relname, *_ in info.get("sources", []):
+            path = os.path.join(base_dir, relname)
+            if os.path.isfile(path):
+                sources.append([relname, self._store_blob(path, _md5(path))])
+        info["sources"] = sources
+        return info
+
+    # -- read side -----------------------------------------------------------------------------
+    def _decode(self, raw: dict) -> dict:
+        spilled = raw.pop("labbook_spill", None) or {}
+        doc = _from_bson(raw)
+        for name, file_id in spilled.items():
+            if name in doc:
+                try:
+                    doc[name] = self._read_spill(name, file_id)
+                except gridfs.errors.NoFile:
+                    # replaced between our two reads: the run document names the new file
+                    fresh = self.runs.find_one({"_id": raw["_id"]},
+                                               projection={"labbook_spill": 1}) or {}
+                    newer = (fresh.get("labbook_spill") or {}).get(name)
+                    if newer is not None:
+                        doc[name] = self._read_spill(name, newer)
+        return doc
+
+    def _find_raw(self, run_id: Any, projection: dict | None = None) -> dict | None:
+        raw = self.runs.find_one({"_id": run_id}, projection=projection)
+        if raw is None and isinstance(run_id, str) and run_id.isdigit():
+            raw = self.runs.find_one({"_id": int(run_id)}, projection=projection)
+        return raw
+
+    @_translated
+    def get(self, run_id: Any) -> dict | None:
+        raw = self._find_raw(run_id)
+        return None if raw is None else self._decode(raw)
+
+    @_translated
+    def find(self, filter: dict | None = None, order: str | None = None,
+             limit: int | None = None) -> list[dict]:
+        node = filter if isinstance(filter, Cond | Logical | Not) else parse(filter)
+        native = native_filter(node)
+        if _is_none(native) or (limit is not None and limit == 0):
+            return []
+        if limit is not None and limit < 0:
+            # Python's slice meaning, as in the file store
+            return self.find(node, order)[:limit]
+        if order is None:
+            out = []
+            for raw in self.runs.find(native).sort("_id", pymongo.ASCENDING):
+                doc = self._decode(raw)
+                if evaluate(node, doc):
+                    out.append(doc)
+                    if limit is not None and len(out) >= limit:
+                        break
+            return out
+        # Order in Python (sort_runs: missing values last, numbers before text), reading only
+        # the fields the filter and the order need, then fetch the winners in full.
+        heads = {p.split(".")[0] for p in _paths(node)} | {order.lstrip("+-").split(".")[0]}
+        projection = {h: 1 for h in heads if h != "_id"}
+        projection["labbook_spill"] = 1
+        rows = [self._decode(raw) for raw in self.runs.find(native, projection)]
+        rows = [r for r in rows if evaluate(node, r)]
+        rows.sort(key=lambda r: (not isinstance(r["_id"], int | float), r["_id"]
+                                 if isinstance(r["_id"], int | float) else str(r["_id"])))
+        ids = [r["_id"] for r in sort_runs(rows, order)]
+        if limit is not None:
+            ids = ids[:limit]
+        full = {raw["_id"]: raw for raw in self.runs.find({"_id": {"$in": ids}})}
+        return [self._decode(full[i]) for i in ids if i in full]
+
+    @_translated
+    def history(self, run_id: Any, names: Iterable[str] | None = None
+                ) -> dict[str, dict[str, list]]:
+        query: dict = {"run_id": run_id}
+        if isinstance(run_id, str) and run_id.isdigit():
+            query["run_id"] = {"$in": [run_id, int(run_id)]}  # ids typed on a command line
+        if names is not None:
+            query["name"] = {"$in": list(names)}
+        docs = list(self.metrics.find(query, projection={"_id": 0, "name": 1, "bucket": 1,
+                                                         "steps": 1, "values": 1,
+                                                         "timestamps": 1}))
+        # a document without a bucket number was written by Sacred: it comes first
+        docs.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        out: dict[str, dict[str, list]] = {}
+        for doc in docs:
+            series = out.setdefault(doc["name"], {"steps": [], "values": [], "timestamps": []})
+            series["steps"].extend(doc.get("steps") or [])
+            series["values"].extend(doc.get("values") or [])
+            series["timestamps"].extend(doc.get("timestamps") or [])
+        return out
+
+    @_translated
+    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+        raw = self._find_raw(run_id, projection={"artifacts": 1})
+        if raw is None:
+            raise FileNotFoundError(f"No run with id {run_id!r} in "
+                                    f"{self.db_name}.{self.runs.name}.")
+        entries = [a for a in raw.get("artifacts") or [] if isinstance(a, dict)]
+        for entry in reversed(entries):
+            if entry.get("name") == name:
+                return self.fs.get(entry["file_id"])
+        known = ", ".join(repr(a.get("name")) for a in entries) or "none"
+        raise FileNotFoundError(f"Run {run_id!r} has no artifact named {name!r} (it has: "
+                                f"{known}).")
+
+
+# --- the observer -----------------------------------------------------------------------------
+
+class MongoObserver(StoreObserver):
+    """Records runs into MongoDB, with Sacred's constructor.
+
+    ``failure_dir``: when MongoDB cannot be reached at the start or at the end of a run, the
+    run is saved there in the file store's layout, with a warning saying how to upload it
+    (``python -m labbook.stores.mongo upload DIR URL``). Without it, an unreachable server
+    at the start disables this observer for the run (the run goes on) and one at the end is
+    logged as an error. While a run is going, a lost connection keeps the data in memory and
+    retries at later events.
+    """
+
+    priority = 30
+    #: seconds between attempts while the server is away (events in between are queued)
+    retry_interval = 5.0
+    #: attempts to store the end of a run before giving up
+    final_attempts = 3
+    final_retry_delay = 0.5
+
+    def __init__(self, url: str | None = None, db_name: str = DEFAULT_DB,
+                 collection: str = "runs", collection_prefix: str = "",
+                 overwrite: Any = None, priority: int = 30, client: Any = None,
+                 failure_dir: str | os.PathLike | None = None, **client_kwargs: Any):
+        if collection != "runs":
+            if collection_prefix:
+                raise ObserverError("Give MongoObserver either collection_prefix or the older "
+                                    "'collection', not both.")
+            # Sacred 0.8 reads a non-default 'collection' as the prefix of its collections
+            collection_prefix = collection
+        store = MongoStore(url, db_name=None if db_name == DEFAULT_DB else db_name,
+                           collection_prefix=collection_prefix, client=client, **client_kwargs)
+        super().__init__(store, priority)
+        self.overwrite = overwrite
+        self.failure_dir = os.path.abspath(os.fspath(failure_dir)) if failure_dir else None
+        self._lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.run_id = None
+        self._doc: dict = {}
+        self._pending: list[tuple[str, tuple]] = []
+        self._offline: Any = None
+        self._offline_id: Any = None
+        self._outage: MongoConnectionError | None = None
+        self._retry_at = 0.0
+        self._spool: str | None = None
+
+    @property
+    def runs(self):
+        """The runs collection (Sacred's attribute)."""
+        return self.store.runs
+
+    @property
+    def metrics(self):
+        """The metrics collection (Sacred's attribute)."""
+        return self.store.metrics
+
+    @property
+    def fs(self):
+        """GridFS (Sacred's attribute)."""
+        return self.store.fs
+
+    # -- start ---------------------------------------------------------------------------------
+    def _begin(self, status: str, time_key: str, when, ex_info, command, host_info, config,
+               meta_info, _id) -> Any:
+        with self._lock:
+            self._reset()
+            if self.overwrite is not None:
+                if status == "QUEUED":
+                    raise ObserverError("A queued run cannot overwrite a stored run; drop "
+                                        "overwrite= or run it directly.")
+                _id = self.overwrite
+            self._doc = {
+                "experiment": serialize.flatten(ex_info),
+                "command": command,
+                "host": serialize.flatten(host_info),
+                time_key: when,
+                "config": serialize.flatten(config),
+                "meta": serialize.flatten(meta_info),
+                "status": status,
+                "resources": [],
+                "artifacts": [],
+                "captured_out": "",
+                "info": {},
+                "heartbeat": None,
+                "result": None,
+            }
+            try:
+                stored = dict(self._doc, experiment=self.store.put_sources(
+                    self._doc["experiment"]))
+                self.run_id = self.store.create_run(stored, _id,
+                                                    overwrite=self.overwrite is not None)
+            except MongoConnectionError as exc:
+                if not self.failure_dir:
+                    raise MongoConnectionError(
+                        f"{exc} This run is not recorded in MongoDB; pass failure_dir= to "
+                        "MongoObserver to keep such runs on disk.", exc.url) from exc
+                self._go_offline(exc)
+                return _id
+            return self.run_id
+
+    def _go_offline(self, exc: MongoConnectionError) -> None:
+        from labbook.stores.file import FileStore
+
+        os.makedirs(self.failure_dir, exist_ok=True)
+        self._offline = FileStore(self.failure_dir)
+        experiment = self._offline.put_sources(self._doc["experiment"])
+        self._offline_id = self._offline.create_run(dict(self._doc, experiment=experiment))
+        run_dir = os.path.join(self.failure_dir, str(self._offline_id))
+        self._write_note(run_dir, exc, mongo_id=None)
+        log.warning("MongoDB is unreachable: %s The run is saved in %s instead. %s",
+                    exc, run_dir, self._upload_hint())
+
+    def _upload_hint(self) -> str:
+        url = redact_url(self.store.url)
+        hint = (f"Once the server is back, upload it with: python -m labbook.stores.mongo "
+                f"upload {self.failure_dir} '{url}'")
+        if "****" in url:
+            hint += " (with the real password in place of ****)"
+        return hint + "."
+
+    def _write_note(self, run_dir: str, exc: BaseException, mongo_id: Any) -> None:
+        note = {"store": redact_url(self.store.url), "run_id": mongo_id,
+                "overwrite": self.overwrite, "reason": str(exc).split(" Check that")[0],
+                "uploaded_as": None}
+        with open(os.path.join(run_dir, UPLOAD_NOTE), "w", encoding="utf-8") as fh:
+            json.dump(note, fh, indent=2, default=str)
+
+    # -- during the run ------------------------------------------------------------------------
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        self._send("update_run", {"info": serialize.flatten(info), "captured_out": captured_out,
+                                  "heartbeat": beat_time, "result": serialize.flatten(result)})
+
+    def log_metrics(self, metrics_by_name, info):
+        self._send("append_metrics", metrics_by_name)
+
+    def resource_event(self, filename):
+        self._send("put_resource", filename)
+
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        self._send("put_artifact", name, filename, metadata, content_type)
+
+    def _send(self, method: str, *args: Any) -> None:
+        with self._lock:
+            if self._offline is not None:
+                getattr(self._offline, method)(self._offline_id, *args)
+                return
+            if self.run_id is None:
+                return
+            if method == "update_run":
+                self._doc.update(args[0])
+                if self._pending and self._pending[-1][0] == "update_run":
+                    # fields are whole values: a newer beat replaces the queued one
+                    merged = dict(self._pending[-1][1][0], **args[0])
+                    self._pending[-1] = ("update_run", (merged,))
+                else:
+                    self._pending.append((method, (dict(args[0]),)))
+            else:
+                self._pending.append((method, args))
+            if time.monotonic() >= self._retry_at:
+                self._flush()
+
+    def _flush(self) -> bool:
+        """Deliver the queued calls in order; False when the server is still away."""
+        while self._pending:
+            method, args = self._pending[0]
+            try:
+                getattr(self.store, method)(self.run_id, *args)
+            except MongoConnectionError as exc:
+                self._retry_at = time.monotonic() + self.retry_interval
+                self._keep_files()
+                if self._outage is None:
+                    log.warning("%s Run %s keeps its data in memory and retries in %g s.",
+                                exc, self.run_id, self.retry_interval)
+                self._outage = exc
+                return False
+            except FileNotFoundError as exc:
+                if method not in ("put_artifact", "put_resource"):
+                    raise
+                log.warning("Could not store %s of run %s: %s", method[4:], self.run_id, exc)
+            self._pending.pop(0)
+        if self._outage is not None:
+            log.warning("MongoDB at %s is back; run %s is stored up to date.",
+                        redact_url(self.store.url), self.run_id)
+            self._outage = None
+        return True
+
+    def _keep_files(self) -> None:
+        """Copy files of queued artifacts/resources: the run may delete them meanwhile."""
+        for i, (method, args) in enumerate(self._pending):
+            if method not in ("put_artifact", "put_resource"):
+                continue
+            source = args[1] if method == "put_artifact" else args[0]
+            if self._spool and source.startswith(self._spool + os.sep):
+                continue
+            if not os.path.isfile(source):
+                continue
+            if self._spool is None:
+                self._spool = tempfile.mkdtemp(prefix="labbook-mongo-")
+            fd, copy = tempfile.mkstemp(dir=self._spool, suffix="-" + os.path.basename(source))
+            os.close(fd)
+            shutil.copyfile(source, copy)
+            if method == "put_artifact":
+                self._pending[i] = (method, (args[0], copy, *args[2:]))
+            else:
+                # store the copy's content under the name the run used
+                self._pending[i] = (method, (copy, args[1] if len(args) > 1 else source))
+
+    # -- end -----------------------------------------------------------------------------------
+    def completed_event(self, stop_time, result):
+        self._finish({"stop_time": stop_time, "result": serialize.flatten(result),
+                      "status": "COMPLETED"})
+
+    def interrupted_event(self, interrupt_time, status):
+        self._finish({"stop_time": interrupt_time, "status": status})
+
+    def failed_event(self, fail_time, fail_trace):
+        self._finish({"stop_time": fail_time, "status": "FAILED",
+                      "fail_trace": list(fail_trace)})
+
+    def _finish(self, fields: dict) -> None:
+        with self._lock:
+            try:
+                if self._offline is not None:
+                    self._offline.update_run(self._offline_id, fields)
+                    return
+                if self.run_id is None:
+                    return
+                self._doc.update(fields)
+                self._send_final(fields)
+            finally:
+                # the run is over: what was not delivered is in failure_dir, or lost
+                if self._spool is not None:
+                    shutil.rmtree(self._spool, ignore_errors=True)
+                    self._spool = None
+
+    def _send_final(self, fields: dict) -> None:
+        if self._pending and self._pending[-1][0] == "update_run":
+            self._pending[-1] = ("update_run", (dict(self._pending[-1][1][0], **fields),))
+        else:
+            self._pending.append(("update_run", (dict(fields),)))
+        for attempt in range(self.final_attempts):
+            if self._flush():
+                return
+            if attempt + 1 < self.final_attempts:
+                time.sleep(self.final_retry_delay)
+        exc = self._outage
+        if self.failure_dir:
+            self._dump(exc)
+            return
+        raise MongoConnectionError(
+            f"{exc} The end of run {self.run_id} was not stored in MongoDB; pass failure_dir= "
+            "to MongoObserver to keep such runs on disk.", exc.url if exc else "")
+
+    def _dump(self, exc: BaseException | None) -> None:
+        """Save what MongoDB did not get, in the file store's layout, for a later upload."""
+        from labbook.stores.file import FileStore
+
+        os.makedirs(self.failure_dir, exist_ok=True)
+        files = FileStore(self.failure_dir)
+        experiment = files.put_sources(self._doc["experiment"])
+        dump_id = files.create_run(dict(self._doc, experiment=experiment, artifacts=[],
+                                        resources=[], status="RUNNING"))
+        for method, args in self._pending:
+            if method == "append_metrics":
+                files.append_metrics(dump_id, args[0])
+            elif method == "put_artifact" and os.path.isfile(args[1]):
+                files.put_artifact(dump_id, *args)
+            elif method == "put_resource" and os.path.isfile(args[0]):
+                files.put_resource(dump_id, args[0])
+                if len(args) > 1:  # a spooled copy: record the name the run used
+                    resources = files.get(dump_id)["resources"]
+                    resources[-1][0] = args[1]
+                    files.update_run(dump_id, {"resources": resources})
+        files.update_run(dump_id, {"status": self._doc["status"]})
+        self._pending.clear()
+        run_dir = os.path.join(self.failure_dir, str(dump_id))
+        self._write_note(run_dir, exc or RuntimeError("unreachable"), mongo_id=self.run_id)
+        log.warning("MongoDB is unreachable: %s The end of run %s (and the data MongoDB did "
+                    "not get) is saved in %s. %s", exc, self.run_id, run_dir,
+                    self._upload_hint())
+
+
+# --- uploading runs saved in failure_dir ------------------------------------------------------
+
+def upload_failed_runs(failure_dir: str | os.PathLike, url: str | None = None,
+                       store: MongoStore | None = None) -> dict[str, Any]:
+    """Upload every run a MongoObserver saved in ``failure_dir``; ``{run dir: MongoDB id}``.
+
+    A run already uploaded (its note has ``uploaded_as``) is skipped, so this can be repeated.
+    """
+    from labbook.stores.file import FileStore
+
+    base = os.path.abspath(os.fspath(failure_dir))
+    files = FileStore(base)
+    own = store is None
+    if store is None:
+        store = MongoStore(url)
+    done: dict[str, Any] = {}
+    try:
+        for dump_id in files.run_ids():
+            run_dir = os.path.join(base, str(dump_id))
+            note_path = os.path.join(run_dir, UPLOAD_NOTE)
+            if not os.path.exists(note_path):
+                continue
+            with open(note_path, encoding="utf-8") as fh:
+                note = json.load(fh)
+            if note.get("uploaded_as") is not None:
+                continue
+            done[run_dir] = _upload_one(files, dump_id, note, store)
+            note["uploaded_as"] = done[run_dir]
+            with open(note_path, "w", encoding="utf-8") as fh:
+                json.dump(note, fh, indent=2, default=str)
+    finally:
+        if own:
+            store.close()
+    return done
+
+
+def _upload_one(files: Any, dump_id: int, note: dict, store: MongoStore) -> Any:
+    doc = files.get(dump_id)
+    run_dir = os.path.join(files.basedir, str(dump_id))
+    fields = {k: doc[k] for k in RUN_FIELDS if k in doc and k not in ("artifacts", "resources")}
+    run_id = note.get("run_id")
+    if run_id is None:
+        experiment = dict(doc.get("experiment") or {})
+        base_dir = experiment.get("base_dir") or ""
+        sources = []
+        for relname, stored in experiment.get("sources", []):
+            path = os.path.join(files.basedir, stored)
+            sources.append([relname, store._store_blob(path, _md5(path),
+                                                       os.path.join(base_dir, relname))])
+        experiment["sources"] = sources
+        fields.update(experiment=experiment, artifacts=[], resources=[])
+        overwrite = note.get("overwrite")
+        run_id = store.create_run(fields, overwrite, overwrite=overwrite is not None)
+    else:
+        # the run exists: bring its changing fields up to date, leave the rest as stored
+        progress = ("status", "stop_time", "heartbeat", "result", "fail_trace", "info",
+                    "captured_out")
+        store.update_run(run_id, {k: fields[k] for k in progress if k in fields})
+    history = files.history(dump_id)
+    if history:
+        store.append_metrics(run_id, history)
+    for name in doc.get("artifacts") or []:
+        store.put_artifact(run_id, name, os.path.join(run_dir, name))
+    for original, stored in doc.get("resources") or []:
+        store.put_resource(run_id, os.path.join(files.basedir, stored), recorded_name=original)
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m labbook.stores.mongo upload FAILURE_DIR URL``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "upload":
+        print("usage: python -m labbook.stores.mongo upload FAILURE_DIR mongodb://host:port/db",
+              file=sys.stderr)
+        return 2
+    try:
+        done = upload_failed_runs(args[1], args[2])
+    except LabbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for run_dir, run_id in done.items():
+        print(f"{run_dir} -> run {run_id}")
+    if not done:
+        print(f"nothing to upload in {args[1]}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -72,3 +72,8 @@ class Store(abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+    def delete_run(self, run_id: Any) -> None:
+        """Delete a run with its metrics and artifacts (sources and resources shared with other
+        runs stay). An unknown id raises KeyError."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete runs yet.")

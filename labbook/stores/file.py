@@ -292,3 +292,18 @@ class FileStore(Store):
 
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
         return open(os.path.join(self._dir(run_id), name), "rb")
+
+    def delete_run(self, run_id: Any) -> None:
+        """Remove the run's directory; ``_sources`` and ``_resources`` are shared, so they stay."""
+        directory = os.path.normpath(self._dir(run_id))
+        # an id like "../x" must not reach outside the store
+        inside = os.path.dirname(directory) == self.basedir
+        if not inside or not os.path.isfile(os.path.join(directory, "run.json")):
+            raise KeyError(f"No run with id {run_id!r} in {self.basedir}.")
+        # rename first, so a reader never sees a half-deleted run
+        doomed = os.path.join(self.basedir, f".deleted-{run_id}-{os.getpid()}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._runs.pop(str(run_id), None)
+        for key in [k for k in self._written if k[0] == str(run_id)]:
+            del self._written[key]

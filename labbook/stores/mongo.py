@@ -924,6 +924,23 @@ class MongoStore(Store):
         info["sources"] = sources
         return info
 
+    @_translated
+    def delete_run(self, run_id: Any) -> None:
+        """Delete the run, its metric documents, artifact files and spilled fields (sources and
+        resources are shared between runs by content, so they stay)."""
+        raw = self._find_raw(run_id, projection={"labbook_spill": 1, "artifacts": 1})
+        if raw is None:
+            raise KeyError(f"No run with id {run_id!r} in {self.db_name}.{self.runs.name}.")
+        self.runs.delete_one({"_id": raw["_id"]})
+        self.metrics.delete_many({"run_id": raw["_id"]})
+        files = list((raw.get("labbook_spill") or {}).values())
+        files += [a.get("file_id") for a in raw.get("artifacts") or [] if isinstance(a, dict)]
+        for file_id in files:
+            self._delete_file(file_id)
+        self._state.pop(raw["_id"], None)
+        for key in [k for k in self._buckets if k[0] == raw["_id"]]:
+            del self._buckets[key]
+
     # -- read side -----------------------------------------------------------------------------
     def _decode(self, raw: dict) -> dict:
         spilled = raw.pop("labbook_spill", None) or {}

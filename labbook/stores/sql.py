@@ -687,6 +687,36 @@ class SqlStore(Store):
         info["sources"] = stored
         return info
 
+    def delete_run(self, run_id: Any) -> None:
+        """Delete the run, its metrics and artifacts; a blob goes too once no artifact, resource
+        or source refers to it any more."""
+        rid = _run_id(run_id)
+        with self._write() as conn:
+            found = None if rid is None else conn.execute(
+                sa.select(runs.c.id).where(runs.c.id == rid)).first()
+            if found is None:
+                raise KeyError(f"No run with id {run_id!r} in {self._redacted}.")
+            md5s = conn.execute(sa.select(artifacts.c.md5).where(artifacts.c.run_id == rid)
+                                ).scalars().all()
+            # explicit deletes: SQLite enforces ON DELETE CASCADE only with a pragma
+            conn.execute(metrics.delete().where(metrics.c.run_id == rid))
+            conn.execute(artifacts.delete().where(artifacts.c.run_id == rid))
+            conn.execute(runs.delete().where(runs.c.id == rid))
+            for md5 in set(md5s):
+                if self._blob_referenced(conn, md5):
+                    continue
+                conn.execute(blobs.delete().where(blobs.c.md5 == md5))
+
+    @staticmethod
+    def _blob_referenced(conn: sa.Connection, md5: str) -> bool:
+        if conn.execute(sa.select(artifacts.c.id).where(artifacts.c.md5 == md5).limit(1)
+                        ).first() is not None:
+            return True
+        # resources and sources record their md5 inside JSON columns
+        mentions = sa.or_(sa.cast(runs.c.resources, sa.Text).contains(md5),
+                          sa.cast(runs.c.experiment, sa.Text).contains(md5))
+        return conn.execute(sa.select(runs.c.id).where(mentions).limit(1)).first() is not None
+
     # -- read side -------------------------------------------------------------------------------
     def _document(self, row: sa.Row) -> dict:
         mapping = row._mapping

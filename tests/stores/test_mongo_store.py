@@ -910,3 +910,26 @@ def test_lost_connection_at_a_heartbeat_is_survived(caplog, fake_mongo):
     pushed = [v for r in fake_mongo.writes("metrics") for u in r["updates"]
               for v in u["u"]["$push"]["values"]["$each"]]
     assert pushed == [float(i) for i in range(6)]  # every point, once
+
+
+def test_delete_run_removes_its_documents_and_files(mongo_url, tmp_path):
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"weights")
+    store = open_store(mongo_url)
+    first, second = store.create_run(new_doc()), store.create_run(new_doc())
+    for run_id in (first, second):
+        store.put_artifact(run_id, "model.bin", str(artifact))
+        store.append_metrics(run_id, {"loss": {"steps": [0, 1], "values": [1.0, 0.5],
+                                               "timestamps": [None, None]}})
+    store.delete_run(first)
+    assert store.get(first) is None and store.history(first) == {}
+    assert [d["_id"] for d in store.find()] == [second]
+    assert store.open_artifact(second, "model.bin").read() == b"weights"
+    client, db = raw_db(mongo_url)
+    try:
+        assert db["fs.files"].count_documents({}) == 1
+        assert db["metrics"].count_documents({"run_id": first}) == 0
+    finally:
+        client.close()
+    with pytest.raises(KeyError, match="No run with id"):
+        store.delete_run(first)

@@ -518,3 +518,31 @@ def test_text_and_json_keep_unicode_and_control_characters(sql_store, sql_backen
     # PostgreSQL text cannot hold NUL: it becomes U+FFFD there, and only there
     nul = "\ufffd" if sql_backend == "postgresql" else "\x00"
     assert doc["captured_out"] == f"naïve 🧪\r\nline{nul}end"
+
+
+def test_delete_run_removes_its_rows_and_unshared_blobs(sql_store, tmp_path):
+    shared, own = tmp_path / "shared.bin", tmp_path / "own.bin"
+    shared.write_bytes(b"shared by two runs")
+    own.write_bytes(b"only the first run has this")
+    first = sql_store.create_run({"status": "COMPLETED", "config": {"a": 1}})
+    second = sql_store.create_run({"status": "COMPLETED", "config": {"a": 2}})
+    for run_id in (first, second):
+        sql_store.put_artifact(run_id, "shared.bin", str(shared))
+        sql_store.append_metrics(run_id, {"loss": {"steps": [0, 1], "values": [1.0, 0.5],
+                                                   "timestamps": [None, None]}})
+    sql_store.put_artifact(first, "own.bin", str(own))
+
+    sql_store.delete_run(first)
+
+    assert sql_store.get(first) is None
+    assert [d["_id"] for d in sql_store.find()] == [second]
+    assert sql_store.history(first) == {}
+    assert sql_store.open_artifact(second, "shared.bin").read() == b"shared by two runs"
+    with sql_store.engine.connect() as conn:
+        md5s = set(conn.execute(sa.text("SELECT md5 FROM blobs")).scalars())
+        points = conn.execute(sa.text("SELECT COUNT(*) FROM metrics")).scalar()
+    assert md5s == {md5_of(shared)} and points == 2
+    with pytest.raises(KeyError, match="No run with id"):
+        sql_store.delete_run(first)
+    with pytest.raises(KeyError):
+        sql_store.delete_run("not-an-id")

@@ -24,12 +24,20 @@ __all__ = [
     "TimeoutInterrupt",
     "host_info_getter",
     "SETTINGS",
+    "Api",
+    "open_store",
+    "compare_runs",
+    "get_metrics_for_all_jobs",
     "__version__",
 ]
 
 _LAZY = {
     "host_info_getter": ("labbook.host_info", "host_info_getter"),
     "SETTINGS": ("labbook.settings", "SETTINGS"),
+    "Api": ("labbook.api", "Api"),
+    "open_store": ("labbook.stores", "open_store"),
+    "compare_runs": ("labbook.report", "compare_runs"),
+    "get_metrics_for_all_jobs": ("labbook.api", "get_metrics_for_all_jobs"),
 }
 
 

@@ -40,6 +40,7 @@ CASES = [
     ("randomness.py", ("with", "seed=123"), "seed: 123"),
     ("metrics_and_artifacts.py", ("with", "epochs=3"), "final loss 0.7290"),
     ("custom_observer.py", (), "[observer] loss: [0.5, 0.25, 0.16666666666666666]"),
+    ("analysis.py", (), "runs with accuracy > 0.9: [4, 3]"),
 ]
 
 

@@ -1,0 +1,857 @@
+"""Reading runs back: filter, page, summarise and download, whatever the store.
+
+>>> api = Api("file://runs")                                     # doctest: +SKIP
+>>> runs = api.runs("config.lr > 0.01 and status = 'COMPLETED'")  # doctest: +SKIP
+>>> runs.to_dataframe()                                           # doctest: +SKIP
+>>> api.run(3).history(["loss"], samples=200)                     # doctest: +SKIP
+
+Everything goes through the :class:`~labbook.stores.base.Store` interface, so the file, SQL and
+Mongo stores read the same. pandas is imported only by the methods that return DataFrames.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
+
+from labbook.errors import LabbookError
+from labbook.stores import query as _query
+from labbook.stores.base import Store
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
+           "get_metrics_for_all_jobs", "normalize_filter", "flatten_dict", "downsample"]
+
+#: Run's heartbeat interval when the run's options do not say
+DEFAULT_BEAT_INTERVAL = 10.0
+#: a RUNNING run silent for longer than max(3 beats, this many seconds) is reported as DIED
+MIN_SILENCE = 60.0
+
+#: statuses whose conditions the API must evaluate (a stored RUNNING may be reported as DIED)
+_DIED_SENSITIVE = frozenset({"RUNNING", "DIED"})
+
+
+class RunNotFoundError(LabbookError, LookupError):
+    """No run with the requested id."""
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def normalize_filter(filters: dict | str | None) -> dict | None:
+    """A Mongo-style filter dict from a dict, a human filter string or None."""
+    if filters is None:
+        return None
+    if isinstance(filters, str):
+        from labbook.stores.query_text import parse_text
+
+        return parse_text(filters) or None
+    if isinstance(filters, dict):
+        _query.parse(filters)  # fail here, with the filter's own message, not deep in a store
+        return filters or None
+    raise _query.QueryError(
+        f"A filter is a dict or a text like \"config.lr > 0.01\", got {type(filters).__name__}.")
+
+
+def flatten_dict(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and other values are kept as they are."""
+    out: dict[str, Any] = {}
+    if not isinstance(value, dict):
+        return {prefix.rstrip("."): value} if prefix else {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            out.update(flatten_dict(item, name + "."))
+        else:
+            out[name] = item
+    return out
+
+
+def downsample(items: Sequence, samples: int | None) -> list:
+    """At most ``samples`` items spread evenly, always keeping the first and the last."""
+    items = list(items)
+    if samples is None or len(items) <= samples:
+        return items
+    if samples < 2:
+        raise ValueError(f"samples must be at least 2 (first and last are kept), got {samples}.")
+    n = len(items)
+    # i * (n - 1) / (samples - 1) is strictly increasing when n > samples: no duplicates
+    return [items[round(i * (n - 1) / (samples - 1))] for i in range(samples)]
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _as_time(value: Any) -> _dt.datetime | None:
+    """Naive UTC datetime from what a store returns (datetime, ISO text or None)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, _dt.datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _parse_id(run_id: Any) -> Any:
+    if isinstance(run_id, str) and run_id.strip().isdigit():
+        return int(run_id)
+    return run_id
+
+
+def _artifact_names(doc: dict) -> list[str]:
+    # file and SQL stores keep names; the Mongo store keeps {"name", "file_id"} entries
+    names = []
+    for entry in doc.get("artifacts") or []:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    return names
+
+
+def _histories(store: Store, views: Iterable[RunView]) -> None:
+    """Load the full history of every view that lacks it.
+
+    A store with ``history_many(run_ids)`` -> ``{run_id: history}`` answers in one query; the
+    others (the file store: one small file per run anyway) are asked run by run.
+    """
+    pending = [v for v in views if v._history is None]
+    if not pending:
+        return
+    many = getattr(store, "history_many", None)
+    if callable(many):
+        found = many([v.id for v in pending])
+        for view in pending:
+            view._history = found.get(view.id) or {}
+        return
+    for view in pending:
+        view._history = store.history(view.id)
+
+
+# -- the entry point ----------------------------------------------------------------------------
+class Api:
+    """Read access to one store: ``Api()`` uses ``$LABBOOK_STORE`` or the embedded default.
+
+    ``url`` may also be an open :class:`Store`.
+    """
+
+    def __init__(self, url: str | Store | None = None):
+        if isinstance(url, Store):
+            self.store = url
+        else:
+            from labbook.stores import open_store
+
+            self.store = open_store(url)
+        self.url = getattr(self.store, "url", "") or (url if isinstance(url, str) else "")
+
+    def __repr__(self) -> str:
+        from labbook.stores import redact_url
+
+        return f"Api({redact_url(self.url)!r})"
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def runs(self, filters: dict | str | None = None, order: str | None = "-start_time",
+             per_page: int = 50, experiment: str | None = None) -> Runs:
+        """Runs matching ``filters`` (a Mongo-style dict or a text such as
+        ``"config.lr > 0.01 and status = 'COMPLETED'"``), newest first by default."""
+        flt = normalize_filter(filters)
+        if experiment is not None:
+            by_name = {"experiment.name": experiment}
+            flt = by_name if not flt else {"$and": [flt, by_name]}
+        return Runs(self.store, flt, order, per_page)
+
+    def run(self, run_id: Any) -> RunView:
+        """One run by id (``3`` and ``"3"`` are the same run)."""
+        doc = self.store.get(_parse_id(run_id))
+        if doc is None:
+            from labbook.stores import redact_url
+
+            raise RunNotFoundError(f"No run with id {run_id} in {redact_url(self.url)}.")
+        return RunView(doc, self.store)
+
+    def experiments(self) -> list[str]:
+        """Names of the experiments that have runs, sorted."""
+        names = {(r.get("experiment") or {}).get("name") for r in self.store.find()}
+        return sorted(n for n in names if isinstance(n, str))
+
+
+# -- a lazy collection of runs -----------------------------------------------------------------
+class Runs:
+    """Runs matching a filter, fetched a page at a time as they are used.
+
+    Iterable, ``len()``-able and indexable (``runs[3]``, ``runs[:5]``). The store interface has
+    ``limit`` but no offset, so each further fetch asks for twice as many runs as the previous
+    one (total reads stay linear in the runs used) and skips those already seen.
+    """
+
+    def __init__(self, store: Store, filters: dict | None, order: str | None,
+                 per_page: int = 50):
+        if per_page < 1:
+            raise ValueError(f"per_page must be at least 1, got {per_page}.")
+        self.store = store
+        self.filters = filters
+        self.order = order
+        self.per_page = per_page
+        self._node = _query.parse(filters)
+        self._local = _needs_local(self._node) or _order_needs_local(order)
+        self._views: list[RunView] = []
+        self._ids: set = set()
+        self._limit = 0
+        self._exhausted = False
+
+    def __repr__(self) -> str:
+        shown = f"{len(self._views)}{'' if self._exhausted else '+'}"
+        return f"<Runs filters={self.filters!r} order={self.order!r} loaded={shown}>"
+
+    # -- fetching -------------------------------------------------------------------------------
+    def _add(self, docs: list[dict]) -> None:
+        for doc in docs:
+            run_id = doc.get("_id")
+            if run_id in self._ids:
+                continue  # already seen on an earlier page
+            self._ids.add(run_id)
+            self._views.append(RunView(doc, self.store))
+
+    def _fetch(self, wanted: int | None) -> None:
+        """Make sure at least ``wanted`` runs are loaded (all of them for None)."""
+        if self._exhausted or (wanted is not None and len(self._views) >= wanted):
+            return
+        if self._local:
+            self._fetch_local()
+            return
+        # a loop, because runs added or deleted meanwhile can shift pages onto seen runs
+        while not self._exhausted and (wanted is None or len(self._views) < wanted):
+            if wanted is None:
+                limit = None
+            else:
+                limit = max(wanted, self.per_page, 2 * self._limit)
+                limit = -(-limit // self.per_page) * self.per_page  # whole pages
+            docs = self.store.find(self.filters, order=self.order, limit=limit)
+            self._add(docs)
+            self._limit = limit or 0
+            if limit is None or len(docs) < limit:
+                self._exhausted = True
+
+    def _fetch_local(self) -> None:
+        # The filter or order uses what only this module knows (tags, summary.*, DIED...): the
+        # store narrows by the other parts of a top-level "and", the rest is evaluated here.
+        pushed = _pushable(self.filters)
+        local_order = _order_needs_local(self.order)
+        docs = self.store.find(pushed, order=None if local_order else self.order)
+        views = [RunView(doc, self.store) for doc in docs]
+        wants_summary = _mentions(self._node, _is_summary_path) or \
+            (local_order and _is_summary_path(self.order.lstrip("+-")))
+        if wants_summary:
+            _histories(self.store, views)
+        kept = []
+        for view in views:
+            local = view._virtual_doc(summary=wants_summary)
+            if _query.evaluate(self._node, local):
+                kept.append((local, view))
+        if self.order:
+            by_id = {id(local): view for local, view in kept}
+            ordered = _query.sort_runs([local for local, _ in kept], self.order)
+            kept = [(local, by_id[id(local)]) for local in ordered]
+        for _, view in kept:
+            if view.id not in self._ids:
+                self._ids.add(view.id)
+                self._views.append(view)
+        self._exhausted = True
+
+    # -- sequence protocol ----------------------------------------------------------------------
+    def __iter__(self) -> Iterator[RunView]:
+        i = 0
+        while True:
+            if i >= len(self._views):
+                self._fetch(i + 1)
+                if i >= len(self._views):
+                    return
+            yield self._views[i]
+            i += 1
+
+    def __len__(self) -> int:
+        self._fetch(None)
+        return len(self._views)
+
+    def __bool__(self) -> bool:
+        self._fetch(1)
+        return bool(self._views)
+
+    def __getitem__(self, index: int | slice) -> RunView | list[RunView]:
+        if isinstance(index, slice):
+            start, stop, step = index.start, index.stop, index.step
+            if (start is None or start >= 0) and stop is not None and stop >= 0 \
+                    and (step is None or step > 0):
+                self._fetch(stop)
+            else:
+                self._fetch(None)
+            return self._views[index]
+        if not isinstance(index, int):
+            raise TypeError(f"Runs indices are integers or slices, not {type(index).__name__}.")
+        self._fetch(index + 1 if index >= 0 else None)
+        return self._views[index]
+
+    # -- tables ---------------------------------------------------------------------------------
+    def to_dataframe(self, config: bool = True, summary: bool = True, info: bool = False
+                     ) -> pandas.DataFrame:
+        """One row per run: id, name, status, start_time, duration (seconds), then the
+        flattened ``config.*``, ``summary.*`` and (optionally) ``info.*`` columns."""
+        pd = _pandas()
+        views = list(self)
+        if summary:
+            _histories(self.store, views)
+        rows = [view._row(config=config, summary=summary, info=info) for view in views]
+        return pd.DataFrame.from_records(rows, columns=_columns(rows))
+
+    def histories(self, keys: Sequence[str] | str | None = None, samples: int | None = 500,
+                  x_axis: str = "_step", pandas: bool = True) -> Any:
+        """Every run's (downsampled) history, one table with a ``run_id`` column first."""
+        views = list(self)
+        if keys is None:
+            _histories(self.store, views)
+        rows = []
+        for view in views:
+            for row in view.history(keys, samples=samples, x_axis=x_axis, pandas=False):
+                rows.append({"run_id": view.id, **row})
+        if not pandas:
+            return rows
+        return _pandas().DataFrame.from_records(rows, columns=_columns(rows) or ["run_id"])
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    """The union of the rows' keys, in first-seen order for fixed ones, sorted within groups."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            seen.setdefault(key, None)
+    fixed = [k for k in seen if "." not in k]
+    groups = ("config.", "summary.", "info.")
+    rest = [k for k in seen if "." in k]
+    ordered = []
+    for prefix in groups:
+        ordered += sorted(k for k in rest if k.startswith(prefix))
+    ordered += [k for k in rest if not k.startswith(groups)]
+    return fixed + ordered
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:  # pragma: no cover - pandas is in the test extra
+        raise ImportError("This needs pandas: pip install 'labbook[analysis]' (or pass "
+                          "pandas=False where offered).") from None
+    return pandas
+
+
+#: fields of a RunView that are not document fields: filters and orders on them are
+#: evaluated here, on each run
+VIRTUAL_FIELDS = ("name", "tags", "notes", "summary")
+
+
+def _is_summary_path(path: str) -> bool:
+    return path == "summary" or path.startswith("summary.")
+
+
+def _is_virtual_path(path: str) -> bool:
+    return path.split(".", 1)[0] in VIRTUAL_FIELDS
+
+
+def _is_status_cond(cond: _query.Cond) -> bool:
+    """A condition on status whose answer changes when RUNNING is reported as DIED."""
+    if cond.path != "status":
+        return False
+    if cond.op == "$eq":
+        return isinstance(cond.value, str) and cond.value in _DIED_SENSITIVE
+    if cond.op == "$in":
+        return any(isinstance(v, str) and v in _DIED_SENSITIVE for v in cond.value)
+    return True
+
+
+def _mentions(node: Any, test: Any) -> bool:
+    if isinstance(node, _query.Cond):
+        return test(node.path)
+    if isinstance(node, _query.Not):
+        return _mentions(node.part, test)
+    return any(_mentions(p, test) for p in node.parts)
+
+
+def _needs_local(node: Any) -> bool:
+    if isinstance(node, _query.Cond):
+        return _is_virtual_path(node.path) or _is_status_cond(node)
+    if isinstance(node, _query.Not):
+        return _needs_local(node.part)
+    return any(_needs_local(p) for p in node.parts)
+
+
+def _order_needs_local(order: str | None) -> bool:
+    return bool(order) and (_is_virtual_path(order.lstrip("+-"))
+                            or order.lstrip("+-") == "status")
+
+
+def _pushable(filters: dict | None) -> dict | None:
+    """The parts of a top-level "and" a store can evaluate on its own documents."""
+    if not filters:
+        return None
+    if list(filters) == ["$and"]:
+        parts = list(filters["$and"])
+    else:
+        parts = [{key: value} for key, value in filters.items()]
+    keep = [p for p in parts if not _needs_local(_query.parse(p))]
+    if not keep:
+        return None
+    return keep[0] if len(keep) == 1 else {"$and": keep}
+
+
+# -- one run ------------------------------------------------------------------------------------
+class RunView:
+    """A stored run, read back: fields of the document plus history, summary and files.
+
+    ``tags``, ``notes``, ``name`` and ``summary`` may be edited, then saved with :meth:`update`.
+    """
+
+    def __init__(self, doc: dict, store: Store):
+        self._doc = doc
+        self._store = store
+        self._history: dict[str, dict[str, list]] | None = None
+        self._summary: dict[str, Any] | None = None
+        self.id = doc.get("_id")
+        meta = self.meta
+        self.name: str | None = meta.get("name") or self.experiment.get("name")
+        tags = [str(t) for t in meta.get("tags") or []]
+        # sorted: some stores keep info's keys sorted, others in insertion order
+        for key in sorted(str(k) for k in self.info.get("tags") or {}):
+            if str(key) not in tags:
+                tags.append(str(key))
+        self.tags: list[str] = tags
+        # Sacred's --comment is the closest thing to notes when no notes were written
+        self.notes: str | None = meta.get("notes", meta.get("comment"))
+        self._saved = (self.name, list(self.tags), self.notes)
+
+    def __repr__(self) -> str:
+        return f"<RunView {self.id} {self.name!r} {self.status}>"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, RunView) and other.id == self.id and \
+            other._store is self._store
+
+    def __hash__(self) -> int:
+        return hash((self.id, id(self._store)))
+
+    # -- document fields ------------------------------------------------------------------------
+    @property
+    def doc(self) -> dict:
+        """The raw run document as the store returned it."""
+        return self._doc
+
+    @property
+    def config(self) -> Any:
+        """The configuration, with attribute access (``run.config.optimizer.lr``)."""
+        from munch import munchify
+
+        return munchify(self._doc.get("config") or {})
+
+    @property
+    def info(self) -> dict:
+        return self._doc.get("info") or {}
+
+    @property
+    def meta(self) -> dict:
+        return self._doc.get("meta") or {}
+
+    @property
+    def host(self) -> dict:
+        return self._doc.get("host") or {}
+
+    @property
+    def experiment(self) -> dict:
+        """The experiment's record: name, base_dir, sources, dependencies, repositories."""
+        return self._doc.get("experiment") or {}
+
+    @property
+    def command(self) -> str | None:
+        return self._doc.get("command")
+
+    @property
+    def start_time(self) -> _dt.datetime | None:
+        return _as_time(self._doc.get("start_time"))
+
+    @property
+    def stop_time(self) -> _dt.datetime | None:
+        return _as_time(self._doc.get("stop_time"))
+
+    @property
+    def heartbeat(self) -> _dt.datetime | None:
+        return _as_time(self._doc.get("heartbeat"))
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to stop (None while running or never started)."""
+        start, stop = self.start_time, self.stop_time
+        if start is None or stop is None:
+            return None
+        return (stop - start).total_seconds()
+
+    @property
+    def result(self) -> Any:
+        return self._doc.get("result")
+
+    @property
+    def fail_trace(self) -> str | None:
+        trace = self._doc.get("fail_trace")
+        if trace is None:
+            return None
+        return "".join(trace) if isinstance(trace, list) else str(trace)
+
+    @property
+    def captured_out(self) -> str:
+        return self._doc.get("captured_out") or ""
+
+    @property
+    def stored_status(self) -> str | None:
+        """The status as written by the run, without the DIED inference."""
+        return self._doc.get("status")
+
+    @property
+    def beat_interval(self) -> float:
+        options = self.meta.get("options") or {}
+        value = options.get("--beat_interval", options.get("--beat-interval"))
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return DEFAULT_BEAT_INTERVAL
+        return seconds if seconds > 0 else DEFAULT_BEAT_INTERVAL
+
+    @property
+    def status(self) -> str | None:
+        """The stored status, but DIED for a RUNNING run whose heartbeat stopped: silent for
+        longer than max(3 heartbeat intervals, 60 s)."""
+        status = self.stored_status
+        if status != "RUNNING":
+            return status
+        last = self.heartbeat or self.start_time
+        if last is None:
+            return status
+        silence = (_utcnow() - last).total_seconds()
+        return "DIED" if silence > max(3 * self.beat_interval, MIN_SILENCE) else status
+
+    # -- metrics --------------------------------------------------------------------------------
+    def _full_history(self) -> dict[str, dict[str, list]]:
+        if self._history is None:
+            self._history = self._store.history(self.id)
+        return self._history
+
+    @property
+    def metrics(self) -> list[str]:
+        """Names of the logged metrics, sorted."""
+        return sorted(self._full_history())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Last value of every metric, overridden by ``info["summary"]`` (editable)."""
+        if self._summary is None:
+            self._summary = self._logged_summary()
+            self._summary.update(self.info.get("summary") or {})
+        return self._summary
+
+    @summary.setter
+    def summary(self, value: dict) -> None:
+        self._summary = dict(value)
+
+    def _logged_summary(self) -> dict[str, Any]:
+        return {name: series["values"][-1]
+                for name, series in sorted(self._full_history().items()) if series["values"]}
+
+    def _series(self, names: Sequence[str] | None) -> dict[str, dict[str, list]]:
+        if self._history is not None:
+            full = self._history
+            return full if names is None else {n: full[n] for n in names if n in full}
+        if names is None:
+            return self._full_history()
+        return self._store.history(self.id, list(names))
+
+    def _aligned_rows(self, keys: Sequence[str] | str | None, x_axis: str) -> tuple[list, list]:
+        if isinstance(keys, str):
+            keys = [keys]
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+        fetch = wanted
+        if fetch is not None and x_axis != "_step" and x_axis not in fetch:
+            fetch = fetch + [x_axis]
+        series = self._series(fetch)
+        names = wanted if wanted is not None else sorted(series)
+        columns = ["_step"]
+        if x_axis != "_step":
+            columns.append(x_axis)
+        columns += [n for n in names if n not in columns]
+        by_step: dict[Any, dict] = {}
+        for name in columns[1:]:
+            points = series.get(name)
+            if points is None:
+                continue
+            for step, value in zip(points["steps"], points["values"]):
+                by_step.setdefault(step, {})[name] = value  # a repeated step: last one wins
+        rows = [{c: (step if c == "_step" else values.get(c)) for c in columns}
+                for step, values in sorted(by_step.items(), key=lambda kv: _step_key(kv[0]))]
+        if x_axis != "_step":
+            rows = [r for r in rows if r.get(x_axis) is not None]
+            rows.sort(key=lambda r: _step_key(r[x_axis]))
+        return rows, columns
+
+    def history(self, keys: Sequence[str] | str | None = None, samples: int | None = 500,
+                x_axis: str = "_step", pandas: bool = True) -> Any:
+        """Metric values aligned on step: a column ``_step`` plus one per key (all metrics by
+        default), evenly downsampled to at most ``samples`` rows keeping the first and last
+        (``samples=None``: every row). ``x_axis`` may name a metric to order the rows by.
+        A pandas DataFrame, or a list of dicts with ``pandas=False``."""
+        rows, columns = self._aligned_rows(keys, x_axis)
+        rows = downsample(rows, samples)
+        if not pandas:
+            return rows
+        return _pandas().DataFrame.from_records(rows, columns=columns)
+
+    def scan_history(self, keys: Sequence[str] | str | None = None, page_size: int = 1000
+                     ) -> Iterator[dict]:
+        """Every aligned row, as dicts. ``page_size`` is kept for wandb's signature: the
+        store interface reads a run's history at once, so rows are yielded from that."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}.")
+        rows, _ = self._aligned_rows(keys, "_step")
+        yield from rows
+
+    # -- files ----------------------------------------------------------------------------------
+    @property
+    def artifacts(self) -> list[str]:
+        """Names of the stored artifacts, in the order they were added."""
+        return _artifact_names(self._doc)
+
+    def files(self) -> list[StoredFile]:
+        return [StoredFile(self, name) for name in self.artifacts]
+
+    def file(self, name: str) -> StoredFile:
+        if name not in self.artifacts:
+            known = ", ".join(self.artifacts) or "none"
+            raise FileNotFoundError(f"Run {self.id} has no artifact {name!r} (it has: {known}).")
+        return StoredFile(self, name)
+
+    @property
+    def sources(self) -> list[SourceFile]:
+        """The experiment's source files as stored with the run."""
+        out = []
+        for entry in self.experiment.get("sources") or []:
+            if isinstance(entry, list | tuple) and len(entry) >= 2:
+                out.append(SourceFile(self._store, str(entry[0]), entry[1]))
+        return out
+
+    @property
+    def resources(self) -> list[SourceFile]:
+        """Files the run read (``open_resource``), as stored."""
+        return [SourceFile(self._store, str(e[0]), e[1]) for e in self._doc.get("resources") or []
+                if isinstance(e, list | tuple) and len(e) >= 2]
+
+    # -- editing --------------------------------------------------------------------------------
+    def update(self) -> None:
+        """Save edited ``name``, ``tags``, ``notes`` and ``summary`` to the store
+        (``meta.name``, ``meta.tags``, ``meta.notes``, ``info.tags``, ``info.summary``)."""
+        meta = dict(self.meta)
+        info = dict(self.info)
+        fields: dict[str, Any] = {}
+        name, tags, notes = self._saved
+        if (self.name, self.tags, self.notes) != (name, tags, notes):
+            if self.name != name:
+                meta["name"] = self.name
+            meta["tags"] = list(dict.fromkeys(str(t) for t in self.tags))
+            if self.notes != notes:
+                meta["notes"] = self.notes
+            fields["meta"] = meta
+            valued = info.get("tags") or {}
+            # a removed tag goes from both places, or it would come back on the next read
+            kept = {k: v for k, v in valued.items() if str(k) in meta["tags"]}
+            if kept != valued:
+                info["tags"] = kept
+                fields["info"] = info
+        if self._summary is not None:
+            logged = self._logged_summary()
+            overrides = {k: v for k, v in self._summary.items()
+                         if k not in logged or not _same(logged[k], v)}
+            if overrides != (info.get("summary") or {}):
+                if overrides:
+                    info["summary"] = overrides
+                else:
+                    info.pop("summary", None)
+                fields["info"] = info
+        if not fields:
+            return
+        from labbook import serialize
+
+        self._store.update_run(self.id, {k: serialize.flatten(v) for k, v in fields.items()})
+        self._doc = dict(self._doc, **fields)
+        self._saved = (self.name, list(self.tags), self.notes)
+
+    def _virtual_doc(self, summary: bool = False) -> dict:
+        """The document as filters see it: with name, tags, notes, the reported status and,
+        when asked, the summary."""
+        doc = dict(self._doc, name=self.name, tags=list(self.tags), notes=self.notes,
+                   status=self.status)
+        if summary:
+            doc["summary"] = self.summary
+        return doc
+
+    # -- tables ---------------------------------------------------------------------------------
+    def _row(self, config: bool = True, summary: bool = True, info: bool = False) -> dict:
+        row: dict[str, Any] = {"id": self.id, "name": self.name, "status": self.status,
+                               "start_time": self.start_time, "duration": self.duration}
+        if config:
+            row.update(flatten_dict(self._doc.get("config") or {}, "config."))
+        if summary:
+            row.update({f"summary.{k}": v for k, v in self.summary.items()})
+        if info:
+            row.update(flatten_dict(self.info, "info."))
+        return row
+
+
+def _same(a: Any, b: Any) -> bool:
+    # NaN != NaN, yet a NaN summary equal to the logged NaN is no edit
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _step_key(value: Any) -> tuple:
+    if isinstance(value, bool | int | float):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+def _file_store_base(store: Store) -> str | None:
+    from labbook.stores.file import FileStore
+
+    return store.basedir if isinstance(store, FileStore) else None
+
+
+class StoredFile:
+    """An artifact of a run: ``download()``, ``open()`` or ``read_bytes()``."""
+
+    def __init__(self, run: RunView, name: str):
+        self.run = run
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<StoredFile {self.name!r} of run {self.run.id}>"
+
+    @property
+    def location(self) -> str | None:
+        """The path on disk for a file store, else None (the file lives in the database)."""
+        base = _file_store_base(self.run._store)
+        return None if base is None else os.path.join(base, str(self.run.id), self.name)
+
+    @property
+    def size(self) -> int | None:
+        location = self.location
+        if location is not None and os.path.exists(location):
+            return os.path.getsize(location)
+        return None
+
+    def open(self) -> BinaryIO:
+        return self.run._store.open_artifact(self.run.id, self.name)
+
+    def read_bytes(self) -> bytes:
+        with self.open() as fh:
+            return fh.read()
+
+    def download(self, root: str | os.PathLike = ".", replace: bool = False) -> str:
+        """Copy the artifact to ``root/<name>``; the path written. An existing file is a
+        ValueError unless ``replace``."""
+        root = os.path.abspath(os.fspath(root))
+        target = os.path.normpath(os.path.join(root, self.name))
+        if os.path.commonpath([root, target]) != root:
+            raise ValueError(f"Artifact name {self.name!r} points outside {root}.")
+        if os.path.exists(target) and not replace:
+            raise ValueError(f"{target} exists; pass replace=True to overwrite it.")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.part{os.getpid()}"
+        try:
+            with self.open() as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, target)  # never a half-written file under the real name
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+
+class SourceFile:
+    """A stored source or resource: its recorded name and where the store keeps it."""
+
+    def __init__(self, store: Store, name: str, stored: Any):
+        self._store = store
+        self.name = name
+        self.stored = stored
+
+    def __repr__(self) -> str:
+        return f"<SourceFile {self.name!r} stored as {self.stored!r}>"
+
+    @property
+    def location(self) -> str | None:
+        base = _file_store_base(self._store)
+        return None if base is None else os.path.join(base, str(self.stored))
+
+    def read_bytes(self) -> bytes:
+        if self.location is not None:
+            with open(self.location, "rb") as fh:
+                return fh.read()
+        opener = getattr(self._store, "open_blob", None)
+        if opener is None:
+            raise NotImplementedError(f"{type(self._store).__name__} cannot read stored files.")
+        with opener(self.stored) as fh:
+            return fh.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+
+# -- Foundations Atlas ---------------------------------------------------------------------------
+def get_metrics_for_all_jobs(experiment_name: str, include_input_params: bool = False,
+                             store: str | Store | None = None) -> pandas.DataFrame:
+    """One row per run of ``experiment_name`` (oldest first): job_id, status, start_time,
+    completed_time and the run's summary metrics; its config too with
+    ``include_input_params`` (a config key named like a metric gets a ``config.`` prefix)."""
+    api = Api(store)
+    try:
+        runs = list(api.runs(experiment=experiment_name, order="start_time"))
+        if not runs:
+            from labbook.stores import redact_url
+
+            raise ValueError(f"Experiment {experiment_name!r} has no runs in "
+                             f"{redact_url(api.url)}.")
+        _histories(api.store, runs)
+    finally:
+        if not isinstance(store, Store):
+            api.close()  # opened here from a URL: release its connections
+    fixed = ("job_id", "status", "start_time", "completed_time")
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"job_id": run.id, "status": run.status,
+                               "start_time": run.start_time, "completed_time": run.stop_time}
+        row.update(run.summary)
+        rows.append(row)
+    if include_input_params:
+        taken = {k for row in rows for k in row} | set(fixed)
+        for run, row in zip(runs, rows):
+            for key, value in flatten_dict(run._doc.get("config") or {}).items():
+                row[f"config.{key}" if key in taken else key] = value
+    columns = list(fixed)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return _pandas().DataFrame.from_records(rows, columns=columns)

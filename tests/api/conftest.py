@@ -1,0 +1,134 @@
+"""Stores with runs recorded through the public API, for the read-side tests.
+
+Every store kind in ``STORE_KINDS`` gets the same runs; a new back-end plugs in by adding a
+function that returns an empty store URL under a temporary directory.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import struct
+import zlib
+
+import pytest
+
+from labbook import Experiment
+
+
+def _file_url(tmp) -> str:
+    return f"file://{tmp / 'runs'}"
+
+
+def _sqlite_url(tmp) -> str:
+    return f"sqlite:///{tmp / 'labbook.db'}"
+
+
+STORE_KINDS = {"file": _file_url}
+if importlib.util.find_spec("sqlalchemy") and os.path.exists(
+        os.path.join(os.path.dirname(__file__), "..", "..", "labbook", "stores", "sql.py")):
+    STORE_KINDS["sqlite"] = _sqlite_url
+
+OPTS = {"--no-system-metrics": True, "--capture": "sys"}
+
+
+def tiny_png(width: int = 4, height: int = 3, rgb: tuple = (200, 30, 30)) -> bytes:
+    """A valid PNG of one colour, made by hand (no imaging library needed)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def record_standard_runs(url: str, files_dir) -> None:
+    """Runs 1-4 of experiment 'train' (3 fails) and run 5 of experiment 'other'.
+
+    ====  =====  =====  ======  ===============  ========  ================
+    id    lr     batch  optim.  tags             acc       notes / name
+    ====  =====  =====  ======  ===============  ========  ================
+    1     0.001  32     sgd     baseline         0.7
+    2     0.01   64     adam    tuned, best (*)  0.9       name 'lucky'
+    3     0.1    64     adam    -                0.3 FAIL
+    4     0.05   128    sgd     tuned            0.8       notes 'try wide'
+    5     0.5    32     -       -                0.6       experiment other
+    ====  =====  =====  ======  ===============  ========  ================
+    (*) 'best' is set while running, so it lives in info.tags, not meta.tags.
+    """
+    png = files_dir / "curve.png"
+    png.write_bytes(tiny_png())
+    text = files_dir / "notes.txt"
+    text.write_text("artifact text\n")
+
+    train = Experiment("train")
+
+    @train.config
+    def cfg():
+        lr = 0.01
+        batch = 64
+        optimizer = {"name": "adam", "momentum": 0.0}
+        layers = [64, 32]
+        warmup = False
+        acc = 0.5
+        crash = False
+
+    @train.main
+    def main(acc, crash, _run):
+        print(f"training with acc target {acc}")
+        _run.log_scalar("acc", acc / 2)
+        _run.log_scalar("loss", 1.0)
+        _run.log_scalar("acc", acc)
+        _run.log_scalar("loss", round(1 - acc, 3))
+        if acc == 0.9:
+            _run.set_tag("best")
+        if acc == 0.7:
+            _run.add_artifact(str(png))
+            _run.add_artifact(str(text))
+        if crash:
+            raise RuntimeError("diverged")
+        return acc
+
+    sgd = {"name": "sgd", "momentum": 0.9}
+    train.run(config_updates={"lr": 0.001, "batch": 32, "optimizer": sgd, "acc": 0.7},
+              options={**OPTS, "--store": url, "--tag": ["baseline"]})
+    train.run(config_updates={"lr": 0.01, "acc": 0.9},
+              options={**OPTS, "--store": url, "--tag": ["tuned"], "--name": "lucky"})
+    with pytest.raises(RuntimeError):
+        train.run(config_updates={"lr": 0.1, "layers": [128], "acc": 0.3, "crash": True},
+                  options={**OPTS, "--store": url})
+    train.run(config_updates={"lr": 0.05, "batch": 128, "optimizer": sgd, "layers": [128],
+                              "warmup": True, "acc": 0.8},
+              options={**OPTS, "--store": url, "--tag": ["tuned"], "--notes": "try wide"})
+
+    other = Experiment("other")
+    other.add_config({"lr": 0.5, "batch": 32, "drop out": 0.2, "depth": None})
+
+    @other.main
+    def other_main(lr, _run):
+        _run.log_scalar("acc", 0.6)
+        return 0.6
+
+    other.run(options={**OPTS, "--store": url})
+
+
+@pytest.fixture(scope="module", params=sorted(STORE_KINDS))
+def standard_url(request, tmp_path_factory) -> str:
+    """A store of each kind holding the standard runs (built once per module and kind)."""
+    tmp = tmp_path_factory.mktemp(f"standard-{request.param}")
+    url = STORE_KINDS[request.param](tmp)
+    record_standard_runs(url, tmp)
+    return url
+
+
+@pytest.fixture
+def make_png():
+    """:func:`tiny_png`, for test modules (they cannot import this conftest reliably)."""
+    return tiny_png
+
+
+@pytest.fixture(params=sorted(STORE_KINDS))
+def empty_url(request, tmp_path) -> str:
+    """An empty store of each kind."""
+    return STORE_KINDS[request.param](tmp_path)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
 
 from labbook.errors import LabbookError
 from labbook.stores import query as _query
-from labbook.stores.base import Store
+from labbook.stores.base import Store, sample_positions
 
 if TYPE_CHECKING:
     import pandas
@@ -71,13 +71,7 @@ def flatten_dict(value: Any, prefix: str = "") -> dict[str, Any]:
 def downsample(items: Sequence, samples: int | None) -> list:
     """At most ``samples`` items spread evenly, always keeping the first and the last."""
     items = list(items)
-    if samples is None or len(items) <= samples:
-        return items
-    if samples < 2:
-        raise ValueError(f"samples must be at least 2 (first and last are kept), got {samples}.")
-    n = len(items)
-    # i * (n - 1) / (samples - 1) is strictly increasing when n > samples: no duplicates
-    return [items[round(i * (n - 1) / (samples - 1))] for i in range(samples)]
+    return [items[i] for i in sample_positions(len(items), samples)]
 
 
 def _utcnow() -> _dt.datetime:

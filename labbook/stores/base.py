@@ -17,6 +17,26 @@ RUN_FIELDS = ("experiment", "command", "host", "start_time", "queue_time", "conf
               "result", "stop_time", "fail_trace")
 
 
+def sample_positions(n: int, samples: int | None) -> range | list[int]:
+    """Indices of at most ``samples`` of ``n`` items, evenly spread, first and last kept."""
+    if samples is None or n <= samples:
+        return range(n)
+    if samples < 2:
+        raise ValueError(f"samples must be at least 2 (first and last are kept), got {samples}.")
+    # i * (n - 1) / (samples - 1) is strictly increasing when n > samples: no duplicates
+    return [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
+
+
+def sample_series(series: dict[str, list], samples: int | None) -> dict[str, list]:
+    """``series`` (steps/values/timestamps lists) cut down by ``sample_positions``."""
+    keys = [k for k, v in series.items() if isinstance(v, list)]
+    n = len(series.get("steps") or series.get("values") or [])
+    if samples is None or n <= samples:
+        return series
+    picks = sample_positions(n, samples)
+    return {**series, **{k: [series[k][i] for i in picks] for k in keys if len(series[k]) == n}}
+
+
 class Store(abc.ABC):
     """Write side and read side of one storage back-end."""
 
@@ -69,6 +89,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
         """The stored artifact as a binary file object."""
+
+    # -- optional fast paths of the read side (stores override them where they can) -----------
+    def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
+                        samples: int | None = 500) -> dict[str, dict[str, list]]:
+        """Like ``history`` but at most ``samples`` points per metric, spread evenly by
+        position and always keeping the first and the last (``None``: all points)."""
+        return {name: sample_series(series, samples)
+                for name, series in self.history(run_id, names).items()}
+
+    def history_many(self, run_ids: Iterable[Any], names: Iterable[str] | None = None
+                     ) -> dict[Any, dict[str, dict[str, list]]]:
+        """``{run_id: history}`` for many runs (stores answer in one query where they can)."""
+        names = None if names is None else list(names)
+        return {run_id: self.history(run_id, names) for run_id in run_ids}
+
+    def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        """``{run_id: {metric: value at the highest step}}``, for summaries of many runs."""
+        out: dict[Any, dict[str, Any]] = {}
+        for run_id, history in self.history_many(run_ids).items():
+            out[run_id] = {name: series["values"][-1]
+                           for name, series in history.items() if series["values"]}
+        return out
 
     def close(self) -> None:
         """Release connections."""

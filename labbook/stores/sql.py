@@ -4,15 +4,21 @@ URLs: ``sqlite:///path.db`` (relative to the current directory, made absolute on
 ``postgresql://user:pw@host/db`` (driver psycopg 3 unless one is named, as in
 ``postgresql+psycopg://``), ``mysql://`` / ``mariadb://`` (driver PyMySQL unless named).
 
-Tables (created on first use; ``labbook_schema`` holds the schema version)::
+Tables (created and upgraded on first use by the Alembic migrations in
+:mod:`labbook.stores.sql_migrations`; ``alembic_version`` holds the revision and
+``labbook_schema`` the schema version older labbooks check)::
 
     experiments  (id, name, created)
     runs         (id = the run id, experiment_name, command, status, start_time, queue_time,
                   stop_time, heartbeat, experiment, host, config, meta, info, result,
                   fail_trace, resources, artifacts, extra (JSON), captured_out (text))
-    metrics      (id, run_id, name, step, value, special, timestamp)
-    blobs        (md5, size, content)        content-addressed: sources, resources, artifacts
+    metrics      (id, run_id, name, step, value, special, time_us)
+    blobs        (md5, size)                 content-addressed: sources, resources, artifacts
+    blob_chunks  (md5, seq, data)            a blob's bytes, in pieces of at most 1 MiB
     artifacts    (id, run_id, name, md5, content_type, metadata)
+
+Metric times are integer microseconds since 1970-01-01 UTC (``time_us``), read back as naive
+UTC datetimes.
 
 Non-finite metric values are stored as ``value`` NULL plus ``special`` = 'nan' / 'inf' /
 '-inf', because MySQL has no NaN and SQLite turns NaN into NULL. Non-finite floats inside
@@ -24,11 +30,14 @@ with :func:`labbook.stores.query.evaluate`, so results equal those of the file s
 """
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import hashlib
 import io
+import itertools
 import json
 import math
+import operator
 import os
 import threading
 import time
@@ -45,10 +54,19 @@ from labbook.metrics import to_datetime
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
 from labbook.stores import query as _query
-from labbook.stores.base import RUN_FIELDS, Store
+from labbook.stores.base import RUN_FIELDS, Store, sample_positions
 
-#: the schema this code writes; a database with a higher version is refused
-SCHEMA_VERSION = 1
+#: the schema this code writes; a database with a higher version is refused. Kept in the
+#: ``labbook_schema`` table for labbooks from before the Alembic migrations.
+SCHEMA_VERSION = 2
+
+#: the newest Alembic revision in labbook/stores/sql_migrations/versions (a test checks it);
+#: a database at this revision is used without importing Alembic
+HEAD_REVISION = "0002_blob_chunks_metric_us"
+
+#: largest piece of a stored file in one row (MariaDB refuses statements larger than
+#: ``max_allowed_packet``; the store uses a quarter of that when it is smaller)
+BLOB_CHUNK_SIZE = 1024 * 1024
 
 #: Sacred's default priority of its SqlObserver
 DEFAULT_SQL_PRIORITY = 40
@@ -62,6 +80,10 @@ CONNECT_TIMEOUT = 10
 _MYSQL_NAMES = ("mysql", "mariadb")
 _SHORT = 255  # longest status / command / experiment / metric name stored in an indexed column
 _INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
+_INIT_LOCK_SECONDS = 600  # MySQL GET_LOCK: how long a process waits for another's migration
+_EPOCH = _dt.datetime(1970, 1, 1)
+_MICROSECOND = _dt.timedelta(microseconds=1)
+_IN_CHUNK = 500  # ids per IN (...) list
 
 
 class SqlStoreError(LabbookError):
@@ -93,6 +115,8 @@ _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
+# The tables as the head revision of labbook/stores/sql_migrations leaves them: used to build
+# queries only (the migrations create and change them; a test checks the two agree).
 METADATA = sa.MetaData()
 
 schema_table = sa.Table(
@@ -142,7 +166,7 @@ metrics = sa.Table(
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("value", sa.Double),
     sa.Column("special", sa.String(8)),
-    sa.Column("timestamp", _TIME),
+    sa.Column("time_us", sa.BigInteger),
     sa.Index("ix_metrics_run_name_step", "run_id", "name", "step"),
     **_TABLE_OPTIONS)
 
@@ -150,7 +174,13 @@ blobs = sa.Table(
     "blobs", METADATA,
     sa.Column("md5", sa.String(32), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("content", _BLOB, nullable=False),
+    **_TABLE_OPTIONS)
+
+blob_chunks = sa.Table(
+    "blob_chunks", METADATA,
+    sa.Column("md5", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", _BLOB, nullable=False),
     **_TABLE_OPTIONS)
 
 artifacts = sa.Table(
@@ -283,10 +313,77 @@ def _short_name(field: str, value: Any) -> str | None:
     return value
 
 
-def _md5_and_content(filename: str) -> tuple[str, bytes]:
+def _md5_of_file(filename: str) -> str:
+    digest = hashlib.md5()
     with open(filename, "rb") as fh:
-        content = fh.read()
-    return hashlib.md5(content).hexdigest(), content
+        for piece in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def _pieces(filename: str, size: int) -> Iterator[bytes]:
+    """The bytes of ``filename`` in pieces of ``size``; none when it is empty."""
+    with open(filename, "rb") as fh:
+        yield from iter(lambda: fh.read(size), b"")
+
+
+def _special(value: float) -> str | None:
+    """The ``special`` column of a metric value: 'nan', 'inf', '-inf' or None (finite)."""
+    if value - value == 0.0:
+        return None
+    return "nan" if value != value else ("inf" if value > 0 else "-inf")
+
+
+_SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_RUN_AND_NAME = operator.itemgetter(0, 1)
+
+
+def _microseconds(stamps: list | None, n: int) -> Iterable[int | None]:
+    """``time_us`` for ``n`` points: microseconds since the epoch, None where no time."""
+    if not stamps:
+        return itertools.repeat(None, n)
+    if len(stamps) != n:
+        raise SqlStoreError(f"{n} metric steps but {len(stamps)} timestamps.")
+    try:
+        # the observer hands naive UTC datetimes: the fast path
+        return [(stamp - _EPOCH) // _MICROSECOND for stamp in stamps]
+    except TypeError:  # None, aware datetimes, floats, strings
+        pass
+    out: list[int | None] = []
+    for stamp in stamps:
+        when = _to_time(stamp)
+        out.append(None if when is None else (when - _EPOCH) // _MICROSECOND)
+    return out
+
+
+def _plain_rows(conn: sa.Connection, stmt: sa.Select, size: int = 2000
+                ) -> Iterator[list[tuple]]:
+    """The rows of ``stmt`` in lists of up to ``size``, as the driver returns them: tuples,
+    no SQLAlchemy ``Row`` per row (for columns of plain numbers and strings, which need no
+    result processing). Small lists, not all rows at once: tuples that die young never reach
+    the old generation, so the garbage collector does not rescan a million of them (and the
+    long series being built) over and over."""
+    result = conn.execute(stmt)
+    try:
+        if result.cursor is None:
+            return
+        while True:
+            rows = result.cursor.fetchmany(size)
+            if not rows:
+                return
+            yield rows
+    finally:
+        result.close()
+
+
+def _datetimes(micros: list) -> list[_dt.datetime | None]:
+    """Naive UTC datetimes for ``time_us`` values (None stays None)."""
+    try:
+        zeros = itertools.repeat(0)
+        return list(map(_EPOCH.__add__, map(_dt.timedelta, zeros, zeros, micros)))
+    except TypeError:
+        return [None if us is None else _EPOCH + _dt.timedelta(microseconds=us)
+                for us in micros]
 
 
 def _run_id(run_id: Any) -> int | None:
@@ -319,6 +416,7 @@ class SqlStore(Store):
         self._is_mysql = self.dialect_name in _MYSQL_NAMES
         self._lock = threading.RLock()
         self._ready = False
+        self._chunk_size = BLOB_CHUNK_SIZE
         self._engine = self._create_engine(echo)
         # reads on SQLite open a deferred transaction, writes an immediate one (see _on_begin)
         self._reader = self._engine.execution_options(labbook_read=True)
@@ -422,19 +520,43 @@ class SqlStore(Store):
                 raise self._connection_error(exc) from None
             except (OSError, sa.exc.SQLAlchemyError) as exc:
                 raise self._connection_error(exc) from None
-            # concurrent first opens race to create the tables; the loser retries and finds them
-            for attempt in range(6):
-                try:
-                    self._create_schema()
-                    break
-                except sa.exc.DBAPIError as exc:
-                    if attempt == 5:
-                        raise SqlStoreError(f"Cannot create the tables of {self._redacted}: "
-                                            f"{_first_line(exc)}.") from exc
-                    time.sleep(0.1 * (attempt + 1))
+            if not self._at_head():
+                self._migrate_with_retries()
+            if self._is_mysql:
+                self._fit_chunks_to_packet()
             self._ready = True
 
-    def _create_schema(self) -> None:
+    def _at_head(self) -> bool:
+        """True when the database is at :data:`HEAD_REVISION` (checked without Alembic and
+        without a write lock, so opening an up-to-date database stays cheap)."""
+        try:
+            with self._reader.connect() as conn:
+                names = set(sa.inspect(conn).get_table_names())
+                if not {"alembic_version", schema_table.name} <= names:
+                    return False
+                revisions = conn.exec_driver_sql(
+                    "SELECT version_num FROM alembic_version").scalars().all()
+                version = conn.execute(sa.select(schema_table.c.version)
+                                       .where(schema_table.c.id == 1)).scalar()
+        except sa.exc.DBAPIError as exc:
+            raise self._connection_error(exc) from None
+        return revisions == [HEAD_REVISION] and version == SCHEMA_VERSION
+
+    def _migrate_with_retries(self) -> None:
+        # the init lock serialises processes; a lost race on a server that ignores it (or a
+        # deadlock report) is retried, and the retry finds the tables made by the winner
+        for attempt in range(6):
+            try:
+                self._migrate()
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == 5:
+                    raise SqlStoreError(f"Cannot create or upgrade the tables of "
+                                        f"{self._redacted}: {_first_line(exc)}.") from exc
+                time.sleep(0.1 * (attempt + 1))
+
+    def _migrate(self) -> None:
+        """Create or upgrade the tables with the Alembic migrations, under the init lock."""
         with self._engine.begin() as conn:
             locked = self._init_lock(conn)
             try:
@@ -444,23 +566,45 @@ class SqlStore(Store):
                     version = conn.execute(sa.select(schema_table.c.version)
                                            .where(schema_table.c.id == 1)).scalar()
                 else:
-                    foreign = sorted(names & set(_TABLE_NAMES))
+                    foreign = names & set(_TABLE_NAMES)
+                    if "alembic_version" in names and conn.exec_driver_sql(
+                            "SELECT version_num FROM alembic_version").first() is not None:
+                        foreign.add("alembic_version")  # another application's migrations
                     if foreign:
                         raise SqlSchemaError(
                             f"The database {self._redacted} already has table(s) "
-                            f"{', '.join(foreign)} that labbook did not create (no "
+                            f"{', '.join(sorted(foreign))} that labbook did not create (no "
                             "labbook_schema table). Use a database of its own for labbook.")
                 if version is not None and version > SCHEMA_VERSION:
                     raise SqlSchemaError(
                         f"The database {self._redacted} was written by a newer labbook (schema "
                         f"version {version}; this labbook knows versions up to "
                         f"{SCHEMA_VERSION}). Upgrade labbook: pip install -U labbook.")
-                METADATA.create_all(conn, checkfirst=True)
-                if version is None:
-                    conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
+                from labbook.stores import sql_migrations
+
+                try:
+                    # labbook_schema without alembic_version: made before the migrations
+                    sql_migrations.upgrade(conn, stamp_initial=version is not None
+                                           and "alembic_version" not in names)
+                except sql_migrations.UnknownRevisionError as exc:
+                    raise SqlSchemaError(
+                        f"The database {self._redacted} was written by a newer labbook (schema "
+                        f"revision {', '.join(exc.revisions)}, which this labbook does not know; "
+                        f"it knows revisions up to {exc.head}). Upgrade labbook: "
+                        "pip install -U labbook.") from None
             finally:
                 if locked:
                     conn.exec_driver_sql("SELECT RELEASE_LOCK('labbook_init')")
+
+    def _fit_chunks_to_packet(self) -> None:
+        try:
+            with self._reader.connect() as conn:
+                packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
+        except sa.exc.DBAPIError:
+            return
+        if packet:
+            # escaped binary can take up to twice its size in the statement text
+            self._chunk_size = max(16 * 1024, min(BLOB_CHUNK_SIZE, int(packet) // 4))
 
     def _init_lock(self, conn: sa.Connection) -> bool:
         """Serialise table creation between processes; True when a lock must be released."""
@@ -468,7 +612,12 @@ class SqlStore(Store):
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                          {"key": _INIT_LOCK_KEY})
         elif self._is_mysql:
-            conn.exec_driver_sql("SELECT GET_LOCK('labbook_init', 60)")
+            got = conn.exec_driver_sql(
+                f"SELECT GET_LOCK('labbook_init', {_INIT_LOCK_SECONDS})").scalar()
+            if got != 1:
+                raise SqlStoreError(
+                    f"Timed out after {_INIT_LOCK_SECONDS} s waiting for another process to "
+                    f"create or upgrade the tables of {self._redacted}.")
             return True
         return False  # SQLite: BEGIN IMMEDIATE already holds the write lock
 
@@ -612,42 +761,134 @@ class SqlStore(Store):
 
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
         rid = self._existing_id(run_id)
-        rows = []
-        append = rows.append
+        # (has a special value, rows) per metric, in the order given
+        parts: list[tuple[bool, Iterable[tuple]]] = []
         for name, series in metrics_by_name.items():
             _short_name("metric name", name)
             steps = series["steps"]
-            stamps = series.get("timestamps") or [None] * len(steps)
-            for step, value, stamp in zip(steps, series["values"], stamps):
-                if step.__class__ is not int:
-                    step = _integral_step(name, step)
-                value = float(value)
-                special = None
-                if value - value != 0.0:  # NaN or +-inf: no backend stores all three as-is
-                    special = "nan" if value != value else ("inf" if value > 0 else "-inf")
-                    value = None
-                if stamp.__class__ is not _dt.datetime:
-                    stamp = _to_time(stamp)
-                append({"run_id": rid, "name": name, "step": step, "value": value,
-                        "special": special, "timestamp": stamp})
-        if rows:
-            with self._write() as conn:
-                conn.execute(metrics.insert(), rows)
+            n = len(steps)
+            if not n:
+                continue
+            if set(map(type, steps)) != {int}:
+                steps = [_integral_step(name, step) for step in steps]
+            values = list(map(float, series["values"]))
+            if len(values) != n:
+                raise SqlStoreError(f"Metric '{name}': {n} steps but {len(values)} values.")
+            times = _microseconds(series.get("timestamps"), n)
+            # NaN and +-inf make the sum non-finite (a finite overflow only costs the slow path)
+            if math.isfinite(sum(values)):
+                parts.append((False, zip(itertools.repeat(rid, n), itertools.repeat(name, n),
+                                         steps, values, times)))
+            else:
+                specials = [_special(value) for value in values]
+                values = [None if special else value
+                          for value, special in zip(values, specials)]
+                parts.append((True, zip(itertools.repeat(rid, n), itertools.repeat(name, n),
+                                        steps, values, specials, times)))
+        if not parts:
+            return
+        with self._write() as conn:
+            for special, group in itertools.groupby(parts, operator.itemgetter(0)):
+                columns = (("run_id", "name", "step", "value", "special", "time_us") if special
+                           else ("run_id", "name", "step", "value", "time_us"))
+                self._insert_metric_rows(conn, columns, itertools.chain.from_iterable(
+                    rows for _, rows in group))
 
-    def _put_blob(self, conn: sa.Connection, md5: str, content: bytes) -> None:
+    def _insert_metric_rows(self, conn: sa.Connection, columns: tuple[str, ...],
+                            rows: Iterable[tuple]) -> None:
+        """Rows straight to the driver, with no per-row SQLAlchemy processing: ``COPY`` with
+        psycopg 3, else one ``executemany`` (sqlite3 loops in C, PyMySQL rewrites it into
+        multi-row INSERTs)."""
+        mark = "?" if self.dialect_name == "sqlite" else "%s"
+        sql = (f"INSERT INTO metrics ({', '.join(columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        cursor = conn.connection.cursor()
+        try:
+            if self.dialect_name == "postgresql" and hasattr(cursor, "copy"):
+                sql = f"COPY metrics ({', '.join(columns)}) FROM STDIN"
+                with cursor.copy(sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            elif self._is_mysql and self._engine.dialect.driver == "pymysql":
+                def quote(name: str) -> str:
+                    return cursor.mogrify("%s", (name,))
+
+                for sql in self._mysql_inserts(quote, columns, rows):
+                    cursor.execute(sql)
+            else:
+                cursor.executemany(sql, rows)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error,
+                                             dialect=self._engine.dialect) from exc
+        finally:
+            cursor.close()
+
+    def _mysql_inserts(self, quote: Any, columns: tuple[str, ...], rows: Iterable[tuple]
+                       ) -> Iterator[str]:
+        """Multi-row INSERT statements of at most ~1 MB for MySQL, written directly: what
+        PyMySQL's ``executemany`` makes, without escaping every number through its generic
+        encoders. Only the metric name is text (quoted by the driver's ``mogrify``, which
+        knows the server's quoting mode, once per name); run ids, steps and times are
+        ``int``, values ``float`` (finite: repr is exact), ``special`` one of three fixed
+        words."""
+        head = f"INSERT INTO metrics ({', '.join(columns)}) VALUES "
+        limit = min(1_000_000, self._chunk_size * 2)
+        quoted: dict[str, str] = {}
+        parts: list[str] = []
+        length = len(head)
+        with_special = "special" in columns
+        for row in rows:
+            if with_special:
+                rid, name, step, value, special, micros = row
+            else:
+                rid, name, step, value, micros = row
+                special = None
+            text = quoted.get(name)
+            if text is None:
+                text = quoted[name] = quote(name)
+            if with_special:
+                part = (f"({rid},{text},{step},{'NULL' if value is None else repr(value)},"
+                        f"{'NULL' if special is None else repr(special)},"
+                        f"{'NULL' if micros is None else micros})")
+            else:
+                part = (f"({rid},{text},{step},{'NULL' if value is None else repr(value)},"
+                        f"{'NULL' if micros is None else micros})")
+            if parts and length + len(part) > limit:
+                yield head + ",".join(parts)
+                parts, length = [], len(head)
+            parts.append(part)
+            length += len(part) + 1
+        if parts:
+            yield head + ",".join(parts)
+
+    def _put_blob(self, conn: sa.Connection, md5: str, filename: str) -> None:
+        """Store a file's bytes once per md5, in chunks, read from ``filename`` piece by
+        piece."""
         found = conn.execute(sa.select(blobs.c.md5).where(blobs.c.md5 == md5)).first()
-        if found is None:
-            conn.execute(self._insert_ignore(
-                blobs, {"md5": md5, "size": len(content), "content": content}))
+        if found is not None:
+            return
+        size = 0
+        digest = hashlib.md5()
+        for seq, piece in enumerate(_pieces(filename, self._chunk_size)):
+            # concurrent writers of the same new file: the second one's rows are ignored
+            conn.execute(self._insert_ignore(blob_chunks, {"md5": md5, "seq": seq,
+                                                           "data": piece}))
+            digest.update(piece)
+            size += len(piece)
+        if digest.hexdigest() != md5:  # the transaction is rolled back: nothing half-stored
+            raise SqlStoreError(f"The file {filename} changed while it was being stored in "
+                                f"{self._redacted}; nothing was stored.")
+        conn.execute(self._insert_ignore(blobs, {"md5": md5, "size": size}))
 
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
         rid = self._existing_id(run_id)
-        md5, content = _md5_and_content(filename)
+        md5 = _md5_of_file(filename)
         row = {"md5": md5, "content_type": content_type,
                "metadata": serialize.flatten(metadata) if metadata is not None else None}
         with self._write() as conn:
-            self._put_blob(conn, md5, content)
+            self._put_blob(conn, md5, filename)
             found = conn.execute(sa.select(artifacts.c.id).where(
                 artifacts.c.run_id == rid, artifacts.c.name == name)).first()
             if found is None:
@@ -660,9 +901,9 @@ class SqlStore(Store):
 
     def put_resource(self, run_id: Any, filename: str) -> None:
         rid = self._existing_id(run_id)
-        md5, content = _md5_and_content(filename)
+        md5 = _md5_of_file(filename)
         with self._write() as conn:
-            self._put_blob(conn, md5, content)
+            self._put_blob(conn, md5, filename)
             current = conn.execute(sa.select(runs.c.resources)
                                    .where(runs.c.id == rid)).scalar() or []
             if [filename, md5] not in current:
@@ -673,17 +914,17 @@ class SqlStore(Store):
         info = dict(experiment_info)
         base_dir = info.get("base_dir") or ""
         stored = []
-        contents: dict[str, bytes] = {}
+        paths: dict[str, str] = {}
         for relname, _md5sum in info.get("sources", []):
             path = os.path.join(base_dir, relname)
             if os.path.isfile(path):
-                md5, content = _md5_and_content(path)
-                contents[md5] = content
+                md5 = _md5_of_file(path)
+                paths[md5] = path
                 stored.append([relname, md5])
-        if contents:
+        if paths:
             with self._write() as conn:
-                for md5, content in contents.items():
-                    self._put_blob(conn, md5, content)
+                for md5, path in paths.items():
+                    self._put_blob(conn, md5, path)
         info["sources"] = stored
         return info
 
@@ -706,6 +947,7 @@ class SqlStore(Store):
                 if self._blob_referenced(conn, md5):
                     continue
                 conn.execute(blobs.delete().where(blobs.c.md5 == md5))
+                conn.execute(blob_chunks.delete().where(blob_chunks.c.md5 == md5))
 
     @staticmethod
     def _blob_referenced(conn: sa.Connection, md5: str) -> bool:
@@ -771,53 +1013,267 @@ class SqlStore(Store):
             found = _query.sort_runs(found, order)
         return found[:limit] if limit is not None else found
 
+    _SERIES_COLUMNS = (metrics.c.run_id, metrics.c.name, metrics.c.step, metrics.c.value,
+                       metrics.c.special, metrics.c.time_us)
+
+    @staticmethod
+    def _collect(batches: Iterable[list[tuple]], out: dict[int, dict[str, dict[str, list]]]
+                 ) -> None:
+        """Add lists of ``(run_id, name, step, value, special, time_us)`` rows (in id order)
+        to ``{run_id: {name: series}}``; timestamps stay microseconds until :func:`_finish`.
+        A heartbeat's points of one metric are consecutive rows: handled a group at a time."""
+        for rows in batches:
+            for (rid, name), group in itertools.groupby(rows, _RUN_AND_NAME):
+                _, _, steps, values, specials, micros = zip(*group)
+                history = out.get(rid)
+                if history is None:
+                    history = out[rid] = {}
+                series = history.get(name)
+                if series is None:
+                    series = history[name] = {"steps": [], "values": [], "timestamps": []}
+                series["steps"].extend(steps)
+                if any(specials):
+                    values = tuple(_SPECIAL_VALUES[special] if special else value
+                                   for value, special in zip(values, specials))
+                series["values"].extend(values)
+                series["timestamps"].extend(micros)
+
+    @staticmethod
+    def _finish(history: dict[str, dict[str, list]]) -> dict[str, dict[str, list]]:
+        for series in history.values():
+            series["timestamps"] = _datetimes(series["timestamps"])
+        return history
+
+    @staticmethod
+    def _names(names: Iterable[str] | None) -> list[str] | None:
+        return None if names is None else list(names)
+
     def history(self, run_id: Any, names: Iterable[str] | None = None
                 ) -> dict[str, dict[str, list]]:
         rid = _run_id(run_id)
-        if rid is None:
+        names = self._names(names)
+        if rid is None or names == []:
             return {}
-        stmt = (sa.select(metrics.c.name, metrics.c.step, metrics.c.value, metrics.c.special,
-                          metrics.c.timestamp)
-                .where(metrics.c.run_id == rid).order_by(metrics.c.id))
+        stmt = (sa.select(*self._SERIES_COLUMNS).where(metrics.c.run_id == rid)
+                .order_by(metrics.c.id))
         if names is not None:
-            names = list(names)
-            if not names:
-                return {}
             stmt = stmt.where(metrics.c.name.in_(names))
-        out: dict[str, dict[str, list]] = {}
-        specials = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+        out: dict[int, dict[str, dict[str, list]]] = {}
         with self._read() as conn:
-            for name, step, value, special, stamp in conn.execute(stmt):
-                series = out.get(name)
-                if series is None:
-                    series = out[name] = {"steps": [], "values": [], "timestamps": []}
-                series["steps"].append(step)
-                series["values"].append(specials[special] if special else value)
-                series["timestamps"].append(stamp)
+            self._collect(_plain_rows(conn, stmt), out)
+        return self._finish(out.get(rid, {}))
+
+    def history_many(self, run_ids: Iterable[Any], names: Iterable[str] | None = None
+                     ) -> dict[Any, dict[str, dict[str, list]]]:
+        """``{run_id: history}`` for many runs: one query per 500 run ids."""
+        keys = list(run_ids)
+        names = self._names(names)
+        wanted = sorted({rid for rid in map(_run_id, keys) if rid is not None})
+        out: dict[int, dict[str, dict[str, list]]] = {}
+        if wanted and names != []:
+            with self._read() as conn:
+                for start in range(0, len(wanted), _IN_CHUNK):
+                    stmt = (sa.select(*self._SERIES_COLUMNS)
+                            .where(metrics.c.run_id.in_(wanted[start:start + _IN_CHUNK]))
+                            .order_by(metrics.c.id))
+                    if names is not None:
+                        stmt = stmt.where(metrics.c.name.in_(names))
+                    self._collect(_plain_rows(conn, stmt), out)
+        result: dict[Any, dict[str, dict[str, list]]] = {}
+        finished: set[int] = set()
+        for key in keys:
+            rid = _run_id(key)
+            history = out.get(rid, {}) if rid is not None else {}
+            if rid is not None and rid not in finished:
+                self._finish(history)
+                finished.add(rid)
+            result[key] = history
+        return result
+
+    def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        """``{run_id: {metric: last value}}`` in one query per 500 runs: the point with the
+        highest id per run and name, i.e. the last one written (the highest step when the
+        steps grow, as they do with ``log_scalar``), as ``history`` lists it last."""
+        keys = list(run_ids)
+        wanted = sorted({rid for rid in map(_run_id, keys) if rid is not None})
+        found: dict[int, dict[str, Any]] = {}
+        if wanted:
+            with self._read() as conn:
+                for start in range(0, len(wanted), _IN_CHUNK):
+                    last = (sa.select(sa.func.max(metrics.c.id).label("id"),
+                                      sa.func.min(metrics.c.id).label("first"))
+                            .where(metrics.c.run_id.in_(wanted[start:start + _IN_CHUNK]))
+                            .group_by(metrics.c.run_id, metrics.c.name).subquery())
+                    # names in the order of their first point, as history() lists them
+                    stmt = (sa.select(metrics.c.run_id, metrics.c.name, metrics.c.value,
+                                      metrics.c.special)
+                            .join(last, metrics.c.id == last.c.id).order_by(last.c.first))
+                    for rid, name, value, special in conn.execute(stmt):
+                        found.setdefault(rid, {})[name] = (_SPECIAL_VALUES[special] if special
+                                                           else value)
+        out: dict[Any, dict[str, Any]] = {}
+        for key in keys:
+            rid = _run_id(key)
+            out[key] = dict(found.get(rid, {})) if rid is not None else {}
         return out
 
-    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+    def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
+                        samples: int | None = 500) -> dict[str, dict[str, list]]:
+        """``history`` cut down to the points at :func:`~labbook.stores.base.sample_positions`
+        (by position in write order), reading only those rows."""
+        if samples is None:
+            return self.history(run_id, names)
         rid = _run_id(run_id)
-        content = None
-        if rid is not None:
-            stmt = (sa.select(blobs.c.content)
-                    .select_from(artifacts.join(blobs, artifacts.c.md5 == blobs.c.md5))
-                    .where(artifacts.c.run_id == rid, artifacts.c.name == name))
+        names = self._names(names)
+        if rid is None or names == []:
+            return {}
+        count_stmt = (sa.select(metrics.c.name, sa.func.count(), sa.func.min(metrics.c.id))
+                      .where(metrics.c.run_id == rid).group_by(metrics.c.name))
+        if names is not None:
+            count_stmt = count_stmt.where(metrics.c.name.in_(names))
+        out: dict[int, dict[str, dict[str, list]]] = {}
+        with self._read() as conn:
+            counts = sorted(conn.execute(count_stmt).all(), key=lambda row: row[2])
+            whole = [name for name, n, _ in counts if n <= samples]
+            picks = {name: sample_positions(n, samples) for name, n, _ in counts
+                     if n > samples}
+            if whole:
+                self._collect(_plain_rows(
+                    conn, sa.select(*self._SERIES_COLUMNS)
+                    .where(metrics.c.run_id == rid, metrics.c.name.in_(whole))
+                    .order_by(metrics.c.id)), out)
+            for name, positions in picks.items():
+                self._collect(self._sampled_rows(conn, rid, name, list(positions)), out)
+        history = out.get(rid, {})
+        # names in the order of their first point, as history() gives them
+        return self._finish({name: history[name] for name, _, _ in counts if name in history})
+
+    def _sampled_rows(self, conn: sa.Connection, rid: int, name: str, positions: list[int]
+                      ) -> Iterator[list[tuple]]:
+        """The rows of one metric at ``positions`` (0-based, in id order), in lists."""
+        if self.dialect_name == "sqlite":
+            # the ids alone come from the (run_id, name, step) index, which also holds the
+            # row id; sorting them is cheap (they nearly always come sorted already)
+            cursor = conn.connection.cursor()
+            try:
+                ids = [row[0] for row in cursor.execute(
+                    "SELECT id FROM metrics WHERE run_id = ? AND name = ?", (rid, name))]
+            finally:
+                cursor.close()
+            ids.sort()
+            chosen = [ids[i] for i in positions if i < len(ids)]
+        else:
+            # numbered on the server; only the ids go through the window (much faster on
+            # MariaDB than numbering whole rows)
+            position = (sa.func.row_number().over(order_by=metrics.c.id) - 1).label("position")
+            ranked = (sa.select(metrics.c.id, position)
+                      .where(metrics.c.run_id == rid, metrics.c.name == name).subquery())
+            chosen = sorted(conn.execute(sa.select(ranked.c.id)
+                                         .where(ranked.c.position.in_(positions))).scalars())
+        for start in range(0, len(chosen), _IN_CHUNK):
+            yield from _plain_rows(
+                conn, sa.select(*self._SERIES_COLUMNS)
+                .where(metrics.c.id.in_(chosen[start:start + _IN_CHUNK]))
+                .order_by(metrics.c.id))
+
+    def _blob_reader(self, md5: str | None, missing: str) -> BinaryIO:
+        chunks: list = []
+        size = None
+        if md5 is not None:
             with self._read() as conn:
-                content = conn.execute(stmt).scalar()
-        if content is None:
-            raise FileNotFoundError(f"Run {run_id!r} in {self._redacted} has no artifact "
-                                    f"{name!r}.")
-        return io.BytesIO(bytes(content))
+                size = conn.execute(sa.select(blobs.c.size).where(blobs.c.md5 == md5)).scalar()
+                if size is not None:
+                    chunks = conn.execute(
+                        sa.select(blob_chunks.c.seq, sa.func.length(blob_chunks.c.data))
+                        .where(blob_chunks.c.md5 == md5).order_by(blob_chunks.c.seq)).all()
+        if size is None:
+            raise FileNotFoundError(missing)
+        lengths = [int(length) for _, length in chunks]
+        if [seq for seq, _ in chunks] != list(range(len(chunks))) or sum(lengths) != size:
+            raise SqlStoreError(f"The stored file {md5} in {self._redacted} is incomplete "
+                                f"({sum(lengths)} of {size} bytes in {len(chunks)} chunks).")
+        return io.BufferedReader(_ChunkReader(self, md5, lengths),
+                                 buffer_size=io.DEFAULT_BUFFER_SIZE)
+
+    def _read_chunk(self, md5: str, seq: int) -> bytes:
+        with self._read() as conn:
+            data = conn.execute(sa.select(blob_chunks.c.data).where(
+                blob_chunks.c.md5 == md5, blob_chunks.c.seq == seq)).scalar()
+        if data is None:
+            raise SqlStoreError(f"The stored file {md5} in {self._redacted} lost its chunk "
+                                f"{seq} while being read.")
+        return bytes(data)
+
+    def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
+        """The artifact as a read-only, seekable binary file that fetches its chunks as it
+        is read (a 50 MB artifact is never held in memory at once unless read at once)."""
+        rid = _run_id(run_id)
+        md5 = None
+        if rid is not None:
+            with self._read() as conn:
+                md5 = conn.execute(sa.select(artifacts.c.md5).where(
+                    artifacts.c.run_id == rid, artifacts.c.name == name)).scalar()
+        return self._blob_reader(md5, f"Run {run_id!r} in {self._redacted} has no artifact "
+                                      f"{name!r}.")
 
     def open_blob(self, md5: str) -> BinaryIO:
         """A stored source or resource file by its md5 (as listed in the run document)."""
-        with self._read() as conn:
-            content = conn.execute(sa.select(blobs.c.content)
-                                   .where(blobs.c.md5 == md5)).scalar()
-        if content is None:
-            raise FileNotFoundError(f"No file with md5 {md5} in {self._redacted}.")
-        return io.BytesIO(bytes(content))
+        return self._blob_reader(md5, f"No file with md5 {md5} in {self._redacted}.")
+
+
+class _ChunkReader(io.RawIOBase):
+    """The bytes of one stored blob, fetched chunk by chunk from the database."""
+
+    def __init__(self, store: SqlStore, md5: str, lengths: list[int]):
+        super().__init__()
+        self._store = store
+        self._md5 = md5
+        self._starts = list(itertools.accumulate(lengths, initial=0))
+        self._size = self._starts[-1]
+        self._pos = 0
+        self._cached: tuple[int, memoryview] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def _chunk(self, index: int) -> memoryview:
+        if self._cached is None or self._cached[0] != index:
+            self._cached = (index, memoryview(self._store._read_chunk(self._md5, index)))
+        return self._cached[1]
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        chunk = self._chunk(index)
+        offset = self._pos - self._starts[index]
+        n = min(len(buffer), len(chunk) - offset)
+        memoryview(buffer).cast("B")[:n] = chunk[offset:offset + n]
+        self._pos += n
+        return n
+
+    def readall(self) -> bytes:
+        parts = []
+        while self._pos < self._size:
+            index = bisect.bisect_right(self._starts, self._pos) - 1
+            offset = self._pos - self._starts[index]
+            parts.append(self._chunk(index)[offset:])
+            self._pos = self._starts[index + 1]
+        self._cached = None
+        return b"".join(parts)
 
 
 def _utcnow() -> _dt.datetime:

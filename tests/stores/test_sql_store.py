@@ -21,8 +21,10 @@ from labbook.errors import LabbookError
 from labbook.observers import SqlObserver, observers_from_options
 from labbook.stores import open_store
 from labbook.stores.file import FileStore
+from labbook.stores.base import Store, sample_positions
 from labbook.stores.sql import (SCHEMA_VERSION, SqlConnectionError, SqlSchemaError, SqlStore,
-                                SqlStoreError, artifacts, blobs, engine_url, metrics)
+                                SqlStoreError, artifacts, blob_chunks, blobs, engine_url,
+                                metrics)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 THIS_FILE = os.path.abspath(__file__)
@@ -316,6 +318,21 @@ def test_append_many_points(sql_store, sql_backend):
     assert history["steps"] == list(range(n)) and history["values"][-1] == (n - 1) * 0.5
 
 
+def test_metric_names_with_quotes_backslashes_and_unicode(sql_store):
+    run_id = sql_store.create_run({"status": "RUNNING"})
+    names = ["it's", 'say "hi"', "back\\slash\\", "ünï 🧪", "a'); DROP TABLE runs; --", "%s %(x)s ?"]
+    sql_store.append_metrics(run_id, {name: {"steps": [0, 1], "values": [i, math.inf],
+                                             "timestamps": [T0, T0]}
+                                      for i, name in enumerate(names)})
+    sql_store.append_metrics(run_id, {name: {"steps": [2], "values": [0.5]} for name in names})
+    history = sql_store.history(run_id)
+    assert list(history) == names
+    for i, name in enumerate(names):
+        assert _same(history[name]["values"], [float(i), math.inf, 0.5])
+        assert history[name]["steps"] == [0, 1, 2]
+    assert sql_store.get(run_id)["status"] == "RUNNING"
+
+
 # -- the run document ----------------------------------------------------------------------------
 def test_update_run_is_partial_and_ids_are_integers(sql_store):
     run_id = sql_store.create_run({"status": "RUNNING", "config": {"a": 1}, "info": {"i": 1},
@@ -546,3 +563,164 @@ def test_delete_run_removes_its_rows_and_unshared_blobs(sql_store, tmp_path):
         sql_store.delete_run(first)
     with pytest.raises(KeyError):
         sql_store.delete_run("not-an-id")
+
+
+# -- files of any size ---------------------------------------------------------------------------
+def test_a_50_mb_artifact_round_trips_in_chunks(sql_store, sql_backend, tmp_path):
+    """Larger than MariaDB's max_allowed_packet: stored as chunks, read back as a stream."""
+    big = tmp_path / "big.bin"
+    digest = hashlib.md5()
+    with open(big, "wb") as fh:
+        for _ in range(50):
+            piece = os.urandom(1024 * 1024)
+            digest.update(piece)
+            fh.write(piece)
+        fh.write(b"tail")
+        digest.update(b"tail")
+    size = 50 * 1024 * 1024 + 4
+    first = sql_store.create_run({"status": "RUNNING"})
+    second = sql_store.create_run({"status": "RUNNING"})
+    sql_store.put_artifact(first, "big.bin", str(big))
+    sql_store.put_artifact(second, "same.bin", str(big))  # the same bytes are stored once
+
+    with sql_store.open_artifact(first, "big.bin") as fh:
+        streamed = hashlib.md5()
+        for piece in iter(lambda: fh.read(3 * 1024 * 1024 + 7), b""):
+            streamed.update(piece)
+        assert fh.tell() == size
+        fh.seek(size - 10)
+        assert fh.read() == big.read_bytes()[-10:]
+        fh.seek(1024 * 1024 - 2)
+        assert fh.read(4) == big.read_bytes()[1024 * 1024 - 2:1024 * 1024 + 2]
+    assert streamed.hexdigest() == digest.hexdigest()
+    assert hashlib.md5(sql_store.open_artifact(second, "same.bin").read()).hexdigest() == \
+        digest.hexdigest()
+    with sql_store.engine.connect() as conn:
+        chunks = conn.execute(sa.select(blob_chunks.c.seq, sa.func.length(blob_chunks.c.data))
+                              .order_by(blob_chunks.c.seq)).all()
+        assert conn.execute(sa.select(blobs.c.size)).scalars().all() == [size]
+    assert [seq for seq, _ in chunks] == list(range(len(chunks))) and len(chunks) >= 51
+    assert sum(length for _, length in chunks) == size
+    assert max(length for _, length in chunks) <= 1024 * 1024
+
+    sql_store.delete_run(first)  # still used by the second run
+    assert sql_store.open_artifact(second, "same.bin").read(4) == big.read_bytes()[:4]
+    sql_store.delete_run(second)
+    with sql_store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(blob_chunks)).scalar() == 0
+
+
+def test_an_empty_artifact_and_a_missing_one(sql_store, tmp_path):
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    run_id = sql_store.create_run({"status": "RUNNING"})
+    sql_store.put_artifact(run_id, "empty.bin", str(empty))
+    assert sql_store.open_artifact(run_id, "empty.bin").read() == b""
+    with pytest.raises(FileNotFoundError, match="no artifact"):
+        sql_store.open_artifact(run_id, "missing.bin")
+    with pytest.raises(FileNotFoundError, match="No file with md5"):
+        sql_store.open_blob("0" * 32)
+
+
+def test_a_file_changed_while_being_stored_is_not_stored(sql_store, tmp_path, monkeypatch):
+    changing = tmp_path / "changing.bin"
+    changing.write_bytes(b"the bytes at the time the md5 was taken")
+    run_id = sql_store.create_run({"status": "RUNNING", "artifacts": []})
+    # the md5 names other bytes than those read afterwards, as when a file is rewritten
+    monkeypatch.setattr("labbook.stores.sql._md5_of_file", lambda path: "0" * 32)
+    with pytest.raises(SqlStoreError, match="changed while it was being stored"):
+        sql_store.put_artifact(run_id, "changing.bin", str(changing))
+    with sql_store.engine.connect() as conn:
+        for table in (blobs, blob_chunks, artifacts):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    assert sql_store.get(run_id)["artifacts"] == []
+
+
+# -- the fast read paths equal the generic ones --------------------------------------------------
+def _fill_runs(store) -> list:
+    """Runs with interleaved names, NaN/inf, duplicate and non-monotonic steps, no times."""
+    ids = [store.create_run({"status": "RUNNING"}) for _ in range(4)]
+    specials = [math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324]
+    for batch in range(3):
+        for k, run_id in enumerate(ids[:3]):
+            n = 40 * (k + 1)
+            steps = list(range(batch * n, (batch + 1) * n))
+            steps[3] = steps[2]  # a duplicate step
+            values = [((i * 7919) % 101) / 7 for i in range(n)]
+            values[batch] = specials[(batch + k) % len(specials)]
+            values[-1] = specials[(batch + k + 3) % len(specials)]
+            stamps = [T0 + dt.timedelta(seconds=batch, microseconds=i) for i in range(n)]
+            store.append_metrics(run_id, {
+                "loss": {"steps": steps, "values": values, "timestamps": stamps},
+                f"m{k}": {"steps": steps[: 5 + batch], "values": values[: 5 + batch],
+                          "timestamps": [None] * (5 + batch)},
+                "back": {"steps": [100 - batch, 50 - batch], "values": [batch, -batch],
+                         "timestamps": stamps[:2]}})
+    return ids
+
+
+def _same(a, b) -> bool:
+    """Equal, with NaN equal to NaN and -0.0 told apart from 0.0 (repr of floats)."""
+    return repr(a) == repr(b)
+
+
+def test_history_sampled_equals_the_generic_version(sql_store):
+    ids = _fill_runs(sql_store)
+    for run_id in ids + [999, "x"]:
+        for names in (None, ["loss"], ["m1", "back", "nothing"], []):
+            for samples in (None, 2, 3, 7, 40, 119, 120, 121, 500):
+                want = Store.history_sampled(sql_store, run_id, names, samples)
+                got = sql_store.history_sampled(run_id, names, samples)
+                assert _same(got, want), (run_id, names, samples)
+                assert list(got) == list(want)
+    long = sql_store.history_sampled(ids[2], ["loss"], samples=9)["loss"]
+    full = sql_store.history(ids[2], ["loss"])["loss"]
+    picks = sample_positions(len(full["steps"]), 9)
+    assert long["steps"] == [full["steps"][i] for i in picks] and len(long["steps"]) == 9
+    assert long["timestamps"] == [full["timestamps"][i] for i in picks]
+    with pytest.raises(ValueError, match="at least 2"):
+        sql_store.history_sampled(ids[0], samples=1)
+
+
+def test_history_many_and_last_values_equal_the_generic_versions(sql_store, monkeypatch):
+    ids = _fill_runs(sql_store)
+    asked = ids + [999, "x", str(ids[0]), ids[0]]
+    for names in (None, ["loss", "back"], ["nothing"], []):
+        want = Store.history_many(sql_store, asked, names)
+        got = sql_store.history_many(asked, names)
+        assert _same(got, want) and list(got) == list(want)
+    want = Store.last_values(sql_store, asked)
+    got = sql_store.last_values(asked)
+    assert _same(got, want) and list(got) == list(want)
+    assert got[ids[0]]["back"] == -2  # the last point written, not the one at the top step
+    assert sql_store.history_many([]) == {} and sql_store.last_values([]) == {}
+
+    # very many ids: the IN list is cut into pieces
+    monkeypatch.setattr("labbook.stores.sql._IN_CHUNK", 2)
+    assert _same(sql_store.history_many(asked), Store.history_many(sql_store, asked))
+    assert _same(sql_store.last_values(asked), Store.last_values(sql_store, asked))
+    monkeypatch.setattr("labbook.stores.sql._IN_CHUNK", 3)
+    assert _same(sql_store.history_sampled(ids[2], samples=17),
+                 Store.history_sampled(sql_store, ids[2], None, 17))
+
+
+def test_metric_times_of_every_kind(sql_store):
+    run_id = sql_store.create_run({"status": "RUNNING"})
+    aware = dt.datetime(2024, 5, 1, 14, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    sql_store.append_metrics(run_id, {"t": {
+        "steps": [0, 1, 2, 3, 4],
+        "values": [1, 2, 3, 4, 5],
+        "timestamps": [T0, None, aware, "2024-05-01T12:00:00.000002", 1714564800.5]}})
+    sql_store.append_metrics(run_id, {"t": {"steps": [5], "values": [6]}})
+    stamps = sql_store.history(run_id)["t"]["timestamps"]
+    assert stamps == [T0, None, dt.datetime(2024, 5, 1, 12, 0, 0, 1),
+                      dt.datetime(2024, 5, 1, 12, 0, 0, 2),
+                      dt.datetime(2024, 5, 1, 12, 0, 0, 500000), None]
+    assert sql_store.history(run_id)["t"]["values"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    sql_store.append_metrics(run_id, {"a": {"steps": [0], "values": [1.0]},
+                                      "b": {"steps": [0, 1], "values": [2.0, math.nan]},
+                                      "c": {"steps": [0], "values": [3.0]}})
+    assert list(sql_store.history(run_id)) == ["t", "a", "b", "c"]  # in the order written
+    assert _same(sql_store.history(run_id, ["b"])["b"]["values"], [2.0, math.nan])
+    with pytest.raises(SqlStoreError, match="2 steps but 1 values"):
+        sql_store.append_metrics(run_id, {"t": {"steps": [0, 1], "values": [1]}})

@@ -105,7 +105,7 @@ class Store(abc.ABC):
         return {run_id: self.history(run_id, names) for run_id in run_ids}
 
     def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-        """``{run_id: {metric: value at the highest step}}``, for summaries of many runs."""
+        """``{run_id: {metric: the value logged last}}``, for summaries of many runs."""
         out: dict[Any, dict[str, Any]] = {}
         for run_id, history in self.history_many(run_ids).items():
             out[run_id] = {name: series["values"][-1]

@@ -27,7 +27,8 @@ import tempfile
 from typing import Any, BinaryIO, Iterable
 
 from labbook import serialize
-from labbook.stores.base import Store
+from labbook.stores import file_series
+from labbook.stores.base import Store, sample_positions, sample_series
 
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
 
@@ -40,12 +41,24 @@ def _md5(filename: str) -> str:
     return digest.hexdigest()
 
 
+def _relative_resource(entry: Any) -> Any:
+    """``[name, stored]`` with a stored path ending in ``_resources/<file>`` (Sacred writes the
+    store's directory in front) made relative to the store, so a copied store still reads."""
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str):
+        head, tail = os.path.split(entry[1])
+        if os.path.basename(head) == "_resources":
+            return [entry[0], "_resources/" + tail]
+    return entry
+
+
 def write_json_atomic(path: str, data: Any) -> None:
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(serialize.dumps(data))
+            # Sacred's json.dump settings: sorted keys, indent 2, non-ASCII as \u escapes
+            fh.write(json.dumps(data, default=serialize.flatten, indent=2, sort_keys=True,
+                                allow_nan=True))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -66,14 +79,47 @@ def write_text_atomic(path: str, text: str) -> None:
         raise
 
 
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _mentions_output(filter: dict | None, order: str | None) -> bool:
+    """Whether a query needs ``captured_out``, which the index does not hold."""
+    if order and order.lstrip("+-").startswith("captured_out"):
+        return True
+    if not filter:
+        return False
+    return "captured_out" in json.dumps(filter, default=str)
+
+
 class FileStore(Store):
     schemes = ("file",)
 
-    def __init__(self, basedir: str | os.PathLike):
+    def __init__(self, basedir: str | os.PathLike, index: bool | None = None):
         self.basedir = os.path.abspath(os.fspath(basedir))
         self.url = "file://" + self.basedir
         self._runs: dict[str, dict] = {}
         self._written: dict[tuple, Any] = {}
+        if index is None:  # LABBOOK_FILE_INDEX=0 turns the index off (see file_index.py)
+            index = os.environ.get("LABBOOK_FILE_INDEX", "1").strip().lower() not in (
+                "0", "false", "no", "off")
+        self.use_index = index
+        self._index: Any = None
+
+    @property
+    def index(self) -> Any:
+        """The :class:`~labbook.stores.file_index.FileIndex` of this store (None when off)."""
+        if not self.use_index:
+            return None
+        if self._index is None:
+            from labbook.stores.file_index import FileIndex
+
+            self._index = FileIndex(self)
+        return self._index
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:
@@ -141,7 +187,12 @@ class FileStore(Store):
         if set(fields) - {"config", "info", "captured_out"}:
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):
-            self._write_metrics_json(run_id)
+            history = self._write_metrics_json(run_id)
+            if history and max(len(s["values"]) for s in history.values()) >= \
+                    file_series.WRITER_MIN_POINTS:
+                file_series.write(self._dir(run_id), history, file_series.WRITER_MIN_POINTS)
+            if self.use_index:  # the run ended: one index line, so readers need not parse it
+                self.index.record(str(run_id), history)
 
     def _write_cout(self, run_id: Any, text: str) -> None:
         # Plain text, rewritten in place like Sacred's cout.txt: creating a new file for an
@@ -165,13 +216,15 @@ class FileStore(Store):
                   encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    def _write_metrics_json(self, run_id: Any) -> None:
+    def _write_metrics_json(self, run_id: Any) -> dict | None:
+        """Assemble metrics.json from metrics.jsonl; the raw history, None without points."""
         if not os.path.exists(os.path.join(self._dir(run_id), "metrics.jsonl")):
-            return
+            return None
         history = self.history(run_id, raw=True)
         out = {name: {"steps": s["steps"], "timestamps": s["timestamps"], "values": s["values"]}
                for name, s in history.items()}
         write_json_atomic(os.path.join(self._dir(run_id), "metrics.json"), out)
+        return history
 
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
@@ -198,7 +251,9 @@ class FileStore(Store):
         return stored
 
     def put_resource(self, run_id: Any, filename: str) -> None:
-        stored = self._store_blob("_resources", filename)
+        # Sacred records the stored copy as DIR/_resources/<name>_<md5>.<ext> (DIR included);
+        # get() turns such paths back into store-relative ones, so moved stores still read
+        stored = os.path.join(self.basedir, self._store_blob("_resources", filename))
         doc = self._doc(run_id)
         resources = doc.setdefault("resources", [])
         if [filename, stored] not in resources:
@@ -241,6 +296,7 @@ class FileStore(Store):
         for key in ("start_time", "stop_time", "heartbeat", "queue_time"):
             if isinstance(run.get(key), str):
                 run[key] = serialize.parse_time(run[key])
+        run["resources"] = [_relative_resource(e) for e in run.get("resources") or []]
         return run
 
     def run_ids(self) -> list:
@@ -250,16 +306,73 @@ class FileStore(Store):
 
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None) -> list[dict]:
+        if self.use_index and not _mentions_output(filter, order):
+            return self._find_indexed(filter, order, limit)
+        from labbook.stores.query import evaluate, parse
+
+        node = parse(filter)  # an invalid filter fails even on an empty store
         runs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
         if filter:
-            from labbook.stores.query import matches
-
-            runs = [r for r in runs if matches(filter, r)]
+            runs = [r for r in runs if evaluate(node, r)]
         if order:
             from labbook.stores.query import sort_runs
 
             runs = sort_runs(runs, order)
         return runs[:limit] if limit is not None else runs
+
+    def _find_indexed(self, filter: dict | None, order: str | None, limit: int | None
+                      ) -> list[dict]:
+        from labbook.stores.query import evaluate, parse, sort_runs
+
+        entries = self.index.refresh()
+        docs = [entries[name]["doc"] for name in sorted(entries, key=int)]
+        if filter:
+            node = parse(filter)
+            docs = [d for d in docs if evaluate(node, d)]
+        if order:
+            docs = sort_runs(docs, order)
+        if limit is not None:
+            docs = docs[:limit]
+        out = []
+        for doc in docs:
+            copy = _copy_json(doc)
+            try:
+                with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),
+                          encoding="utf-8") as fh:
+                    copy["captured_out"] = fh.read()
+            except FileNotFoundError:
+                copy["captured_out"] = ""
+            out.append(copy)
+        return out
+
+    def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        run_ids = list(run_ids)
+        if not self.use_index:
+            return super().last_values(run_ids)
+        entries = self.index.lookup([str(i) for i in run_ids if str(i).isdigit()])
+        out: dict[Any, dict[str, Any]] = {}
+        for run_id in run_ids:
+            entry = entries.get(str(run_id))
+            if entry is not None:
+                out[run_id] = dict(entry["last"])
+            else:
+                out.update(super().last_values([run_id]))
+        return out
+
+    def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
+        """``{run_id: {metric: number of points}}`` (from the index when it is on)."""
+        run_ids = list(run_ids)
+        entries = self.index.lookup([str(i) for i in run_ids if str(i).isdigit()]) \
+            if self.use_index else {}
+        out: dict[Any, dict[str, int]] = {}
+        for run_id in run_ids:
+            entry = entries.get(str(run_id))
+            if entry is not None:
+                out[run_id] = dict(entry["n"])
+            else:
+                out[run_id] = {name: len(s["values"])
+                               for name, s in self.history(run_id, raw=True).items()}
+        return out
 
     def history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False
                 ) -> dict[str, dict[str, list]]:
@@ -289,6 +402,39 @@ class FileStore(Store):
             for series in out.values():
                 series["timestamps"] = [serialize.parse_time(t) for t in series["timestamps"]]
         return out
+
+    def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
+                        samples: int | None = 500) -> dict[str, dict[str, list]]:
+        """Long series of ended runs come from a binary copy (``file_series``): 500 samples
+        of 10^6 points without parsing 10^6 JSON points."""
+        if samples is None:
+            return self.history(run_id, names)
+        wanted = None if names is None else list(names)
+        directory = self._dir(run_id)
+        found = file_series.read_sampled(directory, wanted,
+                                         lambda n: sample_positions(n, samples))
+        if found is not None:
+            return found
+        raw = self.history(run_id, wanted, raw=True)
+        if raw and max(len(s["values"]) for s in raw.values()) >= file_series.MIN_POINTS \
+                and not file_series.is_current(directory) and self._ended(run_id):
+            # an ended run's long series, read for the first time: copy it for next time
+            file_series.write(directory, raw if wanted is None else
+                              self.history(run_id, raw=True))
+        out = {}
+        for name, series in raw.items():
+            picked = sample_series(series, samples)
+            picked["timestamps"] = [serialize.parse_time(t) for t in picked["timestamps"]]
+            out[name] = picked
+        return out
+
+    def _ended(self, run_id: Any) -> bool:
+        try:
+            status = (self._read_json(os.path.join(self._dir(run_id), "run.json")) or {}
+                      ).get("status")
+        except ValueError:
+            return False
+        return status not in (None, "RUNNING", "QUEUED")
 
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
         return open(os.path.join(self._dir(run_id), name), "rb")

@@ -1,0 +1,327 @@
+"""The file store's index: a cache of what queries need, so ``find`` does not parse every run.
+
+``DIR/.labbook/index.jsonl`` holds one JSON line per indexed state of a run::
+
+    {"v": 1, "id": "3", "sig": [[mtime_ns, size] | null, ...], "at": ns, "w": false,
+     "doc": {...the run document without captured_out...},
+     "last": {metric: last value}, "n": {metric: number of points}}
+
+Later lines win. The name starts with a dot and is no integer, so Sacred's tools (and the file
+store itself) never take it for a run.
+
+The index is a cache and is never trusted blindly:
+
+- **Staleness** is checked on every read: each run directory's ``run.json``, ``config.json``,
+  ``info.json``, ``metrics.jsonl`` and ``metrics.json`` are stat'ed (one ``scandir`` of the run
+  directory) and their ``(mtime_ns, size)`` compared with the entry's ``sig``. A run added,
+  changed or deleted by another process, or by Sacred itself (which knows nothing of the
+  index), is re-read; a directory without an index is indexed on first read.
+- **Racy entries**: a file rewritten within the same mtime tick with the same size would keep
+  its signature, so an entry built by a *reader* whose files changed less than
+  ``RACY_SECONDS`` before it was built is not trusted later and is rebuilt (git's "racily
+  clean" rule). Entries appended by the *writer* at the end of a run describe exactly what it
+  just wrote and are trusted.
+- **Concurrent writers** only ever append whole lines with one ``write`` on an ``O_APPEND``
+  descriptor; a reader skips lines that do not parse (a torn or damaged line), and ignores a
+  trailing line without its newline until it is complete.
+- **Compaction** rewrites the file (temp file + ``os.replace``) when it holds more than twice
+  as many lines as runs. A line appended by another process during the rewrite may be lost:
+  that run is simply re-read on the next query.
+- **A read-only directory** (or any error writing the index) keeps the index in memory only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from labbook import serialize
+
+if TYPE_CHECKING:
+    from labbook.stores.file import FileStore
+
+INDEX_DIR = ".labbook"
+INDEX_NAME = "index.jsonl"
+VERSION = 1
+#: files whose (mtime, size) make up a run's signature
+SIGNATURE_FILES = ("run.json", "config.json", "info.json", "metrics.jsonl", "metrics.json")
+#: an entry built by a reader less than this long after its files changed is rebuilt later
+RACY_SECONDS = 2.0
+_TIME_KEYS = ("start_time", "stop_time", "heartbeat", "queue_time")
+
+
+def signature(directory: str) -> tuple | None:
+    """``((mtime_ns, size) | None, ...)`` of ``SIGNATURE_FILES``; None without a run.json."""
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name in SIGNATURE_FILES:
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    found[entry.name] = (st.st_mtime_ns, st.st_size)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if "run.json" not in found:
+        return None
+    return tuple(found.get(name) for name in SIGNATURE_FILES)
+
+
+def metric_tails(history: dict[str, dict[str, list]]) -> tuple[dict, dict]:
+    """``({name: last value}, {name: number of points})`` of a history."""
+    last = {name: s["values"][-1] for name, s in history.items() if s["values"]}
+    counts = {name: len(s["values"]) for name, s in history.items()}
+    return last, counts
+
+
+def _plain(value: Any) -> Any:
+    """A fresh copy of JSON-like data (dicts and lists copied, leaves shared)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dump_doc(doc: dict) -> Any:
+    return {k: v for k, v in doc.items() if k != "captured_out"}
+
+
+def _load_doc(doc: dict) -> dict:
+    for key in _TIME_KEYS:
+        if isinstance(doc.get(key), str):
+            try:
+                doc[key] = serialize.parse_time(doc[key])
+            except ValueError:
+                pass
+    return doc
+
+
+class FileIndex:
+    """The index of one file store; ``refresh()`` returns ``{run id (str): entry}``."""
+
+    def __init__(self, store: FileStore):
+        self.store = store
+        self.basedir = store.basedir
+        self.directory = os.path.join(self.basedir, INDEX_DIR)
+        self.path = os.path.join(self.directory, INDEX_NAME)
+        self.entries: dict[str, dict] = {}  # what the index file says (plus our own entries)
+        self.live: dict[str, dict] = {}  # validated by the last refresh
+        self._file_key: tuple | None = None
+        self._offset = 0
+        self._lines = 0
+        self.writable = True
+
+    # -- the index file ---------------------------------------------------------------------
+    def _read_new_lines(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._file_key, self._offset, self._lines = None, 0, 0
+            return
+        key = (st.st_dev, st.st_ino)
+        if key != self._file_key or st.st_size < self._offset:
+            # a new file (first read, compacted or replaced by another process): from the start
+            self._file_key, self._offset, self._lines = key, 0, 0
+        if st.st_size == self._offset:
+            return
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n")
+        if end < 0:
+            return  # only a partial line so far
+        self._offset += end + 1
+        for line in data[:end].split(b"\n"):
+            self._lines += 1
+            entry = self._parse_line(line)
+            if entry is not None:
+                self.entries[entry["id"]] = entry
+
+    @staticmethod
+    def _parse_line(line: bytes) -> dict | None:
+        try:
+            raw = json.loads(line)
+            if raw.get("v") != VERSION:
+                return None
+            sig = tuple(tuple(s) if s is not None else None for s in raw["sig"])
+            if len(sig) != len(SIGNATURE_FILES) or not isinstance(raw["doc"], dict):
+                return None
+            return {"id": str(raw["id"]), "sig": sig, "at": int(raw["at"]),
+                    "w": bool(raw.get("w")), "doc": _load_doc(raw["doc"]),
+                    "last": dict(raw.get("last") or {}), "n": dict(raw.get("n") or {})}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # a torn or damaged line: that run is re-read
+
+    @staticmethod
+    def _line(entry: dict) -> bytes:
+        raw = {"v": VERSION, "id": entry["id"], "sig": entry["sig"], "at": entry["at"],
+               "w": entry["w"], "doc": _dump_doc(entry["doc"]), "last": entry["last"],
+               "n": entry["n"]}
+        return (serialize.dumps(raw, indent=None) + "\n").encode("utf-8")
+
+    def _append(self, entries: list[dict]) -> None:
+        if not entries or not self.writable:
+            return
+        lines = []
+        for entry in entries:
+            try:
+                lines.append(self._line(entry))
+            except (ValueError, TypeError):  # not storable as JSON text: stays in memory only
+                continue
+        if not lines:
+            return
+        data = b"".join(lines)
+        try:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            except FileNotFoundError:  # no .labbook directory yet
+                os.makedirs(self.directory, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                written = os.write(fd, data)  # one write: appends never interleave
+            finally:
+                os.close(fd)
+            if written != len(data):
+                raise OSError("short write to the index")
+        except OSError:
+            self.writable = False  # read-only store or full disk: keep the index in memory
+            return
+        # our own lines are already in memory; do not parse them again
+        try:
+            st = os.stat(self.path)
+            if self._file_key is None and self._offset == 0 and st.st_size == len(data):
+                self._file_key = (st.st_dev, st.st_ino)  # we created it
+            if self._file_key == (st.st_dev, st.st_ino) and \
+                    self._offset + len(data) == st.st_size:
+                self._offset = st.st_size
+                self._lines += len(lines)
+        except OSError:
+            pass
+
+    def _compact(self) -> None:
+        keep = [e for e in self.live.values() if self._trusted(e)]
+        if not self.writable:
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-index-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(b"".join(self._line(e) for e in keep))
+                os.replace(tmp, self.path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        except OSError:
+            return
+        self.entries = {e["id"]: e for e in keep}
+        try:  # what the new file holds is in memory already: do not parse it again
+            st = os.stat(self.path)
+            self._file_key, self._offset = (st.st_dev, st.st_ino), st.st_size
+            self._lines = len(keep)
+        except OSError:
+            self._file_key, self._offset, self._lines = None, 0, 0
+
+    # -- entries ----------------------------------------------------------------------------
+    @staticmethod
+    def _trusted(entry: dict) -> bool:
+        if entry["w"]:
+            return True
+        newest = max((s[0] for s in entry["sig"] if s is not None), default=0)
+        return newest < entry["at"] - RACY_SECONDS * 1e9
+
+    def build(self, name: str, sig: tuple | None = None, history: dict | None = None,
+              written: bool = False) -> dict | None:
+        """A fresh entry for run ``name`` read from its files (None when it is not a run)."""
+        at = time.time_ns()
+        directory = os.path.join(self.basedir, name)
+        if sig is None:
+            sig = signature(directory)
+            if sig is None:
+                return None
+        try:
+            doc = self.store.get(name)
+            if history is None:
+                history = self.store.history(name, raw=True)
+        except (ValueError, OSError):
+            return None  # a file being rewritten in place right now: not cached
+        if doc is None:
+            return None
+        doc.pop("captured_out", None)
+        last, counts = metric_tails(history)
+        return {"id": name, "sig": sig, "at": at, "w": written, "doc": doc, "last": last,
+                "n": counts}
+
+    def record(self, name: str, history: dict | None = None) -> None:
+        """Called by the writer when a run ended: append its entry."""
+        entry = self.build(name, history=history, written=True)
+        if entry is None:
+            return
+        # the files may change after our signature (another process): then it is stale anyway
+        self.entries[name] = entry
+        self._append([entry])
+
+    def refresh(self) -> dict[str, dict]:
+        """Validate the index against the run directories; re-read what changed."""
+        self._read_new_lines()
+        try:
+            with os.scandir(self.basedir) as it:
+                names = [e.name for e in it if e.name.isdigit()]
+        except FileNotFoundError:
+            names = []
+        live: dict[str, dict] = {}
+        fresh: list[dict] = []
+        for name in names:
+            sig = signature(os.path.join(self.basedir, name))
+            if sig is None:
+                continue
+            entry = self.entries.get(name)
+            if entry is None or entry["sig"] != sig or not self._trusted(entry):
+                entry = self.build(name, sig)
+                if entry is None:
+                    continue
+                self.entries[name] = entry
+                if self._trusted(entry):
+                    fresh.append(entry)
+            live[name] = entry
+        self.live = live
+        for gone in set(self.entries) - set(live):
+            del self.entries[gone]
+        self._append(fresh)
+        if self._lines > 2 * len(live) + 100:
+            self._compact()
+        return live
+
+    def lookup(self, names: list[str]) -> dict[str, dict]:
+        """Validated entries of the runs ``names`` only (no scan of the whole store)."""
+        self._read_new_lines()
+        out: dict[str, dict] = {}
+        fresh: list[dict] = []
+        for name in names:
+            sig = signature(os.path.join(self.basedir, name))
+            if sig is None:
+                continue
+            entry = self.entries.get(name)
+            if entry is None or entry["sig"] != sig or not self._trusted(entry):
+                entry = self.build(name, sig)
+                if entry is None:
+                    continue
+                self.entries[name] = entry
+                if self._trusted(entry):
+                    fresh.append(entry)
+            out[name] = entry
+        self._append(fresh)
+        return out
+
+    @staticmethod
+    def document(entry: dict) -> dict:
+        """A copy of the entry's document, safe for the caller to change."""
+        return _plain(entry["doc"])

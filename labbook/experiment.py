@@ -162,7 +162,9 @@ class Experiment(Ingredient):
 
         host_info = get_host_info(self.additional_host_info,
                                   capture_env=tuple(opts.get("capture_env") or ()))
-        meta = {"command": command_name, "options": _jsonable_options(opts)}
+        meta = {"command": command_name, "options": _jsonable_options(opts),
+                "named_configs": list(named_configs or ()),
+                "config_updates": _nested_updates(config_updates)}
         for key in ("comment", "name", "notes", "priority"):
             if opts.get(key) is not None:
                 meta[key] = opts[key]
@@ -268,10 +270,25 @@ class Experiment(Ingredient):
         return self._experiment_info_cache[1]
 
 
+#: options Sacred records with a dash (its docopt names); the others keep the underscore
+_DASHED_OPTIONS = {"beat_interval": "--beat-interval", "print_config": "--print-config"}
+
+
 def _jsonable_options(opts: dict) -> dict:
+    """The options as Sacred records them in ``meta.options`` (``--name`` keys)."""
     out = {}
     for key, value in opts.items():
         if isinstance(value, tuple):
             value = list(value)
-        out[f"--{key}"] = value
+        out[_DASHED_OPTIONS.get(key, f"--{key}")] = value
     return out
+
+
+def _nested_updates(updates: dict | None) -> dict:
+    """``config_updates`` with dotted keys expanded, as Sacred records them in ``meta``."""
+    from labbook.config.paths import set_path
+
+    nested: dict = {}
+    for key, value in (updates or {}).items():
+        set_path(nested, key, value)
+    return nested

@@ -3,9 +3,13 @@
 Supported: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $and $or $nor $not $all $size``
 on dotted field paths (``config.lr``, ``meta.tags``). Arrays match an operand when any element
 does (MongoDB's rule). An invalid filter raises :class:`QueryError` naming the operator and path.
+On the time fields (``start_time``, ``stop_time``, ``heartbeat``, ``queue_time``) an ISO text
+operand (or ``YYYY`` / ``YYYY-MM``: the first day) stands for the naive UTC datetime it names:
+``{"start_time": {"$gte": "2024-03-01"}}``; a text that is no time there is a QueryError.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,31 +63,100 @@ def parse(filter: dict | None) -> Any:
     return parts[0] if len(parts) == 1 else Logical("$and", tuple(parts))
 
 
+#: run fields holding times (naive UTC datetimes in every store)
+TIME_PATHS = ("start_time", "stop_time", "heartbeat", "queue_time")
+
+
+def _as_time(path: str, value: Any) -> Any:
+    """An ISO text operand on a time field as the naive UTC datetime it names (a text never
+    equals or orders against a stored time, so this only gives text filters a meaning)."""
+    if isinstance(value, list):
+        return [_as_time(path, v) for v in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if re.fullmatch(r"\d{4}(-\d{2})?", text):
+        text = (text + "-01-01")[:10]  # a year, or a year and month: its first day
+    try:
+        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(f"'{path}' holds times: {value!r} is not an ISO date or time like "
+                         "'2024-03-01 09:30'.") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+#: ``$options`` letters and the Python flags that give them MongoDB's meaning
+_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+
+
+def _check_path(path: Any) -> None:
+    if not isinstance(path, str) or not path or "" in path.split("."):
+        raise QueryError(f"Invalid field path {path!r}: use dotted names like 'config.lr'.")
+
+
+def _regex(path: str, pattern: Any, options: Any = "") -> re.Pattern:
+    if not isinstance(options, str) or any(c not in _REGEX_FLAGS for c in options):
+        raise QueryError(f"$options on '{path}' takes letters of 'imsx', got {options!r}.")
+    flags = 0
+    for letter in options:
+        flags |= _REGEX_FLAGS[letter]
+    if isinstance(pattern, re.Pattern):
+        if not flags:
+            return pattern
+        pattern = pattern.pattern
+    if not isinstance(pattern, str):
+        raise QueryError(f"$regex on '{path}' takes a string, got {pattern!r}.")
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise QueryError(f"Invalid $regex on '{path}': {exc}.") from None
+
+
 def _parse_field(path: str, spec: Any) -> list:
+    _check_path(path)
+    if isinstance(spec, dict) and any(isinstance(k, str) and k.startswith("$") for k in spec):
+        fields = [k for k in spec if not (isinstance(k, str) and k.startswith("$"))]
+        if fields:
+            operators = [k for k in spec if k not in fields]
+            raise QueryError(f"'{path}' mixes operators ({', '.join(operators)}) and field "
+                             f"names ({', '.join(map(str, fields))}); to match a sub-document "
+                             "exactly use {'$eq': {...}}.")
     if not (isinstance(spec, dict) and spec and all(k.startswith("$") for k in spec)):
-        return [Cond(path, "$eq", spec)]
+        return [Cond(path, "$eq", _as_time(path, spec) if path in TIME_PATHS else spec)]
     out = []
     for op, operand in spec.items():
         if op not in COMPARISONS:
             raise QueryError(f"Unknown operator '{op}' on '{path}'. Known: "
                              + ", ".join(o for o in COMPARISONS if o != "$options") + ".")
         if op == "$options":
+            if "$regex" not in spec:
+                raise QueryError(f"$options on '{path}' needs a $regex next to it.")
             continue
         if op in ("$in", "$nin", "$all") and not isinstance(operand, list):
             raise QueryError(f"{op} on '{path}' takes a list, got {operand!r}.")
-        if op == "$size" and (not isinstance(operand, int) or isinstance(operand, bool)):
-            raise QueryError(f"$size on '{path}' takes an integer, got {operand!r}.")
+        if op == "$size" and (not isinstance(operand, int) or isinstance(operand, bool)
+                              or operand < 0):
+            raise QueryError(f"$size on '{path}' takes an integer >= 0, got {operand!r}.")
         if op == "$exists" and not isinstance(operand, bool | int):
             raise QueryError(f"$exists on '{path}' takes true or false, got {operand!r}.")
         if op == "$regex":
-            flags = re.IGNORECASE if "i" in str(spec.get("$options", "")) else 0
-            try:
-                operand = re.compile(operand, flags)
-            except (re.error, TypeError) as exc:
-                raise QueryError(f"Invalid $regex on '{path}': {exc}.") from None
+            operand = _regex(path, operand, spec.get("$options", ""))
+        elif path in TIME_PATHS and op in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in",
+                                           "$nin"):
+            operand = _as_time(path, operand)
         if op == "$not":
-            sub = _parse_field(path, operand) if isinstance(operand, dict) \
-                else [Cond(path, "$regex", re.compile(operand))]
+            if isinstance(operand, dict) and operand:
+                sub = _parse_field(path, operand)
+                if len(sub) == 1 and isinstance(sub[0], Cond) and sub[0].op == "$eq":
+                    raise QueryError(f"$not on '{path}' takes operators like {{'$gt': 1}}, "
+                                     f"got {operand!r}.")
+            elif isinstance(operand, str | re.Pattern):
+                sub = [Cond(path, "$regex", _regex(path, operand))]
+            else:
+                raise QueryError(f"$not on '{path}' takes operators like {{'$gt': 1}} or a "
+                                 f"pattern, got {operand!r}.")
             out.append(Not(sub[0] if len(sub) == 1 else Logical("$and", tuple(sub))))
             continue
         out.append(Cond(path, op, operand))
@@ -170,13 +243,16 @@ def matches(filter: dict | Any, doc: dict) -> bool:
 
 
 def sort_runs(runs: list[dict], order: str) -> list[dict]:
-    """Sort by a field path with an optional ``+``/``-`` prefix (missing values last)."""
+    """Sort by a field path with an optional ``+``/``-`` prefix: numbers (booleans among
+    them), then other values by their text; missing, None and NaN last, in either direction."""
     descending = order.startswith("-")
     path = order.lstrip("+-")
 
     def key(run: dict):
         value = lookup(run, path)
-        if value is _MISSING or value is None:
+        # NaN is ordered with the missing values: it compares with no number, so sorting
+        # among numbers would depend on the order the store happened to return the runs in
+        if value is _MISSING or value is None or (isinstance(value, float) and value != value):
             return (1, 0, "")
         if isinstance(value, bool | int | float):
             return (0, 0, value)

@@ -13,6 +13,8 @@ Grammar (keywords are case-insensitive)::
     condition  := field ("=" | "==" | "!=" | ">" | ">=" | "<" | "<=") value
                 | field ["not"] "in" "[" [value ("," value)*] "]"
                 | field ["not"] "contains" value
+                | field ["not"] "contains" "all" list
+                | field ["not"] "size" INTEGER
                 | field ["not"] "matches" STRING
                 | field ["not"] "exists"
     field      := name ("." name)*       name: letters, digits, _ and -, or quoted with
@@ -20,9 +22,13 @@ Grammar (keywords are case-insensitive)::
     value      := NUMBER | 'single' or "double" quoted string | true | false | null | list
 
 ``contains`` is MongoDB's element match: a list field holding the value, or a scalar equal to
-it. ``matches`` is a regular-expression search (``$regex``). ``id`` is short for ``_id`` and
-``experiment`` for ``experiment.name``. ``tags``, ``name``, ``notes``, ``summary.*`` and the
-DIED status are not document fields: :class:`labbook.api.Api` evaluates them on each run.
+it; ``contains all [...]`` is ``$all`` (a list holding every value) and ``size 2`` is ``$size``
+(a list of that length). ``matches`` is a regular-expression search (``$regex``; ``(?i)`` at
+the start of the pattern ignores case). On ``start_time``, ``stop_time``, ``heartbeat`` and
+``queue_time`` a quoted ISO time compares as a time: ``start_time >= '2024-03-01 09:30'``.
+``id`` is short for ``_id`` and ``experiment`` for ``experiment.name``. ``tags``, ``name``,
+``notes``, ``summary.*`` and the DIED status are not document fields: :class:`labbook.api.Api`
+evaluates them on each run.
 """
 from __future__ import annotations
 
@@ -200,8 +206,20 @@ class _Parser:
             return {path: {"$nin" if negate else "$in": values}}
         if self._is_kw("contains"):
             self._take()
-            value = self.value()
-            cond: dict = {path: value}
+            cond: dict
+            if self._is_kw("all") and self.tokens[self.i + 1].text == "[":
+                self._take()
+                cond = {path: {"$all": self.value()}}
+            else:
+                cond = {path: self.value()}
+            return {"$nor": [cond]} if negate else cond
+        if self._is_kw("size"):
+            self._take()
+            size_tok = self.tok
+            size = self.value()
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise _error(self.text, size_tok.pos, "'size' takes a whole number like 2")
+            cond = {path: {"$size": size}}
             return {"$nor": [cond]} if negate else cond
         if self._is_kw("matches"):
             self._take()
@@ -219,8 +237,10 @@ class _Parser:
             self._take()
             return {path: {"$exists": not negate}}
         if negate:
-            raise self._fail("Expected 'in', 'contains', 'matches' or 'exists' after 'not'")
-        raise self._fail("Expected an operator (= != > >= < <= in contains matches exists)")
+            raise self._fail("Expected 'in', 'contains', 'matches', 'size' or 'exists' after "
+                             "'not'")
+        raise self._fail("Expected an operator (= != > >= < <= in contains matches size "
+                         "exists)")
 
     def value(self) -> Any:
         tok = self.tok

@@ -43,6 +43,13 @@ CASES = [
     ("not (a = 1 or b = 2)", {"$nor": [{"$or": [{"a": 1}, {"b": 2}]}]}),
     ("A = 1 AND b = 2 Or c = 3", {"$or": [{"$and": [{"A": 1}, {"b": 2}]}, {"c": 3}]}),
     ("  ", {}),
+    ("config.layers contains all [32, 64]", {"config.layers": {"$all": [32, 64]}}),
+    ("tags not contains all ['a']", {"$nor": [{"tags": {"$all": ["a"]}}]}),
+    ("config.all contains 1", {"config.all": 1}),  # 'all' and 'size' stay usable as names
+    ("config.layers size 2", {"config.layers": {"$size": 2}}),
+    ("config.size size 0", {"config.size": {"$size": 0}}),
+    ("tags not size 0", {"$nor": [{"tags": {"$size": 0}}]}),
+    ("start_time >= '2024-03-01'", {"start_time": {"$gte": "2024-03-01"}}),
     ("config.lr > 0.01 and (status = 'COMPLETED' or tags contains 'best')",
      {"$and": [{"config.lr": {"$gt": 0.01}},
                {"$or": [{"status": "COMPLETED"}, {"tags": "best"}]}]}),
@@ -80,7 +87,10 @@ ERRORS = [
     ("a = 'open", 5, "Unterminated quoted text"),
     ("a in 3", 6, "'in' takes a list"),
     ("and = 1", 1, "Expected a field name, found 'and'"),
-    ("a not = 1", 7, "Expected 'in', 'contains', 'matches' or 'exists' after 'not'"),
+    ("a not = 1", 7, "Expected 'in', 'contains', 'matches', 'size' or 'exists' after 'not'"),
+    ("a size 'two'", 8, "'size' takes a whole number"),
+    ("a size -1", 8, "'size' takes a whole number"),
+    ("a contains all 3", 12, "Expected a value (strings need quotes"),
     ("a = [1, 2", 10, "Expected ',' or ']'"),
     ("a matches '('", 11, "Invalid pattern"),
     ("a matches 3", 11, "'matches' takes a quoted pattern"),
@@ -102,6 +112,26 @@ def test_syntax_errors_name_the_column(text, column, message):
     # the caret sits under the offending character
     lines = text_of_error.splitlines()
     assert lines[1] == "  " + text and lines[2] == "  " + " " * (column - 1) + "^"
+
+
+def test_times_compare_as_times():
+    import datetime as dt
+
+    doc = {"start_time": dt.datetime(2024, 3, 1, 9, 30), "heartbeat": None}
+    for text in ("start_time >= '2024-03-01'", "start_time = '2024-03-01T09:30:00'",
+                 "start_time < '2024-03-01 10:30+00:59'", "start_time in ['2024-03-01 09:30']",
+                 "start_time > '2024-03-01T08:30Z'", "heartbeat = null"):
+        assert matches(parse_text(text), doc), text
+    for text in ("start_time > '2024-03-01 09:30'", "start_time < '2024-03-01T10:30+01:00'",
+                 "start_time != '2024-03-01 09:30:00.000'"):
+        assert not matches(parse_text(text), doc), text
+    assert parse({"stop_time": {"$lt": "2030"}}).value == dt.datetime(2030, 1, 1)
+    listed = parse({"queue_time": {"$in": ["2024-02", None]}}).value
+    assert listed == [dt.datetime(2024, 2, 1), None]
+    with pytest.raises(QueryError, match="'start_time' holds times: 'yesterday' is not"):
+        parse({"start_time": {"$gt": "yesterday"}})
+    with pytest.raises(QueryError, match="'heartbeat' holds times"):
+        parse({"heartbeat": "soon"})
 
 
 def test_non_string_is_refused():

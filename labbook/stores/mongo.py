@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -69,7 +70,7 @@ from labbook import serialize
 from labbook.errors import LabbookError, MongoConnectionError, ObserverError
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
-from labbook.stores.base import RUN_FIELDS, Store
+from labbook.stores.base import RUN_FIELDS, Store, sample_positions
 from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
 
 log = logging.getLogger("labbook.stores.mongo")
@@ -437,17 +438,16 @@ def _native_compare(path: str, op: str, value: Any) -> tuple[dict, dict]:
             return _NONE, _NONE
         if isinstance(number, int) and not -2 ** 63 <= number < 2 ** 63:
             return _ALL, _NONE
-        clauses = [{path: {op: number}}]
         # Python orders True/False among the numbers; MongoDB keeps booleans apart
         bools = [b for b in (False, True) if _COMPARE[op](int(b), number)]
-        if bools:
-            clauses.append({path: {"$in": bools}})
-        exact = _or(clauses)
+        extra = [{path: {"$in": bools}}] if bools else []
+        exact = _or([{path: {op: number}}] + extra)
         # Some servers order NaN below every number; Python never orders it
-        return exact, _and([exact, _not_null(path), {path: {"$ne": float("nan")}}])
+        typed = _or([{path: {op: number, "$type": "number"}}] + extra)
+        return exact, _and([typed, {path: {"$ne": float("nan")}}, _not_array(path)])
     if isinstance(value, str):
         exact = {path: {op: value}}
-        return exact, _and([exact, _not_null(path)])
+        return exact, _and([{path: {op: value, "$type": "string"}}, _not_array(path)])
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
             return _NONE, _NONE
@@ -456,14 +456,17 @@ def _native_compare(path: str, op: str, value: Any) -> tuple[dict, dict]:
         if floor != value:
             op = {"$gte": "$gt", "$lt": "$lte"}.get(op, op)
         exact = {path: {op: floor}}
-        return exact, _and([exact, _not_null(path)])
+        return exact, _and([{path: {op: floor, "$type": "date"}}, _not_array(path)])
     return _ALL, _NONE
 
 
-def _not_null(path: str) -> dict:
-    # MongoDB keeps null apart from numbers, text and dates; not every server that speaks its
-    # protocol does, and Python never orders None
-    return {path: {"$ne": None}}
+def _not_array(path: str) -> dict:
+    # The subset of an order comparison is negated for $not/$nor/$ne, so it must never keep a
+    # run Python would not. MongoDB keeps null, numbers, text and dates apart when ordering;
+    # not every server that speaks its protocol does (some order "0.3" above 0.01), hence the
+    # $type next to the comparison, and an array whose elements pass the comparison and the
+    # type test one each is left to the superset.
+    return {path: {"$not": {"$type": "array"}}}
 
 
 def native_filter(node: Any) -> dict:
@@ -507,6 +510,13 @@ class _RunState:
     fresh: bool = False  # created here: no metric documents can exist yet
 
 
+def _is_metric_refs(value: Any) -> bool:
+    """Whether ``value`` is Sacred's ``info.metrics``: ``[{"name": ..., "id": "<ObjectId>"}]``."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(r, dict) and set(r) == {"name", "id"} and isinstance(r["id"], str)
+        for r in value)
+
+
 def _translated(method: Callable) -> Callable:
     """Report a lost or missing server as :class:`MongoConnectionError`."""
 
@@ -521,6 +531,91 @@ def _translated(method: Callable) -> Callable:
                 raise
             raise self.connection_error(exc) from exc
     return wrapper
+
+
+class _GridFSReader(io.RawIOBase):
+    """A GridFS file read chunk by chunk, asking the server for a few chunks per reply
+    (``read(n)`` returns ``n`` bytes unless the file ends; GridOut's attributes are kept).
+
+    pymongo's ``GridOut`` leaves the batch size to the server. A server that answers the
+    chunks query with every chunk at once (mongoeco does; MongoDB stops at 16 MiB) then sends
+    one reply above the wire protocol's 48 MB limit for any larger file, and the read fails.
+    """
+
+    BATCH_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, chunks: Any, file_doc: dict):
+        super().__init__()
+        self._chunks = chunks
+        self._file_id = file_doc["_id"]
+        self.length = int(file_doc.get("length") or 0)
+        self.chunk_size = max(1, int(file_doc.get("chunkSize") or gridfs.DEFAULT_CHUNK_SIZE))
+        self._id = file_doc["_id"]
+        self.filename = file_doc.get("filename")
+        self.upload_date = file_doc.get("uploadDate")
+        self.content_type = file_doc.get("contentType")
+        self.metadata = file_doc.get("metadata")
+        self._cursor: Any = None
+        self._next_n = 0
+        self._data = memoryview(b"")
+        self._offset = 0
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Load the next chunk when the current one is used up; False at the end."""
+        if self._offset < len(self._data):
+            return True
+        if self._position >= self.length:
+            return False
+        if self._cursor is None:
+            self._cursor = self._chunks.find(
+                {"files_id": self._file_id, "n": {"$gte": self._next_n}}, sort=[("n", 1)],
+                batch_size=max(1, self.BATCH_BYTES // self.chunk_size))
+        doc = next(self._cursor, None)
+        if doc is None or doc.get("n") != self._next_n:
+            raise gridfs.errors.CorruptGridFile(
+                f"GridFS file {self._file_id}: chunk {self._next_n} is missing.")
+        self._next_n += 1
+        self._data, self._offset = memoryview(bytes(doc["data"])), 0
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._fill():
+            return 0
+        n = min(len(buffer), len(self._data) - self._offset)
+        buffer[:n] = self._data[self._offset:self._offset + n]
+        self._offset += n
+        self._position += n
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        parts = []
+        while size > 0 and self._fill():
+            take = min(size, len(self._data) - self._offset)
+            parts.append(self._data[self._offset:self._offset + take].tobytes())
+            self._offset += take
+            self._position += take
+            size -= take
+        return b"".join(parts)
+
+    def readall(self) -> bytes:
+        parts = []
+        while self._fill():
+            parts.append(self._data[self._offset:].tobytes())
+            self._position += len(self._data) - self._offset
+            self._offset = len(self._data)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        super().close()
 
 
 class MongoStore(Store):
@@ -566,6 +661,9 @@ class MongoStore(Store):
         self.files = self.db["fs.files"]
         self._state: dict[Any, _RunState] = {}
         self._buckets: dict[tuple, tuple[int, int]] = {}
+        #: {run_id: [{"name", "id"}]}: the series this store started, which update_run writes
+        #: into ``info.metrics`` as Sacred does (Omniboard's metric columns look them up there)
+        self._metric_refs: dict[Any, list[dict]] = {}
         self._indexed = False
         self._timeout_s = client.options.server_selection_timeout
 
@@ -617,7 +715,10 @@ class MongoStore(Store):
         """Insert the run; ``overwrite=True`` replaces run ``run_id`` (our fields only)."""
         self._ensure_indexes()
         body = {k: _to_bson(v) for k, v in doc.items() if k != "_id"}
-        body.setdefault("format", FORMAT)
+        if "format" not in body:  # where Sacred's documents have it: after the experiment
+            items = list(body.items())
+            at = list(body).index("experiment") + 1 if "experiment" in body else 0
+            body = dict(items[:at] + [("format", FORMAT)] + items[at:])
         late = {}
         sizes = {k: _elem_size(k, v) for k, v in body.items()}
         if _doc_size(sizes) + 64 > self.max_document_bytes:
@@ -695,6 +796,7 @@ class MongoStore(Store):
         self.runs.update_one({"_id": run_id}, update, upsert=True)
         # the replaced run's series, files and spilled fields belong to nobody now
         self.metrics.delete_many({"run_id": run_id})
+        self._metric_refs.pop(run_id, None)
         for key in list(self._buckets):
             if key[0] == run_id:
                 del self._buckets[key]
@@ -734,6 +836,10 @@ class MongoStore(Store):
     def update_run(self, run_id: Any, fields: dict, *, _encoded: bool = False) -> None:
         state = self._run_state(run_id)
         body = fields if _encoded else {k: _to_bson(v) for k, v in fields.items() if k != "_id"}
+        if isinstance(body.get("info"), dict) and "metrics" not in body["info"]:
+            refs = self._refs_of(run_id)
+            if refs:
+                body = dict(body, info=dict(body["info"], metrics=[dict(r) for r in refs]))
         changed = {k: v for k, v in body.items()
                    if k not in state.values or state.values[k] is _UNKNOWN
                    or state.values[k] != v}
@@ -798,6 +904,16 @@ class MongoStore(Store):
         for file_id in obsolete:
             self._delete_file(file_id)
 
+    def _refs_of(self, run_id: Any) -> list[dict]:
+        """The run's ``info.metrics`` references, taken once from what the store knows."""
+        refs = self._metric_refs.get(run_id)
+        if refs is None:
+            info = self._run_state(run_id).values.get("info")
+            found = info.get("metrics") if isinstance(info, dict) else None
+            refs = [dict(r) for r in found] if _is_metric_refs(found) else []
+            self._metric_refs[run_id] = refs
+        return refs
+
     def _put_spill(self, run_id: Any, name: str, value: Any) -> Any:
         if name == "captured_out":
             data = (value or "").encode("utf-8")
@@ -834,6 +950,7 @@ class MongoStore(Store):
         self._ensure_indexes()
         ops = []
         after: dict[str, tuple[int, int]] = {}
+        first_buckets: dict[int, str] = {}  # index in ops -> name, for a series' first document
         for name, series in metrics_by_name.items():
             steps = _to_bson(list(series["steps"]))
             values = _to_bson(list(series["values"]))
@@ -847,6 +964,8 @@ class MongoStore(Store):
                 take = min(self.bucket_size - count, len(steps) - pos)
                 end = pos + take
                 token = _batch_token(name, steps[pos:end], values[pos:end], stamps[pos:end])
+                if bucket == 0 and count == 0:
+                    first_buckets[len(ops)] = name
                 # A bucket remembers the last batch pushed into it: the same batch sent again
                 # (its reply was lost) matches nothing and stores nothing twice.
                 query = {"run_id": run_id, "name": name, "bucket": bucket,
@@ -858,23 +977,28 @@ class MongoStore(Store):
                     "$set": {"labbook_batch": token}}, upsert=count == 0))
                 pos, count = end, count + take
             after[name] = (bucket, count)
+        upserted: dict = {}
         if ops:
             try:
-                self.metrics.bulk_write(ops, ordered=False)
+                upserted = self.metrics.bulk_write(ops, ordered=False).upserted_ids or {}
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(e.get("code") != 11000 for e in errors):
                     raise
                 # duplicate buckets: those points were stored by an earlier attempt
+                upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
+        for index in sorted(i for i in upserted if i in first_buckets):
+            if run_id in self._state:  # a run this process writes: its next update says so
+                self._refs_of(run_id).append(
+                    {"name": first_buckets[index], "id": str(upserted[index])})
         for name, position in after.items():
             self._buckets[(run_id, name)] = position
 
     @_translated
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
-        extra: dict = {}
-        if metadata is not None:
-            extra["metadata"] = _to_bson(metadata)
+        # Sacred's artifact files always carry "metadata" (null without any)
+        extra: dict = {"metadata": None if metadata is None else _to_bson(metadata)}
         if content_type is not None:
             extra["contentType"] = content_type  # where Sacred and Omniboard look
         with open(filename, "rb") as fh:
@@ -938,6 +1062,7 @@ class MongoStore(Store):
         for file_id in files:
             self._delete_file(file_id)
         self._state.pop(raw["_id"], None)
+        self._metric_refs.pop(raw["_id"], None)
         for key in [k for k in self._buckets if k[0] == raw["_id"]]:
             del self._buckets[key]
 
@@ -945,6 +1070,10 @@ class MongoStore(Store):
     def _decode(self, raw: dict) -> dict:
         spilled = raw.pop("labbook_spill", None) or {}
         doc = _from_bson(raw)
+        info = doc.get("info")
+        if isinstance(info, dict) and _is_metric_refs(info.get("metrics")):
+            # Sacred's links to the metric documents: bookkeeping, not the run's info
+            doc["info"] = {k: v for k, v in info.items() if k != "metrics"}
         for name, file_id in spilled.items():
             if name in doc:
                 try:
@@ -971,17 +1100,23 @@ class MongoStore(Store):
 
     @_translated
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None) -> list[dict]:
+             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+        """Run documents matching ``filter``; the top-level fields in ``exclude`` (such as
+        ``captured_out``) are left out of them unless the filter or the order needs them."""
         node = filter if isinstance(filter, Cond | Logical | Not) else parse(filter)
         native = native_filter(node)
         if _is_none(native) or (limit is not None and limit == 0):
             return []
         if limit is not None and limit < 0:
             # Python's slice meaning, as in the file store
-            return self.find(node, order)[:limit]
+            return self.find(node, order, exclude=exclude)[:limit]
+        heads = {p.split(".")[0] for p in _paths(node)}
+        if order is not None:
+            heads.add(order.lstrip("+-").split(".")[0])
+        left_out = {f: 0 for f in exclude if f not in heads and f not in ("_id", "labbook_spill")}
         if order is None:
             out = []
-            for raw in self.runs.find(native).sort("_id", pymongo.ASCENDING):
+            for raw in self.runs.find(native, left_out or None).sort("_id", pymongo.ASCENDING):
                 doc = self._decode(raw)
                 if evaluate(node, doc):
                     out.append(doc)
@@ -990,7 +1125,6 @@ class MongoStore(Store):
             return out
         # Order in Python (sort_runs: missing values last, numbers before text), reading only
         # the fields the filter and the order need, then fetch the winners in full.
-        heads = {p.split(".")[0] for p in _paths(node)} | {order.lstrip("+-").split(".")[0]}
         projection = {h: 1 for h in heads if h != "_id"}
         projection["labbook_spill"] = 1
         rows = [self._decode(raw) for raw in self.runs.find(native, projection)]
@@ -1000,7 +1134,8 @@ class MongoStore(Store):
         ids = [r["_id"] for r in sort_runs(rows, order)]
         if limit is not None:
             ids = ids[:limit]
-        full = {raw["_id"]: raw for raw in self.runs.find({"_id": {"$in": ids}})}
+        full = {raw["_id"]: raw for raw in self.runs.find({"_id": {"$in": ids}},
+                                                          left_out or None)}
         return [self._decode(full[i]) for i in ids if i in full]
 
     @_translated
@@ -1024,6 +1159,140 @@ class MongoStore(Store):
             series["timestamps"].extend(doc.get("timestamps") or [])
         return out
 
+    @staticmethod
+    def _runs_wanted(run_ids: Iterable[Any]) -> dict[Any, list]:
+        """Stored ``run_id`` value -> the requested ids it answers (``"3"`` asks for 3 too)."""
+        wanted: dict[Any, list] = {}
+        for run_id in dict.fromkeys(run_ids):
+            variants = [run_id]
+            if isinstance(run_id, str) and run_id.isdigit():
+                variants.append(int(run_id))  # ids typed on a command line
+            for value in variants:
+                wanted.setdefault(value, []).append(run_id)
+        return wanted
+
+    @_translated
+    def history_many(self, run_ids: Iterable[Any], names: Iterable[str] | None = None
+                     ) -> dict[Any, dict[str, dict[str, list]]]:
+        """Every requested run's history from one query (``run_id: {$in: ...}``)."""
+        run_ids = list(run_ids)
+        wanted = self._runs_wanted(run_ids)
+        out: dict[Any, dict[str, dict[str, list]]] = {run_id: {} for run_id in run_ids}
+        if not wanted:
+            return out
+        query: dict = {"run_id": {"$in": list(wanted)}}
+        if names is not None:
+            query["name"] = {"$in": list(names)}
+        docs = list(self.metrics.find(query, projection={"_id": 0, "run_id": 1, "name": 1,
+                                                         "bucket": 1, "steps": 1, "values": 1,
+                                                         "timestamps": 1}))
+        # as history(): by name, a document Sacred wrote (no bucket) first, then the buckets
+        docs.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        for doc in docs:
+            for run_id in wanted.get(doc.get("run_id"), ()):
+                series = out[run_id].setdefault(doc["name"], {"steps": [], "values": [],
+                                                              "timestamps": []})
+                series["steps"].extend(doc.get("steps") or [])
+                series["values"].extend(doc.get("values") or [])
+                series["timestamps"].extend(doc.get("timestamps") or [])
+        return out
+
+    @_translated
+    def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+        """Each metric's last value for many runs from one query, reading one value per
+        metrics document (``$slice``) instead of whole series."""
+        run_ids = list(run_ids)
+        wanted = self._runs_wanted(run_ids)
+        out: dict[Any, dict[str, Any]] = {run_id: {} for run_id in run_ids}
+        if not wanted:
+            return out
+        docs = list(self.metrics.find({"run_id": {"$in": list(wanted)}},
+                                      projection={"_id": 0, "run_id": 1, "name": 1, "bucket": 1,
+                                                  "values": {"$slice": -1}}))
+        docs.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        for doc in docs:
+            values = doc.get("values") or []
+            if values:  # the last document with points has the last value
+                for run_id in wanted.get(doc.get("run_id"), ()):
+                    out[run_id][doc["name"]] = values[-1]
+        return out
+
+    @_translated
+    def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
+                        samples: int | None = 500) -> dict[str, dict[str, list]]:
+        """The points ``sample_series`` keeps, picked on the server: one query for the
+        lengths of the metrics documents, one that returns only the chosen elements."""
+        if samples is None:
+            return self.history(run_id, names)
+        names = None if names is None else list(names)
+        query: dict = {"run_id": {"$in": list(self._runs_wanted([run_id]))}}
+        if names is not None:
+            query["name"] = {"$in": names}
+
+        def size(field: str) -> dict:
+            return {"$size": {"$ifNull": [f"${field}", []]}}
+
+        docs = list(self.metrics.aggregate([
+            {"$match": query},
+            {"$project": {"_id": 1, "name": 1, "bucket": 1, "ns": size("steps"),
+                          "nv": size("values"), "nt": size("timestamps")}}]))
+        if any(d["ns"] != d["nv"] or d["ns"] != d["nt"] for d in docs):
+            # ragged documents (not written by labbook): the generic reading is the definition
+            return super().history_sampled(run_id, names, samples)
+        docs.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        by_name: dict[str, list[dict]] = {}
+        for doc in docs:
+            by_name.setdefault(doc["name"], []).append(doc)
+        picks: dict[Any, list[int] | None] = {}  # document id -> its elements (None: all)
+        for series_docs in by_name.values():
+            total = sum(d["ns"] for d in series_docs)
+            if total <= samples:
+                picks.update({d["_id"]: None for d in series_docs if d["ns"]})
+                continue
+            positions = sample_positions(total, samples)
+            start, k = 0, 0
+            for doc in series_docs:
+                local = []
+                while k < len(positions) and positions[k] < start + doc["ns"]:
+                    local.append(positions[k] - start)
+                    k += 1
+                if local:
+                    picks[doc["_id"]] = local
+                start += doc["ns"]
+        out: dict[str, dict[str, list]] = {
+            name: {"steps": [], "values": [], "timestamps": []} for name in by_name}
+        if not picks:
+            return out
+        branches = [{"case": {"$eq": ["$_id", doc_id]}, "then": local}
+                    for doc_id, local in picks.items() if local is not None]
+
+        def chosen(field: str) -> Any:
+            if not branches:
+                return f"${field}"
+            pick = {"$switch": {"branches": branches, "default": None}}
+            return {"$let": {"vars": {"pick": pick}, "in": {"$cond": [
+                {"$eq": ["$$pick", None]}, f"${field}",
+                {"$map": {"input": "$$pick", "as": "i",
+                          "in": {"$arrayElemAt": [f"${field}", "$$i"]}}}]}}}
+
+        found = list(self.metrics.aggregate([
+            {"$match": {"_id": {"$in": list(picks)}}},
+            {"$project": {"_id": 0, "name": 1, "bucket": 1, "steps": chosen("steps"),
+                          "values": chosen("values"), "timestamps": chosen("timestamps")}}]))
+        found.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        for doc in found:
+            series = out[doc["name"]]
+            for key in ("steps", "values", "timestamps"):
+                series[key].extend(doc.get(key) or [])
+        return out
+
+    def _open_file(self, file_id: Any) -> BinaryIO:
+        """A stored GridFS file, read in bounded batches (see :class:`_GridFSReader`)."""
+        doc = self.files.find_one({"_id": file_id})
+        if doc is None:
+            raise gridfs.errors.NoFile(f"No GridFS file with id {file_id!r}.")
+        return _GridFSReader(self.db["fs.chunks"], doc)  # self.files is fs.files
+
     @_translated
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
         raw = self._find_raw(run_id, projection={"artifacts": 1})
@@ -1033,10 +1302,24 @@ class MongoStore(Store):
         entries = [a for a in raw.get("artifacts") or [] if isinstance(a, dict)]
         for entry in reversed(entries):
             if entry.get("name") == name:
-                return self.fs.get(entry["file_id"])
+                return self._open_file(entry["file_id"])
         known = ", ".join(repr(a.get("name")) for a in entries) or "none"
         raise FileNotFoundError(f"Run {run_id!r} has no artifact named {name!r} (it has: "
                                 f"{known}).")
+
+    @_translated
+    def open_blob(self, stored: Any) -> BinaryIO:
+        """A stored source (by its GridFS id, as the run lists it) or resource (by md5)."""
+        if isinstance(stored, ObjectId) or (isinstance(stored, str)
+                                            and ObjectId.is_valid(stored)):
+            try:
+                return self._open_file(ObjectId(stored))
+            except gridfs.errors.NoFile:
+                pass
+        found = self.files.find_one({"md5": str(stored)}, projection={"_id": 1})
+        if found is None:
+            raise FileNotFoundError(f"No stored file {stored!r} in {self.db_name}.")
+        return self._open_file(found["_id"])
 
 
 # --- the observer -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Usage:
   labbook plot ID... --metric=NAME [--store=URL] [--out=FILE]
   labbook rm ID [--store=URL] [--yes]
   labbook open ID [--store=URL]
-  labbook sync FAILURE_DIR [--store=URL]
+  labbook sync SRC [DST] [--store=URL] [--filter=F] [--dry-run]
   labbook --version
   labbook (-h | --help)
 
@@ -35,6 +35,11 @@ Options:
   --out=FILE       Write to FILE (export: default standard output; plot: METRIC.png).
   --metric=NAME    The metric to plot against step.
   --yes            Delete without asking.
+  --dry-run        sync: say what would be copied, copy nothing.
+
+sync: with a QueuedObserver failure directory as SRC, replays its journals into DST (or
+--store); otherwise copies the runs of the store SRC (matching --filter) into the store DST,
+incrementally: runs copied before and unchanged since are skipped.
 
 STORE / URL: file://DIR or a directory, sqlite:///file.db, postgresql://..., mysql://...,
 mongodb://.../db. Experiments themselves run as scripts:
@@ -252,7 +257,51 @@ def _int(value: str, option: str) -> int:
         raise CLIError(f"{option} takes a whole number, got {value!r}.", 2) from None
 
 
-def cmd_sync(failure_dir: str, url: str | None) -> str:
+def _is_journal_dir(path: str) -> bool:
+    """A QueuedObserver failure directory: ``run_*/journal.json`` entries, no runs."""
+    if not os.path.isdir(path) or "://" in path:
+        return False
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any(os.path.isfile(os.path.join(path, n, "journal.json")) for n in names)
+
+
+def cmd_sync(source: str, url: str | None, filter_text: str | None = None,
+             dry_run: bool = False, copy_stores: bool = False) -> str:
+    """Replay a QueuedObserver failure directory, or copy the runs of one store to another."""
+    if copy_stores and not _is_journal_dir(source):
+        return cmd_sync_stores(source, url, filter_text, dry_run)
+    if filter_text or dry_run:
+        raise CLIError("--filter and --dry-run apply to copying a store (labbook sync SRC DST),"
+                       " not to replaying a failure directory.", 2)
+    return _replay(source, url)
+
+
+def cmd_sync_stores(src: str, dst: str | None, filter_text: str | None, dry_run: bool) -> str:
+    """``labbook sync SRC DST``: copy runs, incrementally (see labbook/sync.py)."""
+    from labbook.stores import redact_url
+    from labbook.sync import SyncError, sync
+
+    if not dst:
+        raise CLIError("labbook sync SRC DST needs a destination store.", 2)
+    if "://" not in src and not os.path.isdir(src):
+        raise CLIError(f"{src} is neither a store URL nor a directory.", 2)
+    flt = _parse_filter(filter_text)
+    try:
+        result = sync(src, dst, flt, dry_run=dry_run)
+    except SyncError as exc:
+        raise CLIError(str(exc)) from None
+    lines = [f"{redact_url(src)} -> {redact_url(dst)}: {result.summary()}"]
+    for label, pairs in (("new", result.created), ("updated", result.updated)):
+        for src_id, dst_id in pairs:
+            lines.append(f"  {label}: run {src_id}" + (f" -> {dst_id}" if dst_id is not None
+                                                       else ""))
+    return "\n".join(lines)
+
+
+def _replay(failure_dir: str, url: str | None) -> str:
     """Replay the journals a QueuedObserver left in ``failure_dir`` into a store."""
     from labbook.observers.queued import replay
     from labbook.stores import default_url, redact_url
@@ -451,7 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
                          args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
         elif args["sync"]:
-            print(cmd_sync(args["FAILURE_DIR"], _store_arg(args["--store"])))
+            print(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
+                           filter_text=args["--filter"], dry_run=args["--dry-run"],
+                           copy_stores=args["DST"] is not None))
         elif args["show"]:
             print(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:

@@ -39,21 +39,26 @@ SACRED_VERSION = "0.8.7"
 SACRED_REQUIREMENTS = ["sacred==" + SACRED_VERSION, "setuptools<81", "numpy"]
 EXAMPLE = REPO / "examples" / "hello_config_scope.py"
 PACKAGES = ("labbook", "sacred")
-BENCHMARKS = ("import", "process", "log_scalar", "points", "empty_run", "config")
+BENCHMARKS = ("import", "process", "log_scalar", "points", "empty_run", "config", "readback")
 
 # Sizes: full run / --quick.
 SIZES = {
     False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
             "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 200,
-            "empty_run_procs": 3, "config_reps": 15},
+            "empty_run_procs": 3, "config_reps": 15,
+            "readback_runs": 10_000, "readback_points": 1_000_000, "readback_mongo_runs": 300},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
-           "empty_run_procs": 1, "config_reps": 3},
+           "empty_run_procs": 1, "config_reps": 3,
+           "readback_runs": 100, "readback_points": 10_000, "readback_mongo_runs": 10},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 5, "log_scalar": 10, "empty_run": 5, "config": 4}
 POINTS_TARGET_SECONDS = 1.0
 POINTS_TARGET_N = 1_000_000
+# read-back targets (absolute, labbook only; meant for the full sizes)
+READBACK_TARGETS = {"first_page": 1.0, "dataframe": 2.0, "history": 0.5}
+READBACK_STORES = ("file", "sqlite", "mongo")
 
 
 # Where observers write and workloads run: a tmpfs when there is one, so that the kernel's
@@ -316,8 +321,21 @@ def bench_config(pythons: dict, size: dict) -> dict:
     return out
 
 
+def bench_readback(pythons: dict, size: dict) -> dict:
+    """labbook only: queries, DataFrames and long histories read back from each store."""
+    tmp = scratch_dir("readback_")
+    try:
+        res = workload(pythons["labbook"], "labbook", "readback.py", size["readback_runs"],
+                       size["readback_points"], tmp, ",".join(READBACK_STORES),
+                       size["readback_mongo_runs"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"labbook": res}
+
+
 RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
-           "points": bench_points, "empty_run": bench_empty_run, "config": bench_config}
+           "points": bench_points, "empty_run": bench_empty_run, "config": bench_config,
+           "readback": bench_readback}
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -378,6 +396,44 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
     if "config" in results:
         add("config", "1,000-entry config, 5 ingredients", "ms", lambda d: d["ms"],
             RATIO_TARGETS["config"])
+    if "readback" in results:
+        rows += readback_rows(results["readback"].get("labbook") or {}, sizes)
+    return rows
+
+
+def readback_rows(data: dict, sizes: dict) -> list[dict]:
+    """Rows of the read-back table: best of the repetitions, absolute targets."""
+    rows = []
+    points = sizes["readback_points"]
+    for kind in READBACK_STORES:
+        store = (data.get("stores") or {}).get(kind)
+        if store is None:
+            continue
+        n = store.get("runs", sizes["readback_runs"])
+        full = n >= 10_000  # the run-count targets are for 10,000 runs
+        labels = {"first_page": f"{n} runs: 1st page, config + summary filter",
+                  "first_page_config": f"{n} runs: 1st page, config filter",
+                  "dataframe": f"{n} runs: to_dataframe()",
+                  "history": f"history() of {points:.0e} points, 500 samples"}
+        if "skipped" in store:
+            reason = store["skipped"] if len(store["skipped"]) < 60 else \
+                store["skipped"][:57] + "..."
+            rows.append({"group": "readback", "benchmark": f"{kind}: skipped ({reason})",
+                         "unit": "s", "labbook": None, "sacred": None, "ratio": None,
+                         "target": "-", "met": None, "has_target": False,
+                         "note": store["skipped"]})
+            continue
+        for key, label in labels.items():
+            if key not in store:
+                continue
+            value = store[key]["best_s"]
+            at_size = points >= 1_000_000 if key == "history" else full
+            limit = READBACK_TARGETS.get(key) if at_size else None
+            rows.append({"group": "readback", "benchmark": f"{kind}: {label}", "unit": "s",
+                         "labbook": value, "sacred": None, "ratio": None,
+                         "target": f"<= {limit:g} s" if limit else "-",
+                         "met": None if limit is None else value <= limit,
+                         "has_target": limit is not None})
     return rows
 
 

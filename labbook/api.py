@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 from labbook.errors import LabbookError
 from labbook.stores import query as _query
-from labbook.stores.base import Store, sample_positions
+from labbook.stores.base import Store, sample_positions, sample_series
 
 if TYPE_CHECKING:
     import pandas
@@ -110,23 +110,29 @@ def _artifact_names(doc: dict) -> list[str]:
     return names
 
 
-def _histories(store: Store, views: Iterable[RunView]) -> None:
-    """Load the full history of every view that lacks it.
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
-    A store with ``history_many(run_ids)`` -> ``{run_id: history}`` answers in one query; the
-    others (the file store: one small file per run anyway) are asked run by run.
-    """
+
+def _histories(store: Store, views: Sequence[RunView], per_page: int = 50) -> None:
+    """Load the full history of every view that lacks it: one ``history_many`` call per page
+    of ``per_page`` runs (stores answer it in one query where they can), never one per run."""
     pending = [v for v in views if v._history is None]
-    if not pending:
-        return
-    many = getattr(store, "history_many", None)
-    if callable(many):
-        found = many([v.id for v in pending])
-        for view in pending:
+    for chunk in _chunks(pending, per_page):
+        found = store.history_many([v.id for v in chunk])
+        for view in chunk:
             view._history = found.get(view.id) or {}
-        return
-    for view in pending:
-        view._history = store.history(view.id)
+
+
+def _last_values(store: Store, views: Sequence[RunView], per_page: int = 50) -> None:
+    """Load the logged summary (each metric's last value) of every view that lacks it: one
+    ``last_values`` call per page of runs, so no full history is read for a summary."""
+    pending = [v for v in views if v._last is None and v._history is None]
+    for chunk in _chunks(pending, per_page):
+        found = store.last_values([v.id for v in chunk])
+        for view in chunk:
+            view._last = dict(found.get(view.id) or {})
 
 
 # -- the entry point ----------------------------------------------------------------------------
@@ -203,6 +209,7 @@ class Runs:
         self.per_page = per_page
         self._node = _query.parse(filters)
         self._local = _needs_local(self._node) or _order_needs_local(order)
+        self._find_options = _leave_out(store, self._node, order)
         self._views: list[RunView] = []
         self._ids: set = set()
         self._limit = 0
@@ -213,13 +220,21 @@ class Runs:
         return f"<Runs filters={self.filters!r} order={self.order!r} loaded={shown}>"
 
     # -- fetching -------------------------------------------------------------------------------
+    def _view(self, doc: dict) -> RunView:
+        view = RunView(doc, self.store)
+        view._left_out = frozenset(f for f in self._find_options.get("exclude", ())
+                                   if f not in doc)
+        return view
+
     def _add(self, docs: list[dict]) -> None:
+        views = []
         for doc in docs:
             run_id = doc.get("_id")
             if run_id in self._ids:
                 continue  # already seen on an earlier page
             self._ids.add(run_id)
-            self._views.append(RunView(doc, self.store))
+            views.append(self._view(doc))
+        self._views.extend(_paged(views, self.per_page))
 
     def _fetch(self, wanted: int | None) -> None:
         """Make sure at least ``wanted`` runs are loaded (all of them for None)."""
@@ -235,7 +250,8 @@ class Runs:
             else:
                 limit = max(wanted, self.per_page, 2 * self._limit)
                 limit = -(-limit // self.per_page) * self.per_page  # whole pages
-            docs = self.store.find(self.filters, order=self.order, limit=limit)
+            docs = self.store.find(self.filters, order=self.order, limit=limit,
+                                   **self._find_options)
             self._add(docs)
             self._limit = limit or 0
             if limit is None or len(docs) < limit:
@@ -246,12 +262,13 @@ class Runs:
         # store narrows by the other parts of a top-level "and", the rest is evaluated here.
         pushed = _pushable(self.filters)
         local_order = _order_needs_local(self.order)
-        docs = self.store.find(pushed, order=None if local_order else self.order)
-        views = [RunView(doc, self.store) for doc in docs]
+        docs = self.store.find(pushed, order=None if local_order else self.order,
+                               **self._find_options)
+        views = _paged([self._view(doc) for doc in docs], self.per_page)
         wants_summary = _mentions(self._node, _is_summary_path) or \
             (local_order and _is_summary_path(self.order.lstrip("+-")))
         if wants_summary:
-            _histories(self.store, views)
+            _last_values(self.store, views, self.per_page)
         kept = []
         for view in views:
             local = view._virtual_doc(summary=wants_summary)
@@ -308,23 +325,77 @@ class Runs:
         pd = _pandas()
         views = list(self)
         if summary:
-            _histories(self.store, views)
+            _last_values(self.store, views, self.per_page)
         rows = [view._row(config=config, summary=summary, info=info) for view in views]
         return pd.DataFrame.from_records(rows, columns=_columns(rows))
 
     def histories(self, keys: Sequence[str] | str | None = None, samples: int | None = 500,
                   x_axis: str = "_step", pandas: bool = True) -> Any:
-        """Every run's (downsampled) history, one table with a ``run_id`` column first."""
+        """Every run's history as :meth:`RunView.history` gives it, one table with a
+        ``run_id`` column first. The metrics are read with one ``history_many`` call per page
+        of runs."""
         views = list(self)
-        if keys is None:
-            _histories(self.store, views)
+        if isinstance(keys, str):
+            keys = [keys]
+        names = None
+        if keys is not None:
+            names = list(dict.fromkeys(keys))
+            if x_axis != "_step" and x_axis not in names:
+                names.append(x_axis)
         rows = []
-        for view in views:
-            for row in view.history(keys, samples=samples, x_axis=x_axis, pandas=False):
-                rows.append({"run_id": view.id, **row})
+        for chunk in _chunks(views, self.per_page):
+            if names is None:
+                _histories(self.store, chunk, self.per_page)
+                found = {view.id: view._history for view in chunk}
+            else:
+                found = self.store.history_many([view.id for view in chunk], names)
+            for view in chunk:
+                series = view._sampled(found.get(view.id) or {}, samples, x_axis)
+                for row in view._history_rows(keys, samples, x_axis, series)[0]:
+                    rows.append({"run_id": view.id, **row})
         if not pandas:
             return rows
         return _pandas().DataFrame.from_records(rows, columns=_columns(rows) or ["run_id"])
+
+
+#: fields a listing does not need: left out by stores whose ``find`` takes ``exclude`` and read
+#: on first use (``run.captured_out``, ``run.doc``)
+LISTING_LEAVES_OUT = ("captured_out",)
+
+
+def _leave_out(store: Store, node: Any, order: str | None) -> dict:
+    """``find`` keyword arguments that leave out what a listing does not need, when the store
+    can (its ``find`` takes ``exclude``) and the filter and order do not look at it."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(store.find).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
+        return {}
+    if "exclude" not in parameters:
+        return {}
+    heads = {p.split(".")[0] for p in _paths(node)}
+    if order:
+        heads.add(order.lstrip("+-").split(".")[0])
+    fields = tuple(f for f in LISTING_LEAVES_OUT if f not in heads)
+    return {"exclude": fields} if fields else {}
+
+
+def _paths(node: Any) -> set[str]:
+    if isinstance(node, _query.Cond):
+        return {node.path}
+    if isinstance(node, _query.Not):
+        return _paths(node.part)
+    return set().union(*(_paths(p) for p in node.parts)) if node.parts else set()
+
+
+def _paged(views: list[RunView], per_page: int) -> list[RunView]:
+    """Make the views of each page peers: the first summary asked of one loads the page's."""
+    for chunk in _chunks(views, per_page):
+        peers = list(chunk)
+        for view in peers:
+            view._peers = peers
+    return views
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -422,6 +493,12 @@ class RunView:
         self._doc = doc
         self._store = store
         self._history: dict[str, dict[str, list]] | None = None
+        #: each metric's last value, when loaded without the full history
+        self._last: dict[str, Any] | None = None
+        #: runs fetched on the same page: their summaries are loaded together
+        self._peers: list[RunView] = [self]
+        #: fields the store left out of the document (read on first use)
+        self._left_out: frozenset = frozenset()
         self._summary: dict[str, Any] | None = None
         self.id = doc.get("_id")
         meta = self.meta
@@ -450,7 +527,21 @@ class RunView:
     @property
     def doc(self) -> dict:
         """The raw run document as the store returned it."""
+        self._complete()
         return self._doc
+
+    def _complete(self) -> None:
+        """Read the fields a listing left out (``captured_out``), once, for the runs of the
+        page together."""
+        if not self._left_out:
+            return
+        pending = [v for v in self._peers if v._left_out] or [self]
+        found = {d.get("_id"): d for d in
+                 self._store.find({"_id": {"$in": [v.id for v in pending]}})}
+        for view in pending:
+            full = found.get(view.id) or {}
+            view._doc = dict(view._doc, **{k: full[k] for k in view._left_out if k in full})
+            view._left_out = frozenset()
 
     @property
     def config(self) -> Any:
@@ -513,6 +604,7 @@ class RunView:
 
     @property
     def captured_out(self) -> str:
+        self._complete()
         return self._doc.get("captured_out") or ""
 
     @property
@@ -552,6 +644,8 @@ class RunView:
     @property
     def metrics(self) -> list[str]:
         """Names of the logged metrics, sorted."""
+        if self._history is None:
+            return sorted(self._last_logged())
         return sorted(self._full_history())
 
     @property
@@ -566,9 +660,38 @@ class RunView:
     def summary(self, value: dict) -> None:
         self._summary = dict(value)
 
+    def _last_logged(self) -> dict[str, Any]:
+        if self._history is not None:
+            return {name: series["values"][-1]
+                    for name, series in self._history.items() if series["values"]}
+        if self._last is None:
+            # with the other runs of its page: one store call for all of them
+            peers = self._peers if self in self._peers else [self]
+            _last_values(self._store, peers, len(peers))
+        return self._last or {}
+
     def _logged_summary(self) -> dict[str, Any]:
-        return {name: series["values"][-1]
-                for name, series in sorted(self._full_history().items()) if series["values"]}
+        return dict(sorted(self._last_logged().items()))
+
+    def _sampled(self, series: dict[str, dict[str, list]], samples: int | None,
+                 x_axis: str) -> dict[str, dict[str, list]]:
+        """Full series cut down as ``history_sampled`` does (on the step axis only: another
+        axis needs every metric at the same steps)."""
+        if samples is None or x_axis != "_step":
+            return series
+        return {name: sample_series(points, samples) for name, points in series.items()}
+
+    def _read_series(self, names: list[str] | None, samples: int | None, x_axis: str
+                     ) -> dict[str, dict[str, list]]:
+        if samples is None or x_axis != "_step":
+            return self._series(names)
+        if self._history is not None:
+            return self._sampled(self._series(names), samples, x_axis)
+        if names is not None and not names:
+            return {}
+        # each metric cut down by the store (natively where it can: a long series is never
+        # read whole), then aligned on the steps
+        return self._store.history_sampled(self.id, names, samples)
 
     def _series(self, names: Sequence[str] | None) -> dict[str, dict[str, list]]:
         if self._history is not None:
@@ -578,14 +701,17 @@ class RunView:
             return self._full_history()
         return self._store.history(self.id, list(names))
 
-    def _aligned_rows(self, keys: Sequence[str] | str | None, x_axis: str) -> tuple[list, list]:
+    def _aligned_rows(self, keys: Sequence[str] | str | None, x_axis: str,
+                      samples: int | None = None, series: dict | None = None
+                      ) -> tuple[list, list]:
         if isinstance(keys, str):
             keys = [keys]
         wanted = None if keys is None else list(dict.fromkeys(keys))
         fetch = wanted
         if fetch is not None and x_axis != "_step" and x_axis not in fetch:
             fetch = fetch + [x_axis]
-        series = self._series(fetch)
+        if series is None:
+            series = self._read_series(fetch, samples, x_axis)
         names = wanted if wanted is not None else sorted(series)
         columns = ["_step"]
         if x_axis != "_step":
@@ -608,14 +734,28 @@ class RunView:
     def history(self, keys: Sequence[str] | str | None = None, samples: int | None = 500,
                 x_axis: str = "_step", pandas: bool = True) -> Any:
         """Metric values aligned on step: a column ``_step`` plus one per key (all metrics by
-        default), evenly downsampled to at most ``samples`` rows keeping the first and last
-        (``samples=None``: every row). ``x_axis`` may name a metric to order the rows by.
-        A pandas DataFrame, or a list of dicts with ``pandas=False``."""
-        rows, columns = self._aligned_rows(keys, x_axis)
-        rows = downsample(rows, samples)
+        default), at most ``samples`` rows (``samples=None``: every row). ``x_axis`` may name
+        a metric to order the rows by. A pandas DataFrame, or a list of dicts with
+        ``pandas=False``.
+
+        Downsampling keeps the first and last points and spreads the others evenly: on the
+        step axis each metric is first cut to ``samples`` points by the store
+        (``history_sampled``, natively where the store can, so a long series is never read
+        whole), the points are aligned on their steps and the rows cut to ``samples``; with
+        another ``x_axis`` the full series are aligned and the rows cut."""
+        rows, columns = self._history_rows(keys, samples, x_axis)
         if not pandas:
             return rows
         return _pandas().DataFrame.from_records(rows, columns=columns)
+
+    def _history_rows(self, keys: Sequence[str] | str | None, samples: int | None,
+                      x_axis: str, series: dict | None = None) -> tuple[list, list]:
+        """(rows, columns) of :meth:`history`, from ``series`` when given (else read)."""
+        if samples is not None and samples < 2:
+            raise ValueError(f"samples must be at least 2 (first and last are kept), got "
+                             f"{samples}.")
+        rows, columns = self._aligned_rows(keys, x_axis, samples, series)
+        return downsample(rows, samples), columns
 
     def scan_history(self, keys: Sequence[str] | str | None = None, page_size: int = 1000
                      ) -> Iterator[dict]:
@@ -829,7 +969,7 @@ def get_metrics_for_all_jobs(experiment_name: str, include_input_params: bool = 
 
             raise ValueError(f"Experiment {experiment_name!r} has no runs in "
                              f"{redact_url(api.url)}.")
-        _histories(api.store, runs)
+        _last_values(api.store, runs)
     finally:
         if not isinstance(store, Store):
             api.close()  # opened here from a URL: release its connections

@@ -15,3 +15,8 @@ def test_quick_benchmark_prints_a_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "benchmark" in proc.stdout and "labbook" in proc.stdout
     assert "log_scalar" in proc.stdout and "empty ex.run()" in proc.stdout
+    # the read-back table: every store measured, or skipped with its reason
+    for kind in ("file", "sqlite", "mongo"):
+        assert f"{kind}: " in proc.stdout
+    assert "file: 100 runs: 1st page, config + summary filter" in proc.stdout
+    assert "sqlite: 100 runs: to_dataframe()" in proc.stdout

@@ -113,6 +113,7 @@ def observer_for_url(url: str, priority: int | None = None) -> StoreObserver:
         # MongoObserver adds what a network store needs: retries and a failure directory
         from labbook.stores.mongo import MongoObserver
 
-        return MongoObserver(url=url) if priority is None else MongoObserver(url=url,
-                                                                               priority=priority)
+        if priority is None:
+            return MongoObserver(url=url)
+        return MongoObserver(url=url, priority=priority)
     return StoreObserver(open_store(url), priority)

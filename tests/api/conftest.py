@@ -1,32 +1,133 @@
 """Stores with runs recorded through the public API, for the read-side tests.
 
 Every store kind in ``STORE_KINDS`` gets the same runs; a new back-end plugs in by adding a
-function that returns an empty store URL under a temporary directory.
+function ``(request, tmp_path)`` that returns the URL of an empty store: the file store and
+SQLite under the temporary directory, PostgreSQL, MariaDB and MongoDB in a fresh database on
+the test servers (:class:`ServerDatabases`).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import struct
 import zlib
 
 import pytest
 
 from labbook import Experiment
+from tests.stores.mongo_server import mongo_server  # noqa: F401 (a fixture)
 
 
-def _file_url(tmp) -> str:
+def _file_url(request, tmp) -> str:
     return f"file://{tmp / 'runs'}"
 
 
-def _sqlite_url(tmp) -> str:
+def _sqlite_url(request, tmp) -> str:
     return f"sqlite:///{tmp / 'labbook.db'}"
+
+
+def _postgresql_url(request, tmp) -> str:
+    return request.getfixturevalue("server_databases").new("postgresql", request)
+
+
+def _mysql_url(request, tmp) -> str:
+    return request.getfixturevalue("server_databases").new("mysql", request)
+
+
+def _mongo_url(request, tmp) -> str:
+    return request.getfixturevalue("server_databases").new("mongo", request)
 
 
 STORE_KINDS = {"file": _file_url}
 if importlib.util.find_spec("sqlalchemy") and os.path.exists(
         os.path.join(os.path.dirname(__file__), "..", "..", "labbook", "stores", "sql.py")):
     STORE_KINDS["sqlite"] = _sqlite_url
+    STORE_KINDS["postgresql"] = _postgresql_url
+    STORE_KINDS["mysql"] = _mysql_url
+if importlib.util.find_spec("pymongo"):
+    STORE_KINDS["mongo"] = _mongo_url
+
+
+class ServerDatabases:
+    """Fresh, uniquely named databases on the PostgreSQL, MariaDB and MongoDB test servers
+    (one per store asked for, so module- and function-scoped stores never share one), all
+    dropped at the end of the session. A server that cannot be reached skips the tests that
+    need it, saying why (see tests/stores/conftest.py for the URLs)."""
+
+    def __init__(self):
+        self.created: list[tuple[str, str]] = []
+        self.mongo_base: str | None = None
+
+    def new(self, kind: str, request) -> str:
+        name = f"labbook_api_{os.getpid()}_{secrets.token_hex(4)}"
+        if kind == "mongo":
+            server = request.getfixturevalue("mongo_server")
+            self.mongo_base = server.base_url
+            self.created.append(("mongo", name))
+            return server.url(name)
+        from tests.stores.conftest import MYSQL_DEFAULT, POSTGRES_DEFAULT, _unreachable
+
+        if kind == "postgresql":
+            admin = os.environ.get("LABBOOK_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+            create, what = f'CREATE DATABASE "{name}"', "PostgreSQL"
+        else:
+            admin = os.environ.get("LABBOOK_TEST_MYSQL_URL", MYSQL_DEFAULT)
+            create, what = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", "MariaDB/MySQL"
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT",
+                                  connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(create)
+        except Exception as exc:
+            _unreachable(what, admin, exc)
+        finally:
+            engine.dispose()
+        self.created.append((kind, name))
+        url = sa.engine.make_url(admin).set(database=name)
+        # the store is given the URL without a driver, as users write it
+        return url.set(drivername=kind).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        import contextlib
+
+        for kind, name in self.created:
+            with contextlib.suppress(Exception):
+                if kind == "mongo":
+                    import pymongo
+
+                    client = pymongo.MongoClient(self.mongo_base, serverSelectionTimeoutMS=2000)
+                    try:
+                        client.drop_database(name)
+                    finally:
+                        client.close()
+                    continue
+                import sqlalchemy as sa
+
+                from tests.stores.conftest import MYSQL_DEFAULT, POSTGRES_DEFAULT
+
+                if kind == "postgresql":
+                    admin = os.environ.get("LABBOOK_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+                    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+                else:
+                    admin = os.environ.get("LABBOOK_TEST_MYSQL_URL", MYSQL_DEFAULT)
+                    drop = f"DROP DATABASE IF EXISTS `{name}`"
+                engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+                try:
+                    with engine.connect() as conn:
+                        conn.exec_driver_sql(drop)
+                finally:
+                    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_databases():
+    databases = ServerDatabases()
+    yield databases
+    databases.drop_all()
+
 
 OPTS = {"--no-system-metrics": True, "--capture": "sys"}
 
@@ -117,7 +218,7 @@ def record_standard_runs(url: str, files_dir) -> None:
 def standard_url(request, tmp_path_factory) -> str:
     """A store of each kind holding the standard runs (built once per module and kind)."""
     tmp = tmp_path_factory.mktemp(f"standard-{request.param}")
-    url = STORE_KINDS[request.param](tmp)
+    url = STORE_KINDS[request.param](request, tmp)
     record_standard_runs(url, tmp)
     return url
 
@@ -131,4 +232,4 @@ def make_png():
 @pytest.fixture(params=sorted(STORE_KINDS))
 def empty_url(request, tmp_path) -> str:
     """An empty store of each kind."""
-    return STORE_KINDS[request.param](tmp_path)
+    return STORE_KINDS[request.param](request, tmp_path)

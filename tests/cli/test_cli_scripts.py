@@ -121,7 +121,8 @@ def test_run_metadata_options_reach_the_stored_run(tmp_path):
     assert (meta["comment"], meta["name"], meta["notes"], meta["priority"]) == \
         ("a comment", "nm", "some notes", 3)
     assert meta["tags"] == ["a", "b"] and meta["command"] == "main"
-    assert meta["options"]["--beat_interval"] == 0.05
+    assert meta["options"]["--beat-interval"] == 0.05  # Sacred's spelling of this key
+    assert meta["config_updates"] == {"value": 5} and meta["named_configs"] == []
     assert json.loads((tmp_path / "runs" / "7" / "config.json").read_text())["value"] == 5
 
 

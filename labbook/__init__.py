@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labbook.errors import LabbookError
+from labbook.errors import LabbookError, RunExistsError
 from labbook.experiment import Experiment
 from labbook.ingredient import Ingredient
 from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
@@ -21,6 +21,7 @@ __all__ = [
     "Ingredient",
     "LabbookError",
     "LabbookInterrupt",
+    "RunExistsError",
     "TimeoutInterrupt",
     "host_info_getter",
     "SETTINGS",

@@ -182,6 +182,10 @@ class ObserverError(LabbookError):
     """An observer was misconfigured (failures during a run are logged, never raised)."""
 
 
+class RunExistsError(ObserverError, FileExistsError):
+    """A run was to be created under an id that a stored run already has."""
+
+
 class MetricValueError(LabbookError, TypeError):
     """A metric value is not a real number."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Sequence
 
+from labbook.errors import RunExistsError
 from labbook.observers.base import RunObserver
 
 log = logging.getLogger("labbook.events")
@@ -36,7 +37,9 @@ class EventBus:
             return None
         try:
             return method(*args, **kwargs)
-        except Exception:  # an observer must never take a run down
+        except Exception as exc:  # an observer must never take a run down...
+            if isinstance(exc, RunExistsError) and event in ("started_event", "queued_event"):
+                raise  # ...but a taken id means it must not start (see start)
             self.failed.append(observer)
             self.logger.error(
                 "Observer %s failed in %s and is disabled for the rest of this run; the run "
@@ -51,8 +54,19 @@ class EventBus:
 
     def start(self, event: str, _id: Any = None, **kwargs: Any) -> Any:
         """Send ``started_event`` or ``queued_event`` and negotiate the run id."""
+        started: list[RunObserver] = []
         for observer in self.active:
-            returned = self._call(observer, event, _id=_id, **kwargs)
+            try:
+                returned = self._call(observer, event, _id=_id, **kwargs)
+            except RunExistsError as exc:
+                # like Sacred, a taken id stops the run before it starts; observers that
+                # already recorded the start learn that it failed, so no run is left RUNNING
+                when = kwargs.get("start_time") or kwargs.get("queue_time")
+                for other in started:
+                    self._call(other, "failed_event", fail_time=when,
+                               fail_trace=[f"{type(exc).__name__}: {exc}\n"])
+                raise
+            started.append(observer)
             if _id is None and returned is not None:
                 _id = returned
         return _id

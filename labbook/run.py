@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 from labbook.config.containers import ReadOnlyDict, freeze
 from labbook.config.paths import get_path
 from labbook.context import activate, deactivate
-from labbook.errors import LabbookError
+from labbook.errors import LabbookError, RunExistsError
 from labbook.events import EventBus
 from labbook.interrupts import LabbookInterrupt
 from labbook.metrics import MetricBuffer, utcnow
@@ -278,10 +278,15 @@ class Run:
     def _execute(self, args) -> None:
         self.status = RUNNING
         self.start_time = utcnow()
-        self._id = self._bus.start(
-            "started_event", _id=self._id, ex_info=self.experiment_info, command=self.command,
-            host_info=self.host_info, start_time=self.start_time, config=self.config,
-            meta_info=self.meta_info)
+        try:
+            self._id = self._bus.start(
+                "started_event", _id=self._id, ex_info=self.experiment_info,
+                command=self.command, host_info=self.host_info, start_time=self.start_time,
+                config=self.config, meta_info=self.meta_info)
+        except RunExistsError:  # the chosen id is taken: main never runs
+            self.status = FAILED
+            self.stop_time = utcnow()
+            raise
         if not self.is_worker:
             from labbook.distributed import export_parent
 

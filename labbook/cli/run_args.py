@@ -670,8 +670,12 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
     except SystemExit:
         raise
     except BaseException:
+        exc = sys.exc_info()[1]
         if run.fail_trace:
             print("".join(run.fail_trace), file=sys.stderr, end="")
+        elif isinstance(exc, LabbookError) and not debug:
+            # refused before the main function started (e.g. --id of a stored run)
+            print(f"Error: {exc}", file=sys.stderr)
         else:  # failed before the main function started (e.g. an observer's start)
             _print_traceback(debug)
         sys.exit(EXIT_FAILED)

@@ -59,10 +59,8 @@ class StoreObserver(RunObserver):
                            config, meta_info, _id)
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
-        self.store.update_run(self.run_id, {"info": serialize.flatten(info),
-                                            "captured_out": captured_out,
-                                            "heartbeat": beat_time,
-                                            "result": serialize.flatten(result)})
+        self.store.heartbeat(self.run_id, serialize.flatten(info), captured_out, beat_time,
+                             serialize.flatten(result))
 
     def log_metrics(self, metrics_by_name, info):
         self.store.append_metrics(self.run_id, metrics_by_name)

@@ -17,6 +17,25 @@ RUN_FIELDS = ("experiment", "command", "host", "start_time", "queue_time", "conf
               "result", "stop_time", "fail_trace")
 
 
+def replaceable(doc: dict) -> bool:
+    """Whether a new run may take over the stored run ``doc``'s id: a QUEUED run being started,
+    or one a worker claimed (RUNNING, ``meta.worker`` set) that has not started yet."""
+    if doc.get("status") == "QUEUED":
+        return True
+    return doc.get("status") == "RUNNING" and doc.get("start_time") is None and \
+        bool((doc.get("meta") or {}).get("worker"))
+
+
+def claim_order(doc: dict) -> tuple:
+    """Sort key of queued runs: highest ``meta.priority`` first, then oldest, then lowest id."""
+    priority = (doc.get("meta") or {}).get("priority")
+    if not isinstance(priority, int | float) or isinstance(priority, bool):
+        priority = 0
+    queued = doc.get("queue_time")
+    return (-priority, queued is None, str(queued) if queued is not None else "",
+            str(doc.get("_id")).zfill(20))
+
+
 def sample_positions(n: int, samples: int | None) -> range | list[int]:
     """Indices of at most ``samples`` of ``n`` items, evenly spread, first and last kept."""
     if samples is None or n <= samples:
@@ -47,8 +66,14 @@ class Store(abc.ABC):
 
     # -- write side ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def create_run(self, doc: dict, run_id: Any = None) -> Any:
-        """Store a new run and return its id (allocated atomically when ``run_id`` is None)."""
+    def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
+        """Store a new run and return its id (allocated atomically when ``run_id`` is None).
+
+        An explicit ``run_id`` that a stored run already has raises
+        :class:`~labbook.errors.RunExistsError`, unless that run is :func:`replaceable` (queued,
+        or claimed by a worker, and being started now) or ``overwrite`` is true; then the new
+        run replaces it, metrics and artifacts included.
+        """
 
     @abc.abstractmethod
     def update_run(self, run_id: Any, fields: dict) -> None:
@@ -70,6 +95,20 @@ class Store(abc.ABC):
     def put_sources(self, experiment_info: dict) -> dict:
         """Store the source files; return ``experiment_info`` with stored references."""
         return experiment_info
+
+    def heartbeat(self, run_id: Any, info: dict, captured_out: str, beat_time: Any,
+                  result: Any) -> None:
+        """Record a heartbeat: the run's info, output so far, the beat's time and result."""
+        self.update_run(run_id, {"info": info, "captured_out": captured_out,
+                                 "heartbeat": beat_time, "result": result})
+
+    def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
+        """Atomically take one QUEUED run (of ``experiment`` when given) for ``worker``: the
+        highest ``meta.priority`` first, then the oldest. Its status becomes RUNNING, its
+        heartbeat now and ``meta.worker`` the worker's name; the claimed run's document is
+        returned, or None when nothing is queued. Two workers never get the same run, however
+        many processes or machines claim at once."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hand out queued runs.")
 
     # -- read side -----------------------------------------------------------------------------
     @abc.abstractmethod

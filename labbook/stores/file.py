@@ -19,6 +19,7 @@ linear in the number of points.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -28,9 +29,14 @@ from typing import Any, BinaryIO, Iterable
 
 from labbook import serialize
 from labbook.stores import file_series
-from labbook.stores.base import Store, sample_positions, sample_series
+from labbook.stores.base import (Store, claim_order, replaceable, sample_positions,
+                                 sample_series)
 
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 def _md5(filename: str) -> str:
@@ -57,8 +63,7 @@ def write_json_atomic(path: str, data: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             # Sacred's json.dump settings: sorted keys, indent 2, non-ASCII as \u escapes
-            fh.write(json.dumps(data, default=serialize.flatten, indent=2, sort_keys=True,
-                                allow_nan=True))
+            fh.write(serialize.dumps_pretty(data))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -130,15 +135,48 @@ class FileStore(Store):
         return os.path.join(self.basedir, str(run_id))
 
     # -- write side ----------------------------------------------------------------------------
-    def create_run(self, doc: dict, run_id: Any = None) -> Any:
+    def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
         os.makedirs(self.basedir, exist_ok=True)
         if run_id is None:
             run_id = self._allocate_id()
         else:
-            os.makedirs(self._dir(run_id), exist_ok=True)
+            self._take_dir(run_id, overwrite)
         self._runs[str(run_id)] = dict(doc)
         self._write_all(run_id)
         return run_id
+
+    def _take_dir(self, run_id: Any, overwrite: bool) -> None:
+        """Make the directory of a run with a chosen id; an existing run is replaced only when
+        it is QUEUED (being started now) or ``overwrite`` is set."""
+        name = str(run_id)
+        if not name or name in (".", "..") or "/" in name or os.sep in name \
+                or name.startswith("_") or name.startswith("."):
+            raise ValueError(f"{name!r} cannot be a run id in a file store: it names the run's "
+                             "directory (no slashes, no leading '_' or '.').")
+        directory = self._dir(run_id)
+        try:
+            os.mkdir(directory)
+            return
+        except FileExistsError:
+            pass
+        try:
+            existing = self._read_json(os.path.join(directory, "run.json")) or {}
+        except ValueError:
+            existing = {}
+        if not overwrite and not replaceable(existing):
+            from labbook.errors import RunExistsError
+
+            raise RunExistsError(
+                f"A run with id {name} already exists in {self.basedir}. Choose another id, or "
+                "leave the id out to get the next free one.")
+        # what the old run wrote must not mix with the new one: metrics, output, artifacts
+        doomed = os.path.join(self.basedir, f".replaced-{name}-{os.getpid()}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.mkdir(directory)
+        self._runs.pop(name, None)
+        for key in [k for k in self._written if k[0] == name]:
+            del self._written[key]
 
     def _allocate_id(self) -> int:
         existing = [int(n) for n in os.listdir(self.basedir) if n.isdigit()]
@@ -171,6 +209,25 @@ class FileStore(Store):
         doc = self._doc(run_id)
         data = {k: v for k, v in doc.items() if k not in _RUN_JSON_EXCLUDE}
         write_json_atomic(os.path.join(self._dir(run_id), "run.json"), data)
+
+    def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
+        # os.mkdir of DIR/<id>/.claimed is the atomic step: one process wins each run
+        flt: dict = {"status": "QUEUED"}
+        if experiment is not None:
+            flt["experiment.name"] = experiment
+        for doc in sorted(self.find(flt), key=claim_order):
+            run_id = doc["_id"]
+            try:
+                os.mkdir(os.path.join(self._dir(run_id), ".claimed"))
+            except FileExistsError:
+                continue  # another worker was quicker
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            meta = dict(doc.get("meta") or {}, worker=worker)
+            self._runs.pop(str(run_id), None)
+            self.update_run(run_id, {"status": "RUNNING", "heartbeat": _utcnow(), "meta": meta})
+            return self.get(run_id)
+        return None
 
     def update_run(self, run_id: Any, fields: dict) -> None:
         doc = self._doc(run_id)

@@ -67,10 +67,10 @@ except ImportError as _exc:  # pragma: no cover - depends on the installation
                       "(or pip install pymongo).") from _exc
 
 from labbook import serialize
-from labbook.errors import LabbookError, MongoConnectionError, ObserverError
+from labbook.errors import LabbookError, MongoConnectionError, ObserverError, RunExistsError
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
-from labbook.stores.base import RUN_FIELDS, Store, sample_positions
+from labbook.stores.base import RUN_FIELDS, Store, replaceable, sample_positions
 from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
 
 log = logging.getLogger("labbook.stores.mongo")
@@ -182,6 +182,10 @@ def parse_mongo_db_arg(arg: str) -> dict:
 
 
 # --- values -----------------------------------------------------------------------------------
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
 
 _NATIVE = (str, bool, float, type(None), _dt.datetime, ObjectId, bytes)
 
@@ -735,11 +739,15 @@ class MongoStore(Store):
             try:
                 self.runs.insert_one({"_id": run_id, **body})
             except DuplicateKeyError:
-                raise ObserverError(
-                    f"A run with id {run_id!r} already exists in {self.db_name}.{self.runs.name}"
-                    f". Pass overwrite={run_id!r} to MongoObserver to replace it, or let "
-                    "MongoDB choose the id (no --id, and the MongoObserver with the highest "
-                    "priority).") from None
+                existing = self.runs.find_one({"_id": run_id}, projection={
+                    "status": 1, "start_time": 1, "meta.worker": 1}) or {}
+                if not replaceable(existing):
+                    raise RunExistsError(
+                        f"A run with id {run_id!r} already exists in {self.db_name}."
+                        f"{self.runs.name}. Pass overwrite={run_id!r} to MongoObserver to "
+                        "replace it, or let MongoDB choose the id (no --id, and the "
+                        "MongoObserver with the highest priority).") from None
+                self._replace(run_id, body)  # a queued run being started under its id
         body["_id"] = run_id
         self._state[run_id] = _RunState(values=body, fresh=True,
                                         sizes={k: _elem_size(k, v) for k, v in body.items()})
@@ -831,6 +839,22 @@ class MongoStore(Store):
                                          if isinstance(a, dict)})
             self._state[run_id] = state
         return state
+
+    @_translated
+    def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
+        # find_one_and_update is atomic on one document: each queued run goes to one worker
+        flt: dict = {"status": "QUEUED"}
+        if experiment is not None:
+            flt["experiment.name"] = experiment
+        raw = self.runs.find_one_and_update(
+            flt, {"$set": {"status": "RUNNING", "heartbeat": _utcnow(), "meta.worker": worker}},
+            sort=[("meta.priority", pymongo.DESCENDING), ("queue_time", pymongo.ASCENDING),
+                  ("_id", pymongo.ASCENDING)],
+            return_document=ReturnDocument.AFTER)
+        if raw is None:
+            return None
+        self._state.pop(raw["_id"], None)  # written behind this store's cache of the run
+        return self._decode(raw)
 
     @_translated
     def update_run(self, run_id: Any, fields: dict, *, _encoded: bool = False) -> None:

@@ -54,7 +54,8 @@ from labbook.metrics import to_datetime
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
 from labbook.stores import query as _query
-from labbook.stores.base import RUN_FIELDS, Store, sample_positions
+from labbook.stores.base import (RUN_FIELDS, Store, claim_order, replaceable,
+                                 sample_positions)
 
 #: the schema this code writes; a database with a higher version is refused. Kept in the
 #: ``labbook_schema`` table for labbooks from before the Alembic migrations.
@@ -694,7 +695,7 @@ class SqlStore(Store):
             conn.execute(self._insert_ignore(experiments, {"name": name,
                                                            "created": _utcnow()}))
 
-    def create_run(self, doc: dict, run_id: Any = None) -> Any:
+    def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
         values, extra = self._columns(doc)
         values["extra"] = extra or None
         if run_id is not None:
@@ -702,7 +703,7 @@ class SqlStore(Store):
             if wanted is None:
                 raise SqlStoreError(f"The SQL store numbers runs with integers; cannot use the "
                                     f"run id {run_id!r}.")
-            return self._create_with_id(values, wanted)
+            return self._create_with_id(values, wanted, overwrite)
         for attempt in range(3):
             try:
                 with self._write() as conn:
@@ -717,13 +718,23 @@ class SqlStore(Store):
                     self._sync_sequence(conn)
         raise AssertionError("unreachable")
 
-    def _create_with_id(self, values: dict, run_id: int) -> int:
+    def _create_with_id(self, values: dict, run_id: int, overwrite: bool) -> int:
         full = {c.name: None for c in runs.columns if c.name != "id"}
         full.update(values)
         with self._write() as conn:
             self._ensure_experiment(conn, values.get("experiment_name"))
-            exists = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+            exists = conn.execute(sa.select(runs.c.status, runs.c.start_time, runs.c.meta)
+                                  .where(runs.c.id == run_id)).first()
             if exists:
+                if not overwrite and not replaceable(exists._asdict()):
+                    from labbook.errors import RunExistsError
+
+                    raise RunExistsError(
+                        f"A run with id {run_id} already exists in {self._redacted}. Choose "
+                        "another id, or leave the id out to get the next free one.")
+                # the new run starts clean: the old one's points and files go
+                for table in (metrics, artifacts):
+                    conn.execute(table.delete().where(table.c.run_id == run_id))
                 conn.execute(runs.update().where(runs.c.id == run_id).values(**full))
             else:
                 conn.execute(runs.insert().values(id=run_id, **full))
@@ -751,6 +762,31 @@ class SqlStore(Store):
             result = conn.execute(runs.update().where(runs.c.id == rid).values(**values))
             if result.rowcount == 0:
                 raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted}.")
+
+    def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
+        # Compare-and-set: UPDATE ... WHERE status = 'QUEUED' changes a row for one transaction
+        # only (PostgreSQL and InnoDB re-check the condition after waiting for the row's lock;
+        # SQLite writes one transaction at a time), so the loser moves on to the next run.
+        stmt = sa.select(runs.c.id, runs.c.queue_time, runs.c.meta).where(
+            runs.c.status == "QUEUED")
+        if experiment is not None:
+            stmt = stmt.where(runs.c.experiment_name == experiment)
+        with self._read() as conn:
+            queued = [{"_id": row.id, "queue_time": row.queue_time, "meta": row.meta}
+                      for row in conn.execute(stmt)]
+        for candidate in sorted(queued, key=claim_order):
+            rid = candidate["_id"]
+            with self._write() as conn:
+                won = conn.execute(runs.update().where(runs.c.id == rid,
+                                                       runs.c.status == "QUEUED")
+                                   .values(status="RUNNING", heartbeat=_utcnow())).rowcount
+                if won != 1:
+                    continue
+                meta = conn.execute(sa.select(runs.c.meta).where(runs.c.id == rid)).scalar()
+                meta = dict(meta or {}, worker=worker)
+                conn.execute(runs.update().where(runs.c.id == rid).values(meta=meta))
+            return self.get(rid)
+        return None
 
     def _existing_id(self, run_id: Any) -> int:
         rid = _run_id(run_id)

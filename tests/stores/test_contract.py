@@ -527,3 +527,99 @@ def test_deleted_run_is_gone_and_shared_files_stay(kind, store_url, store, tmp_p
         assert view.id == second and view.config.n == 2
         assert [r.read_text() for r in view.resources] == ["x\n1\n"]
         assert view.file("out.bin").read_bytes() == output.read_bytes()
+
+
+# -- ids chosen by the user, queued runs taken by workers ---------------------------------------
+
+def test_a_taken_id_is_refused_and_the_stored_run_stays(kind, store_url, store):
+    ex = Experiment("contract_ids")
+    ex.add_config(n=0)
+
+    @ex.main
+    def main(_run, n):
+        _run.log_scalar("m", n)
+        return n
+
+    first = ex.run(config_updates={"n": 1}, options=options(store_url))._id
+    with pytest.raises(labbook.RunExistsError, match=f"A run with id {first} already exists"):
+        ex.run(config_updates={"n": 2}, options=options(store_url, id=first))
+    assert ex.current_run.status == "FAILED"
+    doc = store.get(first)
+    assert doc["status"] == "COMPLETED" and doc["config"]["n"] == 1 and doc["result"] == 1
+    assert store.history(first)["m"]["values"] == [1]
+    assert len(store.find({"experiment.name": "contract_ids"})) == 1
+
+
+def test_a_queued_run_is_started_under_its_id(kind, store_url, store):
+    ex = Experiment("contract_start_queued")
+    ex.add_config(n=0)
+
+    @ex.main
+    def main(_run, n):
+        _run.log_scalar("m", n)
+        return n
+
+    queued = ex.run(config_updates={"n": 7}, options=options(store_url, queue=True))._id
+    started = ex.run(config_updates={"n": 7}, options=options(store_url, id=queued))
+    assert started._id == queued
+    doc = store.get(queued)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 7
+    assert store.history(queued)["m"]["values"] == [7]
+    assert [d["_id"] for d in store.find({"experiment.name": "contract_start_queued"})] == \
+        [queued]
+
+
+CLAIMER = """
+import json, sys
+from labbook.stores import open_store
+store = open_store(sys.argv[1])
+claimed = []
+while True:
+    doc = store.claim_queued(sys.argv[2], experiment="contract_claim")
+    if doc is None:
+        break
+    assert doc["status"] == "RUNNING" and doc["meta"]["worker"] == sys.argv[2], doc
+    claimed.append(doc["_id"])
+print(json.dumps(claimed))
+"""
+
+
+def test_workers_claim_each_queued_run_once(kind, store_url, store, tmp_path):
+    ex = Experiment("contract_claim")
+    ex.add_config(n=0)
+    ex.main(lambda n: n)
+    queued = [ex.run(config_updates={"n": i}, options=options(store_url, queue=True,
+                                                              priority=1 if i == 5 else 0))._id
+              for i in range(24)]
+    other = Experiment("contract_not_claimed")
+    other.main(lambda: None)
+    untouched = other.run(options=options(store_url, queue=True))._id
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    workers = [subprocess.Popen([sys.executable, "-c", CLAIMER, store_url, f"worker-{w}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=str(tmp_path), env=env) for w in range(4)]
+    claimed = []
+    for proc in workers:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        claimed.append(json.loads(out.strip().splitlines()[-1]))
+    everything = [rid for ids in claimed for rid in ids]
+    assert sorted(everything) == sorted(queued)  # each run once, none twice, none left
+    for worker, ids in enumerate(claimed):
+        for rid in ids:
+            doc = store.get(rid)
+            assert doc["status"] == "RUNNING" and doc["meta"]["worker"] == f"worker-{worker}"
+            assert isinstance(doc["heartbeat"], dt.datetime)
+    assert store.get(untouched)["status"] == "QUEUED"
+    assert store.claim_queued("late", experiment="contract_claim") is None
+    # the highest priority goes first; the rest by age
+    again = Experiment("contract_claim")
+    again.main(lambda: None)
+    low = again.run(options=options(store_url, queue=True))._id
+    high = again.run(options=options(store_url, queue=True, priority=3))._id
+    assert store.claim_queued("solo", experiment="contract_claim")["_id"] == high
+    assert store.claim_queued("solo", experiment="contract_claim")["_id"] == low
+    # a claimed run is started under its id by the worker that took it
+    started = again.run(options=options(store_url, id=low))
+    assert started._id == low and store.get(low)["status"] == "COMPLETED"

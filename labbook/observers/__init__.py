@@ -9,7 +9,7 @@ from typing import Any
 from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver",
-           "MongoObserver", "SqlObserver", "observers_from_options"]
+           "MongoObserver", "SqlObserver", "create", "observers_from_options"]
 
 _LAZY = {
     "QueuedObserver": "labbook.observers.queued",
@@ -29,6 +29,18 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def create(url: str, priority: int | None = None) -> RunObserver:
+    """The observer that records into the store at ``url``, chosen by its scheme:
+    ``file://DIR`` or a directory, ``sqlite:///x.db``, ``postgresql://...``, ``mysql://...``,
+    ``mongodb://host/db``. ``--store URL`` on the command line does the same.
+
+    >>> ex.observers.append(create("sqlite:///labbook.db"))  # doctest: +SKIP
+    """
+    from labbook.observers.store_observer import observer_for_url
+
+    return observer_for_url(url, priority)
 
 
 def observers_from_options(options: dict) -> list[RunObserver]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from typing import Any
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -64,6 +65,57 @@ def dumps(value: Any, indent: int | None = 2) -> str:
                       allow_nan=True, ensure_ascii=False)
 
 
+def dumps_pretty(value: Any) -> str:
+    """Exactly ``json.dumps(value, indent=2, sort_keys=True)`` (non-ASCII as ``\\u`` escapes,
+    Sacred's file format), but with lists of scalars written by the C encoder.
+
+    With ``indent`` set, the json module falls back to its pure-Python encoder: 3 s for the
+    10^6 points of one metric. Here dicts are walked in Python (they are small) and every list
+    without containers in it is one C-encoder call whose item separator carries the newline
+    and the indentation, so the bytes are the same at a tenth of the time.
+    """
+    return _pretty(value, "\n")
+
+
+def _pretty(value: Any, newline: str) -> str:
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if all(isinstance(k, str) for k in value):  # other keys: the json module's rules
+            inner = newline + "  "
+            return "{" + inner + ("," + inner).join(
+                json.dumps(k) + ": " + _pretty(value[k], inner) for k in sorted(value)) \
+                + newline + "}"
+    elif isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        if not any(issubclass(t, dict | list | tuple) for t in set(map(type, value))):
+            try:
+                text = json.dumps(value, default=_scalar_default, allow_nan=True,
+                                  separators=("," + inner, ": "))
+                return "[" + inner + text[1:-1] + newline + "]"
+            except _NotFlat:
+                pass
+        return "[" + inner + ("," + inner).join(_pretty(v, inner) for v in value) \
+            + newline + "]"
+    # scalars, odd keys, values the default turns into containers: the json module itself
+    return json.dumps(value, default=flatten, indent=2, sort_keys=True,
+                      allow_nan=True).replace("\n", newline)
+
+
+def _scalar_default(obj: Any) -> Any:
+    out = flatten(obj)
+    if isinstance(out, dict | list):
+        # a container in a "flat" list: let the caller's fallback lay it out with newlines
+        raise _NotFlat
+    return out
+
+
+class _NotFlat(Exception):
+    pass
+
+
 def loads(text: str) -> Any:
     return json.loads(text)
 
@@ -76,10 +128,16 @@ def escape_key(key: str) -> str:
     return key
 
 
+_ESCAPES = {"\\\\": "\\", "\\u002e": ".", "\\u0024": "$"}
+_ESCAPED = re.compile(r"\\\\|\\u002e|\\u0024")
+
+
 def unescape_key(key: str) -> str:
-    if key.startswith("\\u0024"):
-        key = "$" + key[6:]
-    return key.replace("\\u002e", ".").replace("\\\\", "\\")
+    """Inverse of :func:`escape_key`: one left-to-right pass, so an escaped backslash before
+    a literal ``u002e`` stays a backslash."""
+    if "\\" not in key:
+        return key
+    return _ESCAPED.sub(lambda m: _ESCAPES[m.group(0)], key)
 
 
 def escape_keys(value: Any) -> Any:

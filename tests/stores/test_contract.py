@@ -623,3 +623,17 @@ def test_workers_claim_each_queued_run_once(kind, store_url, store, tmp_path):
     # a claimed run is started under its id by the worker that took it
     started = again.run(options=options(store_url, id=low))
     assert started._id == low and store.get(low)["status"] == "COMPLETED"
+
+
+def test_observers_create_picks_the_store_by_url(kind, store_url, store):
+    from labbook.observers import create
+
+    observer = create(store_url)
+    expected = {"file": "FileStorageObserver", "mongo": "MongoObserver"}.get(kind,
+                                                                           "StoreObserver")
+    assert type(observer).__name__ == expected
+    ex = Experiment("contract_create")
+    ex.observers.append(observer)
+    ex.main(lambda: 42)
+    run = ex.run(options={"--no_system_metrics": True, "--loglevel": "WARNING"})
+    assert store.get(run._id)["result"] == 42

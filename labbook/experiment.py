@@ -233,6 +233,12 @@ class Experiment(Ingredient):
             logger.addHandler(handler)
             if logger.level == logging.NOTSET:
                 logger.setLevel(logging.INFO)
+        package = logging.getLogger("labbook")
+        if not root.handlers and not package.handlers:
+            # labbook's own warnings (a store that is down...) look like the run's log lines
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            package.addHandler(handler)
         if level is not None:
             if isinstance(level, str) and not level.isdigit():
                 numeric = logging.getLevelName(level.upper())

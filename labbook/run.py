@@ -256,6 +256,7 @@ class Run:
                 config=self.config, meta_info=self.meta_info)
             self.run_logger.info("Queued run with ID \"%s\"", self._id) if self._id is not None \
                 else self.run_logger.info("Queued")
+            self._bus.join()  # observers that deliver in the background finish (or journal)
             return None
 
         from labbook.output import capture_output, default_capture_mode

@@ -149,6 +149,9 @@ BUILTIN_OPTIONS = [
              "URL.", "DB"),
     _builtin(None, "--store", "Store the run in the store at this URL (file://, sqlite:///, "
              "postgresql://, mysql://, mongodb://).", "URL"),
+    # no short flag: Sacred's -q is --queue (queue the run only), something else entirely
+    _builtin(None, "--queued", "Deliver observer events from a background thread, retrying; "
+             "journal what cannot be delivered."),
     _builtin(None, "--no-system-metrics", "Do not sample CPU/memory/GPU metrics."),
     _builtin(None, "--capture-env", "Comma-separated environment variables to record.",
              "VARS"),

@@ -530,3 +530,46 @@ def test_help():
                            "Config entries it reads: message\n")
     proc = exp("help", "dataset.describe")
     assert proc.stdout.endswith("Config entries it reads: dataset.path, dataset.size\n")
+
+
+# --- --queued ---------------------------------------------------------------------------------
+
+QUEUED_SCRIPT = '''"""An experiment that shows which observers its run has."""
+from labbook import Experiment
+
+ex = Experiment("queued_cli")
+
+
+@ex.automain
+def main(_run):
+    print("observers:", [type(o).__name__ for o in _run.observers])
+    return 7
+'''
+
+
+def test_queued_wraps_the_observers_of_a_script_run(tmp_path):
+    script = tmp_path / "queued_exp.py"
+    script.write_text(QUEUED_SCRIPT)
+    proc = run(str(script), "--queued", "-F", "runs", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "observers: ['QueuedObserver']\n"
+    assert 'INFO - queued_cli - Started run with ID "1"' in proc.stderr
+    doc = json.loads((tmp_path / "runs" / "1" / "run.json").read_text())
+    assert doc["status"] == "COMPLETED" and doc["result"] == 7
+    assert doc["meta"]["options"]["--queued"] is True
+    assert not (tmp_path / "labbook_failed_runs").exists()  # everything was delivered
+    # without the flag the observer is used as it is; -q stays --queue
+    proc = run(str(script), "-F", "runs", cwd=tmp_path)
+    assert proc.stdout == "observers: ['FileStorageObserver']\n"
+    assert json.loads((tmp_path / "runs" / "2" / "run.json").read_text()
+                      )["meta"]["options"]["--queued"] is False
+
+
+def test_queued_is_in_the_help(tmp_path):
+    script = tmp_path / "queued_exp.py"
+    script.write_text(QUEUED_SCRIPT)
+    for args in (["--help"], ["help"]):
+        text = run(str(script), *args, cwd=tmp_path).stdout
+        assert ("  --queued                            Deliver observer events from a background "
+                "thread, retrying;\n") in text
+        assert "journal what cannot be delivered." in text

@@ -25,13 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
            "get_metrics_for_all_jobs", "normalize_filter", "flatten_dict", "downsample"]
 
-#: Run's heartbeat interval when the run's options do not say
-DEFAULT_BEAT_INTERVAL = 10.0
-#: a RUNNING run silent for longer than max(3 beats, this many seconds) is reported as DIED
-MIN_SILENCE = 60.0
-
-#: statuses whose conditions the API must evaluate (a stored RUNNING may be reported as DIED)
-_DIED_SENSITIVE = frozenset({"RUNNING", "DIED"})
+#: a run's heartbeat interval when its options do not say; a RUNNING run silent for longer
+#: than max(3 beats, MIN_SILENCE seconds) is reported as DIED (see labbook.stores.query)
+DEFAULT_BEAT_INTERVAL = _query.DEFAULT_BEAT_INTERVAL
+MIN_SILENCE = _query.MIN_SILENCE
 
 
 class RunNotFoundError(LabbookError, LookupError):
@@ -72,10 +69,6 @@ def downsample(items: Sequence, samples: int | None) -> list:
     """At most ``samples`` items spread evenly, always keeping the first and the last."""
     items = list(items)
     return [items[i] for i in sample_positions(len(items), samples)]
-
-
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 def _as_time(value: Any) -> _dt.datetime | None:
@@ -208,7 +201,6 @@ class Runs:
         self.order = order
         self.per_page = per_page
         self._node = _query.parse(filters)
-        self._local = _needs_local(self._node) or _order_needs_local(order)
         self._find_options = _leave_out(store, self._node, order)
         self._views: list[RunView] = []
         self._ids: set = set()
@@ -240,9 +232,6 @@ class Runs:
         """Make sure at least ``wanted`` runs are loaded (all of them for None)."""
         if self._exhausted or (wanted is not None and len(self._views) >= wanted):
             return
-        if self._local:
-            self._fetch_local()
-            return
         # a loop, because runs added or deleted meanwhile can shift pages onto seen runs
         while not self._exhausted and (wanted is None or len(self._views) < wanted):
             if wanted is None:
@@ -256,33 +245,6 @@ class Runs:
             self._limit = limit or 0
             if limit is None or len(docs) < limit:
                 self._exhausted = True
-
-    def _fetch_local(self) -> None:
-        # The filter or order uses what only this module knows (tags, summary.*, DIED...): the
-        # store narrows by the other parts of a top-level "and", the rest is evaluated here.
-        pushed = _pushable(self.filters)
-        local_order = _order_needs_local(self.order)
-        docs = self.store.find(pushed, order=None if local_order else self.order,
-                               **self._find_options)
-        views = _paged([self._view(doc) for doc in docs], self.per_page)
-        wants_summary = _mentions(self._node, _is_summary_path) or \
-            (local_order and _is_summary_path(self.order.lstrip("+-")))
-        if wants_summary:
-            _last_values(self.store, views, self.per_page)
-        kept = []
-        for view in views:
-            local = view._virtual_doc(summary=wants_summary)
-            if _query.evaluate(self._node, local):
-                kept.append((local, view))
-        if self.order:
-            by_id = {id(local): view for local, view in kept}
-            ordered = _query.sort_runs([local for local, _ in kept], self.order)
-            kept = [(local, by_id[id(local)]) for local in ordered]
-        for _, view in kept:
-            if view.id not in self._ids:
-                self._ids.add(view.id)
-                self._views.append(view)
-        self._exhausted = True
 
     # -- sequence protocol ----------------------------------------------------------------------
     def __iter__(self) -> Iterator[RunView]:
@@ -374,19 +336,9 @@ def _leave_out(store: Store, node: Any, order: str | None) -> dict:
         return {}
     if "exclude" not in parameters:
         return {}
-    heads = {p.split(".")[0] for p in _paths(node)}
-    if order:
-        heads.add(order.lstrip("+-").split(".")[0])
+    heads = _query.heads(node, order)
     fields = tuple(f for f in LISTING_LEAVES_OUT if f not in heads)
     return {"exclude": fields} if fields else {}
-
-
-def _paths(node: Any) -> set[str]:
-    if isinstance(node, _query.Cond):
-        return {node.path}
-    if isinstance(node, _query.Not):
-        return _paths(node.part)
-    return set().union(*(_paths(p) for p in node.parts)) if node.parts else set()
 
 
 def _paged(views: list[RunView], per_page: int) -> list[RunView]:
@@ -423,65 +375,6 @@ def _pandas() -> Any:
     return pandas
 
 
-#: fields of a RunView that are not document fields: filters and orders on them are
-#: evaluated here, on each run
-VIRTUAL_FIELDS = ("name", "tags", "notes", "summary")
-
-
-def _is_summary_path(path: str) -> bool:
-    return path == "summary" or path.startswith("summary.")
-
-
-def _is_virtual_path(path: str) -> bool:
-    return path.split(".", 1)[0] in VIRTUAL_FIELDS
-
-
-def _is_status_cond(cond: _query.Cond) -> bool:
-    """A condition on status whose answer changes when RUNNING is reported as DIED."""
-    if cond.path != "status":
-        return False
-    if cond.op == "$eq":
-        return isinstance(cond.value, str) and cond.value in _DIED_SENSITIVE
-    if cond.op == "$in":
-        return any(isinstance(v, str) and v in _DIED_SENSITIVE for v in cond.value)
-    return True
-
-
-def _mentions(node: Any, test: Any) -> bool:
-    if isinstance(node, _query.Cond):
-        return test(node.path)
-    if isinstance(node, _query.Not):
-        return _mentions(node.part, test)
-    return any(_mentions(p, test) for p in node.parts)
-
-
-def _needs_local(node: Any) -> bool:
-    if isinstance(node, _query.Cond):
-        return _is_virtual_path(node.path) or _is_status_cond(node)
-    if isinstance(node, _query.Not):
-        return _needs_local(node.part)
-    return any(_needs_local(p) for p in node.parts)
-
-
-def _order_needs_local(order: str | None) -> bool:
-    return bool(order) and (_is_virtual_path(order.lstrip("+-"))
-                            or order.lstrip("+-") == "status")
-
-
-def _pushable(filters: dict | None) -> dict | None:
-    """The parts of a top-level "and" a store can evaluate on its own documents."""
-    if not filters:
-        return None
-    if list(filters) == ["$and"]:
-        parts = list(filters["$and"])
-    else:
-        parts = [{key: value} for key, value in filters.items()]
-    keep = [p for p in parts if not _needs_local(_query.parse(p))]
-    if not keep:
-        return None
-    return keep[0] if len(keep) == 1 else {"$and": keep}
-
-
 # -- one run ------------------------------------------------------------------------------------
 class RunView:
     """A stored run, read back: fields of the document plus history, summary and files.
@@ -501,16 +394,11 @@ class RunView:
         self._left_out: frozenset = frozenset()
         self._summary: dict[str, Any] | None = None
         self.id = doc.get("_id")
-        meta = self.meta
-        self.name: str | None = meta.get("name") or self.experiment.get("name")
-        tags = [str(t) for t in meta.get("tags") or []]
-        # sorted: some stores keep info's keys sorted, others in insertion order
-        for key in sorted(str(k) for k in self.info.get("tags") or {}):
-            if str(key) not in tags:
-                tags.append(str(key))
-        self.tags: list[str] = tags
+        # derived as every store's queries derive them (labbook.stores.query)
+        self.name: str | None = _query.run_name(doc)
+        self.tags: list[str] = _query.run_tags(doc)
         # Sacred's --comment is the closest thing to notes when no notes were written
-        self.notes: str | None = meta.get("notes", meta.get("comment"))
+        self.notes: str | None = _query.run_notes(doc)
         self._saved = (self.name, list(self.tags), self.notes)
 
     def __repr__(self) -> str:
@@ -614,26 +502,13 @@ class RunView:
 
     @property
     def beat_interval(self) -> float:
-        options = self.meta.get("options") or {}
-        value = options.get("--beat_interval", options.get("--beat-interval"))
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            return DEFAULT_BEAT_INTERVAL
-        return seconds if seconds > 0 else DEFAULT_BEAT_INTERVAL
+        return _query.beat_interval(self._doc)
 
     @property
     def status(self) -> str | None:
         """The stored status, but DIED for a RUNNING run whose heartbeat stopped: silent for
         longer than max(3 heartbeat intervals, 60 s)."""
-        status = self.stored_status
-        if status != "RUNNING":
-            return status
-        last = self.heartbeat or self.start_time
-        if last is None:
-            return status
-        silence = (_utcnow() - last).total_seconds()
-        return "DIED" if silence > max(3 * self.beat_interval, MIN_SILENCE) else status
+        return _query.reported_status(self._doc)
 
     # -- metrics --------------------------------------------------------------------------------
     def _full_history(self) -> dict[str, dict[str, list]]:
@@ -652,8 +527,7 @@ class RunView:
     def summary(self) -> dict[str, Any]:
         """Last value of every metric, overridden by ``info["summary"]`` (editable)."""
         if self._summary is None:
-            self._summary = self._logged_summary()
-            self._summary.update(self.info.get("summary") or {})
+            self._summary = _query.summary_of(self._doc, self._last_logged())
         return self._summary
 
     @summary.setter
@@ -834,15 +708,6 @@ class RunView:
         self._store.update_run(self.id, {k: serialize.flatten(v) for k, v in fields.items()})
         self._doc = dict(self._doc, **fields)
         self._saved = (self.name, list(self.tags), self.notes)
-
-    def _virtual_doc(self, summary: bool = False) -> dict:
-        """The document as filters see it: with name, tags, notes, the reported status and,
-        when asked, the summary."""
-        doc = dict(self._doc, name=self.name, tags=list(self.tags), notes=self.notes,
-                   status=self.status)
-        if summary:
-            doc["summary"] = self.summary
-        return doc
 
     # -- tables ---------------------------------------------------------------------------------
     def _row(self, config: bool = True, summary: bool = True, info: bool = False) -> dict:

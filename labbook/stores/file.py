@@ -92,15 +92,6 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _mentions_output(filter: dict | None, order: str | None) -> bool:
-    """Whether a query needs ``captured_out``, which the index does not hold."""
-    if order and order.lstrip("+-").startswith("captured_out"):
-        return True
-    if not filter:
-        return False
-    return "captured_out" in json.dumps(filter, default=str)
-
-
 class FileStore(Store):
     schemes = ("file",)
 
@@ -362,43 +353,43 @@ class FileStore(Store):
         return sorted((int(n) for n in os.listdir(self.basedir) if n.isdigit()))
 
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None) -> list[dict]:
-        if self.use_index and not _mentions_output(filter, order):
-            return self._find_indexed(filter, order, limit)
-        from labbook.stores.query import evaluate, parse
+             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+        """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`), sorted
+        by ``order``; ``exclude``'d top-level fields (``captured_out``) are not read unless the
+        filter or the order looks at them. Served from the index when it is on."""
+        from labbook.stores.query import evaluate, heads, parse, query_view, sort_runs
 
         node = parse(filter)  # an invalid filter fails even on an empty store
-        runs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
+        looked_at = heads(node, order)
+        skip_output = "captured_out" in exclude and "captured_out" not in looked_at
+        summary = "summary" in looked_at
+        if self.use_index and "captured_out" not in looked_at:
+            entries = self.index.refresh()
+            pairs = [(entries[name]["doc"], entries[name]["last"] if summary else None)
+                     for name in sorted(entries, key=int)]
+        else:
+            docs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
+            lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
+            pairs = [(d, lasts.get(d["_id"])) for d in docs]
+        now = _utcnow()
+        views = [(doc, query_view(doc, last, now)) for doc, last in pairs]
         if filter:
-            runs = [r for r in runs if evaluate(node, r)]
+            views = [(doc, view) for doc, view in views if evaluate(node, view)]
         if order:
-            from labbook.stores.query import sort_runs
-
-            runs = sort_runs(runs, order)
-        return runs[:limit] if limit is not None else runs
-
-    def _find_indexed(self, filter: dict | None, order: str | None, limit: int | None
-                      ) -> list[dict]:
-        from labbook.stores.query import evaluate, parse, sort_runs
-
-        entries = self.index.refresh()
-        docs = [entries[name]["doc"] for name in sorted(entries, key=int)]
-        if filter:
-            node = parse(filter)
-            docs = [d for d in docs if evaluate(node, d)]
-        if order:
-            docs = sort_runs(docs, order)
+            by_view = {id(view): doc for doc, view in views}
+            views = [(by_view[id(v)], v) for v in sort_runs([v for _, v in views], order)]
         if limit is not None:
-            docs = docs[:limit]
+            views = views[:limit]
         out = []
-        for doc in docs:
+        for doc, _ in views:
             copy = _copy_json(doc)
-            try:
-                with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),
-                          encoding="utf-8") as fh:
-                    copy["captured_out"] = fh.read()
-            except FileNotFoundError:
-                copy["captured_out"] = ""
+            if not skip_output and "captured_out" not in copy:
+                try:
+                    with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),
+                              encoding="utf-8") as fh:
+                        copy["captured_out"] = fh.read()
+                except FileNotFoundError:
+                    copy["captured_out"] = ""
             out.append(copy)
         return out
 

@@ -71,6 +71,7 @@ from labbook.errors import LabbookError, MongoConnectionError, ObserverError, Ru
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
 from labbook.stores.base import RUN_FIELDS, Store, replaceable, sample_positions
+from labbook.stores import query as _query
 from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
 
 log = logging.getLogger("labbook.stores.mongo")
@@ -84,6 +85,10 @@ METRICS_BUCKET_SIZE = 50_000
 MAX_BSON_BYTES = 16 * 1024 * 1024
 #: fields moved to GridFS when a run document would outgrow the limit
 SPILLABLE = ("captured_out", "info")
+#: field of a run document holding each metric's last value ``{escaped name: value}``, kept by
+#: every append of points: summaries and ``summary.*`` filters need no metrics documents. Runs
+#: written by Sacred lack it; their summaries come from the metrics collection.
+LAST_FIELD = "labbook_last"
 #: characters of output kept in the run document when the output is spilled
 _SPILL_TAIL = 10_000
 #: room kept for the ``labbook_spill`` sub-document
@@ -330,8 +335,57 @@ def _eq_alternatives(value: Any) -> list | None:
 _NEGATIVE = {"$ne": "$eq", "$nin": "$in"}
 
 
+def _native_derived(cond: Cond) -> tuple[dict, dict] | None:
+    """(superset, subset) of a condition on a derived field (see labbook.stores.query), or
+    None when the field is a document field. Only supersets: the Python check decides."""
+    path, op, value = cond.path, cond.op, cond.value
+    head, _, rest = path.partition(".")
+    if path == "status" and _query.DIED_SENSITIVE & set(
+            v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
+        # a stored RUNNING run is reported as RUNNING or DIED
+        if op not in ("$eq", "$in"):
+            return _ALL, _NONE
+        stored = sorted({"RUNNING" if v == "DIED" else v
+                         for v in (value if op == "$in" else [value]) if isinstance(v, str)})
+        return {"status": {"$in": stored}}, _NONE
+    if path == "status" and op in ("$regex", "$gt", "$gte", "$lt", "$lte"):
+        return _ALL, _NONE  # DIED may match where the stored RUNNING does not
+    positive = op in ("$eq", "$in") and all(
+        isinstance(v, str) for v in (value if op == "$in" else [value]))
+    if path == "tags":
+        if not positive:
+            return _ALL, _NONE
+        tags = value if op == "$in" else [value]
+        # tags are compared as text: a number in meta.tags is the tag of its digits
+        listed = tags + [int(t) for t in tags if t.isascii() and t.lstrip("-").isdigit()]
+        return _or([{"meta.tags": {"$in": listed}}]
+                   + [{f"info.tags.{serialize.escape_key(t)}": {"$exists": True}}
+                      for t in tags]), _NONE
+    if path in ("name", "notes"):
+        if not positive:
+            return _ALL, _NONE
+        fields = ("meta.name", "experiment.name") if path == "name" else \
+            ("meta.notes", "meta.comment")
+        spec = value if op == "$eq" else {"$in": value}
+        return _or([{f: spec} for f in fields]), _NONE
+    if head == "summary":
+        if not rest or op in _NEGATIVE or (op == "$exists" and not value) or op == "$not":
+            return _ALL, _NONE
+        key = serialize.escape_key(rest)
+        logged, _ = _native_op(op, f"{LAST_FIELD}.{key}", True if op == "$exists" else value)
+        # runs without LAST_FIELD (Sacred's) and overridden summaries: the Python check
+        return _or([{LAST_FIELD: {"$exists": False}},
+                    {f"info.summary.{key}": {"$exists": True}}, logged]), _NONE
+    if head in _query.DERIVED_FIELDS:
+        return _ALL, _NONE
+    return None
+
+
 def _native_cond(cond: Cond) -> tuple[dict, dict]:
     """(superset, subset) native filters of one condition."""
+    derived = _native_derived(cond)
+    if derived is not None:
+        return derived
     segments = cond.path.split(".")
     head = segments[0]
     if head in ("artifacts", "labbook_spill") or cond.path.startswith("experiment.sources"):
@@ -493,12 +547,30 @@ def _native(node: Any) -> tuple[dict, dict]:
     return _negate(_or(subs)), _negate(_or(sups))  # $nor
 
 
-def _paths(node: Any) -> set[str]:
-    if isinstance(node, Cond):
-        return {node.path}
-    if isinstance(node, Not):
-        return _paths(node.part)
-    return set().union(*(_paths(p) for p in node.parts)) if node.parts else set()
+#: the document fields a derived field is made of (labbook.stores.query)
+_DERIVED_FROM = {"status": ("status", "heartbeat", "start_time", "meta"),
+                 "name": ("meta", "experiment"), "tags": ("meta", "info"), "notes": ("meta",),
+                 "summary": ("info",)}
+
+
+def _projected(heads: set[str]) -> set[str]:
+    """The top-level fields to read for a filter and an order on ``heads``."""
+    out: set[str] = set()
+    for head in heads:
+        out.update(_DERIVED_FROM.get(head, (head,)))
+    out.discard("_id")
+    return out
+
+
+def _batches(cursor: Any, size: int) -> Any:
+    batch: list = []
+    for raw in cursor:
+        batch.append(raw)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -1017,6 +1089,11 @@ class MongoStore(Store):
                     {"name": first_buckets[index], "id": str(upserted[index])})
         for name, position in after.items():
             self._buckets[(run_id, name)] = position
+        # the run's summary: each metric's last value, on the run document (LAST_FIELD)
+        last = {f"{LAST_FIELD}.{serialize.escape_key(name)}": _to_bson(series["values"][-1])
+                for name, series in metrics_by_name.items() if len(series["values"])}
+        if last:
+            self.runs.update_one({"_id": run_id}, {"$set": last})
 
     @_translated
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
@@ -1093,6 +1170,7 @@ class MongoStore(Store):
     # -- read side -----------------------------------------------------------------------------
     def _decode(self, raw: dict) -> dict:
         spilled = raw.pop("labbook_spill", None) or {}
+        raw.pop(LAST_FIELD, None)
         doc = _from_bson(raw)
         info = doc.get("info")
         if isinstance(info, dict) and _is_metric_refs(info.get("metrics")):
@@ -1134,25 +1212,28 @@ class MongoStore(Store):
         if limit is not None and limit < 0:
             # Python's slice meaning, as in the file store
             return self.find(node, order, exclude=exclude)[:limit]
-        heads = {p.split(".")[0] for p in _paths(node)}
-        if order is not None:
-            heads.add(order.lstrip("+-").split(".")[0])
+        heads = _query.heads(node, order)
         left_out = {f: 0 for f in exclude if f not in heads and f not in ("_id", "labbook_spill")}
+        summary = "summary" in heads
+        now = _utcnow()
         if order is None:
-            out = []
-            for raw in self.runs.find(native, left_out or None).sort("_id", pymongo.ASCENDING):
-                doc = self._decode(raw)
-                if evaluate(node, doc):
-                    out.append(doc)
-                    if limit is not None and len(out) >= limit:
-                        break
+            out: list[dict] = []
+            cursor = self.runs.find(native, left_out or None).sort("_id", pymongo.ASCENDING)
+            for batch in _batches(cursor, 200):
+                for doc, view in self._views(batch, summary, now):
+                    if evaluate(node, view):
+                        out.append(doc)
+                        if limit is not None and len(out) >= limit:
+                            return out
             return out
         # Order in Python (sort_runs: missing values last, numbers before text), reading only
         # the fields the filter and the order need, then fetch the winners in full.
-        projection = {h: 1 for h in heads if h != "_id"}
+        projection = {h: 1 for h in _projected(heads)}
         projection["labbook_spill"] = 1
-        rows = [self._decode(raw) for raw in self.runs.find(native, projection)]
-        rows = [r for r in rows if evaluate(node, r)]
+        if summary:
+            projection[LAST_FIELD] = 1
+        found = list(self.runs.find(native, projection))
+        rows = [view for _, view in self._views(found, summary, now) if evaluate(node, view)]
         rows.sort(key=lambda r: (not isinstance(r["_id"], int | float), r["_id"]
                                  if isinstance(r["_id"], int | float) else str(r["_id"])))
         ids = [r["_id"] for r in sort_runs(rows, order)]
@@ -1161,6 +1242,26 @@ class MongoStore(Store):
         full = {raw["_id"]: raw for raw in self.runs.find({"_id": {"$in": ids}},
                                                           left_out or None)}
         return [self._decode(full[i]) for i in ids if i in full]
+
+    def _views(self, raws: list[dict], summary: bool, now: Any) -> list[tuple[dict, dict]]:
+        """(document, query view) of raw run documents; the views of ``summary`` queries
+        get each run's last values (from LAST_FIELD, else one batch from the metrics)."""
+        lasts: dict[Any, dict] = {}
+        if summary:
+            missing = []
+            for raw in raws:
+                if LAST_FIELD in raw:
+                    lasts[raw["_id"]] = {serialize.unescape_key(k): _from_bson(v)
+                                         for k, v in (raw[LAST_FIELD] or {}).items()}
+                else:
+                    missing.append(raw["_id"])
+            if missing:
+                lasts.update(self.last_values(missing))
+        out = []
+        for raw in raws:
+            doc = self._decode(raw)
+            out.append((doc, _query.query_view(doc, lasts.get(doc["_id"]), now)))
+        return out
 
     @_translated
     def history(self, run_id: Any, names: Iterable[str] | None = None
@@ -1230,6 +1331,15 @@ class MongoStore(Store):
         out: dict[Any, dict[str, Any]] = {run_id: {} for run_id in run_ids}
         if not wanted:
             return out
+        for raw in self.runs.find({"_id": {"$in": list(wanted)}, LAST_FIELD: {"$exists": True}},
+                                  projection={LAST_FIELD: 1}):
+            last = {serialize.unescape_key(k): _from_bson(v)
+                    for k, v in (raw.get(LAST_FIELD) or {}).items()}
+            for run_id in wanted.pop(raw["_id"], ()):
+                out[run_id] = dict(last)
+        if not wanted:
+            return out
+        # runs written by Sacred (or before LAST_FIELD): the last element of each series
         docs = list(self.metrics.find({"run_id": {"$in": list(wanted)}},
                                       projection={"_id": 0, "run_id": 1, "name": 1, "bucket": 1,
                                                   "values": {"$slice": -1}}))

@@ -164,6 +164,11 @@ def _parse_field(path: str, spec: Any) -> list:
 
 
 def lookup(doc: Any, path: str) -> Any:
+    if path.startswith("summary.") and isinstance(doc, dict):
+        # summary.<metric name>: a metric's name may hold dots (train.loss)
+        summary = doc.get("summary")
+        if isinstance(summary, dict) and path[8:] in summary:
+            return summary[path[8:]]
     value = doc
     for part in path.split("."):
         if isinstance(value, dict):
@@ -262,3 +267,143 @@ def sort_runs(runs: list[dict], order: str) -> list[dict]:
     missing = [r for r in runs if key(r)[0] == 1]
     present.sort(key=key, reverse=descending)
     return present + missing
+
+
+# -- the query model: the run as filters and orders see it -------------------------------------
+#: fields that filters and orders may name besides the document's own. Every store derives them
+#: the same way (here), so a filter means the same on every store:
+#:
+#: - ``name``: ``meta.name`` (``--name``), else the experiment's name;
+#: - ``tags``: ``meta.tags`` then the keys of ``info.tags`` (``_run.set_tag``), as strings;
+#: - ``notes``: ``meta.notes``, else Sacred's ``meta.comment``;
+#: - ``summary``: each metric's last logged value, overridden by ``info.summary``; in a path,
+#:   what follows ``summary.`` is a metric name, dots included (``summary.train.loss``);
+#: - ``status`` is the one reported: DIED for a RUNNING run whose heartbeat stopped.
+DERIVED_FIELDS = ("name", "tags", "notes", "summary")
+
+#: a run's heartbeat interval when its options do not say (seconds)
+DEFAULT_BEAT_INTERVAL = 10.0
+#: a RUNNING run silent for longer than max(3 beats, this many seconds) is reported as DIED
+MIN_SILENCE = 60.0
+#: statuses whose conditions change when a stored RUNNING is reported as DIED
+DIED_SENSITIVE = frozenset({"RUNNING", "DIED"})
+
+
+def _meta(doc: dict) -> dict:
+    meta = doc.get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _info(doc: dict) -> dict:
+    info = doc.get("info")
+    return info if isinstance(info, dict) else {}
+
+
+def run_name(doc: dict) -> Any:
+    experiment = doc.get("experiment")
+    return _meta(doc).get("name") or (experiment.get("name") if isinstance(experiment, dict)
+                                      else None)
+
+
+def run_tags(doc: dict) -> list[str]:
+    tags: list[str] = []
+    listed = _meta(doc).get("tags")
+    for tag in listed if isinstance(listed, list) else []:
+        if str(tag) not in tags:
+            tags.append(str(tag))
+    valued = _info(doc).get("tags")
+    # sorted: some stores keep info's keys sorted, others in insertion order
+    for key in sorted(str(k) for k in (valued if isinstance(valued, dict) else {})):
+        if key not in tags:
+            tags.append(key)
+    return tags
+
+
+def run_notes(doc: dict) -> Any:
+    meta = _meta(doc)
+    return meta.get("notes", meta.get("comment"))
+
+
+def beat_interval(doc: dict) -> float:
+    options = _meta(doc).get("options")
+    options = options if isinstance(options, dict) else {}
+    value = options.get("--beat_interval", options.get("--beat-interval"))
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_BEAT_INTERVAL
+    return seconds if seconds > 0 else DEFAULT_BEAT_INTERVAL
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _naive(value: Any) -> _dt.datetime | None:
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, _dt.datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
+    """The stored status, but DIED for a RUNNING run silent for longer than
+    max(3 heartbeat intervals, :data:`MIN_SILENCE`)."""
+    status = doc.get("status")
+    if status != "RUNNING":
+        return status
+    last = _naive(doc.get("heartbeat")) or _naive(doc.get("start_time"))
+    if last is None:
+        return status
+    silence = ((now or _utcnow()) - last).total_seconds()
+    return "DIED" if silence > max(3 * beat_interval(doc), MIN_SILENCE) else status
+
+
+def summary_of(doc: dict, last: dict | None) -> dict:
+    """Each metric's last value (``last``, sorted by name) overridden by ``info.summary``."""
+    summary = dict(sorted((last or {}).items()))
+    overrides = _info(doc).get("summary")
+    if isinstance(overrides, dict):
+        summary.update(overrides)
+    return summary
+
+
+def query_view(doc: dict, last: dict | None = None, now: _dt.datetime | None = None) -> dict:
+    """``doc`` as filters and orders see it: with the derived fields and the reported status
+    (``last``: the run's last metric values, needed only for ``summary``)."""
+    return dict(doc, name=run_name(doc), tags=run_tags(doc), notes=run_notes(doc),
+                summary=summary_of(doc, last), status=reported_status(doc, now))
+
+
+def node_paths(node: Any) -> set[str]:
+    """Every field path a parsed filter looks at."""
+    if isinstance(node, Cond):
+        return {node.path}
+    if isinstance(node, Not):
+        return node_paths(node.part)
+    return set().union(*(node_paths(p) for p in node.parts)) if node.parts else set()
+
+
+def heads(node: Any, order: str | None = None) -> set[str]:
+    """The top-level fields a filter and an order look at."""
+    out = {p.split(".", 1)[0] for p in node_paths(node)}
+    if order:
+        out.add(order.lstrip("+-").split(".", 1)[0])
+    return out
+
+
+def needs_summary(node: Any, order: str | None = None) -> bool:
+    """Whether evaluating ``node`` (or sorting by ``order``) needs the runs' last values."""
+    return "summary" in heads(node, order)
+
+
+def evaluate_run(node: Any, doc: dict, last: dict | None = None,
+                 now: _dt.datetime | None = None) -> bool:
+    """Whether the stored run ``doc`` matches the parsed filter, derived fields included."""
+    return evaluate(node, query_view(doc, last, now))

@@ -59,11 +59,11 @@ from labbook.stores.base import (RUN_FIELDS, Store, claim_order, replaceable,
 
 #: the schema this code writes; a database with a higher version is refused. Kept in the
 #: ``labbook_schema`` table for labbooks from before the Alembic migrations.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: the newest Alembic revision in labbook/stores/sql_migrations/versions (a test checks it);
 #: a database at this revision is used without importing Alembic
-HEAD_REVISION = "0002_blob_chunks_metric_us"
+HEAD_REVISION = "0003_summaries_tags_files"
 
 #: largest piece of a stored file in one row (MariaDB refuses statements larger than
 #: ``max_allowed_packet``; the store uses a quarter of that when it is smaller)
@@ -154,6 +154,8 @@ runs = sa.Table(
     sa.Column("artifacts", _JSON),
     sa.Column("extra", _JSON),
     sa.Column("captured_out", _LONG_TEXT),
+    # each metric's last logged value {name: value}, kept by append_metrics (the summaries)
+    sa.Column("last_metrics", _JSON),
     # AUTOINCREMENT: SQLite never hands out the id of a deleted run again
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS)
@@ -194,6 +196,33 @@ artifacts = sa.Table(
     sa.Column("content_type", sa.String(255)),
     sa.Column("metadata", _JSON),
     **_TABLE_OPTIONS)
+
+tags_table = sa.Table(
+    "tags", METADATA,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+    sa.Column("tag", _name_type(_SHORT), primary_key=True),
+    sa.Index("ix_tags_tag", "tag"),
+    **_TABLE_OPTIONS)
+
+
+def _file_table(name: str) -> sa.Table:
+    return sa.Table(
+        name, METADATA,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+                  nullable=False, index=True),
+        sa.Column("name", _name_type(1024), nullable=False),
+        sa.Column("md5", sa.String(32), nullable=False, index=True),
+        **_TABLE_OPTIONS)
+
+
+#: the files a run read and its source files: (run, recorded name, md5 of the blob)
+run_resources = _file_table("run_resources")
+run_sources = _file_table("run_sources")
+
+#: tables holding rows of one run (deleted with it; SQLite enforces no ON DELETE CASCADE)
+_RUN_TABLES = (metrics, artifacts, tags_table, run_resources, run_sources)
 
 _TABLE_NAMES = tuple(t.name for t in METADATA.sorted_tables)
 
@@ -328,6 +357,16 @@ def _pieces(filename: str, size: int) -> Iterator[bytes]:
         yield from iter(lambda: fh.read(size), b"")
 
 
+def _file_rows(rid: int, entries: Any) -> list[dict]:
+    """``run_resources`` / ``run_sources`` rows of ``[[name, md5], ...]`` entries."""
+    rows = []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, list | tuple) and len(entry) >= 2 and isinstance(entry[1], str) \
+                and len(entry[1]) == 32:
+            rows.append({"run_id": rid, "name": str(entry[0])[:1024], "md5": entry[1]})
+    return rows
+
+
 def _special(value: float) -> str | None:
     """The ``special`` column of a metric value: 'nan', 'inf', '-inf' or None (finite)."""
     if value - value == 0.0:
@@ -398,6 +437,14 @@ def _run_id(run_id: Any) -> int | None:
     return None
 
 
+def _is_deadlock(exc: BaseException | None) -> bool:
+    """A transaction the server rolled back to break a deadlock (safe to run again)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    # MySQL/MariaDB 1213 (deadlock) and 1205 (lock wait timeout); PostgreSQL 40P01
+    return code in (1213, 1205) or getattr(orig, "sqlstate", None) == "40P01"
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip() or type(orig).__name__
@@ -417,6 +464,8 @@ class SqlStore(Store):
         self._is_mysql = self.dialect_name in _MYSQL_NAMES
         self._lock = threading.RLock()
         self._ready = False
+        #: per run: the info.tags keys last seen, so a heartbeat does not rewrite its tags
+        self._info_tag_keys: dict[int, list] = {}
         self._chunk_size = BLOB_CHUNK_SIZE
         self._engine = self._create_engine(echo)
         # reads on SQLite open a deferred transaction, writes an immediate one (see _on_begin)
@@ -704,15 +753,23 @@ class SqlStore(Store):
                 raise SqlStoreError(f"The SQL store numbers runs with integers; cannot use the "
                                     f"run id {run_id!r}.")
             return self._create_with_id(values, wanted, overwrite)
-        for attempt in range(3):
+        for attempt in range(5):
             try:
                 with self._write() as conn:
                     self._ensure_experiment(conn, values.get("experiment_name"))
                     result = conn.execute(runs.insert().values(**values))
-                    return int(result.inserted_primary_key[0])
+                    rid = int(result.inserted_primary_key[0])
+                    self._write_related(conn, rid, values)
+                    return rid
             except SqlStoreError as exc:
+                if attempt == 4:
+                    raise
+                if _is_deadlock(exc.__cause__):
+                    # many processes starting at once: the transaction was rolled back whole
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
                 # PostgreSQL: a run inserted with an explicit id can meet the sequence
-                if attempt == 2 or not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                     raise
                 with self._write() as conn:
                     self._sync_sequence(conn)
@@ -732,14 +789,77 @@ class SqlStore(Store):
                     raise RunExistsError(
                         f"A run with id {run_id} already exists in {self._redacted}. Choose "
                         "another id, or leave the id out to get the next free one.")
-                # the new run starts clean: the old one's points and files go
-                for table in (metrics, artifacts):
+                # the new run starts clean: the old one's points, files and tags go
+                for table in _RUN_TABLES:
                     conn.execute(table.delete().where(table.c.run_id == run_id))
                 conn.execute(runs.update().where(runs.c.id == run_id).values(**full))
             else:
                 conn.execute(runs.insert().values(id=run_id, **full))
                 self._sync_sequence(conn)
+            self._info_tag_keys.pop(run_id, None)
+            self._write_related(conn, run_id, values)
         return run_id
+
+    # -- rows that mirror a run's fields (tags, resources, sources) -------------------------------
+    def _write_related(self, conn: sa.Connection, rid: int, doc: dict) -> None:
+        """The tags, resources and sources rows of a new run."""
+        self._write_tags(conn, rid, doc.get("meta"), doc.get("info"), fresh=True)
+        for table, entries in ((run_resources, doc.get("resources")),
+                               (run_sources, (doc.get("experiment") or {}).get("sources")
+                                if isinstance(doc.get("experiment"), dict) else None)):
+            rows = _file_rows(rid, entries)
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    def _write_tags(self, conn: sa.Connection, rid: int, meta: Any, info: Any,
+                    fresh: bool = False) -> None:
+        """Make the run's rows of the tags table those of ``meta`` and ``info``."""
+        def key(tag: str) -> str:
+            # MySQL's PAD SPACE collations take 'a' and 'a ' for one key
+            return tag.rstrip(" ") if self._is_mysql else tag
+
+        wanted: dict[str, str] = {}
+        for tag in _query.run_tags({"meta": meta, "info": info}):
+            if len(tag) <= _SHORT:
+                wanted.setdefault(key(tag), tag)
+        stored: dict[str, str] = {}
+        if not fresh:
+            stored = {key(t): t for t in conn.execute(
+                sa.select(tags_table.c.tag).where(tags_table.c.run_id == rid)).scalars()}
+        # row by row, never "delete where run_id": on InnoDB a delete that finds nothing
+        # locks the gap, and runs created at the same time then deadlock on it
+        for gone in stored.keys() - wanted.keys():
+            conn.execute(tags_table.delete().where(tags_table.c.run_id == rid,
+                                                   tags_table.c.tag == stored[gone]))
+        new = [{"run_id": rid, "tag": tag} for k, tag in wanted.items() if k not in stored]
+        if new:
+            conn.execute(tags_table.insert(), new)
+        valued = info.get("tags") if isinstance(info, dict) else None
+        self._info_tag_keys[rid] = sorted(map(str, valued)) if isinstance(valued, dict) else []
+
+    def _update_related(self, conn: sa.Connection, rid: int, fields: dict) -> None:
+        """Keep the tags, resources and sources rows in step with changed fields."""
+        if "meta" in fields or "info" in fields:
+            info = fields.get("info")
+            valued = info.get("tags") if isinstance(info, dict) else None
+            keys = sorted(map(str, valued)) if isinstance(valued, dict) else []
+            # a heartbeat (info only) with the same tags as before changes nothing
+            if "meta" in fields or self._info_tag_keys.get(rid) != keys:
+                stored = conn.execute(sa.select(runs.c.meta, runs.c.info)
+                                      .where(runs.c.id == rid)).first()
+                if stored is not None:
+                    self._write_tags(conn, rid, fields.get("meta", stored.meta),
+                                     fields.get("info", stored.info))
+        for table, name in ((run_resources, "resources"), (run_sources, "experiment")):
+            if name not in fields:
+                continue
+            entries = fields[name]
+            if name == "experiment":
+                entries = entries.get("sources") if isinstance(entries, dict) else None
+            conn.execute(table.delete().where(table.c.run_id == rid))
+            rows = _file_rows(rid, entries)
+            if rows:
+                conn.execute(table.insert(), rows)
 
     def _sync_sequence(self, conn: sa.Connection) -> None:
         # PostgreSQL's sequence does not see explicit ids; SQLite and MySQL move on by themselves
@@ -762,6 +882,7 @@ class SqlStore(Store):
             result = conn.execute(runs.update().where(runs.c.id == rid).values(**values))
             if result.rowcount == 0:
                 raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted}.")
+            self._update_related(conn, rid, values)
 
     def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
         # Compare-and-set: UPDATE ... WHERE status = 'QUEUED' changes a row for one transaction
@@ -799,6 +920,7 @@ class SqlStore(Store):
         rid = self._existing_id(run_id)
         # (has a special value, rows) per metric, in the order given
         parts: list[tuple[bool, Iterable[tuple]]] = []
+        last: dict[str, float] = {}
         for name, series in metrics_by_name.items():
             _short_name("metric name", name)
             steps = series["steps"]
@@ -811,6 +933,7 @@ class SqlStore(Store):
             if len(values) != n:
                 raise SqlStoreError(f"Metric '{name}': {n} steps but {len(values)} values.")
             times = _microseconds(series.get("timestamps"), n)
+            last[name] = values[-1]
             # NaN and +-inf make the sum non-finite (a finite overflow only costs the slow path)
             if math.isfinite(sum(values)):
                 parts.append((False, zip(itertools.repeat(rid, n), itertools.repeat(name, n),
@@ -829,6 +952,11 @@ class SqlStore(Store):
                            else ("run_id", "name", "step", "value", "time_us"))
                 self._insert_metric_rows(conn, columns, itertools.chain.from_iterable(
                     rows for _, rows in group))
+            # the summary of the run, in the same transaction as its points
+            current = conn.execute(sa.select(runs.c.last_metrics)
+                                   .where(runs.c.id == rid)).scalar()
+            conn.execute(runs.update().where(runs.c.id == rid)
+                         .values(last_metrics={**(current or {}), **last}))
 
     def _insert_metric_rows(self, conn: sa.Connection, columns: tuple[str, ...],
                             rows: Iterable[tuple]) -> None:
@@ -945,6 +1073,8 @@ class SqlStore(Store):
             if [filename, md5] not in current:
                 conn.execute(runs.update().where(runs.c.id == rid)
                              .values(resources=[*current, [filename, md5]]))
+                conn.execute(run_resources.insert().values(run_id=rid, name=filename[:1024],
+                                                           md5=md5))
 
     def put_sources(self, experiment_info: dict) -> dict:
         info = dict(experiment_info)
@@ -973,12 +1103,15 @@ class SqlStore(Store):
                 sa.select(runs.c.id).where(runs.c.id == rid)).first()
             if found is None:
                 raise KeyError(f"No run with id {run_id!r} in {self._redacted}.")
-            md5s = conn.execute(sa.select(artifacts.c.md5).where(artifacts.c.run_id == rid)
-                                ).scalars().all()
+            md5s = set()
+            for table in (artifacts, run_resources, run_sources):
+                md5s.update(conn.execute(sa.select(table.c.md5).where(table.c.run_id == rid)
+                                         ).scalars().all())
             # explicit deletes: SQLite enforces ON DELETE CASCADE only with a pragma
-            conn.execute(metrics.delete().where(metrics.c.run_id == rid))
-            conn.execute(artifacts.delete().where(artifacts.c.run_id == rid))
+            for table in _RUN_TABLES:
+                conn.execute(table.delete().where(table.c.run_id == rid))
             conn.execute(runs.delete().where(runs.c.id == rid))
+            self._info_tag_keys.pop(rid, None)
             for md5 in set(md5s):
                 if self._blob_referenced(conn, md5):
                     continue
@@ -987,19 +1120,21 @@ class SqlStore(Store):
 
     @staticmethod
     def _blob_referenced(conn: sa.Connection, md5: str) -> bool:
-        if conn.execute(sa.select(artifacts.c.id).where(artifacts.c.md5 == md5).limit(1)
-                        ).first() is not None:
-            return True
-        # resources and sources record their md5 inside JSON columns
-        mentions = sa.or_(sa.cast(runs.c.resources, sa.Text).contains(md5),
-                          sa.cast(runs.c.experiment, sa.Text).contains(md5))
-        return conn.execute(sa.select(runs.c.id).where(mentions).limit(1)).first() is not None
+        return any(conn.execute(sa.select(table.c.id).where(table.c.md5 == md5).limit(1)
+                                ).first() is not None
+                   for table in (artifacts, run_resources, run_sources))
 
     # -- read side -------------------------------------------------------------------------------
     def _document(self, row: sa.Row) -> dict:
+        """The run document of a row (of the columns the row has)."""
         mapping = row._mapping
         doc: dict[str, Any] = {"_id": mapping["id"]}
+        if "experiment" not in mapping and mapping.get("experiment_name") is not None:
+            # a query that looks at the experiment's name only reads the name's column
+            doc["experiment"] = {"name": mapping["experiment_name"]}
         for field in RUN_FIELDS:
+            if field not in mapping:
+                continue
             value = mapping[field]
             if value is None:
                 default = _DEFAULTS.get(field)
@@ -1008,7 +1143,7 @@ class SqlStore(Store):
                 elif field not in _KEEP_NULL:
                     continue
             doc[field] = value
-        for key, value in (mapping["extra"] or {}).items():
+        for key, value in (mapping.get("extra") or {}).items():
             doc.setdefault(key, value)
         return doc
 
@@ -1021,33 +1156,75 @@ class SqlStore(Store):
         return None if row is None else self._document(row)
 
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None) -> list[dict]:
+             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+        """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`: document
+        fields plus name, tags, notes, summary and the reported status), sorted by ``order``.
+
+        The filter becomes a SQL condition that keeps every match (exact where it can be);
+        each candidate is then checked in Python, the one source of truth. When the database
+        cannot answer alone, a first query reads only the columns the filter and the order
+        look at, and the documents of the runs kept are read afterwards, ``exclude``'d
+        top-level fields (such as ``captured_out``) left out."""
         node = _query.parse(filter)
-        where, exact = _Translator(strings_exact=not self._is_mysql).node(node)
-        stmt = sa.select(runs).where(where)
+        where, exact = _Translator(self.dialect_name, strings_exact=not self._is_mysql
+                                   ).node(node)
         path = order.lstrip("+-") if order else None
         descending = bool(order) and order.startswith("-")
         column = _ORDERABLE.get(path) if path else None
+        if limit is not None and limit < 0:  # Python's slice meaning, as in the file store
+            return self.find(filter, order, exclude=exclude)[:limit]
+        wanted_heads = _query.heads(node, order)
+        columns = self._document_columns(exclude, wanted_heads)
         if column is not None:
             # missing values last in both directions, ties by id: what sort_runs does
             key = column.desc() if descending else column.asc()
-            stmt = stmt.order_by(column.is_(None), key, runs.c.id)
-            if exact and limit is not None:
-                stmt = stmt.limit(limit)
+            ordering: tuple = (column.is_(None), key, runs.c.id)
         else:
-            stmt = stmt.order_by(runs.c.id)
-        found: list[dict] = []
+            ordering = (runs.c.id,)
+        now = _utcnow()
+        if exact and (order is None or column is not None):
+            # the database answers alone: documents straight away, limited
+            stmt = sa.select(*columns).where(where).order_by(*ordering)
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            with self._read() as conn:
+                docs = [self._document(row) for row in conn.execute(stmt)]
+            # checked even when the SQL was exact: cheap, and the one source of truth
+            return [d for d in docs if _query.evaluate_run(node, d, None, now)]
+        # 1. the runs kept, from the columns the filter and the order need
+        needed = _key_columns(wanted_heads)
+        stmt = sa.select(*needed).where(where).order_by(*ordering)
+        kept: list[tuple[int, dict]] = []
+        summary = "summary" in wanted_heads
         with self._read() as conn:
             for row in conn.execute(stmt):
-                doc = self._document(row)
-                # checked even when the SQL was exact: cheap, and the one source of truth
-                if _query.evaluate(node, doc):
-                    found.append(doc)
-                    if column is not None and limit is not None and len(found) >= limit:
+                partial = self._document(row)
+                view = _query.query_view(partial, row._mapping.get("last_metrics") if summary
+                                         else None, now)
+                if _query.evaluate(node, view):
+                    kept.append((partial["_id"], view))
+                    if column is not None and limit is not None and len(kept) >= limit:
                         break
         if order and column is None:
-            found = _query.sort_runs(found, order)
-        return found[:limit] if limit is not None else found
+            by_id = {id(view): rid for rid, view in kept}
+            kept = [(by_id[id(v)], v) for v in _query.sort_runs([v for _, v in kept], order)]
+        ids = [rid for rid, _ in kept]
+        if limit is not None:
+            ids = ids[:limit]
+        # 2. their documents
+        found: dict[int, dict] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                stmt = sa.select(*columns).where(runs.c.id.in_(ids[start:start + _IN_CHUNK]))
+                for row in conn.execute(stmt):
+                    found[row._mapping["id"]] = self._document(row)
+        return [found[rid] for rid in ids if rid in found]
+
+    @staticmethod
+    def _document_columns(exclude: Iterable[str], needed: set[str]) -> list:
+        """The columns of a run's document, without the excluded fields nobody looks at."""
+        skip = {f for f in exclude if f not in needed and f in runs.c and f != "id"}
+        return [c for c in runs.columns if c.name not in skip and c.name != "last_metrics"]
 
     _SERIES_COLUMNS = (metrics.c.run_id, metrics.c.name, metrics.c.step, metrics.c.value,
                        metrics.c.special, metrics.c.time_us)
@@ -1127,26 +1304,18 @@ class SqlStore(Store):
         return result
 
     def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-        """``{run_id: {metric: last value}}`` in one query per 500 runs: the point with the
-        highest id per run and name, i.e. the last one written (the highest step when the
-        steps grow, as they do with ``log_scalar``), as ``history`` lists it last."""
+        """``{run_id: {metric: last value}}`` in one query per 500 runs, from the
+        ``last_metrics`` column that every append of points keeps up to date."""
         keys = list(run_ids)
         wanted = sorted({rid for rid in map(_run_id, keys) if rid is not None})
         found: dict[int, dict[str, Any]] = {}
         if wanted:
             with self._read() as conn:
                 for start in range(0, len(wanted), _IN_CHUNK):
-                    last = (sa.select(sa.func.max(metrics.c.id).label("id"),
-                                      sa.func.min(metrics.c.id).label("first"))
-                            .where(metrics.c.run_id.in_(wanted[start:start + _IN_CHUNK]))
-                            .group_by(metrics.c.run_id, metrics.c.name).subquery())
-                    # names in the order of their first point, as history() lists them
-                    stmt = (sa.select(metrics.c.run_id, metrics.c.name, metrics.c.value,
-                                      metrics.c.special)
-                            .join(last, metrics.c.id == last.c.id).order_by(last.c.first))
-                    for rid, name, value, special in conn.execute(stmt):
-                        found.setdefault(rid, {})[name] = (_SPECIAL_VALUES[special] if special
-                                                           else value)
+                    stmt = sa.select(runs.c.id, runs.c.last_metrics).where(
+                        runs.c.id.in_(wanted[start:start + _IN_CHUNK]))
+                    for rid, last in conn.execute(stmt):
+                        found[rid] = last or {}
         out: dict[Any, dict[str, Any]] = {}
         for key in keys:
             rid = _run_id(key)
@@ -1372,6 +1541,33 @@ _ORDERABLE = {"_id": runs.c.id, "start_time": runs.c.start_time,
               "heartbeat": runs.c.heartbeat}
 _STRING_PATHS = {"status": runs.c.status, "command": runs.c.command,
                  "experiment.name": runs.c.experiment_name}
+
+#: the columns a filter or an order on a top-level field needs (besides ``id``)
+_HEAD_COLUMNS: dict[str, tuple] = {
+    "_id": (),
+    # the reported status: DIED depends on the heartbeat and the beat interval in meta
+    "status": (runs.c.status, runs.c.heartbeat, runs.c.start_time, runs.c.meta),
+    "name": (runs.c.meta, runs.c.experiment_name),
+    "tags": (runs.c.meta, runs.c.info),
+    "notes": (runs.c.meta,),
+    "summary": (runs.c.info, runs.c.last_metrics),
+    "experiment": (runs.c.experiment, runs.c.experiment_name),
+}
+
+
+def _key_columns(heads: set[str]) -> list:
+    """``id`` and the columns holding what the top-level fields ``heads`` need."""
+    chosen: dict[str, Any] = {"id": runs.c.id}
+    for head in sorted(heads):
+        columns = _HEAD_COLUMNS.get(head)
+        if columns is None:
+            # a document field with a column of its own, else one kept in ``extra``
+            columns = (runs.c[head],) if head in runs.c and head != "id" else (runs.c.extra,)
+        for column in columns:
+            chosen[column.name] = column
+    return list(chosen.values())
+
+
 _TRUE = sa.true()
 _FALSE = sa.false()
 
@@ -1385,9 +1581,10 @@ class _Translator:
     ``$ne``/``$nin``; inexact ones cannot.
     """
 
-    def __init__(self, strings_exact: bool):
+    def __init__(self, dialect: str, strings_exact: bool):
         # MySQL compares strings case- and trailing-space-insensitively: a superset only
         self.strings_exact = strings_exact
+        self.json = _JsonPaths(dialect)
 
     def node(self, node: Any) -> tuple[Any, bool]:
         if isinstance(node, _query.Cond):
@@ -1408,6 +1605,8 @@ class _Translator:
 
     def cond(self, cond: _query.Cond) -> tuple[Any, bool]:
         path, op, value = cond.path, cond.op, cond.value
+        if path == "status" and _mentions_died(op, value):
+            return self.status(op, value)
         if path == "_id":
             kind, column = "id", runs.c.id
         elif path in _TIME_FIELDS:
@@ -1415,7 +1614,7 @@ class _Translator:
         elif path in _STRING_PATHS:
             kind, column = "str", _STRING_PATHS[path]
         else:
-            return _TRUE, False
+            return self.document_path(path, op, value)
         # NULL means "missing" except for the heartbeat, which is present as None
         null_is_none = path == "heartbeat"
         if op == "$ne":
@@ -1445,6 +1644,70 @@ class _Translator:
                        "$lt": column < value, "$lte": column <= value}[op]
             return sa.and_(column.is_not(None), compare), True
         return _TRUE, False  # $regex, $size, $all: in Python
+
+    def status(self, op: str, value: Any) -> tuple[Any, bool]:
+        """A condition naming RUNNING or DIED: a stored RUNNING run is reported as either, so
+        the stored status keeps a superset (the Python check decides)."""
+        if op not in ("$eq", "$in"):
+            return _TRUE, False
+        wanted = {("RUNNING" if v == "DIED" else v) for v in (value if op == "$in" else [value])
+                  if isinstance(v, str)}
+        if not wanted:
+            return _FALSE, True
+        return runs.c.status.in_(sorted(wanted)), False
+
+    def document_path(self, path: str, op: str, value: Any) -> tuple[Any, bool]:
+        """A condition on a field inside the JSON columns, or on a derived field."""
+        head, _, rest = path.partition(".")
+        parts = rest.split(".") if rest else []
+        if head == "tags" and not parts:
+            return self.tags(op, value)
+        if head == "summary" and rest:
+            # summary.<metric>: info.summary overrides the last logged value
+            overridden = self.json.exists(runs.c.info, ["summary", rest])
+            logged, _ = self.json.cond(runs.c.last_metrics, [rest], op, value)
+            if overridden is None or logged is _TRUE:
+                return _TRUE, False
+            return sa.or_(overridden, logged), False
+        if head in ("name", "notes") and not parts:
+            if op not in ("$eq", "$in"):
+                return _TRUE, False
+            # name: meta.name, else the experiment's; notes: meta.notes, else meta.comment
+            first, second = ((runs.c.meta, ["name"]), (runs.c.experiment, ["name"])) \
+                if head == "name" else ((runs.c.meta, ["notes"]), (runs.c.meta, ["comment"]))
+            one, _ = self.json.cond(*first, op, value)
+            two, _ = self.json.cond(*second, op, value)
+            if one is _TRUE or two is _TRUE:
+                return _TRUE, False
+            return sa.or_(one, two), False
+        if head in _JSON_FIELDS:
+            return self.json.cond(runs.c[head], parts, op, value)
+        return _TRUE, False
+
+    def tags(self, op: str, value: Any) -> tuple[Any, bool]:
+        """``tags``: rows of the tags table (what ``query.run_tags`` derives)."""
+        def has(tag: str) -> Any:
+            return sa.exists().where(tags_table.c.run_id == runs.c.id, tags_table.c.tag == tag)
+
+        def usable(tag: Any) -> bool:
+            return isinstance(tag, str) and len(tag) <= _SHORT
+        if op == "$exists":
+            return (_TRUE if value else _FALSE), True
+        if op in ("$eq", "$in", "$all"):
+            operands = [value] if op == "$eq" else value
+            strings = [t for t in operands if isinstance(t, str)]
+            if not all(usable(t) for t in strings):
+                return _TRUE, False
+            if op == "$all":
+                if len(strings) != len(operands):
+                    return _FALSE, True  # a tag is always a string
+                return (sa.and_(*map(has, strings)) if strings else _FALSE), self.strings_exact
+            if not strings:
+                return _FALSE, True
+            inside = sa.exists().where(tags_table.c.run_id == runs.c.id,
+                                       tags_table.c.tag.in_(strings))
+            return inside, self.strings_exact
+        return _TRUE, False
 
     def fits(self, kind: str, path: str, value: Any) -> bool | None:
         """True: comparable with the column; False: never equal/ordered; None: unsure."""
@@ -1488,6 +1751,133 @@ class _Translator:
         if not parts:
             return _FALSE, True
         return (parts[0] if len(parts) == 1 else sa.or_(*parts)), exact
+
+
+def _mentions_died(op: str, value: Any) -> bool:
+    operands = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and v in _query.DIED_SENSITIVE for v in operands)
+
+
+def _plain_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+class _JsonPaths:
+    """Conditions on values inside JSON columns, for each database's JSON functions.
+
+    Every condition keeps each row whose value the Python evaluator could match: arrays
+    (which match when an element does), booleans (``True == 1``) and objects (NaN and the
+    infinities are stored as ``{"$float": ...}``) are kept for the Python check; numbers are
+    compared with non-strict operators, since a database may round large integers to doubles
+    (rounding keeps order, so no match is lost).
+    """
+
+    #: the database's names of each JSON type
+    _TYPES = {
+        "sqlite": {"number": ("integer", "real"), "string": ("text",),
+                   "bool": ("true", "false"), "null": ("null",), "array": ("array",),
+                   "object": ("object",)},
+        "postgresql": {"number": ("number",), "string": ("string",), "bool": ("boolean",),
+                       "null": ("null",), "array": ("array",), "object": ("object",)},
+        "mysql": {"number": ("INTEGER", "UNSIGNED INTEGER", "DOUBLE", "DECIMAL"),
+                  "string": ("STRING",), "bool": ("BOOLEAN",), "null": ("NULL",),
+                  "array": ("ARRAY",), "object": ("OBJECT",)},
+    }
+
+    def __init__(self, dialect: str):
+        self.dialect = "mysql" if dialect in _MYSQL_NAMES else dialect
+        self.types = self._TYPES.get(self.dialect)
+
+    def usable(self, parts: list[str]) -> bool:
+        # a digit part is a list index or a key (the evaluator tries both): left to Python
+        return self.types is not None and not any(
+            p.isdigit() or '"' in p or "\\" in p or not p for p in parts)
+
+    def _path(self, parts: list[str]) -> str:
+        return "$" + "".join(f'."{p}"' for p in parts)
+
+    def _element(self, column: Any, parts: list[str]) -> Any:
+        if self.dialect == "postgresql":
+            return sa.func.json_extract_path(column, *parts) if parts else column
+        if self.dialect == "mysql":
+            return sa.func.json_extract(column, self._path(parts))
+        return None
+
+    def type_of(self, column: Any, parts: list[str]) -> Any:
+        if self.dialect == "sqlite":
+            return sa.func.json_type(column, self._path(parts))
+        if self.dialect == "postgresql":
+            return sa.func.json_typeof(self._element(column, parts))
+        return sa.func.json_type(self._element(column, parts))
+
+    def is_type(self, column: Any, parts: list[str], *kinds: str) -> Any:
+        names = [n for kind in kinds for n in self.types[kind]]
+        return self.type_of(column, parts).in_(names)
+
+    def number(self, column: Any, parts: list[str]) -> Any:
+        """The value as a number where it is one, else NULL."""
+        if self.dialect == "sqlite":
+            value = sa.func.json_extract(column, self._path(parts))
+        elif self.dialect == "postgresql":
+            text = sa.func.json_extract_path_text(column, *parts) if parts \
+                else sa.cast(column, sa.Text)
+            value = sa.cast(text, sa.Numeric)
+        else:
+            # text + 0e0 is the text read as a double (a CAST to FLOAT would be single
+            # precision on MariaDB, and SQLAlchemy renders no CAST to DOUBLE for it)
+            value = sa.func.json_unquote(self._element(column, parts)) + \
+                sa.literal_column("0e0")
+        # guarded: a cast of a text that is no number fails on some databases
+        return sa.case((self.is_type(column, parts, "number"), value), else_=sa.null())
+
+    def text(self, column: Any, parts: list[str]) -> Any | None:
+        if self.dialect == "sqlite":
+            return sa.func.json_extract(column, self._path(parts))
+        if self.dialect == "postgresql":
+            return sa.func.json_extract_path_text(column, *parts) if parts else None
+        return sa.func.json_unquote(self._element(column, parts))
+
+    def exists(self, column: Any, parts: list[str]) -> Any | None:
+        """Present (JSON null included); None when the path cannot be translated."""
+        if not self.usable(parts):
+            return None
+        return self.type_of(column, parts).is_not(None)
+
+    def cond(self, column: Any, parts: list[str], op: str, value: Any) -> tuple[Any, bool]:
+        if not self.usable(parts):
+            return _TRUE, False
+        if op == "$exists":
+            present = self.type_of(column, parts).is_not(None)
+            return (present if value else sa.not_(present)), True
+        if op in ("$eq", "$in"):
+            return self.equal(column, parts, [value] if op == "$eq" else list(value))
+        if op in ("$gt", "$gte", "$lt", "$lte") and _plain_number(value):
+            number = self.number(column, parts)
+            compare = number >= value if op in ("$gt", "$gte") else number <= value
+            return sa.or_(compare, self.is_type(column, parts, "array", "bool", "object")), False
+        return _TRUE, False
+
+    def equal(self, column: Any, parts: list[str], operands: list) -> tuple[Any, bool]:
+        kinds = {"array"}
+        tests = []
+        for operand in operands:
+            if operand is None:
+                kinds.add("null")
+                tests.append(self.type_of(column, parts).is_(None))
+            elif isinstance(operand, bool):
+                kinds.update(("bool", "number"))
+            elif _plain_number(operand):
+                kinds.add("bool")
+                tests.append(self.number(column, parts) == operand)
+            elif isinstance(operand, str):
+                text = self.text(column, parts)
+                if text is None:
+                    return _TRUE, False
+                tests.append(sa.and_(self.is_type(column, parts, "string"), text == operand))
+            else:  # documents, lists, NaN, the infinities: the Python check alone
+                return _TRUE, False
+        return sa.or_(self.is_type(column, parts, *sorted(kinds)), *tests), False
 
 
 # -- the observer --------------------------------------------------------------------------------

@@ -163,8 +163,10 @@ def _make_v1_database(url, big: bytes) -> dict:
                 id=7, experiment_name="old", command="main", status="COMPLETED",
                 start_time=T0, stop_time=T0 + dt.timedelta(minutes=1), heartbeat=T0,
                 experiment={"name": "old", "sources": []}, host={"hostname": "h"},
-                config={"lr": 0.1, "nested": {"a": [1, 2]}}, meta={"command": "main"},
-                info={"note": "kept"}, result={"acc": 0.5}, resources=[], artifacts=[
+                config={"lr": 0.1, "nested": {"a": [1, 2]}},
+                meta={"command": "main", "tags": ["old"]},
+                info={"note": "kept", "tags": {"v1": None}}, result={"acc": 0.5},
+                resources=[["/data/small.bin", hashlib.md5(small).hexdigest()]], artifacts=[
                     "small.bin", "big.bin"], extra={"custom": "field"},
                 captured_out="old output\n"))
             points = [
@@ -213,13 +215,26 @@ def test_a_v1_database_is_upgraded_in_place_with_its_data(sql_url):
     try:
         assert _revision(engine) == [HEAD_REVISION]
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM labbook_schema").scalar() == 2
+            assert conn.exec_driver_sql("SELECT version FROM labbook_schema").scalar() == 3
             chunks = conn.exec_driver_sql(
                 "SELECT seq FROM blob_chunks WHERE md5 = '%s' ORDER BY seq"
                 % hashlib.md5(big).hexdigest()).scalars().all()
         assert chunks == [0, 1, 2]
         columns = _table_columns(engine)
         assert "content" not in columns["blobs"] and "timestamp" not in columns["metrics"]
+    finally:
+        engine.dispose()
+
+    # 0003 filled in the summaries, tags and file rows from what was stored
+    last = store.last_values([7])[7]
+    assert last["acc"] == 0.25 and last["loss"] == 0.5  # the last point written
+    assert [d["_id"] for d in store.find({"summary.loss": 0.5})] == [7]
+    assert [d["_id"] for d in store.find({"tags": {"$all": ["old", "v1"]}})] == [7]
+    engine = _engine(sql_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT name, md5 FROM run_resources").all() == [
+                ("/data/small.bin", hashlib.md5(made["small"]).hexdigest())]
     finally:
         engine.dispose()
 

@@ -265,7 +265,9 @@ def test_find_by_status_config_in_or_order_and_limit(sql_store):
 
     assert ids({"status": "COMPLETED"}) == [1, 3]
     assert ids({"config.x": 2}) == [2, 4]
-    assert ids({"status": {"$in": ["FAILED", "RUNNING"]}}) == [2, 4]
+    assert ids({"status": {"$in": ["FAILED", "RUNNING"]}}) == [2]
+    # run 4 is stored RUNNING but its heartbeat stopped long ago: it is reported DIED
+    assert ids({"status": "DIED"}) == [4] and sql_store.get(4)["status"] == "RUNNING"
     assert ids({"$or": [{"status": "FAILED"}, {"config.x": 3}]}) == [2, 3]
     assert ids(order="-start_time") == [6, 5, 4, 3, 2, 1]
     assert ids(order="-stop_time", limit=2) == [6, 5]  # run 4 has no stop_time: last

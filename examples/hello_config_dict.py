@@ -2,7 +2,7 @@
 """Configuration from a dict; entries are injected into the main function by name.
 
     python examples/hello_config_dict.py
-    python examples/hello_config_dict.py with message='Hi there!'
+    python examples/hello_config_dict.py with 'message="Hi there!"'
 """
 from labbook import Experiment
 

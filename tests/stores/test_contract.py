@@ -629,8 +629,8 @@ def test_observers_create_picks_the_store_by_url(kind, store_url, store):
     from labbook.observers import create
 
     observer = create(store_url)
-    expected = {"file": "FileStorageObserver", "mongo": "MongoObserver"}.get(kind,
-                                                                           "StoreObserver")
+    named = {"file": "FileStorageObserver", "mongo": "MongoObserver"}
+    expected = named.get(kind, "StoreObserver")
     assert type(observer).__name__ == expected
     ex = Experiment("contract_create")
     ex.observers.append(observer)

@@ -39,25 +39,37 @@ SACRED_VERSION = "0.8.7"
 SACRED_REQUIREMENTS = ["sacred==" + SACRED_VERSION, "setuptools<81", "numpy"]
 EXAMPLE = REPO / "examples" / "hello_config_scope.py"
 PACKAGES = ("labbook", "sacred")
-BENCHMARKS = ("import", "process", "log_scalar", "points", "empty_run", "config", "readback")
+BENCHMARKS = ("import", "process", "log_scalar", "points", "store_points", "empty_run",
+              "config", "readback")
 
 # Sizes: full run / --quick.
 SIZES = {
     False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
             "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 200,
             "empty_run_procs": 3, "config_reps": 15,
+            "store_points": [10_000, 100_000, 1_000_000], "store_points_reps": 3,
+            "store_beats": 100, "store_per_beat": 10_000,
             "readback_runs": 10_000, "readback_points": 1_000_000, "readback_mongo_runs": 300},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "empty_run_procs": 1, "config_reps": 3,
+           "store_points": [1_000, 10_000], "store_points_reps": 1,
+           "store_beats": 20, "store_per_beat": 1_000,
            "readback_runs": 100, "readback_points": 10_000, "readback_mongo_runs": 10},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 5, "log_scalar": 10, "empty_run": 5, "config": 4}
 POINTS_TARGET_SECONDS = 1.0
 POINTS_TARGET_N = 1_000_000
-# read-back targets (absolute, labbook only; meant for the full sizes)
-READBACK_TARGETS = {"first_page": 1.0, "dataframe": 2.0, "history": 0.5}
+#: 10^6 points into the file and SQLite stores: at most this much extra, and linear in N
+STORE_POINTS_TARGET_SECONDS = 3.0
+STORE_POINTS_KINDS = ("file", "sqlite")
+#: heartbeats late in a run may cost at most this many times the early ones
+BEAT_GROWTH_TARGET = 1.5
+# read-back targets (absolute, labbook only; meant for the full sizes): the first page is
+# 0.2 s on SQLite and MongoDB, 1 s on the file store
+READBACK_TARGETS = {"first_page": 0.2, "dataframe": 2.0, "history": 0.5}
+READBACK_FIRST_PAGE = {"file": 1.0}
 READBACK_STORES = ("file", "sqlite", "mongo")
 
 
@@ -284,6 +296,45 @@ def bench_points(pythons: dict, size: dict) -> dict:
     return out
 
 
+def bench_store_points(pythons: dict, size: dict) -> dict:
+    """N points end to end into the file and SQLite stores, and heartbeat cost over a run.
+    Sacred is measured on its file store only (its SqlObserver stores no metrics)."""
+    out: dict = {}
+    sizes = size["store_points"]
+    for package, python in pythons.items():
+        for kind in STORE_POINTS_KINDS:
+            if package == "sacred" and kind != "file":
+                continue
+            tmp = scratch_dir(f"store_points_{kind}_")
+            try:
+                res = workload(python, package, "store_points.py", kind,
+                               ",".join(map(str, sizes)), size["store_points_reps"],
+                               size["store_beats"], size["store_per_beat"], tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            figures = {}
+            for n in sizes:
+                entry = res["sizes"][str(n)]
+                broken = [s for s in entry["stored"] if isinstance(s, str)]
+                if broken:  # the store wrote a file it cannot read back: reported, not fatal
+                    print(f"  {package} {kind} {n:.0e} points: {broken[0]}", file=sys.stderr)
+                    out.setdefault("notes", []).append(f"{package} {kind} {n:.0e}: "
+                                                       f"{len(broken)} of {len(entry['stored'])}"
+                                                       f" runs: {broken[0]}")
+                if any(stored != n for stored in entry["stored"] if not isinstance(stored, str)):
+                    raise BenchError(f"{package} {kind}: stored {entry['stored']} points, "
+                                     f"not {n}")
+                extra = median(entry["logged"]) - median(entry["bare"])
+                figures[str(n)] = {"extra_s": extra, "ns_per_point": extra / n * 1e9}
+            beats = res["beats"]["seconds"]
+            tenth = max(1, len(beats) // 10)
+            first, last = median(beats[:tenth]), median(beats[-tenth:])
+            out.setdefault(kind, {})[package] = {
+                "sizes": figures, "first_beats_ms": first * 1000, "last_beats_ms": last * 1000,
+                "beat_growth": last / first if first > 0 else None, "raw": res}
+    return out
+
+
 def bench_empty_run(pythons: dict, size: dict) -> dict:
     """Amortised ms per empty run; the median over a few processes, labbook's and Sacred's
     alternating (file-system timings drift)."""
@@ -334,7 +385,8 @@ def bench_readback(pythons: dict, size: dict) -> dict:
 
 
 RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
-           "points": bench_points, "empty_run": bench_empty_run, "config": bench_config,
+           "points": bench_points, "store_points": bench_store_points,
+           "empty_run": bench_empty_run, "config": bench_config,
            "readback": bench_readback}
 
 
@@ -390,6 +442,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
             add("points", f"1e+06 points (extrapolated from {largest:.0e})", "s",
                 lambda d: d["sizes"][str(largest)]["ns_per_point"] * POINTS_TARGET_N / 1e9,
                 target_abs=POINTS_TARGET_SECONDS)
+    if "store_points" in results:
+        rows += store_points_rows(results["store_points"], sizes)
     if "empty_run" in results:
         add("empty_run", f"empty ex.run() x{sizes['empty_runs']}, file obs.", "ms/run",
             lambda d: d["ms_per_run"], RATIO_TARGETS["empty_run"])
@@ -398,6 +452,41 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
             RATIO_TARGETS["config"])
     if "readback" in results:
         rows += readback_rows(results["readback"].get("labbook") or {}, sizes)
+    return rows
+
+
+def store_points_rows(results: dict, sizes: dict) -> list[dict]:
+    """Rows for metric points into real stores; labbook's targets are absolute."""
+    rows = []
+    per_beat = sizes["store_per_beat"]
+    for note in results.get("notes") or []:
+        rows.append({"group": "store_points", "benchmark": f"note: {note[:90]}", "unit": "s",
+                     "labbook": None, "sacred": None, "ratio": None, "target": "-",
+                     "met": None, "has_target": False})
+    for kind in STORE_POINTS_KINDS:
+        data = results.get(kind) or {}
+
+        def row(label, unit, getter, target=None, target_text=None):
+            lab = getter(data["labbook"]) if "labbook" in data else None
+            sac = getter(data["sacred"]) if "sacred" in data else None
+            ratio = lab / sac if lab is not None and sac else None
+            rows.append({"group": "store_points", "benchmark": f"{kind}: {label}", "unit": unit,
+                         "labbook": lab, "sacred": sac, "ratio": ratio,
+                         "target": target_text or (f"<= {target:g} {unit}" if target else "-"),
+                         "met": None if target is None or lab is None else lab <= target,
+                         "has_target": target is not None})
+
+        for n in sizes["store_points"]:
+            is_target = n == POINTS_TARGET_N
+            row(f"{n:.0e} points -> store, extra", "s",
+                lambda d, n=n: d["sizes"][str(n)]["extra_s"],
+                STORE_POINTS_TARGET_SECONDS if is_target else None)
+        row(f"heartbeat of {per_beat:.0e} points, first beats", "ms",
+            lambda d: d["first_beats_ms"])
+        row(f"heartbeat of {per_beat:.0e} points, last beats", "ms",
+            lambda d: d["last_beats_ms"])
+        row("  last / first (flat = independent of history)", "x",
+            lambda d: d["beat_growth"], BEAT_GROWTH_TARGET, f"<= {BEAT_GROWTH_TARGET:g}")
     return rows
 
 
@@ -429,6 +518,8 @@ def readback_rows(data: dict, sizes: dict) -> list[dict]:
             value = store[key]["best_s"]
             at_size = points >= 1_000_000 if key == "history" else full
             limit = READBACK_TARGETS.get(key) if at_size else None
+            if key == "first_page" and limit is not None:
+                limit = READBACK_FIRST_PAGE.get(kind, limit)
             rows.append({"group": "readback", "benchmark": f"{kind}: {label}", "unit": "s",
                          "labbook": value, "sacred": None, "ratio": None,
                          "target": f"<= {limit:g} s" if limit else "-",
@@ -442,6 +533,8 @@ def fmt_value(value, unit):
         return "n/a"
     if unit == "s":
         text = f"{value:.3f}"
+    elif unit == "x":
+        return f"{value:.2f}x"
     elif abs(value) >= 100:
         text = f"{value:.0f}"
     elif abs(value) >= 10:
@@ -476,16 +569,27 @@ def table(rows: list[dict]) -> str:
 
 
 def linearity(results: dict, sizes: dict) -> str:
-    if "points" not in results:
-        return ""
-    lines = ["points -> observer, ns per point (flat = linear):"]
-    for package in PACKAGES:
-        data = results["points"].get(package)
-        if data is None:
+    lines = []
+    if "points" in results:
+        lines.append("points -> observer, ns per point (flat = linear):")
+        for package in PACKAGES:
+            data = results["points"].get(package)
+            if data is None:
+                continue
+            cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
+                              for n in sizes["points"])
+            lines.append(f"  {package:8s} {cells}")
+    for kind, by_package in (results.get("store_points") or {}).items():
+        if kind not in STORE_POINTS_KINDS:
             continue
-        cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
-                          for n in sizes["points"])
-        lines.append(f"  {package:8s} {cells}")
+        lines.append(f"points -> {kind} store, ns per point (flat = linear):")
+        for package in PACKAGES:
+            data = by_package.get(package)
+            if data is None:
+                continue
+            cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
+                              for n in sizes["store_points"])
+            lines.append(f"  {package:8s} {cells}")
     return "\n".join(lines)
 
 

@@ -35,6 +35,14 @@ from labbook.stores.base import (Store, claim_order, replaceable, sample_positio
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
 
 
+def _iso_times(stamps: list) -> list:
+    """Timestamps as ISO text (Sacred's metrics.json); the observer's datetimes in one C loop."""
+    try:
+        return list(map(_dt.datetime.isoformat, stamps))
+    except TypeError:  # strings, None: one at a time
+        return [t.isoformat() if hasattr(t, "isoformat") else t for t in stamps]
+
+
 def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
@@ -63,7 +71,8 @@ def write_json_atomic(path: str, data: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             # Sacred's json.dump settings: sorted keys, indent 2, non-ASCII as \u escapes
-            fh.write(serialize.dumps_pretty(data))
+            for piece in serialize.iter_pretty(data):
+                fh.write(piece)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -257,8 +266,7 @@ class FileStore(Store):
         if not metrics_by_name:
             return
         line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
-                                  "timestamps": [t.isoformat() if hasattr(t, "isoformat")
-                                                 else t for t in s["timestamps"]]}
+                                  "timestamps": _iso_times(s["timestamps"])}
                            for name, s in metrics_by_name.items()}, allow_nan=True)
         with open(os.path.join(self._dir(run_id), "metrics.jsonl"), "a",
                   encoding="utf-8") as fh:

@@ -58,18 +58,34 @@ def _micros(stamp: Any) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_MICROSECOND = _dt.timedelta(microseconds=1)
+
+
+def _all_micros(stamps: list) -> list[int]:
+    """:func:`_micros` of every stamp; naive ISO texts (what the file store writes) in C
+    loops, anything else one at a time."""
+    try:
+        times = list(map(_dt.datetime.fromisoformat, stamps))
+        if any(t.tzinfo is not None for t in times):
+            raise ValueError("aware time")
+        return list(map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, times)))
+    except TypeError:  # None or datetimes among them
+        return [_micros(t) for t in stamps]
+
+
 def _encode(series: dict) -> tuple[bytes, bool] | None:
     steps, values, stamps = series["steps"], series["values"], series["timestamps"]
     n = len(values)
     if len(steps) != n or len(stamps) != n:
         return None
-    if not all(s.__class__ is int for s in steps):
+    if set(map(type, steps)) - {int}:
         return None
-    ints = all(v.__class__ is int for v in values)
-    if not ints and not all(v.__class__ is float or v.__class__ is int for v in values):
+    kinds = set(map(type, values))
+    ints = kinds <= {int}
+    if kinds - {int, float}:
         return None
     try:
-        micros = [_micros(t) for t in stamps]
+        micros = _all_micros(stamps)
     except (ValueError, TypeError):
         return None
     try:

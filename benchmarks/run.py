@@ -49,7 +49,7 @@ SIZES = {
             "empty_run_procs": 3, "config_reps": 15,
             "store_points": [10_000, 100_000, 1_000_000], "store_points_reps": 3,
             "store_beats": 100, "store_per_beat": 10_000,
-            "readback_runs": 10_000, "readback_points": 1_000_000, "readback_mongo_runs": 300},
+            "readback_runs": 10_000, "readback_points": 1_000_000, "readback_mongo_runs": 10_000},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "empty_run_procs": 1, "config_reps": 3,

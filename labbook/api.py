@@ -11,13 +11,15 @@ Mongo stores read the same. pandas is imported only by the methods that return D
 from __future__ import annotations
 
 import datetime as _dt
+import heapq
 import os
 import shutil
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 from labbook.errors import LabbookError
 from labbook.stores import query as _query
-from labbook.stores.base import Store, sample_positions, sample_series
+from labbook.stores.base import (LAST_KEY, Store, artifact_names, sample_positions,
+                                 sample_series)
 
 if TYPE_CHECKING:
     import pandas
@@ -91,16 +93,6 @@ def _parse_id(run_id: Any) -> Any:
     if isinstance(run_id, str) and run_id.strip().isdigit():
         return int(run_id)
     return run_id
-
-
-def _artifact_names(doc: dict) -> list[str]:
-    # file and SQL stores keep names; the Mongo store keeps {"name", "file_id"} entries
-    names = []
-    for entry in doc.get("artifacts") or []:
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if isinstance(name, str) and name not in names:
-            names.append(name)
-    return names
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -334,11 +326,15 @@ def _leave_out(store: Store, node: Any, order: str | None) -> dict:
         parameters = inspect.signature(store.find).parameters
     except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
         return {}
-    if "exclude" not in parameters:
-        return {}
-    heads = _query.heads(node, order)
-    fields = tuple(f for f in LISTING_LEAVES_OUT if f not in heads)
-    return {"exclude": fields} if fields else {}
+    options: dict = {}
+    if "with_last" in parameters:
+        options["with_last"] = True  # summaries come with the documents where they are at hand
+    if "exclude" in parameters:
+        heads = _query.heads(node, order)
+        fields = tuple(f for f in LISTING_LEAVES_OUT if f not in heads)
+        if fields:
+            options["exclude"] = fields
+    return options
 
 
 def _paged(views: list[RunView], per_page: int) -> list[RunView]:
@@ -383,11 +379,16 @@ class RunView:
     """
 
     def __init__(self, doc: dict, store: Store):
+        if LAST_KEY in doc:  # find(..., with_last=True): the run's last values came along
+            doc = dict(doc)
+            last = doc.pop(LAST_KEY)
+        else:
+            last = None
         self._doc = doc
         self._store = store
         self._history: dict[str, dict[str, list]] | None = None
         #: each metric's last value, when loaded without the full history
-        self._last: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = dict(last) if last is not None else None
         #: runs fetched on the same page: their summaries are loaded together
         self._peers: list[RunView] = [self]
         #: fields the store left out of the document (read on first use)
@@ -633,18 +634,41 @@ class RunView:
 
     def scan_history(self, keys: Sequence[str] | str | None = None, page_size: int = 1000
                      ) -> Iterator[dict]:
-        """Every aligned row, as dicts. ``page_size`` is kept for wandb's signature: the
-        store interface reads a run's history at once, so rows are yielded from that."""
+        """Every point, as rows aligned on step like :meth:`history` with ``samples=None``,
+        streamed: each metric is read from the store ``page_size`` points at a time
+        (``Store.iter_series``) and the metrics are merged by step, so a run of any length
+        is scanned in bounded memory. (Steps are expected to grow, as ``log_scalar`` and
+        ``log`` make them; steps logged out of order come in the order stored.)"""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}.")
-        rows, _ = self._aligned_rows(keys, "_step")
-        yield from rows
+        if isinstance(keys, str):
+            keys = [keys]
+        names = list(dict.fromkeys(keys)) if keys is not None else self.metrics
+        columns = ["_step"] + [n for n in names if n != "_step"]
+
+        def points(name: str) -> Iterator[tuple]:
+            for page in self._store.iter_series(self.id, name, page_size):
+                for step, value in zip(page["steps"], page["values"]):
+                    yield _step_key(step), step, name, value
+
+        row: dict | None = None
+        row_key: tuple | None = None
+        for key, step, name, value in heapq.merge(*map(points, columns[1:]),
+                                                  key=lambda point: point[0]):
+            if row is None or key != row_key:
+                if row is not None:
+                    yield row
+                row, row_key = dict.fromkeys(columns), key
+                row["_step"] = step
+            row[name] = value  # a repeated step: the last value wins, as in history()
+        if row is not None:
+            yield row
 
     # -- files ----------------------------------------------------------------------------------
     @property
     def artifacts(self) -> list[str]:
         """Names of the stored artifacts, in the order they were added."""
-        return _artifact_names(self._doc)
+        return artifact_names(self._doc)
 
     def files(self) -> list[StoredFile]:
         return [StoredFile(self, name) for name in self.artifacts]

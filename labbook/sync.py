@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
 from labbook.errors import LabbookError
-from labbook.stores.base import Store
+from labbook.stores.base import Store, artifact_names
 
 SYNC_KEY = "synced_from"
 
@@ -86,15 +86,6 @@ def fingerprint(doc: dict) -> str:
     body["meta"] = meta
     text = json.dumps(body, sort_keys=True, default=str, allow_nan=True)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def _artifact_names(doc: dict) -> list[str]:
-    names: list[str] = []
-    for entry in doc.get("artifacts") or []:
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if isinstance(name, str) and name not in names:
-            names.append(name)
-    return names
 
 
 def _open_blob(store: Store, stored: Any) -> BinaryIO:
@@ -186,8 +177,8 @@ class _Copier:
             self.result.points += sum(len(s["values"]) for s in tails.values())
 
     def files(self, doc: dict, src_id: Any, dst_id: Any, dst_doc: dict | None) -> None:
-        have = set(_artifact_names(dst_doc or {}))
-        for name in _artifact_names(doc):
+        have = set(artifact_names(dst_doc or {}))
+        for name in artifact_names(doc):
             if name in have:
                 continue
             path = self._fetch(self.src.open_artifact(src_id, name), name)

@@ -32,8 +32,7 @@ def test_version(capsys):
 def test_ls_lists_runs_newest_first(store, capsys):
     assert main(["ls", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "EXPERIMENT", "COMMAND", "STATUS", "START", "DURATION",
-                                "RESULT"]
+    assert lines[0].split() == ["ID", "NAME", "STATUS", "START", "DURATION", "RESULT"]
     assert [line.split()[0] for line in lines[1:]] == ["2", "1"]
     assert "COMPLETED" in lines[1] and lines[1].rstrip().endswith("5.0")
 

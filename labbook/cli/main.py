@@ -133,7 +133,7 @@ _BUILTIN_COLUMNS = {"id": "ID", "name": "NAME", "experiment": "EXPERIMENT",
                     "start_time": "START", "stop": "STOP", "stop_time": "STOP",
                     "duration": "DURATION", "result": "RESULT", "tags": "TAGS",
                     "heartbeat": "HEARTBEAT", "host": "HOST"}
-_DEFAULT_COLUMNS = ("id", "experiment", "command", "status", "start", "duration", "result")
+_DEFAULT_COLUMNS = ("id", "name", "status", "start", "duration", "result")
 
 
 def _cell(value: Any) -> str:
@@ -225,14 +225,18 @@ def cmd_show(run_id: str, url: str | None) -> str:
 
     config_text = format_config(run.get("config") or {}, None, colour=False)
     lines += ["  " + line for line in config_text.splitlines()[1:]]
-    history = store.history(parsed)
-    if history:
+    # the last values and the counts: no series is read, however long
+    last = store.last_values([parsed]).get(parsed) or {}
+    counts = store.metric_counts([parsed]).get(parsed) or {}
+    if counts or last:
         lines.append("  metrics (last value, points):")
-        for name in sorted(history):
-            values = history[name]["values"]
-            lines.append(f"    {name} = {values[-1]!r}  ({len(values)} points)")
-    if run.get("artifacts"):
-        lines.append("  artifacts: " + ", ".join(run["artifacts"]))
+        for name in sorted(set(counts) | set(last)):
+            value = repr(last[name]) if name in last else "-"
+            lines.append(f"    {name} = {value}  ({counts.get(name, 0)} points)")
+    from labbook.stores.base import artifact_names
+
+    if artifact_names(run):
+        lines.append("  artifacts: " + ", ".join(artifact_names(run)))
     if run.get("fail_trace"):
         lines.append("  fail trace:")
         lines += ["    " + line for line in "".join(run["fail_trace"]).splitlines()]

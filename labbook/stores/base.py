@@ -10,11 +10,25 @@ A run is a document (a dict) with Sacred's MongoObserver fields: ``_id``, ``expe
 from __future__ import annotations
 
 import abc
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
+
+#: key of a document returned by ``find(..., with_last=True)`` holding the run's last values
+LAST_KEY = "_last"
 
 RUN_FIELDS = ("experiment", "command", "host", "start_time", "queue_time", "config", "meta",
               "status", "resources", "artifacts", "captured_out", "info", "heartbeat",
               "result", "stop_time", "fail_trace")
+
+
+def artifact_names(doc: dict) -> list[str]:
+    """The names of a run document's artifacts, in the order they were added (the file and SQL
+    stores list names, the Mongo store ``{"name", "file_id"}`` entries)."""
+    names: list[str] = []
+    for entry in doc.get("artifacts") or []:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    return names
 
 
 def replaceable(doc: dict) -> bool:
@@ -118,7 +132,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None) -> list[dict]:
-        """Run documents matching a Mongo-style filter."""
+        """Run documents matching a Mongo-style filter over the query model of
+        :mod:`labbook.stores.query` (evaluate with ``query.query_view``), sorted by ``order``.
+
+        The built-in stores take two keyword arguments besides: ``exclude``, top-level
+        fields to leave out unless the filter or order looks at them (listings leave out
+        ``captured_out``), and ``with_last``: each document then carries the run's last
+        metric values under the key :data:`LAST_KEY` where the store has them at hand (no
+        extra query), which saves the API a ``last_values`` call for summaries.
+        """
 
     @abc.abstractmethod
     def history(self, run_id: Any, names: Iterable[str] | None = None
@@ -150,6 +172,24 @@ class Store(abc.ABC):
             out[run_id] = {name: series["values"][-1]
                            for name, series in history.items() if series["values"]}
         return out
+
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
+                    ) -> Iterator[dict[str, list]]:
+        """One metric's points in pages of at most ``page_size`` (``steps``/``values``/
+        ``timestamps`` lists), in the order stored; stores that can read a page at a time
+        from the database or the file do, so a long series never sits in memory whole."""
+        series = self.history(run_id, [name]).get(name)
+        if not series:
+            return
+        for start in range(0, len(series["steps"]), page_size):
+            yield {key: series[key][start:start + page_size]
+                   for key in ("steps", "values", "timestamps")}
+
+    def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
+        """``{run_id: {metric: number of points}}`` (stores count without reading points where
+        they can)."""
+        return {run_id: {name: len(series["values"]) for name, series in history.items()}
+                for run_id, history in self.history_many(run_ids).items()}
 
     def close(self) -> None:
         """Release connections."""

@@ -25,11 +25,11 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from labbook import serialize
 from labbook.stores import file_series
-from labbook.stores.base import (Store, claim_order, replaceable, sample_positions,
+from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
 
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
@@ -104,9 +104,19 @@ def _copy_json(value: Any) -> Any:
 class FileStore(Store):
     schemes = ("file",)
 
-    def __init__(self, basedir: str | os.PathLike, index: bool | None = None):
+    def __init__(self, basedir: str | os.PathLike, index: bool | None = None,
+                 resource_dir: str | os.PathLike | None = None,
+                 source_dir: str | os.PathLike | None = None,
+                 copy_artifacts: bool = True, copy_sources: bool = True):
         self.basedir = os.path.abspath(os.fspath(basedir))
         self.url = "file://" + self.basedir
+        # Sacred's options: where stored copies go, and whether to copy at all
+        self.resource_dir = os.path.abspath(os.fspath(resource_dir)) if resource_dir \
+            else os.path.join(self.basedir, "_resources")
+        self.source_dir = os.path.abspath(os.fspath(source_dir)) if source_dir \
+            else os.path.join(self.basedir, "_sources")
+        self.copy_artifacts = copy_artifacts
+        self.copy_sources = copy_sources
         self._runs: dict[str, dict] = {}
         self._written: dict[tuple, Any] = {}
         if index is None:  # LABBOOK_FILE_INDEX=0 turns the index off (see file_index.py)
@@ -284,32 +294,34 @@ class FileStore(Store):
 
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
-        target = os.path.join(self._dir(run_id), name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(filename, target)
+        if self.copy_artifacts:  # Sacred's copy_artifacts=False records the name only
+            target = os.path.join(self._dir(run_id), name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(filename, target)
         doc = self._doc(run_id)
         artifacts = doc.setdefault("artifacts", [])
         if name not in artifacts:
             artifacts.append(name)
         self._write_run_json(run_id)
 
-    def _store_blob(self, kind: str, filename: str, relname: str | None = None) -> str:
+    def _store_blob(self, directory: str, filename: str, relname: str | None = None) -> str:
+        """Copy ``filename`` once per content to ``directory/<name>_<md5>.<ext>``; the copy's
+        absolute path."""
         md5 = _md5(filename)
         base = os.path.basename(relname or filename)
         stem, ext = os.path.splitext(base)
-        stored = os.path.join(kind, f"{stem}_{md5}{ext}")
-        target = os.path.join(self.basedir, stored)
+        target = os.path.join(directory, f"{stem}_{md5}{ext}")
         if not os.path.exists(target):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             tmp = target + ".tmp%d" % os.getpid()
             shutil.copyfile(filename, tmp)
             os.replace(tmp, target)
-        return stored
+        return target
 
     def put_resource(self, run_id: Any, filename: str) -> None:
         # Sacred records the stored copy as DIR/_resources/<name>_<md5>.<ext> (DIR included);
         # get() turns such paths back into store-relative ones, so moved stores still read
-        stored = os.path.join(self.basedir, self._store_blob("_resources", filename))
+        stored = self._store_blob(self.resource_dir, filename)
         doc = self._doc(run_id)
         resources = doc.setdefault("resources", [])
         if [filename, stored] not in resources:
@@ -324,7 +336,11 @@ class FileStore(Store):
         for relname, _md5sum in info.get("sources", []):
             path = os.path.join(base_dir, relname)
             if os.path.isfile(path):
-                sources.append([relname, self._store_blob("_sources", path, relname)])
+                # recorded relative to the store, as Sacred does; without copy_sources the
+                # record points at the file where it is
+                stored = self._store_blob(self.source_dir, path, relname) \
+                    if self.copy_sources else os.path.abspath(path)
+                sources.append([relname, os.path.relpath(stored, self.basedir)])
         info["sources"] = sources
         return info
 
@@ -361,7 +377,8 @@ class FileStore(Store):
         return sorted((int(n) for n in os.listdir(self.basedir) if n.isdigit()))
 
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+             limit: int | None = None, *, exclude: Iterable[str] = (),
+             with_last: bool = False) -> list[dict]:
         """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`), sorted
         by ``order``; ``exclude``'d top-level fields (``captured_out``) are not read unless the
         filter or the order looks at them. Served from the index when it is on."""
@@ -373,14 +390,15 @@ class FileStore(Store):
         summary = "summary" in looked_at
         if self.use_index and "captured_out" not in looked_at:
             entries = self.index.refresh()
-            pairs = [(entries[name]["doc"], entries[name]["last"] if summary else None)
+            pairs = [(entries[name]["doc"], entries[name]["last"])
                      for name in sorted(entries, key=int)]
         else:
             docs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
-            lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
+            lasts = self.last_values([d["_id"] for d in docs]) if summary or with_last else {}
             pairs = [(d, lasts.get(d["_id"])) for d in docs]
         now = _utcnow()
-        views = [(doc, query_view(doc, last, now)) for doc, last in pairs]
+        lasts_of = {id(doc): last for doc, last in pairs}
+        views = [(doc, query_view(doc, last if summary else None, now)) for doc, last in pairs]
         if filter:
             views = [(doc, view) for doc, view in views if evaluate(node, view)]
         if order:
@@ -391,6 +409,8 @@ class FileStore(Store):
         out = []
         for doc, _ in views:
             copy = _copy_json(doc)
+            if with_last:
+                copy[LAST_KEY] = dict(lasts_of[id(doc)] or {})
             if not skip_output and "captured_out" not in copy:
                 try:
                     with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),
@@ -457,6 +477,37 @@ class FileStore(Store):
         if not raw:
             for series in out.values():
                 series["timestamps"] = [serialize.parse_time(t) for t in series["timestamps"]]
+        return out
+
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
+                    ) -> Iterator[dict[str, list]]:
+        """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
+        path = os.path.join(self._dir(run_id), "metrics.jsonl")
+        if not os.path.exists(path):
+            yield from super().iter_series(run_id, name, page_size)
+            return
+        page: dict[str, list] = {"steps": [], "values": [], "timestamps": []}
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                series = json.loads(line).get(name)
+                if not series:
+                    continue
+                for key in page:
+                    page[key].extend(series[key])
+                while len(page["steps"]) >= page_size:
+                    yield self._page(page, page_size)
+        if page["steps"]:
+            yield self._page(page, len(page["steps"]))
+
+    @staticmethod
+    def _page(page: dict[str, list], size: int) -> dict[str, list]:
+        """Take the first ``size`` points off ``page`` (times parsed)."""
+        out = {key: page[key][:size] for key in page}
+        for key in page:
+            del page[key][:size]
+        out["timestamps"] = [serialize.parse_time(t) for t in out["timestamps"]]
         return out
 
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,

@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import quote, unquote
 
 try:
@@ -70,7 +70,7 @@ from labbook import serialize
 from labbook.errors import LabbookError, MongoConnectionError, ObserverError, RunExistsError
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
-from labbook.stores.base import RUN_FIELDS, Store, replaceable, sample_positions
+from labbook.stores.base import LAST_KEY, RUN_FIELDS, Store, replaceable, sample_positions
 from labbook.stores import query as _query
 from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
 
@@ -269,6 +269,8 @@ def _spill_stub(name: str, value: Any, file_id: Any) -> Any:
 _ALL: dict = {}
 _NONE: dict = {"_id": {"$in": []}}
 _DICT_FIELDS = ("config", "info", "meta", "host", "experiment")
+#: orders the server sorts as sort_runs does (one BSON type each: ints, dates)
+_NATIVE_ORDERS = ("_id", "start_time", "stop_time", "heartbeat", "queue_time")
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
     "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b,
@@ -1202,29 +1204,35 @@ class MongoStore(Store):
 
     @_translated
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+             limit: int | None = None, *, exclude: Iterable[str] = (),
+             with_last: bool = False) -> list[dict]:
         """Run documents matching ``filter``; the top-level fields in ``exclude`` (such as
-        ``captured_out``) are left out of them unless the filter or the order needs them."""
+        ``captured_out``) are left out of them unless the filter or the order needs them;
+        ``with_last`` adds each run's last values (``LAST_KEY``) where its document has them."""
         node = filter if isinstance(filter, Cond | Logical | Not) else parse(filter)
         native = native_filter(node)
         if _is_none(native) or (limit is not None and limit == 0):
             return []
         if limit is not None and limit < 0:
             # Python's slice meaning, as in the file store
-            return self.find(node, order, exclude=exclude)[:limit]
+            return self.find(node, order, exclude=exclude, with_last=with_last)[:limit]
         heads = _query.heads(node, order)
         left_out = {f: 0 for f in exclude if f not in heads and f not in ("_id", "labbook_spill")}
         summary = "summary" in heads
         now = _utcnow()
-        if order is None:
+        path = order.lstrip("+-") if order else "_id"
+        if path in _NATIVE_ORDERS:
+            # the server sorts as sort_runs does (see _sorted_cursors): candidates come in
+            # order and the first `limit` that pass the Python check are the answer
             out: list[dict] = []
-            cursor = self.runs.find(native, left_out or None).sort("_id", pymongo.ASCENDING)
-            for batch in _batches(cursor, 200):
-                for doc, view in self._views(batch, summary, now):
-                    if evaluate(node, view):
-                        out.append(doc)
-                        if limit is not None and len(out) >= limit:
-                            return out
+            descending = bool(order) and order.startswith("-")
+            for cursor in self._sorted_cursors(native, path, descending, left_out):
+                for batch in _batches(cursor, 200):
+                    for doc, view in self._views(batch, summary, now, with_last):
+                        if evaluate(node, view):
+                            out.append(doc)
+                            if limit is not None and len(out) >= limit:
+                                return out
             return out
         # Order in Python (sort_runs: missing values last, numbers before text), reading only
         # the fields the filter and the order need, then fetch the winners in full.
@@ -1241,26 +1249,50 @@ class MongoStore(Store):
             ids = ids[:limit]
         full = {raw["_id"]: raw for raw in self.runs.find({"_id": {"$in": ids}},
                                                           left_out or None)}
-        return [self._decode(full[i]) for i in ids if i in full]
+        return [doc for doc, _ in self._views([full[i] for i in ids if i in full], False, now,
+                                              with_last)]
 
-    def _views(self, raws: list[dict], summary: bool, now: Any) -> list[tuple[dict, dict]]:
+    def _sorted_cursors(self, native: dict, path: str, descending: bool,
+                        left_out: dict) -> list:
+        """Cursors over the runs matching ``native`` in sort_runs's order of ``path`` (an id or
+        a time: one type, so MongoDB's order is Python's), ties by id. Missing and null
+        values come last in both directions: MongoDB puts them last when descending, so
+        ascending reads the present values first, then the others."""
+        projection = left_out or None
+        if path == "_id":
+            return [self.runs.find(native, projection).sort(
+                "_id", pymongo.DESCENDING if descending else pymongo.ASCENDING)]
+        if descending:
+            return [self.runs.find(native, projection).sort(
+                [(path, pymongo.DESCENDING), ("_id", pymongo.ASCENDING)])]
+        present = _and([native, {path: {"$ne": None}}])
+        absent = _and([native, {path: None}])
+        return [self.runs.find(present, projection).sort([(path, pymongo.ASCENDING),
+                                                          ("_id", pymongo.ASCENDING)]),
+                self.runs.find(absent, projection).sort("_id", pymongo.ASCENDING)]
+
+    def _views(self, raws: list[dict], summary: bool, now: Any, with_last: bool = False
+               ) -> list[tuple[dict, dict]]:
         """(document, query view) of raw run documents; the views of ``summary`` queries
-        get each run's last values (from LAST_FIELD, else one batch from the metrics)."""
+        get each run's last values (from LAST_FIELD, else one batch from the metrics), and
+        with ``with_last`` the documents that have LAST_FIELD carry it as LAST_KEY."""
         lasts: dict[Any, dict] = {}
-        if summary:
-            missing = []
-            for raw in raws:
-                if LAST_FIELD in raw:
-                    lasts[raw["_id"]] = {serialize.unescape_key(k): _from_bson(v)
-                                         for k, v in (raw[LAST_FIELD] or {}).items()}
-                else:
-                    missing.append(raw["_id"])
-            if missing:
-                lasts.update(self.last_values(missing))
+        missing = []
+        for raw in raws:
+            if LAST_FIELD in raw:
+                lasts[raw["_id"]] = {serialize.unescape_key(k): _from_bson(v)
+                                     for k, v in (raw[LAST_FIELD] or {}).items()}
+            else:
+                missing.append(raw["_id"])
+        if summary and missing:
+            lasts.update(self.last_values(missing))
         out = []
         for raw in raws:
             doc = self._decode(raw)
-            out.append((doc, _query.query_view(doc, lasts.get(doc["_id"]), now)))
+            last = lasts.get(doc["_id"])
+            out.append((doc, _query.query_view(doc, last if summary else None, now)))
+            if with_last and last is not None:
+                doc[LAST_KEY] = dict(last)
         return out
 
     @_translated
@@ -1349,6 +1381,42 @@ class MongoStore(Store):
             if values:  # the last document with points has the last value
                 for run_id in wanted.get(doc.get("run_id"), ()):
                     out[run_id][doc["name"]] = values[-1]
+        return out
+
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
+                    ) -> Iterator[dict[str, list]]:
+        """One metric document (bucket) at a time, cut into pages of ``page_size``."""
+        query = {"run_id": {"$in": list(self._runs_wanted([run_id]))}, "name": name}
+        try:
+            found = list(self.metrics.find(query, projection={"_id": 1, "bucket": 1}))
+        except ConnectionFailure as exc:
+            raise self.connection_error(exc) from exc
+        # a document without a bucket number was written by Sacred: it comes first
+        found.sort(key=lambda d: d.get("bucket", -1))
+        for ref in found:
+            doc = self.metrics.find_one({"_id": ref["_id"]}, projection={
+                "_id": 0, "steps": 1, "values": 1, "timestamps": 1}) or {}
+            steps = doc.get("steps") or []
+            for start in range(0, len(steps), page_size):
+                yield {key: list((doc.get(key) or [])[start:start + page_size])
+                       for key in ("steps", "values", "timestamps")}
+
+    @_translated
+    def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
+        """``{run_id: {metric: points}}`` from the lengths of the metric documents (the server
+        counts; no point is sent)."""
+        run_ids = list(run_ids)
+        wanted = self._runs_wanted(run_ids)
+        out: dict[Any, dict[str, int]] = {run_id: {} for run_id in run_ids}
+        if not wanted:
+            return out
+        for doc in self.metrics.aggregate([
+                {"$match": {"run_id": {"$in": list(wanted)}}},
+                {"$project": {"_id": 0, "run_id": 1, "name": 1,
+                              "n": {"$size": {"$ifNull": ["$values", []]}}}}]):
+            for run_id in wanted.get(doc.get("run_id"), ()):
+                counts = out[run_id]
+                counts[doc["name"]] = counts.get(doc["name"], 0) + int(doc["n"])
         return out
 
     @_translated

@@ -54,7 +54,7 @@ from labbook.metrics import to_datetime
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
 from labbook.stores import query as _query
-from labbook.stores.base import (RUN_FIELDS, Store, claim_order, replaceable,
+from labbook.stores.base import (LAST_KEY, RUN_FIELDS, Store, claim_order, replaceable,
                                  sample_positions)
 
 #: the schema this code writes; a database with a higher version is refused. Kept in the
@@ -1125,10 +1125,13 @@ class SqlStore(Store):
                    for table in (artifacts, run_resources, run_sources))
 
     # -- read side -------------------------------------------------------------------------------
-    def _document(self, row: sa.Row) -> dict:
-        """The run document of a row (of the columns the row has)."""
+    def _document(self, row: sa.Row, with_last: bool = False) -> dict:
+        """The run document of a row (of the columns the row has); with ``with_last``, the
+        run's last values under ``LAST_KEY``."""
         mapping = row._mapping
         doc: dict[str, Any] = {"_id": mapping["id"]}
+        if with_last:
+            doc[LAST_KEY] = mapping.get("last_metrics") or {}
         if "experiment" not in mapping and mapping.get("experiment_name") is not None:
             # a query that looks at the experiment's name only reads the name's column
             doc["experiment"] = {"name": mapping["experiment_name"]}
@@ -1156,7 +1159,8 @@ class SqlStore(Store):
         return None if row is None else self._document(row)
 
     def find(self, filter: dict | None = None, order: str | None = None,
-             limit: int | None = None, *, exclude: Iterable[str] = ()) -> list[dict]:
+             limit: int | None = None, *, exclude: Iterable[str] = (),
+             with_last: bool = False) -> list[dict]:
         """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`: document
         fields plus name, tags, notes, summary and the reported status), sorted by ``order``.
 
@@ -1172,9 +1176,9 @@ class SqlStore(Store):
         descending = bool(order) and order.startswith("-")
         column = _ORDERABLE.get(path) if path else None
         if limit is not None and limit < 0:  # Python's slice meaning, as in the file store
-            return self.find(filter, order, exclude=exclude)[:limit]
+            return self.find(filter, order, exclude=exclude, with_last=with_last)[:limit]
         wanted_heads = _query.heads(node, order)
-        columns = self._document_columns(exclude, wanted_heads)
+        columns = self._document_columns(exclude, wanted_heads, with_last)
         if column is not None:
             # missing values last in both directions, ties by id: what sort_runs does
             key = column.desc() if descending else column.asc()
@@ -1188,7 +1192,7 @@ class SqlStore(Store):
             if limit is not None:
                 stmt = stmt.limit(limit)
             with self._read() as conn:
-                docs = [self._document(row) for row in conn.execute(stmt)]
+                docs = [self._document(row, with_last) for row in conn.execute(stmt)]
             # checked even when the SQL was exact: cheap, and the one source of truth
             return [d for d in docs if _query.evaluate_run(node, d, None, now)]
         # 1. the runs kept, from the columns the filter and the order need
@@ -1217,14 +1221,16 @@ class SqlStore(Store):
             for start in range(0, len(ids), _IN_CHUNK):
                 stmt = sa.select(*columns).where(runs.c.id.in_(ids[start:start + _IN_CHUNK]))
                 for row in conn.execute(stmt):
-                    found[row._mapping["id"]] = self._document(row)
+                    found[row._mapping["id"]] = self._document(row, with_last)
         return [found[rid] for rid in ids if rid in found]
 
     @staticmethod
-    def _document_columns(exclude: Iterable[str], needed: set[str]) -> list:
-        """The columns of a run's document, without the excluded fields nobody looks at."""
+    def _document_columns(exclude: Iterable[str], needed: set[str], with_last: bool) -> list:
+        """The columns of a run's document, without the excluded fields nobody looks at (and
+        the run's last values for ``with_last``)."""
         skip = {f for f in exclude if f not in needed and f in runs.c and f != "id"}
-        return [c for c in runs.columns if c.name not in skip and c.name != "last_metrics"]
+        return [c for c in runs.columns if c.name not in skip
+                and (c.name != "last_metrics" or with_last)]
 
     _SERIES_COLUMNS = (metrics.c.run_id, metrics.c.name, metrics.c.step, metrics.c.value,
                        metrics.c.special, metrics.c.time_us)
@@ -1321,6 +1327,47 @@ class SqlStore(Store):
             rid = _run_id(key)
             out[key] = dict(found.get(rid, {})) if rid is not None else {}
         return out
+
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
+                    ) -> Iterator[dict[str, list]]:
+        """Pages of one metric by (step, id), each one query on the (run, name, step) index."""
+        rid = _run_id(run_id)
+        if rid is None:
+            return
+        after: tuple | None = None
+        columns = (metrics.c.id, metrics.c.step, metrics.c.value, metrics.c.special,
+                   metrics.c.time_us)
+        while True:
+            stmt = sa.select(*columns).where(metrics.c.run_id == rid, metrics.c.name == name)
+            if after is not None:
+                stmt = stmt.where(sa.or_(metrics.c.step > after[0], sa.and_(
+                    metrics.c.step == after[0], metrics.c.id > after[1])))
+            stmt = stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size)
+            with self._read() as conn:
+                rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            after = (rows[-1].step, rows[-1].id)
+            yield {"steps": [r.step for r in rows],
+                   "values": [_SPECIAL_VALUES[r.special] if r.special else r.value
+                              for r in rows],
+                   "timestamps": _datetimes([r.time_us for r in rows])}
+            if len(rows) < page_size:
+                return
+
+    def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
+        """``{run_id: {metric: points}}``, counted by the database (index only)."""
+        keys = list(run_ids)
+        wanted = sorted({rid for rid in map(_run_id, keys) if rid is not None})
+        found: dict[int, dict[str, int]] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                stmt = (sa.select(metrics.c.run_id, metrics.c.name, sa.func.count())
+                        .where(metrics.c.run_id.in_(wanted[start:start + _IN_CHUNK]))
+                        .group_by(metrics.c.run_id, metrics.c.name))
+                for rid, name, count in conn.execute(stmt):
+                    found.setdefault(rid, {})[name] = int(count)
+        return {key: dict(found.get(_run_id(key), {})) for key in keys}
 
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
                         samples: int | None = 500) -> dict[str, dict[str, list]]:

@@ -66,10 +66,10 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 # -- ls ------------------------------------------------------------------------------------------
 LS_ALL = """\
-ID  EXPERIMENT  COMMAND  STATUS     START                DURATION  RESULT
-3   mnist       train    DIED       2024-05-03 07:00:00  -         -
-2   mnist       train    FAILED     2024-05-02 09:00:00  0:01:05   -
-1   mnist       train    COMPLETED  2024-05-01 10:00:00  0:05:30   0.91
+ID  NAME   STATUS     START                DURATION  RESULT
+3   mnist  DIED       2024-05-03 07:00:00  -         -
+2   wild   FAILED     2024-05-02 09:00:00  0:01:05   -
+1   mnist  COMPLETED  2024-05-01 10:00:00  0:05:30   0.91
 """
 
 LS_COLUMNS = """\
@@ -86,7 +86,7 @@ def test_ls_snapshots(store, capsys):
                    "--order", "start_time",
                    "--columns", "id,name,config.lr,summary.loss,tags") == (0, LS_COLUMNS, "")
     code, out, _ = run_cli(capsys, "ls", str(store), "--limit", "1")
-    assert out.splitlines()[1].split()[:4] == ["3", "mnist", "train", "DIED"]
+    assert out.splitlines()[1].split()[:3] == ["3", "mnist", "DIED"]
     assert len(out.splitlines()) == 2
 
 

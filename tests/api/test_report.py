@@ -111,6 +111,8 @@ def test_chromium_renders_the_report(report_runs, tmp_path):
         reason = ("chromium is not installed (apt-get update && apt-get install -y chromium); "
                   "the headless rendering check is skipped")
         print(reason)
+        if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):  # CI installs chromium
+            pytest.fail(f"chromium is required (LABBOOK_TEST_REQUIRE_SERVERS): {reason}")
         pytest.skip(reason)
     page = tmp_path / "report.html"
     compare_runs(*report_runs, path=page)

@@ -429,11 +429,9 @@ def _check_cli(capsys, store: str) -> None:
     code, out, err = _cli(capsys, "ls", "--store", store)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "EXPERIMENT", "COMMAND", "STATUS", "START", "DURATION",
-                                "RESULT"]
-    assert [line.split()[:4] for line in lines[1:]] == [
-        ["3", "fixture", "main", "INTERRUPTED"], ["2", "fixture", "main", "FAILED"],
-        ["1", "fixture", "main", "COMPLETED"]]
+    assert lines[0].split() == ["ID", "NAME", "STATUS", "START", "DURATION", "RESULT"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["3", "fixture", "INTERRUPTED"], ["2", "fixture", "FAILED"], ["1", "fixture", "COMPLETED"]]
     assert lines[3].split()[-1] == "0.621959"
     code, out, err = _cli(capsys, "ls", "--store", store, "--filter", "config.lr > 0.05")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["1"]

@@ -136,6 +136,8 @@ def start_mongoeco(timeout: float = 30.0) -> MongoServer:
 
 def _skip(reason: str) -> None:
     print(f"\nMongoDB store tests skipped: {reason}", file=sys.stderr)
+    if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):  # CI: the server must be there
+        pytest.fail(f"MongoDB is required (LABBOOK_TEST_REQUIRE_SERVERS): {reason}")
     pytest.skip(reason)
 
 

@@ -293,6 +293,8 @@ def test_full_run_is_stored_exactly_and_readable(kind, store_url, store, big_fil
     many = store.history_many([rid], ["special"])
     assert list(many) == [rid] and same(many[rid]["special"]["values"], SPECIAL_VALUES)
     assert store.last_values([rid]) == {rid: {"loss": (POINTS - 1) / 7, "special": 1e308}}
+    assert store.metric_counts([rid, "nothing"]) == {
+        rid: {"loss": POINTS, "special": len(SPECIAL_STEPS)}, "nothing": {}}
 
     # -- artifacts ---------------------------------------------------------------------------------
     with store.open_artifact(rid, "big.bin") as fh:
@@ -324,6 +326,13 @@ def test_full_run_is_stored_exactly_and_readable(kind, store_url, store, big_fil
         assert rows[0] == {"_step": 0, "loss": 0.0}
         assert rows[-1] == {"_step": POINTS - 1, "loss": (POINTS - 1) / 7}
         assert len(view.history(samples=100, pandas=False)) == 100
+        # every point streamed a page at a time, aligned as history() aligns them
+        scanned = list(view.scan_history(page_size=7_000))
+        assert same(scanned, view.history(samples=None, pandas=False))
+        assert len(scanned) == POINTS
+        assert scanned[10] == {"_step": 10, "loss": 10 / 7, "special": scanned[10]["special"]}
+        assert same(list(view.scan_history(["special"], page_size=4)),
+                    [{"_step": s, "special": v} for s, v in zip(SPECIAL_STEPS, SPECIAL_VALUES)])
         assert view.artifacts == artifact_names(doc)
         assert [f.name for f in view.files()] == artifact_names(doc)
         downloaded = view.file("big.bin").download(tmp_path / "download")
@@ -487,6 +496,7 @@ def check_parallel_runs(store, results: list[dict]) -> None:
         assert artifact_names(doc) == ["payload.bin"]
         with store.open_artifact(rid, "payload.bin") as fh:
             assert fh.read() == contract_worker.payload(worker)
+    assert store.metric_counts(ids) == {rid: {"value": PARALLEL_POINTS} for rid in ids}
     last = store.last_values(ids)
     assert last == {r["id"]: {"value": contract_worker.value(r["worker"], PARALLEL_POINTS - 1)}
                     for r in results}

@@ -148,3 +148,61 @@ def test_unknown_scheme_is_a_clear_error():
         open_store("ftp://user:secret@host/x")
     assert "ftp" in str(info.value) and "secret" not in str(info.value)
     assert "Known schemes: file, mariadb, mongodb" in str(info.value)
+
+
+# -- Sacred's FileStorageObserver options --------------------------------------------------------
+
+def test_file_storage_observer_takes_sacreds_options(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    output = tmp_path / "model.bin"
+    output.write_bytes(b"\x00weights")
+    (tmp_path / "runs").mkdir()
+    template = tmp_path / "runs" / "template.html"
+    template.write_text("<h1>${run['experiment']['name']}: ${run['status']}</h1>"
+                        "<p>lr=${config['lr']} note=${info['note']}</p><pre>${cout}</pre>")
+    observer = FileStorageObserver(tmp_path / "runs", resource_dir=tmp_path / "res",
+                                   source_dir=tmp_path / "src", copy_artifacts=False)
+    assert observer.template == str(template)  # basedir/template.html is found by itself
+    ex = Experiment("options")
+    ex.add_config(lr=0.5)
+    ex.observers.append(observer)
+
+    @ex.main
+    def main(_run):
+        print("hello report")
+        _run.info["note"] = "kept"
+        _run.open_resource(str(data)).close()
+        _run.add_artifact(str(output), name="model.bin")
+
+    run = ex.run(options={"--no_system_metrics": True, "--loglevel": "WARNING"})
+    run_dir = tmp_path / "runs" / str(run._id)
+    stored = json.loads((run_dir / "run.json").read_text())
+    # resources and sources went to the directories given, named <name>_<md5>.<ext>
+    (resource,) = stored["resources"]
+    assert resource[0] == str(data) and resource[1].startswith(str(tmp_path / "res")) \
+        and os.path.isfile(resource[1])
+    assert stored["experiment"]["sources"]
+    assert {os.path.dirname(os.path.normpath(os.path.join(tmp_path / "runs", s[1])))
+            for s in stored["experiment"]["sources"]} == {str(tmp_path / "src")}
+    # copy_artifacts=False: the artifact is listed, not copied
+    assert stored["artifacts"] == ["model.bin"] and not (run_dir / "model.bin").exists()
+    report = (run_dir / "report.html").read_text()
+    assert report == ("<h1>options: COMPLETED</h1><p>lr=0.5 note=kept</p>"
+                      "<pre>hello report\n</pre>")
+
+
+def test_copy_sources_false_records_where_the_sources_are(tmp_path):
+    with pytest.raises(FileNotFoundError, match="template .*missing.html does not exist"):
+        FileStorageObserver(tmp_path / "runs", template=tmp_path / "missing.html")
+    observer = FileStorageObserver(tmp_path / "runs", copy_sources=False)
+    ex = Experiment("no_copies")
+    ex.observers.append(observer)
+    ex.main(lambda: None)
+    run = ex.run(options={"--no_system_metrics": True, "--loglevel": "WARNING"})
+    stored = json.loads((tmp_path / "runs" / str(run._id) / "run.json").read_text())
+    assert stored["experiment"]["sources"]
+    assert not (tmp_path / "runs" / "_sources").exists()
+    for name, where in stored["experiment"]["sources"]:
+        original = os.path.normpath(os.path.join(tmp_path / "runs", where))
+        assert original == os.path.join(stored["experiment"]["base_dir"], name)

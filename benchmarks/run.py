@@ -520,6 +520,8 @@ def readback_rows(data: dict, sizes: dict) -> list[dict]:
             limit = READBACK_TARGETS.get(key) if at_size else None
             if key == "first_page" and limit is not None:
                 limit = READBACK_FIRST_PAGE.get(kind, limit)
+            if key == "dataframe" and kind != "sqlite":
+                limit = None  # the DataFrame target is SQLite's
             rows.append({"group": "readback", "benchmark": f"{kind}: {label}", "unit": "s",
                          "labbook": value, "sacred": None, "ratio": None,
                          "target": f"<= {limit:g} s" if limit else "-",

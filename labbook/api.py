@@ -73,22 +73,6 @@ def downsample(items: Sequence, samples: int | None) -> list:
     return [items[i] for i in sample_positions(len(items), samples)]
 
 
-def _as_time(value: Any) -> _dt.datetime | None:
-    """Naive UTC datetime from what a store returns (datetime, ISO text or None)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = _dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, _dt.datetime):
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return value
-
-
 def _parse_id(run_id: Any) -> Any:
     if isinstance(run_id, str) and run_id.strip().isdigit():
         return int(run_id)
@@ -462,15 +446,15 @@ class RunView:
 
     @property
     def start_time(self) -> _dt.datetime | None:
-        return _as_time(self._doc.get("start_time"))
+        return _query.as_time(self._doc.get("start_time"))
 
     @property
     def stop_time(self) -> _dt.datetime | None:
-        return _as_time(self._doc.get("stop_time"))
+        return _query.as_time(self._doc.get("stop_time"))
 
     @property
     def heartbeat(self) -> _dt.datetime | None:
-        return _as_time(self._doc.get("heartbeat"))
+        return _query.as_time(self._doc.get("heartbeat"))
 
     @property
     def duration(self) -> float | None:

@@ -12,7 +12,7 @@ store's write API, plus one run with a metric of POINTS points, then times on a 
   0.5")``, newest first; the store answers both conditions (the summary from the last values
   it keeps for every run);
 - ``first_page_config``: the same with the config condition only;
-- ``dataframe``: ``runs().to_dataframe()`` of every run (SQLite only);
+- ``dataframe``: ``runs().to_dataframe()`` of every run (SQLite and MongoDB);
 - ``history``: ``run.history("loss")`` of the long metric with the default 500 samples.
 
 STORES is a comma-separated subset of ``file,sqlite,mongo`` (default: all three). Mongo uses

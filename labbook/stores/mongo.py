@@ -786,6 +786,11 @@ class MongoStore(Store):
             log.debug("metrics: unique index refused, using a plain one", exc_info=True)
             self.metrics.create_index(keys, name="labbook_run_name_bucket_plain")
         self.files.create_index("md5", name="labbook_md5")
+        # what listings sort and filter by: the first page of 10^5 runs reads one page
+        for key, direction in (("start_time", -1), ("status", 1), ("experiment.name", 1),
+                               ("heartbeat", -1)):
+            self.runs.create_index([(key, direction), ("_id", 1)],
+                                   name=f"labbook_{key.replace('.', '_')}")
         self._indexed = True
 
     @_translated
@@ -1226,8 +1231,8 @@ class MongoStore(Store):
             # order and the first `limit` that pass the Python check are the answer
             out: list[dict] = []
             descending = bool(order) and order.startswith("-")
-            for cursor in self._sorted_cursors(native, path, descending, left_out):
-                for batch in _batches(cursor, 200):
+            for query, sort in self._sorted_queries(native, path, descending):
+                for batch in self._pages(query, sort, left_out, limit):
                     for doc, view in self._views(batch, summary, now, with_last):
                         if evaluate(node, view):
                             out.append(doc)
@@ -1252,24 +1257,38 @@ class MongoStore(Store):
         return [doc for doc, _ in self._views([full[i] for i in ids if i in full], False, now,
                                               with_last)]
 
-    def _sorted_cursors(self, native: dict, path: str, descending: bool,
-                        left_out: dict) -> list:
-        """Cursors over the runs matching ``native`` in sort_runs's order of ``path`` (an id or
-        a time: one type, so MongoDB's order is Python's), ties by id. Missing and null
-        values come last in both directions: MongoDB puts them last when descending, so
-        ascending reads the present values first, then the others."""
-        projection = left_out or None
+    @staticmethod
+    def _sorted_queries(native: dict, path: str, descending: bool) -> list[tuple[dict, list]]:
+        """(filter, sort) pairs that list the runs matching ``native`` in sort_runs's order of
+        ``path`` (an id or a time: one type, so MongoDB's order is Python's), ties by id.
+        Missing and null values come last in both directions: MongoDB puts them last when
+        descending, so ascending reads the present values first, then the others."""
         if path == "_id":
-            return [self.runs.find(native, projection).sort(
-                "_id", pymongo.DESCENDING if descending else pymongo.ASCENDING)]
+            return [(native, [("_id", pymongo.DESCENDING if descending else pymongo.ASCENDING)])]
         if descending:
-            return [self.runs.find(native, projection).sort(
-                [(path, pymongo.DESCENDING), ("_id", pymongo.ASCENDING)])]
-        present = _and([native, {path: {"$ne": None}}])
-        absent = _and([native, {path: None}])
-        return [self.runs.find(present, projection).sort([(path, pymongo.ASCENDING),
-                                                          ("_id", pymongo.ASCENDING)]),
-                self.runs.find(absent, projection).sort("_id", pymongo.ASCENDING)]
+            return [(native, [(path, pymongo.DESCENDING), ("_id", pymongo.ASCENDING)])]
+        return [(_and([native, {path: {"$ne": None}}]),
+                 [(path, pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]),
+                (_and([native, {path: None}]), [("_id", pymongo.ASCENDING)])]
+
+    def _pages(self, query: dict, sort: list, left_out: dict, limit: int | None
+               ) -> Iterator[list[dict]]:
+        """The sorted runs in growing pages (skip/limit): a server asked for a limit sorts only
+        what it returns (mongoeco otherwise prepares every match before the first batch)."""
+        projection = left_out or None
+        if limit is None:
+            yield from _batches(self.runs.find(query, projection).sort(sort), 200)
+            return
+        # a filter that the Python check narrows keeps a part of what the server sends:
+        # ask for a few pages' worth at first, then twice as many each time
+        offset, take = 0, max(4 * limit, 100)
+        while True:
+            page = list(self.runs.find(query, projection).sort(sort).skip(offset).limit(take))
+            if page:
+                yield page
+            if len(page) < take:
+                return
+            offset, take = offset + take, take * 2
 
     def _views(self, raws: list[dict], summary: bool, now: Any, with_last: bool = False
                ) -> list[tuple[dict, dict]]:

@@ -67,11 +67,11 @@ def parse(filter: dict | None) -> Any:
 TIME_PATHS = ("start_time", "stop_time", "heartbeat", "queue_time")
 
 
-def _as_time(path: str, value: Any) -> Any:
+def _time_operand(path: str, value: Any) -> Any:
     """An ISO text operand on a time field as the naive UTC datetime it names (a text never
     equals or orders against a stored time, so this only gives text filters a meaning)."""
     if isinstance(value, list):
-        return [_as_time(path, v) for v in value]
+        return [_time_operand(path, v) for v in value]
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -124,7 +124,7 @@ def _parse_field(path: str, spec: Any) -> list:
                              f"names ({', '.join(map(str, fields))}); to match a sub-document "
                              "exactly use {'$eq': {...}}.")
     if not (isinstance(spec, dict) and spec and all(k.startswith("$") for k in spec)):
-        return [Cond(path, "$eq", _as_time(path, spec) if path in TIME_PATHS else spec)]
+        return [Cond(path, "$eq", _time_operand(path, spec) if path in TIME_PATHS else spec)]
     out = []
     for op, operand in spec.items():
         if op not in COMPARISONS:
@@ -145,7 +145,7 @@ def _parse_field(path: str, spec: Any) -> list:
             operand = _regex(path, operand, spec.get("$options", ""))
         elif path in TIME_PATHS and op in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in",
                                            "$nin"):
-            operand = _as_time(path, operand)
+            operand = _time_operand(path, operand)
         if op == "$not":
             if isinstance(operand, dict) and operand:
                 sub = _parse_field(path, operand)
@@ -339,7 +339,8 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
-def _naive(value: Any) -> _dt.datetime | None:
+def as_time(value: Any) -> _dt.datetime | None:
+    """A naive UTC datetime from what a store returns (a datetime, ISO text), else None."""
     if isinstance(value, str):
         try:
             value = _dt.datetime.fromisoformat(value)
@@ -358,7 +359,7 @@ def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
     status = doc.get("status")
     if status != "RUNNING":
         return status
-    last = _naive(doc.get("heartbeat")) or _naive(doc.get("start_time"))
+    last = as_time(doc.get("heartbeat")) or as_time(doc.get("start_time"))
     if last is None:
         return status
     silence = ((now or _utcnow()) - last).total_seconds()

@@ -246,7 +246,9 @@ def test_run_json(twin, run_id):
     # resources: [the file read, DIR/_resources/<name>_<md5>.<ext>]
     assert len(ours["resources"]) == len(sacred["resources"]) == 1
     (s_name, s_stored), (o_name, o_stored) = sacred["resources"][0], ours["resources"][0]
-    assert o_name == s_name and Path(o_name).name == "vocab.txt"
+    # the file read, where each experiment ran (the fixture was written in another checkout)
+    assert os.path.relpath(o_name, o_exp["base_dir"]) == \
+        os.path.relpath(s_name, s_exp["base_dir"]) == "vocab.txt"
     assert os.path.isabs(s_stored) and os.path.isabs(o_stored)
     assert os.path.relpath(o_stored, twin) == "_resources/" + Path(s_stored).name
     assert Path(s_stored).parent.name == "_resources"
@@ -555,7 +557,11 @@ def test_mongo_documents_match_sacreds(mongo_server, mongo_db, mongo_url):  # no
         assert o_run["status"] == s_run["status"] and o_run["result"] == s_run["result"]
         assert o_run["config"] == s_run["config"]
         assert o_run["experiment"]["sources"][0][0] == s_run["experiment"]["sources"][0][0]
-        assert o_run["resources"] == s_run["resources"]  # [path read, md5]
+        # [path read, md5]; the path where each experiment ran
+        assert [[os.path.relpath(name, o_run["experiment"]["base_dir"]), md5]
+                for name, md5 in o_run["resources"]] == \
+            [[os.path.relpath(name, s_run["experiment"]["base_dir"]), md5]
+             for name, md5 in s_run["resources"]]
         assert [a["name"] for a in o_run["artifacts"]] == [a["name"] for a in s_run["artifacts"]]
 
         # info.metrics links each series to its document, as Omniboard expects

@@ -31,7 +31,7 @@ def describe_optimizer(lr, momentum, _log):
 
 @ex.capture
 def noisy_value(_rnd):
-    return _rnd.randint(0, 1000)
+    return _rnd.integers(0, 1000)
 
 
 @ex.automain

@@ -20,7 +20,7 @@ def cfg():
 
 @ex.capture
 def draw(draws, _rnd):
-    return [int(_rnd.randint(0, 100)) for _ in range(draws)]
+    return [int(_rnd.integers(0, 100)) for _ in range(draws)]
 
 
 @ex.capture

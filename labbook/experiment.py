@@ -224,21 +224,24 @@ class Experiment(Ingredient):
         return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:
-        logger = self.logger or logging.getLogger(self.path)
-        root = logging.getLogger()
-        if self.logger is None and not root.handlers and not any(
-                isinstance(h, _StderrHandler) for h in logger.handlers):
-            handler = _StderrHandler()
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            logger.addHandler(handler)
-            if logger.level == logging.NOTSET:
-                logger.setLevel(logging.INFO)
-        package = logging.getLogger("labbook")
-        if not root.handlers and not package.handlers:
-            # labbook's own warnings (a store that is down...) look like the run's log lines
-            handler = _StderrHandler()
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            package.addHandler(handler)
+        """The run's logger, as Sacred makes it: a child named after the experiment of
+        ``ex.logger``, or of the root logger. When the program has not configured logging,
+        the root logger gets a stderr handler in Sacred's ``LEVEL - name - message`` format
+        and starts every run at INFO, so the program's own module loggers print too. Unlike
+        Sacred, handlers the program installed are never replaced. ``-l LEVEL`` sets the
+        level of that base logger."""
+        if self.logger is not None:
+            base = self.logger
+        else:
+            base = logging.getLogger()
+            ours = [h for h in base.handlers if isinstance(h, _StderrHandler)]
+            if not base.handlers:
+                handler = _StderrHandler()
+                handler.setFormatter(logging.Formatter(LOG_FORMAT))
+                base.addHandler(handler)
+                ours = [handler]
+            if ours:
+                base.setLevel(logging.INFO)  # each run starts from INFO, as in Sacred
         if level is not None:
             if isinstance(level, str) and not level.isdigit():
                 numeric = logging.getLevelName(level.upper())
@@ -247,8 +250,8 @@ class Experiment(Ingredient):
                         f"Unknown log level '{level}'. Use DEBUG, INFO, WARNING, ERROR, "
                         "CRITICAL or a number.")
                 level = numeric
-            logger.setLevel(int(level))
-        return logger
+            base.setLevel(int(level))
+        return base.getChild(self.path)
 
     def run_commandline(self, argv: str | Sequence[str] | None = None) -> Run | None:
         """Run the command line of this experiment (``argv`` defaults to ``sys.argv``)."""

@@ -20,12 +20,48 @@ def derive_seed(seed: int, name: str) -> int:
 
 
 def create_rnd(seed: int) -> Any:
-    """A numpy ``RandomState`` when numpy is installed, else a ``random.Random``."""
+    """``_rnd``: as in Sacred 0.8, a numpy ``Generator`` seeded with ``seed`` (or a
+    ``RandomState`` with ``SETTINGS.CONFIG.NUMPY_RANDOM_LEGACY_API = True``), a
+    ``random.Random`` without numpy. The Generator also answers the ``RandomState`` calls
+    older Sacred code makes (``randint``, ``rand``, ``randn``, ``random_sample``)."""
     try:
         import numpy
     except ImportError:
         return random.Random(seed)
-    return numpy.random.RandomState(seed)
+    settings = sys.modules.get("labbook.settings")  # loaded only if the program touched it
+    if settings is not None and settings.SETTINGS.CONFIG.get("NUMPY_RANDOM_LEGACY_API"):
+        return numpy.random.RandomState(seed)
+    return _generator_class(numpy)(numpy.random.PCG64(seed))
+
+
+_GENERATOR: Any = None
+
+
+def _generator_class(numpy: Any) -> type:
+    """A ``numpy.random.Generator`` with the legacy ``RandomState`` spellings added."""
+    global _GENERATOR
+    if _GENERATOR is None:
+        class Generator(numpy.random.Generator):
+            def randint(self, low, high=None, size=None, dtype=int):
+                """``RandomState.randint``: ``integers`` (``high`` excluded)."""
+                return self.integers(low, high, size=size, dtype=dtype)
+
+            def rand(self, *shape):
+                """``RandomState.rand``: uniform floats in [0, 1) of the given shape."""
+                return self.random(shape or None)
+
+            def randn(self, *shape):
+                """``RandomState.randn``: standard normal floats of the given shape."""
+                return self.standard_normal(shape or None)
+
+            def random_sample(self, size=None):
+                """``RandomState.random_sample``: ``random``."""
+                return self.random(size)
+
+        Generator.__module__ = __name__
+        Generator.__qualname__ = "Generator"
+        globals()["Generator"] = _GENERATOR = Generator  # found by name, as pickle looks
+    return _GENERATOR
 
 
 def set_global_seed(seed: int) -> None:

@@ -161,6 +161,11 @@ class Run:
     def logger_for(self, name: str) -> logging.Logger:
         return self.run_logger.getChild(name)
 
+    @property
+    def debug_logging(self) -> bool:
+        """Whether the run logs at DEBUG (captured functions then log their calls)."""
+        return self.run_logger.isEnabledFor(logging.DEBUG)
+
     def seed_stream(self, name: str) -> SeedStream:
         stream = self._seed_streams.get(name)
         if stream is None:
@@ -264,6 +269,7 @@ class Run:
         mode = self.capture_mode or self._default_capture
         if mode is None:
             mode = default_capture_mode() if self._bus else "no"
+        self.run_logger.debug("Using capture mode '%s'", mode)
         out_filter = self.captured_out_filter
         if out_filter is None:
             from labbook.output import apply_backspaces_and_linefeeds as out_filter
@@ -360,6 +366,7 @@ class Run:
                 self.run_logger.debug("System metrics unavailable", exc_info=True)
                 self._sysmetrics = None
         if self.beat_interval and self.beat_interval > 0:
+            self.run_logger.debug("Starting Heartbeat")
             self._beat_stop.clear()
             self._beat_thread = threading.Thread(target=self._beat_loop, daemon=True,
                                                  name="labbook-heartbeat")
@@ -371,6 +378,7 @@ class Run:
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:
+            self.run_logger.debug("Stopping Heartbeat")
             self._beat_stop.set()
             self._beat_thread.join(timeout=max(self.beat_interval, 10.0))
             self._beat_thread = None

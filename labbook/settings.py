@@ -20,5 +20,7 @@ SETTINGS = Munch(
     CONFIG=Munch(
         # read-only containers for the running config
         READ_ONLY_CONFIG=True,
+        # _rnd: numpy's RandomState (True) or a Generator (False, Sacred 0.8's default)
+        NUMPY_RANDOM_LEGACY_API=False,
     ),
 )

@@ -167,3 +167,32 @@ def test_capture_keeps_metadata():
     assert documented.__name__ == "documented"
     assert documented.__doc__ == "Docs stay."
     assert ex.capture(documented) is documented
+
+
+def test_rnd_is_a_numpy_generator_that_also_answers_legacy_calls():
+    np = pytest.importorskip("numpy")
+    ex = Experiment("rnd_kinds")
+
+    @ex.main
+    def main(_rnd):
+        return (isinstance(_rnd, np.random.Generator), int(_rnd.integers(0, 10)),
+                int(_rnd.randint(5, 6)), _rnd.rand(2, 3).shape, float(_rnd.randn()) == 0.0,
+                0 <= float(_rnd.random_sample()) < 1)
+
+    generator, drawn, legacy, shape, zero, unit = ex.run(
+        options={"--loglevel": "ERROR"}).result
+    assert generator and 0 <= drawn < 10 and legacy == 5 and shape == (2, 3)
+    assert not zero and unit
+
+
+def test_rnd_is_a_random_state_with_the_legacy_setting():
+    np = pytest.importorskip("numpy")
+    from labbook import SETTINGS
+
+    ex = Experiment("rnd_legacy")
+    ex.main(lambda _rnd: type(_rnd))
+    SETTINGS.CONFIG.NUMPY_RANDOM_LEGACY_API = True
+    try:
+        assert ex.run(options={"--loglevel": "ERROR"}).result is np.random.RandomState
+    finally:
+        SETTINGS.CONFIG.NUMPY_RANDOM_LEGACY_API = False

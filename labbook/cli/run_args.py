@@ -281,6 +281,9 @@ _KEY = re.compile(rf"{_KEY_PART}(\.{_KEY_PART})*")
 _BARE_WORD = re.compile(r"[^\s'\"()\[\]{},=][^\s'\"()\[\]{},]*")
 # integers Python refuses (leading zeros, stray '_', too many digits) are typos, not words
 _INTEGER_LIKE = re.compile(r"[+-]?\d[\d_]*")
+# words with spaces and no quotes or brackets are text, as Sacred reads them: its docs run
+# `with message='Ciao world!'`, which the shell hands over as message=Ciao world!
+_PLAIN_TEXT = re.compile(r"[^\s'\"()\[\]{}=][^'\"()\[\]{}]*\s[^'\"()\[\]{}]*")
 _STRUCTURED = ("[", "{", "(", "'", '"')
 
 
@@ -311,16 +314,19 @@ def _literal(text: str) -> Any:
 
 def parse_value(text: str, key: str = "value") -> Any:
     """An update's value: a Python literal (``ast.literal_eval``, plus ``inf``/``nan``), or
-    the raw text when it is a bare word (``adam``, ``data/train.csv``).
+    the raw text when it is a bare word (``adam``, ``data/train.csv``) or plain text without
+    quotes or brackets (``Ciao world!``, as Sacred reads it).
 
-    Anything else raises :class:`UsageError` saying how to write it.
+    Anything else (an unclosed bracket or quote, a call, an integer with leading zeros)
+    raises :class:`UsageError` saying how to write it.
     """
     try:
         return _literal(text)
     except (SyntaxError, ValueError, TypeError, OverflowError, MemoryError,
             RecursionError) as exc:
         stripped = text.strip()
-        if _BARE_WORD.fullmatch(stripped) and not _INTEGER_LIKE.fullmatch(stripped):
+        if (_BARE_WORD.fullmatch(stripped) or _PLAIN_TEXT.fullmatch(stripped)) \
+                and not _INTEGER_LIKE.fullmatch(stripped):
             return stripped
         raise _value_error(key, text, exc) from None
 
@@ -340,8 +346,8 @@ def _value_error(key: str, text: str, exc: BaseException) -> UsageError:
             f"Missing value for '{key}' in '{key}='. Give a value, or write "
             f"\"{key}=''\" for an empty string.")
     message = (f"Cannot parse the value of '{key}': {text!r} ({reason}). Values are Python "
-               "literals: numbers, 'strings', [lists], {dicts}, True/False/None; bare words "
-               "without spaces or quotes are strings.")
+               "literals: numbers, 'strings', [lists], {dicts}, True/False/None; words and "
+               "text without quotes or brackets are strings.")
     if not stripped.startswith(_STRUCTURED):
         suggestion = f"{key}={stripped!r}"
         if not re.search(r"[\"$`\\!]", suggestion):

@@ -7,9 +7,11 @@ function, the argument and the config paths that were searched.
 """
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import logging
+import time
 from typing import Any, Callable
 
 from labbook.context import current_run
@@ -84,7 +86,16 @@ def captured_function(func: Callable, ingredient_path: str = "", prefix: str | N
             if run is None:
                 searched = [s + " (no run is active)" for s in searched]
             raise MissingConfigError(signature.name, missing, searched)
-        return func(*args, **kwargs)
+        if run is None or not run.debug_logging:
+            return func(*args, **kwargs)
+        # -l DEBUG: Sacred's lines around each captured call, on the function's logger
+        log = run.logger_for(join_path(ingredient_path, getattr(func, "__name__", "function")))
+        log.debug("Started")
+        started = time.monotonic()
+        result = func(*args, **kwargs)
+        log.debug("Finished after %s.", datetime.timedelta(seconds=round(time.monotonic()
+                                                                         - started)))
+        return result
 
     captured.__labbook_captured__ = True
     captured.signature = signature

@@ -141,7 +141,9 @@ class FileStorageObserver(StoreObserver):
                 "install mako).", self.template)
             return
         doc = self.store.get(self.run_id) or {}
-        run = {k: v for k, v in doc.items() if k not in ("config", "info", "captured_out")}
+        # as in Sacred's run.json: times as ISO text (templates parse them with dateutil)
+        run = serialize.flatten({k: v for k, v in doc.items()
+                                 if k not in ("config", "info", "captured_out")})
         report = Template(filename=self.template).render(
             run=run, config=doc.get("config", {}), info=doc.get("info", {}),
             cout=doc.get("captured_out", ""), savedir=self.dir)

@@ -45,6 +45,8 @@ def make_experiment(**kwargs) -> Experiment:
     ("1.2.3", "1.2.3"), ("2024-01-01", "2024-01-01"),
     ("http://host:80/a?b=c", "http://host:80/a?b=c"),
     ("true", "true"), ("~/x", "~/x"), ("a=b", "a=b"), ("x.y", "x.y"),
+    # text with spaces, as Sacred's docs pass it (`with message='Ciao world!'` in a shell)
+    ("Ciao world!", "Ciao world!"), ("hi there", "hi there"), ("a, b and c", "a, b and c"),
 ])
 def test_parse_value(text, expected):
     value = parse_value(text, "key")
@@ -59,7 +61,7 @@ def test_parse_value_nan():
     ("[1,", "'[' was never closed"),
     ("{'a': ", "was never closed"),
     ("'abc", "unterminated string literal"),
-    ("hi there", "For a string, quote it: with \"key='hi there'\""),
+    ("f(x) + 1", "For a string, quote it: with \"key='f(x) + 1'\""),
     ("f(1)", "not a literal; names, calls and operators are not evaluated"),
     ("__import__('os').system('true')", "not a literal"),
     ("{[1]: 2}", "unhashable type: 'list'"),
@@ -82,8 +84,8 @@ def test_parse_value_error_message_in_full():
         parse_value("[1,", "x")
     assert str(info.value) == (
         "Cannot parse the value of 'x': '[1,' ('[' was never closed). Values are Python "
-        "literals: numbers, 'strings', [lists], {dicts}, True/False/None; bare words without "
-        "spaces or quotes are strings.")
+        "literals: numbers, 'strings', [lists], {dicts}, True/False/None; words and text "
+        "without quotes or brackets are strings.")
 
 
 def test_parse_value_never_evaluates(tmp_path):

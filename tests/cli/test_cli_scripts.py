@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import logging
 import os
 import pty
 import re
@@ -280,11 +281,13 @@ USAGE_ERRORS = [
     (["help", "nope"], f"Command 'nope' not found. Available commands: {COMMANDS}.\n"),
     (["with", "x=[1,"], "Cannot parse the value of 'x': '[1,' ('[' was never closed). Values "
                         "are Python literals: numbers, 'strings', [lists], {dicts}, "
-                        "True/False/None; bare words without spaces or quotes are strings.\n"),
-    (["with", "msg=hi there"], "Cannot parse the value of 'msg': 'hi there' (invalid syntax). "
-                               "Values are Python literals: numbers, 'strings', [lists], "
-                               "{dicts}, True/False/None; bare words without spaces or quotes "
-                               "are strings. For a string, quote it: with \"msg='hi there'\"\n"),
+                        "True/False/None; words and text without quotes or brackets are "
+                        "strings.\n"),
+    (["with", "msg=f(x) + 1"], "Cannot parse the value of 'msg': 'f(x) + 1' (not a literal; "
+                               "names, calls and operators are not evaluated). Values are "
+                               "Python literals: numbers, 'strings', [lists], {dicts}, "
+                               "True/False/None; words and text without quotes or brackets "
+                               "are strings. For a string, quote it: with \"msg='f(x) + 1'\"\n"),
     (["with", "bigg"], f"Named config 'bigg' not found. Did you mean 'big'? Available named "
                        f"configs: {NAMED}.\n"),
     (["with", "dataset.smal"], f"Named config 'dataset.smal' not found. Did you mean "
@@ -573,3 +576,84 @@ def test_queued_is_in_the_help(tmp_path):
         assert ("  --queued                            Deliver observer events from a background "
                 "thread, retrying;\n") in text
         assert "journal what cannot be delivered." in text
+
+
+# -- Sacred's habits: text values, logging on the root logger -----------------------------------
+
+LOGGING_SCRIPT = '''
+import logging, sys
+from labbook import Experiment
+
+ex = Experiment("logs")
+if "--own-logger" in sys.argv:
+    sys.argv.remove("--own-logger")
+    ex.logger = logging.getLogger("mine")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s - %(name)s - %(message)s"))
+    ex.logger.addHandler(handler)
+    ex.logger.setLevel(logging.INFO)
+ex.add_config(message="hello")
+
+
+@ex.capture
+def helper(message):
+    return message
+
+
+@ex.automain
+def main(message, _log):
+    logging.getLogger("my.module").info("module says %s", message)
+    _log.info("main says %s", helper())
+    return message
+'''
+
+
+def test_text_with_spaces_is_a_string_as_in_sacred(tmp_path):
+    script = tmp_path / "logs.py"
+    script.write_text(LOGGING_SCRIPT)
+    proc = run(str(script), "with", "message=Ciao world!")
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO - logs.main - main says Ciao world!" in proc.stderr
+    assert "INFO - logs - Result: Ciao world!" in proc.stderr
+
+
+def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
+    script = tmp_path / "logs.py"
+    script.write_text(LOGGING_SCRIPT)
+    proc = run(str(script))
+    lines = proc.stderr.splitlines()
+    # the program's own module loggers print in the same format
+    assert "INFO - my.module - module says hello" in lines
+    assert "INFO - logs.main - main says hello" in lines
+    assert not any(line.startswith("DEBUG") for line in lines)
+    # -l sets the level for everything; DEBUG shows Sacred's lines around captured calls
+    debug = run(str(script), "-l", "DEBUG").stderr.splitlines()
+    for line in ("DEBUG - logs - Using capture mode 'no'", "DEBUG - logs - Starting Heartbeat",
+                 "DEBUG - logs.main - Started", "DEBUG - logs.helper - Started",
+                 "DEBUG - logs.helper - Finished after 0:00:00.",
+                 "DEBUG - logs - Stopping Heartbeat"):
+        assert line in debug, line
+    quiet = run(str(script), "-l", "WARNING").stderr.splitlines()
+    assert quiet == ["WARNING - logs - No observers have been added to this run"]
+    # ex.logger: the run logs on its child named after the experiment, as in Sacred
+    own = run(str(script), "--own-logger").stderr.splitlines()
+    assert "INFO - mine.logs - Running command 'main'" in own
+    assert "INFO - mine.logs.main - main says hello" in own
+
+
+def test_the_log_level_of_one_run_does_not_stick_to_the_next():
+    from labbook import Experiment
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = []  # as in a script that configured no logging
+    try:
+        ex = Experiment("sticky")
+        ex.main(lambda: None)
+        ex.run(options={"--loglevel": "WARNING"})
+        assert root.level == logging.WARNING
+        ex.run()
+        assert root.level == logging.INFO  # each run starts from INFO, as Sacred's do
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)

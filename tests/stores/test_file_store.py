@@ -160,7 +160,8 @@ def test_file_storage_observer_takes_sacreds_options(tmp_path):
     (tmp_path / "runs").mkdir()
     template = tmp_path / "runs" / "template.html"
     template.write_text("<h1>${run['experiment']['name']}: ${run['status']}</h1>"
-                        "<p>lr=${config['lr']} note=${info['note']}</p><pre>${cout}</pre>")
+                        "<p>lr=${config['lr']} note=${info['note']}</p><pre>${cout}</pre>"
+                        "<i>${type(run['stop_time']).__name__}</i>")
     observer = FileStorageObserver(tmp_path / "runs", resource_dir=tmp_path / "res",
                                    source_dir=tmp_path / "src", copy_artifacts=False)
     assert observer.template == str(template)  # basedir/template.html is found by itself
@@ -189,7 +190,7 @@ def test_file_storage_observer_takes_sacreds_options(tmp_path):
     assert stored["artifacts"] == ["model.bin"] and not (run_dir / "model.bin").exists()
     report = (run_dir / "report.html").read_text()
     assert report == ("<h1>options: COMPLETED</h1><p>lr=0.5 note=kept</p>"
-                      "<pre>hello report\n</pre>")
+                      "<pre>hello report\n</pre><i>str</i>")  # times as in run.json
 
 
 def test_copy_sources_false_records_where_the_sources_are(tmp_path):

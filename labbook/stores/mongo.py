@@ -89,6 +89,15 @@ SPILLABLE = ("captured_out", "info")
 #: every append of points: summaries and ``summary.*`` filters need no metrics documents. Runs
 #: written by Sacred lack it; their summaries come from the metrics collection.
 LAST_FIELD = "labbook_last"
+#: field of a metrics document holding the number of points in it (labbook's buckets); a
+#: document without it (Sacred's) is measured with $size
+BUCKET_LENGTH = "labbook_n"
+COUNTED_FROM_START = "labbook_counted"
+#: a series of at least this many points gets its default sample stored when its run ends
+#: (``labbook_samples``): ``history()`` then reads 500 points, not 20 buckets of 50,000
+SAMPLE_CACHE_POINTS = 200_000
+#: the number of samples cached: ``RunView.history``'s default
+CACHED_SAMPLES = 500
 #: characters of output kept in the run document when the output is spilled
 _SPILL_TAIL = 10_000
 #: room kept for the ``labbook_spill`` sub-document
@@ -735,6 +744,7 @@ class MongoStore(Store):
         self.runs = self.db[prefix + "runs"]
         self.metrics = self.db[prefix + "metrics"]
         self.counters = self.db[_COUNTERS]
+        self.samples = self.db[prefix + "labbook_samples"]
         self.fs = gridfs.GridFS(self.db)
         self.files = self.db["fs.files"]
         self._state: dict[Any, _RunState] = {}
@@ -883,6 +893,7 @@ class MongoStore(Store):
         self.runs.update_one({"_id": run_id}, update, upsert=True)
         # the replaced run's series, files and spilled fields belong to nobody now
         self.metrics.delete_many({"run_id": run_id})
+        self.samples.delete_many({"run_id": run_id})
         self._metric_refs.pop(run_id, None)
         for key in list(self._buckets):
             if key[0] == run_id:
@@ -1006,6 +1017,32 @@ class MongoStore(Store):
             state.sizes[name] = _elem_size(name, update_set[name])
         for file_id in obsolete:
             self._delete_file(file_id)
+        if changed.get("status") not in (None, "RUNNING", "QUEUED"):
+            self._cache_samples(run_id)
+
+    def _cache_samples(self, run_id: Any) -> None:
+        """Store the default sample of the run's long series (its points are all in now)."""
+        try:
+            lengths = self._bucket_lengths({"run_id": run_id})
+            if lengths is None:
+                return
+            totals: dict[str, int] = {}
+            for doc in lengths:
+                totals[doc["name"]] = totals.get(doc["name"], 0) + doc["ns"]
+            long = [name for name, n in totals.items() if n >= SAMPLE_CACHE_POINTS]
+            if not long:
+                return
+            sampled = self._sample_buckets(
+                [d for d in lengths if d["name"] in long], CACHED_SAMPLES)
+            for name in long:
+                self.samples.replace_one(
+                    {"_id": f"{run_id}/{name}/{CACHED_SAMPLES}"},
+                    {"run_id": run_id, "name": name, "samples": CACHED_SAMPLES,
+                     "n": totals[name], **sampled[name]}, upsert=True)
+        except (ConnectionFailure, OperationFailure):
+            raise
+        except Exception:  # a cache: the run's record stands without it
+            log.debug("could not cache the samples of run %r", run_id, exc_info=True)
 
     def _refs_of(self, run_id: Any) -> list[dict]:
         """The run's ``info.metrics`` references, taken once from what the store knows."""
@@ -1077,6 +1114,10 @@ class MongoStore(Store):
                     "$push": {"steps": {"$each": steps[pos:end]},
                               "values": {"$each": values[pos:end]},
                               "timestamps": {"$each": stamps[pos:end]}},
+                    # the bucket's length, so readers need not measure the arrays; counted
+                    # from its creation on (COUNTED_FROM_START) or not trusted
+                    "$inc": {BUCKET_LENGTH: take},
+                    "$setOnInsert": {COUNTED_FROM_START: True},
                     "$set": {"labbook_batch": token}}, upsert=count == 0))
                 pos, count = end, count + take
             after[name] = (bucket, count)
@@ -1165,6 +1206,7 @@ class MongoStore(Store):
             raise KeyError(f"No run with id {run_id!r} in {self.db_name}.{self.runs.name}.")
         self.runs.delete_one({"_id": raw["_id"]})
         self.metrics.delete_many({"run_id": raw["_id"]})
+        self.samples.delete_many({"run_id": raw["_id"]})
         files = list((raw.get("labbook_spill") or {}).values())
         files += [a.get("file_id") for a in raw.get("artifacts") or [] if isinstance(a, dict)]
         for file_id in files:
@@ -1441,26 +1483,61 @@ class MongoStore(Store):
     @_translated
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
                         samples: int | None = 500) -> dict[str, dict[str, list]]:
-        """The points ``sample_series`` keeps, picked on the server: one query for the
-        lengths of the metrics documents, one that returns only the chosen elements."""
+        """The points ``sample_series`` keeps, picked on the server: the lengths of the metrics
+        documents (stored in labbook's buckets, else measured), then one query that returns
+        only the chosen elements; the default sample of a long series of an ended run comes
+        from ``labbook_samples``, stored when the run ended."""
         if samples is None:
             return self.history(run_id, names)
         names = None if names is None else list(names)
         query: dict = {"run_id": {"$in": list(self._runs_wanted([run_id]))}}
         if names is not None:
             query["name"] = {"$in": names}
+        docs = self._bucket_lengths(query)
+        if docs is None:
+            # ragged documents (not written by labbook): the generic reading is the definition
+            return super().history_sampled(run_id, names, samples)
+        totals: dict[str, int] = {}
+        for doc in docs:
+            totals[doc["name"]] = totals.get(doc["name"], 0) + doc["ns"]
+        out: dict[str, dict[str, list]] = {}
+        if samples == CACHED_SAMPLES:
+            long = [name for name, n in totals.items() if n >= SAMPLE_CACHE_POINTS]
+            if long:
+                for cached in self.samples.find({**query, "name": {"$in": long},
+                                                 "samples": samples}):
+                    if cached.get("n") == totals.get(cached["name"]):  # nothing added since
+                        out[cached["name"]] = {key: list(cached.get(key) or [])
+                                               for key in ("steps", "values", "timestamps")}
+        rest = [d for d in docs if d["name"] not in out]
+        out.update(self._sample_buckets(rest, samples))
+        return out
 
+    def _bucket_lengths(self, query: dict) -> list[dict] | None:
+        """``_id``, ``name``, ``bucket`` and the length ``ns`` of each metrics document matching
+        ``query``, in series order; None when a document's arrays differ in length."""
         def size(field: str) -> dict:
             return {"$size": {"$ifNull": [f"${field}", []]}}
 
-        docs = list(self.metrics.aggregate([
-            {"$match": query},
-            {"$project": {"_id": 1, "name": 1, "bucket": 1, "ns": size("steps"),
-                          "nv": size("values"), "nt": size("timestamps")}}]))
+        docs = list(self.metrics.find(query, {"_id": 1, "name": 1, "bucket": 1,
+                                              BUCKET_LENGTH: 1, COUNTED_FROM_START: 1}))
+        if docs and all(d.get(COUNTED_FROM_START) is True
+                        and isinstance(d.get(BUCKET_LENGTH), int) for d in docs):
+            # labbook's buckets know their length: no array is read to measure it
+            for doc in docs:
+                doc["ns"] = doc["nv"] = doc["nt"] = doc[BUCKET_LENGTH]
+        else:
+            docs = list(self.metrics.aggregate([
+                {"$match": query},
+                {"$project": {"_id": 1, "name": 1, "bucket": 1, "ns": size("steps"),
+                              "nv": size("values"), "nt": size("timestamps")}}]))
         if any(d["ns"] != d["nv"] or d["ns"] != d["nt"] for d in docs):
-            # ragged documents (not written by labbook): the generic reading is the definition
-            return super().history_sampled(run_id, names, samples)
+            return None
         docs.sort(key=lambda d: (d["name"], d.get("bucket", -1)))
+        return docs
+
+    def _sample_buckets(self, docs: list[dict], samples: int) -> dict[str, dict[str, list]]:
+        """The sampled series of the metrics documents ``docs`` (from ``_bucket_lengths``)."""
         by_name: dict[str, list[dict]] = {}
         for doc in docs:
             by_name.setdefault(doc["name"], []).append(doc)

@@ -637,7 +637,9 @@ def test_mongo_native_metric_reads_over_buckets(bucketed_mongo):
                 for samples in (None, 2, 3, 7, 8, 13, 49, 50, 51, 1000):
                     counting.queries.clear()
                     got = store.history_sampled(run_id, names, samples)
-                    assert len(counting.queries) <= 2  # lengths, then the chosen points
+                    # the lengths (labbook's buckets carry them; documents Sacred wrote
+                    # are measured with $size), then the chosen points
+                    assert len(counting.queries) <= 3
                     assert got == Store.history_sampled(store, run_id, names, samples), \
                         (run_id, names, samples)
         sampled = store.history_sampled(1, ["loss"], 5)["loss"]

@@ -501,7 +501,7 @@ def test_cli_on_sacred_mongo(sacred_mongo, capsys):
 #: the token that makes a repeated append harmless)
 #: what labbook keeps in a run document besides Sacred's fields: each metric's last value
 LABBOOK_EXTRA_RUN_KEYS = {"labbook_last"}
-LABBOOK_EXTRA_METRIC_KEYS = {"bucket", "labbook_batch"}
+LABBOOK_EXTRA_METRIC_KEYS = {"bucket", "labbook_batch", "labbook_n", "labbook_counted"}
 #: labbook records the md5 of sources and resources in GridFS to store each content once
 LABBOOK_EXTRA_FILE_KEYS = {"md5"}
 #: lines Sacred's MongoObserver prints into the captured output itself

@@ -933,3 +933,39 @@ def test_delete_run_removes_its_documents_and_files(mongo_url, tmp_path):
         client.close()
     with pytest.raises(KeyError, match="No run with id"):
         store.delete_run(first)
+
+
+def test_long_series_of_an_ended_run_are_sampled_from_the_stored_sample(mongo_url, monkeypatch):
+    import labbook.stores.mongo as mongo_module
+    from labbook.stores.base import Store
+
+    monkeypatch.setattr(mongo_module, "SAMPLE_CACHE_POINTS", 1_000)
+    store = MongoStore(mongo_url, bucket_size=300)  # several buckets, as 10^6 points make
+    run_id = store.create_run(new_doc())
+    stamp = dt.datetime(2024, 1, 1)
+    for first in range(0, 1_500, 250):
+        steps = list(range(first, first + 250))
+        store.append_metrics(run_id, {
+            "loss": {"steps": steps, "values": [1 / (s + 1) for s in steps],
+                     "timestamps": [stamp + dt.timedelta(milliseconds=s) for s in steps]},
+            "short": {"steps": [first], "values": [float(first)], "timestamps": [stamp]}})
+    generic = Store.history_sampled(store, run_id, None, 500)
+    assert store.history_sampled(run_id, None, 500) == generic  # from the buckets
+    assert store.samples.count_documents({"run_id": run_id}) == 0  # not while running
+    store.update_run(run_id, {"status": "COMPLETED"})
+    (cached,) = store.samples.find({"run_id": run_id})
+    assert cached["name"] == "loss" and cached["n"] == 1_500 and len(cached["steps"]) == 500
+    # the next reader takes the stored sample: it equals what the buckets give
+    reader = MongoStore(mongo_url)
+    assert reader.history_sampled(run_id, None, 500) == generic
+    assert reader.history_sampled(run_id, ["loss"], 500)["loss"]["steps"] == cached["steps"]
+    assert reader.history_sampled(run_id, ["loss"], 7) == Store.history_sampled(
+        reader, run_id, ["loss"], 7)  # other sample sizes: from the buckets
+    assert reader.metric_counts([run_id]) == {run_id: {"loss": 1_500, "short": 6}}
+    # points added after the end make the stored sample stale: it is not used
+    reader.append_metrics(run_id, {"loss": {"steps": [1_500], "values": [0.0],
+                                            "timestamps": [stamp]}})
+    assert reader.history_sampled(run_id, ["loss"], 500) == Store.history_sampled(
+        reader, run_id, ["loss"], 500)
+    reader.delete_run(run_id)
+    assert reader.samples.count_documents({"run_id": run_id}) == 0

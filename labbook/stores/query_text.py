@@ -27,8 +27,8 @@ it; ``contains all [...]`` is ``$all`` (a list holding every value) and ``size 2
 the start of the pattern ignores case). On ``start_time``, ``stop_time``, ``heartbeat`` and
 ``queue_time`` a quoted ISO time compares as a time: ``start_time >= '2024-03-01 09:30'``.
 ``id`` is short for ``_id`` and ``experiment`` for ``experiment.name``. ``tags``, ``name``,
-``notes``, ``summary.*`` and the DIED status are not document fields: :class:`labbook.api.Api`
-evaluates them on each run.
+``notes``, ``summary.*`` and the DIED status are derived fields of the query model
+(:mod:`labbook.stores.query`), answered by every store like document fields.
 """
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ class Runs:
         self.order = order
         self.per_page = per_page
         self._node = _query.parse(filters)
-        self._find_options = _leave_out(store, self._node, order)
+        self._find_options = _find_options(store, self._node, order)
         self._views: list[RunView] = []
         self._ids: set = set()
         self._limit = 0
@@ -301,9 +301,10 @@ class Runs:
 LISTING_LEAVES_OUT = ("captured_out",)
 
 
-def _leave_out(store: Store, node: Any, order: str | None) -> dict:
-    """``find`` keyword arguments that leave out what a listing does not need, when the store
-    can (its ``find`` takes ``exclude``) and the filter and order do not look at it."""
+def _find_options(store: Store, node: Any, order: str | None) -> dict:
+    """The ``find`` keyword arguments a listing passes where the store takes them: ``exclude``
+    for what it does not need (unless the filter or order looks at it), ``with_last`` for the
+    runs' summaries with their documents."""
     import inspect
 
     try:

@@ -401,23 +401,25 @@ class FileStore(Store):
                      for name in sorted(entries, key=int)]
         else:
             docs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
-            lasts = self.last_values([d["_id"] for d in docs]) if summary or with_last else {}
+            # summaries read from the metric files only where the filter or order needs them
+            lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
             pairs = [(d, lasts.get(d["_id"])) for d in docs]
-        now = _utcnow()
-        lasts_of = {id(doc): last for doc, last in pairs}
-        views = [(doc, query_view(doc, last if summary else None, now)) for doc, last in pairs]
-        if filter:
-            views = [(doc, view) for doc, view in views if evaluate(node, view)]
-        if order:
-            by_view = {id(view): doc for doc, view in views}
-            views = [(by_view[id(v)], v) for v in sort_runs([v for _, v in views], order)]
+        if filter or order:  # the query view only where something looks at it
+            now = _utcnow()
+            views = [(doc, last, query_view(doc, last if summary else None, now))
+                     for doc, last in pairs]
+            if filter:
+                views = [item for item in views if evaluate(node, item[2])]
+            if order:
+                views = sort_runs(views, order, view=lambda item: item[2])
+            pairs = [(doc, last) for doc, last, _ in views]
         if limit is not None:
-            views = views[:limit]
+            pairs = pairs[:limit]
         out = []
-        for doc, _ in views:
+        for doc, last in pairs:
             copy = _copy_json(doc)
-            if with_last:
-                copy[LAST_KEY] = dict(lasts_of[id(doc)] or {})
+            if with_last and last is not None:  # at hand: from the index (or the filter)
+                copy[LAST_KEY] = dict(last)
             if not skip_output and "captured_out" not in copy:
                 try:
                     with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),

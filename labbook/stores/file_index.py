@@ -277,21 +277,8 @@ class FileIndex:
                 names = [e.name for e in it if e.name.isdigit()]
         except FileNotFoundError:
             names = []
-        live: dict[str, dict] = {}
         fresh: list[dict] = []
-        for name in names:
-            sig = signature(os.path.join(self.basedir, name))
-            if sig is None:
-                continue
-            entry = self.entries.get(name)
-            if entry is None or entry["sig"] != sig or not self._trusted(entry):
-                entry = self.build(name, sig)
-                if entry is None:
-                    continue
-                self.entries[name] = entry
-                if self._trusted(entry):
-                    fresh.append(entry)
-            live[name] = entry
+        live = self._validated(names, fresh)
         self.live = live
         for gone in set(self.entries) - set(live):
             del self.entries[gone]
@@ -303,8 +290,15 @@ class FileIndex:
     def lookup(self, names: list[str]) -> dict[str, dict]:
         """Validated entries of the runs ``names`` only (no scan of the whole store)."""
         self._read_new_lines()
-        out: dict[str, dict] = {}
         fresh: list[dict] = []
+        out = self._validated(names, fresh)
+        self._append(fresh)
+        return out
+
+    def _validated(self, names: list[str], fresh: list[dict]) -> dict[str, dict]:
+        """The entries of the runs ``names`` as their files are now: kept when their
+        signature still holds, rebuilt otherwise (those worth writing go to ``fresh``)."""
+        out: dict[str, dict] = {}
         for name in names:
             sig = signature(os.path.join(self.basedir, name))
             if sig is None:
@@ -318,7 +312,6 @@ class FileIndex:
                 if self._trusted(entry):
                     fresh.append(entry)
             out[name] = entry
-        self._append(fresh)
         return out
 
     @staticmethod

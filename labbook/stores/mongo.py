@@ -380,7 +380,7 @@ def _native_derived(cond: Cond) -> tuple[dict, dict] | None:
         spec = value if op == "$eq" else {"$in": value}
         return _or([{f: spec} for f in fields]), _NONE
     if head == "summary":
-        if not rest or op in _NEGATIVE or (op == "$exists" and not value) or op == "$not":
+        if not rest or op in _NEGATIVE or (op == "$exists" and not value):
             return _ALL, _NONE
         key = serialize.escape_key(rest)
         logged, _ = _native_op(op, f"{LAST_FIELD}.{key}", True if op == "$exists" else value)
@@ -1339,7 +1339,7 @@ class MongoStore(Store):
         with ``with_last`` the documents that have LAST_FIELD carry it as LAST_KEY."""
         lasts: dict[Any, dict] = {}
         missing = []
-        for raw in raws:
+        for raw in raws if summary or with_last else ():
             if LAST_FIELD in raw:
                 lasts[raw["_id"]] = {serialize.unescape_key(k): _from_bson(v)
                                      for k, v in (raw[LAST_FIELD] or {}).items()}

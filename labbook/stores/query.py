@@ -247,14 +247,16 @@ def matches(filter: dict | Any, doc: dict) -> bool:
     return evaluate(node, doc)
 
 
-def sort_runs(runs: list[dict], order: str) -> list[dict]:
+def sort_runs(runs: list, order: str, view: Callable[[Any], dict] | None = None) -> list:
     """Sort by a field path with an optional ``+``/``-`` prefix: numbers (booleans among
-    them), then other values by their text; missing, None and NaN last, in either direction."""
+    them), then other values by their text; missing, None and NaN last, in either direction.
+    ``view`` gives the dict to look the path up in, for items that are not run documents
+    themselves (``(document, query view)`` pairs)."""
     descending = order.startswith("-")
     path = order.lstrip("+-")
 
-    def key(run: dict):
-        value = lookup(run, path)
+    def key(run: Any):
+        value = lookup(view(run) if view is not None else run, path)
         # NaN is ordered with the missing values: it compares with no number, so sorting
         # among numbers would depend on the order the store happened to return the runs in
         if value is _MISSING or value is None or (isinstance(value, float) and value != value):
@@ -397,11 +399,6 @@ def heads(node: Any, order: str | None = None) -> set[str]:
     if order:
         out.add(order.lstrip("+-").split(".", 1)[0])
     return out
-
-
-def needs_summary(node: Any, order: str | None = None) -> bool:
-    """Whether evaluating ``node`` (or sorting by ``order``) needs the runs' last values."""
-    return "summary" in heads(node, order)
 
 
 def evaluate_run(node: Any, doc: dict, last: dict | None = None,

@@ -1210,8 +1210,7 @@ class SqlStore(Store):
                     if column is not None and limit is not None and len(kept) >= limit:
                         break
         if order and column is None:
-            by_id = {id(view): rid for rid, view in kept}
-            kept = [(by_id[id(v)], v) for v in _query.sort_runs([v for _, v in kept], order)]
+            kept = _query.sort_runs(kept, order, view=lambda item: item[1])
         ids = [rid for rid, _ in kept]
         if limit is not None:
             ids = ids[:limit]

@@ -154,8 +154,7 @@ class MemoryStore(Store):
         views = [(d, query_view(d, self.last(run_id))) for run_id, d in sorted(self.runs.items())]
         views = [(d, v) for d, v in views if evaluate(node, v)]
         if order:
-            by_view = {id(v): d for d, v in views}
-            views = [(by_view[id(v)], v) for v in sort_runs([v for _, v in views], order)]
+            views = sort_runs(views, order, view=lambda item: item[1])
         found = [copy.deepcopy(d) for d, _ in views]
         return found[:limit] if limit is not None else found
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as _dt
 import heapq
 import os
-import shutil
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
-from labbook.errors import LabbookError
+from labbook.errors import RunNotFoundError, StoredFileNotFoundError
+from labbook.fileio import copy_atomic
 from labbook.stores import query as _query
 from labbook.stores.base import (LAST_KEY, Store, artifact_names, sample_positions,
                                  sample_series)
@@ -31,10 +31,6 @@ __all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundErr
 #: than max(3 beats, MIN_SILENCE seconds) is reported as DIED (see labbook.stores.query)
 DEFAULT_BEAT_INTERVAL = _query.DEFAULT_BEAT_INTERVAL
 MIN_SILENCE = _query.MIN_SILENCE
-
-
-class RunNotFoundError(LabbookError, LookupError):
-    """No run with the requested id."""
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -661,7 +657,8 @@ class RunView:
     def file(self, name: str) -> StoredFile:
         if name not in self.artifacts:
             known = ", ".join(self.artifacts) or "none"
-            raise FileNotFoundError(f"Run {self.id} has no artifact {name!r} (it has: {known}).")
+            raise StoredFileNotFoundError(f"Run {self.id} has no artifact {name!r} (it has: "
+                                          f"{known}).")
         return StoredFile(self, name)
 
     @property
@@ -788,14 +785,8 @@ class StoredFile:
         if os.path.exists(target) and not replace:
             raise ValueError(f"{target} exists; pass replace=True to overwrite it.")
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.part{os.getpid()}"
-        try:
-            with self.open() as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            os.replace(tmp, target)  # never a half-written file under the real name
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with self.open() as src:
+            copy_atomic(src, target)  # never a half-written file under the real name
         return target
 
 

@@ -12,7 +12,6 @@ GitPython is imported only when a source lies in a git work tree, and every git 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from labbook.errors import DirtyRepositoryError, SourceNotFoundError
+from labbook.fileio import file_md5
 
 __all__ = [
     "PackageDependency",
@@ -39,7 +39,6 @@ logger = logging.getLogger("labbook.dependencies")
 _LABBOOK_DIR = os.path.dirname(os.path.realpath(__file__))
 # directories whose modules are installed packages, recorded as dependencies instead
 _INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
-_CHUNK = 1 << 16
 # imported by a .pth file in every process, so they say nothing about the experiment
 _IMPLICIT_IMPORTS = frozenset({"__main__", "_distutils_hack", "_virtualenv"})
 # check_clean names at most this many files per repository
@@ -84,13 +83,8 @@ class PackageDependency:
         return self.name if self.version is None else f"{self.name}=={self.version}"
 
 
-def get_digest(filename: str) -> str:
-    """The md5 hex digest of the file's bytes (read in chunks, so big files are fine)."""
-    md5 = hashlib.md5(usedforsecurity=False)  # a fingerprint, not a security measure
-    with open(filename, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            md5.update(chunk)
-    return md5.hexdigest()
+#: Sacred's name for the md5 of a file
+get_digest = file_md5
 
 
 # --- sources -----------------------------------------------------------------------------------

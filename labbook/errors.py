@@ -1,7 +1,58 @@
 """Every error labbook raises on purpose, in one hierarchy under :class:`LabbookError`.
 
-A message names what was wrong (key path, file and line, option), the value received and the
-fix. The command line renders these as one line and an exit status; ``-d`` shows the traceback.
+A message names what was wrong (key path, file and line, option, run id), the value received
+and the fix; the data is kept as attributes too. Where an error resembles a builtin it
+inherits that builtin as well, so ``except KeyError`` and friends keep working. The command
+lines render these once, at the edge, as one line and an exit status (``exit_code``); ``-d``
+shows the traceback.
+
+::
+
+    LabbookError
+    ├── DefinitionError                 (ValueError) an experiment or ingredient misdefined
+    │   ├── CircularDependencyError     ingredients use each other in a cycle
+    │   ├── InteractiveSessionError     (RuntimeError) needs a name / a file to run from
+    │   ├── DuplicateNameError          (KeyError) a named config defined twice
+    │   └── SignatureError              (KeyError) a hook lacks a required argument
+    ├── ConfigError                     .key: the dotted path
+    │   ├── ConfigAddedError            an update sets a key nothing uses (typo check)
+    │   ├── ConfigFileError             a config file cannot be read (.filename, .line)
+    │   │   └── ConfigFileSaveError     ... or written
+    │   ├── UnserializableConfigError   a value no store can hold
+    │   ├── InvalidConfigKeyError       a key no store can hold
+    │   ├── NamedConfigNotFoundError    .available
+    │   ├── ReadOnlyConfigError         (TypeError) running code changed the config
+    │   └── MissingConfigError          (TypeError) a captured function lacks a value
+    ├── CommandNotFoundError            .available
+    ├── UsageError                      a command line that cannot be understood
+    ├── OptionValueError                (ValueError) a run option with an impossible value
+    ├── CommandError                    exit status 1: a labbook command cannot do it
+    ├── NoRunError                      (RuntimeError) run-time API used outside a run
+    ├── RunStateError                   (RuntimeError) a Run started twice
+    ├── RunValueError                   (TypeError) a param or tag that cannot be stored
+    ├── MetricValueError                (TypeError) a metric that is no real number
+    ├── ArtifactNameError               (ValueError) a name escaping the run's storage
+    ├── MissingFileError                (FileNotFoundError) a file the user named is absent
+    │   └── SourceNotFoundError         add_source_file
+    ├── DirtyRepositoryError            --enforce_clean with uncommitted changes
+    ├── ObserverError                   an observer misconfigured
+    │   └── RunExistsError              (FileExistsError) the run id is taken
+    ├── StoreError                      exit status 1
+    │   ├── UnknownStoreError           (ValueError) no back-end for the URL's scheme
+    │   ├── InvalidRunIdError           (ValueError) an id the store cannot hold
+    │   ├── RunNotFoundError            (KeyError) no run with that id
+    │   ├── StoredFileNotFoundError     (FileNotFoundError) no such artifact or stored file
+    │   ├── StoreUnsupportedError       (NotImplementedError) a back-end lacks a feature
+    │   ├── StoreConnectionError        (ConnectionError) a server cannot be reached
+    │   │   ├── MongoConnectionError    .url (password hidden)
+    │   │   └── SqlConnectionError      (SqlStoreError too)
+    │   └── SqlStoreError
+    │       └── SqlSchemaError          a database labbook cannot use or migrate
+    ├── QueryError                      (ValueError) a filter or order that makes no sense
+    ├── ArgumentError                   (ValueError) an argument outside what is accepted
+    │   └── ArgumentTypeError           (TypeError) ... or of the wrong kind
+    ├── ExperimentNotFoundError         (ValueError) no runs of that experiment
+    └── SyncError                       exit status 1: labbook sync cannot copy
 """
 from __future__ import annotations
 
@@ -27,13 +78,25 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 class LabbookError(Exception):
     """Base class of all errors labbook raises for a user's mistake."""
 
-    #: exit status used by the command line for this kind of error
+    #: exit status used by the command lines for this kind of error
     exit_code = 2
+
+
+class _PlainMessage:
+    """For errors that also inherit a builtin with its own ``__str__``: KeyError would quote
+    the message, OSError would render ``[Errno None] None: ...`` from its own fields."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 # --- definition -------------------------------------------------------------------------------
 
-class CircularDependencyError(LabbookError):
+class DefinitionError(LabbookError, ValueError):
+    """An experiment, ingredient, decorator or option is defined in a way that cannot work."""
+
+
+class CircularDependencyError(DefinitionError):
     """Ingredients use each other in a cycle."""
 
     def __init__(self, cycle: Sequence[str]):
@@ -42,6 +105,18 @@ class CircularDependencyError(LabbookError):
             "Circular dependency between ingredients: " + " -> ".join(self.cycle)
             + ". An ingredient cannot (indirectly) use itself."
         )
+
+
+class InteractiveSessionError(DefinitionError, RuntimeError):
+    """Something that needs a script file was used in an interactive session."""
+
+
+class DuplicateNameError(_PlainMessage, DefinitionError, KeyError):
+    """A name (a named config) is defined twice."""
+
+
+class SignatureError(_PlainMessage, DefinitionError, KeyError):
+    """A decorated function lacks an argument labbook passes to it."""
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -88,6 +163,15 @@ class ConfigFileError(ConfigError):
         self.line = line
         where = self.filename if line is None else f"{self.filename}, line {line}"
         super().__init__(f"Cannot load config file {where}: {problem}")
+
+
+class ConfigFileSaveError(ConfigFileError):
+    """A config file cannot be written (``save_config``)."""
+
+    def __init__(self, filename: str, problem: str):
+        self.filename = str(filename)
+        self.line = None
+        ConfigError.__init__(self, f"Cannot save config file {self.filename}: {problem}")
 
 
 class UnserializableConfigError(ConfigError):
@@ -163,6 +247,26 @@ class CommandNotFoundError(LabbookError):
         )
 
 
+class UsageError(LabbookError):
+    """A command line could not be understood (exit status 2).
+
+    The message says what was wrong and how to write it instead; the command line prints it
+    without a traceback (unless ``-d``).
+    """
+
+    exit_code = 2
+
+
+class OptionValueError(LabbookError, ValueError):
+    """A run option (``ex.run(options=...)``) has a value it cannot take."""
+
+
+class CommandError(LabbookError):
+    """A ``labbook`` command cannot do what was asked (exit status 1)."""
+
+    exit_code = 1
+
+
 class NoRunError(LabbookError, RuntimeError):
     """A run-time method (log_scalar, add_artifact, info, ...) was used outside a run."""
 
@@ -174,32 +278,27 @@ class NoRunError(LabbookError, RuntimeError):
         )
 
 
-class DirtyRepositoryError(LabbookError):
-    """``enforce_clean`` was requested but the git repository has uncommitted changes."""
+class RunStateError(LabbookError, RuntimeError):
+    """A run was asked to do something its state does not allow (start twice)."""
 
 
-class ObserverError(LabbookError):
-    """An observer was misconfigured (failures during a run are logged, never raised)."""
-
-
-class RunExistsError(ObserverError, FileExistsError):
-    """A run was to be created under an id that a stored run already has."""
+class RunValueError(LabbookError, TypeError):
+    """A parameter or tag of a run cannot be stored."""
 
 
 class MetricValueError(LabbookError, TypeError):
     """A metric value is not a real number."""
 
 
-class ConfigFileSaveError(ConfigFileError):
-    """A config file cannot be written (``save_config``)."""
-
-    def __init__(self, filename: str, problem: str):
-        self.filename = str(filename)
-        self.line = None
-        ConfigError.__init__(self, f"Cannot save config file {self.filename}: {problem}")
+class ArtifactNameError(LabbookError, ValueError):
+    """An artifact name that would escape the run's storage."""
 
 
-class SourceNotFoundError(LabbookError, FileNotFoundError):
+class MissingFileError(_PlainMessage, LabbookError, FileNotFoundError):
+    """A file the user named (an artifact, a template) does not exist."""
+
+
+class SourceNotFoundError(MissingFileError):
     """A source file given to ``add_source_file`` does not exist."""
 
     def __init__(self, filename: str, base_dir: str | None = None):
@@ -210,32 +309,90 @@ class SourceNotFoundError(LabbookError, FileNotFoundError):
             self, f"Source file '{self.filename}' not found.{hint} Fix the path passed to "
             "add_source_file, or remove the call.")
 
-    def __str__(self) -> str:
-        # OSError would render "[Errno None] None: ..." from its own fields
-        return str(self.args[0])
+
+class DirtyRepositoryError(LabbookError):
+    """``enforce_clean`` was requested but the git repository has uncommitted changes."""
 
 
-# --- command line -----------------------------------------------------------------------------
+class ObserverError(LabbookError):
+    """An observer was misconfigured (failures during a run are logged, never raised)."""
 
-class UsageError(LabbookError):
-    """An experiment's command line could not be understood (exit status 2).
 
-    The message says what was wrong and how to write it instead; the command line prints it
-    without a traceback (unless ``-d``).
-    """
-
-    exit_code = 2
+class RunExistsError(_PlainMessage, ObserverError, FileExistsError):
+    """A run was to be created under an id that a stored run already has."""
 
 
 # --- stores -----------------------------------------------------------------------------------
 
-class MongoConnectionError(LabbookError, ConnectionError):
-    """MongoDB cannot be reached; the message names the URL (password hidden) and what to check."""
+class StoreError(LabbookError):
+    """A store cannot do what was asked."""
+
+    exit_code = 1
+
+
+class UnknownStoreError(StoreError, ValueError):
+    """No back-end serves the URL's scheme."""
+
+
+class InvalidRunIdError(StoreError, ValueError):
+    """A run id the store cannot hold (it would name something else in it)."""
+
+
+class RunNotFoundError(_PlainMessage, StoreError, KeyError):
+    """No run with the requested id."""
+
+
+class StoredFileNotFoundError(_PlainMessage, StoreError, FileNotFoundError):
+    """A run has no artifact of that name, or the store lacks a file a run refers to."""
+
+
+class StoreUnsupportedError(StoreError, NotImplementedError):
+    """The back-end does not offer this operation."""
+
+
+class StoreConnectionError(_PlainMessage, StoreError, ConnectionError):
+    """A database server cannot be reached; the message names the URL (password hidden)."""
 
     def __init__(self, message: str, url: str = ""):
         self.url = url
         LabbookError.__init__(self, message)
 
-    def __str__(self) -> str:
-        # OSError would render its own fields instead of the message
-        return str(self.args[0])
+
+class MongoConnectionError(StoreConnectionError):
+    """MongoDB cannot be reached; the message names the URL (password hidden) and what to check."""
+
+
+class SqlStoreError(StoreError):
+    """An SQL database refused or could not store something."""
+
+
+class SqlConnectionError(SqlStoreError, StoreConnectionError):
+    """The SQL database cannot be reached."""
+
+
+class SqlSchemaError(SqlStoreError):
+    """The database holds a schema labbook cannot use or migrate."""
+
+
+# --- reading back -----------------------------------------------------------------------------
+
+class QueryError(LabbookError, ValueError):
+    """A filter or order that cannot be understood; the message says where and how to fix it."""
+
+
+class ArgumentError(LabbookError, ValueError):
+    """A function got an argument outside what it accepts; the message names the argument."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A function got an argument of a kind it does not take."""
+
+
+class ExperimentNotFoundError(LabbookError, ValueError):
+    """No runs of the named experiment in the store."""
+
+
+class SyncError(LabbookError):
+    """``labbook sync`` cannot copy between the two stores."""
+
+    exit_code = 1

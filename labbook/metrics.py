@@ -9,40 +9,13 @@ from __future__ import annotations
 
 import numbers
 import time
-import warnings
-from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
 
+from labbook.clock import from_timestamps
 from labbook.errors import MetricValueError
 
 _REAL_TYPES = frozenset({float, int})
-
-
-def utcnow() -> datetime:
-    """The current time as a naive UTC datetime (the convention of Sacred's stores)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def to_datetime(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
-
-
-def _fast_utc():
-    # datetime.utcfromtimestamp is deprecated since 3.12 but ~8x faster than the aware
-    # round trip, which matters at a million points per beat; the fallback keeps working
-    # when it is removed.
-    return getattr(datetime, "utcfromtimestamp", None)
-
-
-def to_datetimes(timestamps: list[float]) -> list[datetime]:
-    """Naive UTC datetimes for many float timestamps, fast."""
-    fast = _fast_utc()
-    if fast is None:
-        return [to_datetime(t) for t in timestamps]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return list(map(fast, timestamps))
 
 
 _STEP, _VALUE, _TIME = itemgetter(1), itemgetter(2), itemgetter(3)
@@ -146,7 +119,7 @@ class MetricBuffer:
         for name, group in by_name.items():
             values = list(map(_VALUE, group))
             grouped[name] = {"steps": list(map(_STEP, group)), "values": values,
-                             "timestamps": to_datetimes(list(map(_TIME, group)))}
+                             "timestamps": from_timestamps(list(map(_TIME, group)))}
             self.last[name] = values[-1]
         return grouped
 

@@ -17,23 +17,20 @@ import threading
 import traceback
 from typing import Any, Callable, Sequence
 
+from labbook.clock import utcnow
 from labbook.config.containers import ReadOnlyDict, freeze
 from labbook.config.paths import get_path
 from labbook.context import activate, deactivate
-from labbook.errors import LabbookError, RunExistsError
+from labbook.errors import ArtifactNameError, RunExistsError
 from labbook.events import EventBus
 from labbook.interrupts import LabbookInterrupt
-from labbook.metrics import MetricBuffer, utcnow
+from labbook.metrics import MetricBuffer
 from labbook.randomness import SeedStream, set_global_seed
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
-
-
-class ArtifactNameError(LabbookError, ValueError):
-    """An artifact name that would escape the run's storage."""
 
 
 def validate_artifact_name(name: str) -> str:

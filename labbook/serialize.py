@@ -1,27 +1,44 @@
-"""The one serializer of every store: Python values <-> JSON-compatible values.
+"""The one codec of values: Python values <-> JSON-compatible values, for every store, config
+file and journal.
 
 - dicts, lists, str, int, bool, None pass through; tuples become lists;
-- floats pass through, NaN and +-inf as the strings Sacred's stores use ("NaN", "Infinity",
-  "-Infinity") are NOT used: JSON text written by :func:`dumps` keeps them as the JavaScript
-  literals ``NaN``/``Infinity`` that Python's json module reads back;
 - numpy scalars become Python scalars and numpy arrays nested lists;
 - datetimes become ISO-8601 strings in JSON text (Sacred's file format);
-- anything else goes through jsonpickle (``{"py/object": ...}``) and is restored on load;
+- anything else goes through jsonpickle (``{"py/object": ...}``, with ``keys=True`` so dicts
+  with non-string keys inside objects survive) and is restored on load (:func:`restore`);
+- floats pass through. JSON text written by :func:`dumps` keeps NaN and +-inf as the
+  JavaScript literals ``NaN``/``Infinity`` that Python's json module reads back (Sacred's file
+  format); where the reader is stricter (SQL JSON columns) :func:`dumps_strict` tags them
+  ``{"$float": "NaN"}`` and :func:`loads_strict` reads the tags back, as it reads
+  ``{"$time": ISO}`` (journals) back as datetimes;
 - keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.`` and a leading
-  ``$`` safe for MongoDB.
+  ``$`` safe for MongoDB;
+- :func:`copy_plain` copies JSON-like data: every dict and list, leaves shared.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
+from collections.abc import Mapping
 from typing import Any, Iterator
+
+from labbook.clock import to_utc
 
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def flatten(value: Any) -> Any:
-    """Turn ``value`` into plain JSON-compatible data (jsonpickle for unknown objects)."""
+def flatten(value: Any, exact: bool = False) -> Any:
+    """Turn ``value`` into plain JSON-compatible data (jsonpickle for unknown objects).
+
+    What stores keep is plain where it can be: tuples become lists, numpy values numbers and
+    lists, keys strings. With ``exact`` (config files, which must load back as they were
+    saved), only dicts with string keys, lists and exact str/int/float/bool/None stay plain;
+    everything else keeps its type through jsonpickle's tags.
+    """
+    if exact:
+        return _flatten_exact(value)
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, dict):
@@ -35,21 +52,51 @@ def flatten(value: Any) -> Any:
         tolist = getattr(value, "tolist", None)
         if tolist is not None:
             return flatten(tolist())
+    return pickle_object(value)
+
+
+def _flatten_exact(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _flatten_exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_flatten_exact(v) for v in value]
+    # each value gets its own Pickler, so its references (py/id) stay self-contained
+    return pickle_object(value)
+
+
+def pickle_object(value: Any) -> Any:
+    """jsonpickle's tagged form of ``value`` (``{"py/object": ...}``)."""
     import jsonpickle
 
-    return jsonpickle.Pickler(unpicklable=True, keys=False).flatten(value)
+    return jsonpickle.Pickler(unpicklable=True, keys=True).flatten(value, reset=True)
 
 
 def restore(value: Any) -> Any:
-    """Inverse of :func:`flatten` for values that went through jsonpickle."""
+    """Inverse of :func:`flatten` for values that went through jsonpickle. Only dicts carrying
+    a ``py/`` key reach jsonpickle, so plain data stays untouched and jsonpickle is not even
+    imported for it."""
     if isinstance(value, dict):
-        if any(k.startswith("py/") for k in value):
+        if any(isinstance(k, str) and k.startswith("py/") for k in value):
             import jsonpickle
 
-            return jsonpickle.Unpickler().restore(value, reset=True)
+            return jsonpickle.Unpickler(keys=True).restore(value, reset=True)
         return {k: restore(v) for k, v in value.items()}
     if isinstance(value, list):
         return [restore(v) for v in value]
+    return value
+
+
+def copy_plain(value: Any) -> Any:
+    """A copy of JSON-like data in which every mapping is a new dict and every list a new
+    list; other values (config leaves may be objects that refuse ``deepcopy``) are shared, so
+    editing the copy never changes the original. Read-only config containers come out as
+    plain, mutable dicts and lists."""
+    if isinstance(value, dict) or isinstance(value, Mapping):
+        return {k: copy_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_plain(v) for v in value]
     return value
 
 
@@ -172,8 +219,51 @@ def unescape_keys(value: Any) -> Any:
     return value
 
 
-def parse_time(value: Any) -> _dt.datetime | None:
-    """A datetime from an ISO string (or a datetime), None for None."""
-    if value is None or isinstance(value, _dt.datetime):
+# -- strict JSON: no NaN literals; tagged non-finite floats and times ---------------------------
+
+_FLOAT_TAGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_TAGGED_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def tag_special(value: Any, times: bool = False) -> Any:
+    """``value`` with non-finite floats as ``{"$float": "NaN"}`` and, with ``times``,
+    datetimes as ``{"$time": ISO}``; other objects as :func:`flatten` gives them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": _FLOAT_TAGS[repr(value)]}
+    if isinstance(value, dict):
+        return {k: tag_special(v, times) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [tag_special(v, times) for v in value]
+    if times and isinstance(value, _dt.datetime):
+        return {"$time": value.isoformat()}
+    if isinstance(value, _PLAIN):
         return value
-    return _dt.datetime.fromisoformat(value)
+    return tag_special(flatten(value), times)
+
+
+def untag_special(obj: dict) -> Any:
+    """The ``object_hook`` reading :func:`tag_special`'s tags back."""
+    if len(obj) == 1:
+        if "$float" in obj and obj["$float"] in _TAGGED_FLOATS:
+            return _TAGGED_FLOATS[obj["$float"]]
+        if "$time" in obj and isinstance(obj["$time"], str):
+            return to_utc(obj["$time"])
+    return obj
+
+
+def dumps_strict(value: Any, times: bool = False) -> str:
+    """JSON text without NaN/Infinity literals (strict readers such as SQL JSON columns):
+    non-finite floats tagged, and datetimes too with ``times`` (else ISO strings)."""
+    if times:
+        return json.dumps(tag_special(value, times=True), allow_nan=False, ensure_ascii=False)
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
+    except ValueError:
+        # the rare document with a non-finite float pays for a second pass
+        return json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
+                          default=flatten)
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Inverse of :func:`dumps_strict`."""
+    return json.loads(text, object_hook=untag_special)

@@ -35,14 +35,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from labbook.errors import LabbookError
+from labbook.errors import LabbookError, SyncError
 from labbook.stores.base import Store, artifact_names
 
 SYNC_KEY = "synced_from"
-
-
-class SyncError(LabbookError):
-    """The sync could not finish; what was copied so far stays copied."""
 
 
 @dataclass

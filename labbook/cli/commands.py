@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from labbook.config.signature import captured_function
+from labbook.serialize import copy_plain
 
 if TYPE_CHECKING:
     from labbook.config.summary import ConfigSummary
@@ -82,16 +83,8 @@ def _collect(value: dict, prefix: str, depth: int, summary: ConfigSummary | None
 
 
 def _plain_repr(value: Any) -> str:
-    return repr(_plain(value))
-
-
-def _plain(value: Any) -> Any:
     # the run's config is frozen (read-only containers); show it as plain dicts and lists
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return repr(copy_plain(value))
 
 
 def print_config(_run):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labbook.serialize import copy_plain
+
 
 def _join(path: str, key: Any) -> str:
     if isinstance(key, int):
@@ -28,13 +30,8 @@ def freeze(value: Any, path: str = "") -> Any:
     return value
 
 
-def thaw(value: Any) -> Any:
-    """Return a plain, mutable deep copy of a (possibly frozen) config value."""
-    if isinstance(value, dict):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [thaw(v) for v in value]
-    return value
+#: a plain, mutable copy of a (possibly frozen) config value
+thaw = copy_plain
 
 
 class ReadOnlyDict(dict):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from labbook import serialize
 from labbook.errors import ConfigFileError, ConfigFileSaveError
+from labbook.fileio import write_atomic
 
 PathType = str | os.PathLike
 
@@ -68,29 +70,13 @@ def _load_json(filename: str, f: Any) -> Any:
     except json.JSONDecodeError as exc:
         raise ConfigFileError(filename, f"invalid JSON: {exc.msg} (column {exc.colno})",
                               line=exc.lineno) from exc
-    return _restore_tagged(filename, data)
-
-
-def _restore_tagged(filename: str, data: Any) -> Any:
-    """Restore the jsonpickle-tagged parts of loaded JSON (written by :func:`save_config_file`).
-
-    Only dicts carrying a ``py/`` key are handed to jsonpickle, so plain data stays untouched
-    and jsonpickle is not even imported for plain files.
-    """
-    if isinstance(data, list):
-        return [_restore_tagged(filename, item) for item in data]
-    if not isinstance(data, dict):
-        return data
-    if any(isinstance(k, str) and k.startswith("py/") for k in data):
-        import jsonpickle
-
-        try:
-            return jsonpickle.Unpickler(keys=True).restore(data)
-        except Exception as exc:
-            raise ConfigFileError(
-                filename, f"cannot restore a jsonpickle-encoded value ({type(exc).__name__}: "
-                          f"{exc})") from exc
-    return {k: _restore_tagged(filename, v) for k, v in data.items()}
+    # the jsonpickle-tagged values written by save_config_file
+    try:
+        return serialize.restore(data)
+    except Exception as exc:
+        raise ConfigFileError(
+            filename, f"cannot restore a jsonpickle-encoded value ({type(exc).__name__}: "
+                      f"{exc})") from exc
 
 
 def _load_yaml(filename: str, f: Any) -> Any:
@@ -135,7 +121,8 @@ def save_config_file(config: dict, path: PathType) -> None:
         if fmt == "json":
             import json
 
-            text = json.dumps(_flatten(config), indent=2, sort_keys=False) + "\n"
+            text = json.dumps(serialize.flatten(config, exact=True), indent=2,
+                              sort_keys=False) + "\n"
             _write(filename, text)
         elif fmt == "yaml":
             import yaml
@@ -151,31 +138,14 @@ def save_config_file(config: dict, path: PathType) -> None:
             except Exception as exc:
                 raise ConfigFileSaveError(
                     filename, f"cannot pickle the config ({type(exc).__name__}: {exc})") from exc
-            with open(filename, "wb") as f:
-                f.write(data)
+            write_atomic(filename, data)
     except OSError as exc:
         raise ConfigFileSaveError(filename, exc.strerror or str(exc)) from exc
 
 
 def _write(filename: str, text: str) -> None:
     # Encode first, so a failure never leaves a truncated file behind.
-    data = text.encode("utf-8")
-    with open(filename, "wb") as f:
-        f.write(data)
-
-
-def _flatten(value: Any) -> Any:
-    """Plain JSON data for ``value``; objects become jsonpickle's tagged dicts."""
-    if type(value) in _PLAIN_LEAVES:
-        return value
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _flatten(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_flatten(v) for v in value]
-    import jsonpickle
-
-    # Each value gets its own Pickler so that its references (py/id) stay self-contained.
-    return jsonpickle.Pickler(unpicklable=True, keys=True).flatten(value)
+    write_atomic(filename, text.encode("utf-8"))
 
 
 def _check_yaml_safe(filename: str, value: Any, path: str) -> None:

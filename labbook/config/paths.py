@@ -8,26 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
+from labbook.serialize import copy_plain
+
 _RAISE = object()
 _MISSING = object()
 
 
-def join_path(prefix: str, key: str) -> str:
-    """``join_path("a", "b") == "a.b"``; an empty prefix gives ``key`` itself."""
-    return f"{prefix}.{key}" if prefix else key
-
-
-def copy_containers(value: Any) -> Any:
-    """Copy every dict and list in ``value`` (as plain dict/list); other values are shared.
-
-    Config leaves may be arbitrary objects that refuse ``deepcopy``; only the containers need
-    copying so that editing the copy never changes the original.
-    """
-    if isinstance(value, Mapping):
-        return {k: copy_containers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_containers(v) for v in value]
-    return value
+def join_path(*parts: str | None) -> str:
+    """``join_path("a", "b") == "a.b"``; empty parts (an ingredient's or prefix's absence)
+    are left out: ``join_path("", None, "lr") == "lr"``."""
+    return ".".join(p for p in parts if p)
 
 
 def dict_merge(base: Mapping, update: Mapping) -> dict:
@@ -37,13 +27,13 @@ def dict_merge(base: Mapping, update: Mapping) -> dict:
     otherwise the value from ``update`` wins. Neither argument is modified, and the result
     shares no dict or list with them.
     """
-    merged = copy_containers(base)
+    merged = copy_plain(base)
     for key, value in update.items():
         current = merged.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
             merged[key] = dict_merge(current, value)
         else:
-            merged[key] = copy_containers(value)
+            merged[key] = copy_plain(value)
     return merged
 
 

@@ -26,8 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from labbook.config.paths import copy_containers, dict_merge, has_path, join_path
+from labbook.config.paths import dict_merge, has_path, join_path
 from labbook.errors import ConfigError, InvalidConfigKeyError, UnserializableConfigError
+from labbook.serialize import copy_plain
 
 _MISSING = object()
 
@@ -126,18 +127,19 @@ def _check_key(key: Any, parent: str) -> None:
 def _check_storable(value: Any, path: str) -> Any:
     """Keep ``value`` if it survives a jsonpickle round trip and can be copied."""
     import copy
+    import json
 
-    import jsonpickle
+    from labbook import serialize
 
     key = path or "(config)"
     typename = type(value).__name__
     try:
-        encoded = jsonpickle.encode(value, keys=True)
+        encoded = json.dumps(serialize.flatten(value, exact=True))
     except Exception as exc:
         raise UnserializableConfigError(
             key, value, f"jsonpickle cannot encode it ({type(exc).__name__}: {exc})") from exc
     try:
-        decoded = jsonpickle.decode(encoded, keys=True)
+        decoded = serialize.restore(json.loads(encoded))
     except Exception as exc:
         raise UnserializableConfigError(
             key, value, f"jsonpickle cannot restore it ({type(exc).__name__}: {exc})") from exc
@@ -297,7 +299,7 @@ def _apply_fixed(values: dict, fixed: Mapping, path: str, record: Recorder) -> d
             continue
         if current is not _MISSING and not _equal(current, fixed_value):
             record(sub, current)
-        values[key] = copy_containers(fixed_value)
+        values[key] = copy_plain(fixed_value)
     return values
 
 
@@ -553,14 +555,14 @@ class ConfigScope:
         # Without this, annotated assignments would land in the module's __annotations__.
         dict.__setitem__(namespace, "__annotations__", {})
         for key, value in preset.items():
-            dict.__setitem__(namespace, key, copy_containers(value))
+            dict.__setitem__(namespace, key, copy_plain(value))
         for key, value in fixed.items():
             if isinstance(value, dict):
                 base = dict.get(namespace, key)
                 merged = dict_merge(base if isinstance(base, dict) else {}, value)
                 dict.__setitem__(namespace, key, _guard(merged, value, key, record))
             else:
-                dict.__setitem__(namespace, key, copy_containers(value))
+                dict.__setitem__(namespace, key, copy_plain(value))
 
         exec(code, namespace)
 
@@ -626,9 +628,9 @@ class ConfigDict:
         fixed = normalize_value(fixed, "") if fixed else {}
         overridden: dict[str, Any] = {}
         _record_conflicts(self._conf, fixed, "", lambda p, v: overridden.setdefault(p, v))
-        values = copy_containers(preset or {})
+        values = copy_plain(preset or {})
         # Like an assignment in a scope, a top-level entry replaces the preset value.
-        values.update(copy_containers(self._conf))
+        values.update(copy_plain(self._conf))
         values = dict_merge(values, fixed)
         return ScopeResult(values=values, docs={}, overridden=overridden,
                            assigned=set(self._conf))

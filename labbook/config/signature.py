@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from labbook.config.paths import join_path
 from labbook.context import current_run
 from labbook.errors import MissingConfigError
 
@@ -49,10 +50,6 @@ class Signature:
     @property
     def arguments(self) -> list[str]:
         return list(self.fillable)
-
-
-def join_path(*parts: str | None) -> str:
-    return ".".join(p for p in parts if p)
 
 
 def captured_function(func: Callable, ingredient_path: str = "", prefix: str | None = None

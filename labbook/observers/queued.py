@@ -42,7 +42,6 @@ runs could race the thread.
 from __future__ import annotations
 
 import collections
-import copy
 import datetime as _dt
 import json
 import logging
@@ -53,8 +52,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from labbook import serialize
+from labbook import clock, serialize
 from labbook.errors import ObserverError
+from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
 
 log = logging.getLogger("labbook.observers.queued")
@@ -396,10 +396,7 @@ class QueuedObserver(RunObserver):
 def _snapshot_start(kwargs: dict) -> dict:
     """The start's arguments as they are now: tags added later must not leak into it."""
     kwargs = dict(kwargs)
-    try:
-        kwargs["meta_info"] = copy.deepcopy(kwargs["meta_info"])
-    except Exception:  # an odd object in meta_info: deliver it as it is
-        pass
+    kwargs["meta_info"] = serialize.copy_plain(kwargs["meta_info"])
     return kwargs
 
 
@@ -408,12 +405,9 @@ def _snapshot_start(kwargs: dict) -> dict:
 def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
     data = {}
     for key, value in kwargs.items():
-        if isinstance(value, _dt.datetime):
-            value = {"$time": value.isoformat()}
-        elif key == "metrics_by_name":
+        if key == "metrics_by_name":  # columns: one ISO text per point, not a tag each
             value = {name: {"steps": s["steps"], "values": s["values"],
-                            "timestamps": [t.isoformat() if hasattr(t, "isoformat") else t
-                                           for t in s["timestamps"]]}
+                            "timestamps": clock.to_iso(s["timestamps"])}
                      for name, s in value.items()}
         elif key == "filename" and isinstance(value, str) and os.path.isfile(value):
             # the file may be gone by the time the journal is replayed: keep a copy
@@ -422,8 +416,8 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
             shutil.copyfile(value, copy_path)
             data["original_filename"] = value
             value = copy_path
-        else:
-            value = serialize.flatten(value)
+        else:  # times (start_time, ...) tagged, to come back as datetimes
+            value = serialize.tag_special(value, times=True)
         data[key] = value
     return {"event": event, "kwargs": data}
 
@@ -433,11 +427,9 @@ def _decode(record: dict) -> tuple[str, dict]:
     for key, value in record["kwargs"].items():
         if key == "original_filename":
             continue
-        if isinstance(value, dict) and set(value) == {"$time"}:
-            value = serialize.parse_time(value["$time"])
-        elif key == "metrics_by_name":
+        if key == "metrics_by_name":
             for series in value.values():
-                series["timestamps"] = [serialize.parse_time(t) for t in series["timestamps"]]
+                series["timestamps"] = clock.from_iso(series["timestamps"])
         kwargs[key] = value
     return record["event"], kwargs
 
@@ -465,9 +457,9 @@ def write_journal(failure_dir: str, run_id: Any, events: list[tuple[str, dict]],
     Returns the journal's directory and the index of the first event in it.
     """
     directory = _new_journal_dir(failure_dir, run_id)
-    with open(os.path.join(directory, "journal.json"), "w") as fh:
-        json.dump({"run_id": run_id, "observer": observer,
-                   "created": _dt.datetime.now().isoformat()}, fh)
+    write_atomic(os.path.join(directory, "journal.json"),
+                 json.dumps({"run_id": run_id, "observer": observer,
+                             "created": clock.utcnow().isoformat()}))
     with open(os.path.join(directory, JOURNAL), "a", encoding="utf-8") as fh:
         for position, (event, kwargs) in enumerate(events):
             record = _encode(event, kwargs, os.path.join(directory, "files"))
@@ -487,9 +479,7 @@ def _read_json(path: str, default: Any) -> Any:
 
 def _write_json(path: str, data: Any) -> None:
     """Replace ``path`` atomically: a crash leaves the old or the new content, never half."""
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, json.dumps(data))
 
 
 def record_outcome(directory: str, index: int, delivered: bool, run_id: Any = None) -> None:
@@ -529,7 +519,7 @@ def _replay_journal(directory: str, observer: Any) -> tuple[Any, int]:
     progress = _read_json(progress_path, {"count": 0, "run_id": meta.get("run_id")})
     outcomes = _read_json(os.path.join(directory, IN_FLIGHT), {})
     with open(os.path.join(directory, JOURNAL), encoding="utf-8") as fh:
-        records = [json.loads(line) for line in fh if line.strip()]
+        records = [serialize.loads_strict(line) for line in fh if line.strip()]
     observer.run_id = progress["run_id"]
     delivered = 0
     for index, record in enumerate(records):

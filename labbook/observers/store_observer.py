@@ -13,6 +13,28 @@ from labbook.observers.base import RunObserver
 from labbook.stores.base import Store
 
 
+def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: str,
+                 host_info: dict, config: dict, meta_info: dict) -> dict:
+    """The document of a run as the start (or queue) event describes it: every field a store
+    keeps, with the values flattened to plain JSON-compatible data. ``time_key`` is
+    ``start_time`` or ``queue_time``."""
+    return {
+        "experiment": serialize.flatten(ex_info),
+        "command": command,
+        "host": serialize.flatten(host_info),
+        time_key: when,
+        "config": serialize.flatten(config),
+        "meta": serialize.flatten(meta_info),
+        "status": status,
+        "resources": [],
+        "artifacts": [],
+        "captured_out": "",
+        "info": {},
+        "heartbeat": None,
+        "result": None,
+    }
+
+
 class StoreObserver(RunObserver):
     """Records runs into ``store``."""
 
@@ -31,22 +53,9 @@ class StoreObserver(RunObserver):
 
     def _begin(self, status: str, time_key: str, when, ex_info, command, host_info, config,
                meta_info, _id) -> Any:
-        experiment = self.store.put_sources(serialize.flatten(ex_info))
-        doc = {
-            "experiment": experiment,
-            "command": command,
-            "host": serialize.flatten(host_info),
-            time_key: when,
-            "config": serialize.flatten(config),
-            "meta": serialize.flatten(meta_info),
-            "status": status,
-            "resources": [],
-            "artifacts": [],
-            "captured_out": "",
-            "info": {},
-            "heartbeat": None,
-            "result": None,
-        }
+        doc = run_document(status, time_key, when, ex_info, command, host_info, config,
+                           meta_info)
+        doc["experiment"] = self.store.put_sources(doc["experiment"])
         self.run_id = self.store.create_run(doc, _id)
         return self.run_id
 

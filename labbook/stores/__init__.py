@@ -10,7 +10,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
-from labbook.errors import LabbookError
+from labbook.errors import UnknownStoreError
 
 if TYPE_CHECKING:
     from labbook.stores.base import Store
@@ -27,10 +27,6 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "mariadb": ("labbook.stores.sql", "SqlStore"),
     "mongodb": ("labbook.stores.mongo", "MongoStore"),
 }
-
-
-class UnknownStoreError(LabbookError, ValueError):
-    """No back-end serves the URL's scheme."""
 
 
 def default_url() -> str:

@@ -19,40 +19,19 @@ linear in the number of points.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from labbook import serialize
+from labbook import clock, serialize
+from labbook.errors import InvalidRunIdError, RunExistsError, RunNotFoundError
+from labbook.fileio import atomic_open, copy_atomic, file_md5
 from labbook.stores import file_series
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
 
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
-
-
-def _iso_times(stamps: list) -> list:
-    """Timestamps as ISO text (Sacred's metrics.json); the observer's datetimes in one C loop."""
-    try:
-        return list(map(_dt.datetime.isoformat, stamps))
-    except TypeError:  # strings, None: one at a time
-        return [t.isoformat() if hasattr(t, "isoformat") else t for t in stamps]
-
-
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
-def _md5(filename: str) -> str:
-    digest = hashlib.md5()
-    with open(filename, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _relative_resource(entry: Any) -> Any:
@@ -69,42 +48,13 @@ def write_json_atomic(path: str, data: Any, long_lists: bool = False) -> None:
     """Write ``data`` as Sacred writes its JSON files (sorted keys, indent 2, non-ASCII as
     ``\\u`` escapes), to a temporary file renamed into place. ``long_lists``: the data holds
     long lists (metrics.json): their items go through the C encoder, in pieces."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if long_lists:
-                for piece in serialize.iter_pretty(data):
-                    fh.write(piece)
-            else:  # small documents: the json module in one call is quicker
-                fh.write(json.dumps(data, default=serialize.flatten, indent=2, sort_keys=True,
-                                    allow_nan=True))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".txt")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
+    with atomic_open(path) as fh:
+        if long_lists:
+            for piece in serialize.iter_pretty(data):
+                fh.write(piece)
+        else:  # small documents: the json module in one call is quicker
+            fh.write(json.dumps(data, default=serialize.flatten, indent=2, sort_keys=True,
+                                allow_nan=True))
 
 
 class FileStore(Store):
@@ -167,8 +117,8 @@ class FileStore(Store):
         name = str(run_id)
         if not name or name in (".", "..") or "/" in name or os.sep in name \
                 or name.startswith("_") or name.startswith("."):
-            raise ValueError(f"{name!r} cannot be a run id in a file store: it names the run's "
-                             "directory (no slashes, no leading '_' or '.').")
+            raise InvalidRunIdError(f"{name!r} cannot be a run id in a file store: it names the "
+                                    "run's directory (no slashes, no leading '_' or '.').")
         directory = self._dir(run_id)
         try:
             os.mkdir(directory)
@@ -180,8 +130,6 @@ class FileStore(Store):
         except ValueError:
             existing = {}
         if not overwrite and not replaceable(existing):
-            from labbook.errors import RunExistsError
-
             raise RunExistsError(
                 f"A run with id {name} already exists in {self.basedir}. Choose another id, or "
                 "leave the id out to get the next free one.")
@@ -241,7 +189,8 @@ class FileStore(Store):
                 continue  # deleted meanwhile
             meta = dict(doc.get("meta") or {}, worker=worker)
             self._runs.pop(str(run_id), None)
-            self.update_run(run_id, {"status": "RUNNING", "heartbeat": _utcnow(), "meta": meta})
+            self.update_run(run_id, {"status": "RUNNING", "heartbeat": clock.utcnow(),
+                                     "meta": meta})
             return self.get(run_id)
         return None
 
@@ -282,7 +231,7 @@ class FileStore(Store):
         if not metrics_by_name:
             return
         line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
-                                  "timestamps": _iso_times(s["timestamps"])}
+                                  "timestamps": clock.to_iso(s["timestamps"])}
                            for name, s in metrics_by_name.items()}, allow_nan=True)
         with open(os.path.join(self._dir(run_id), "metrics.jsonl"), "a",
                   encoding="utf-8") as fh:
@@ -314,15 +263,13 @@ class FileStore(Store):
     def _store_blob(self, directory: str, filename: str, relname: str | None = None) -> str:
         """Copy ``filename`` once per content to ``directory/<name>_<md5>.<ext>``; the copy's
         absolute path."""
-        md5 = _md5(filename)
+        md5 = file_md5(filename)
         base = os.path.basename(relname or filename)
         stem, ext = os.path.splitext(base)
         target = os.path.join(directory, f"{stem}_{md5}{ext}")
         if not os.path.exists(target):
             os.makedirs(directory, exist_ok=True)
-            tmp = target + ".tmp%d" % os.getpid()
-            shutil.copyfile(filename, tmp)
-            os.replace(tmp, target)
+            copy_atomic(filename, target)
         return target
 
     def put_resource(self, run_id: Any, filename: str) -> None:
@@ -374,7 +321,7 @@ class FileStore(Store):
             run["captured_out"] = ""
         for key in ("start_time", "stop_time", "heartbeat", "queue_time"):
             if isinstance(run.get(key), str):
-                run[key] = serialize.parse_time(run[key])
+                run[key] = clock.to_utc(run[key])
         run["resources"] = [_relative_resource(e) for e in run.get("resources") or []]
         return run
 
@@ -405,7 +352,7 @@ class FileStore(Store):
             lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
             pairs = [(d, lasts.get(d["_id"])) for d in docs]
         if filter or order:  # the query view only where something looks at it
-            now = _utcnow()
+            now = clock.utcnow()
             views = [(doc, last, query_view(doc, last if summary else None, now))
                      for doc, last in pairs]
             if filter:
@@ -417,7 +364,7 @@ class FileStore(Store):
             pairs = pairs[:limit]
         out = []
         for doc, last in pairs:
-            copy = _copy_json(doc)
+            copy = serialize.copy_plain(doc)
             if with_last and last is not None:  # at hand: from the index (or the filter)
                 copy[LAST_KEY] = dict(last)
             if not skip_output and "captured_out" not in copy:
@@ -485,7 +432,7 @@ class FileStore(Store):
                         target["timestamps"].extend(series["timestamps"])
         if not raw:
             for series in out.values():
-                series["timestamps"] = [serialize.parse_time(t) for t in series["timestamps"]]
+                series["timestamps"] = clock.from_iso(series["timestamps"])
         return out
 
     def iter_series(self, run_id: Any, name: str, page_size: int = 1000
@@ -516,7 +463,7 @@ class FileStore(Store):
         out = {key: page[key][:size] for key in page}
         for key in page:
             del page[key][:size]
-        out["timestamps"] = [serialize.parse_time(t) for t in out["timestamps"]]
+        out["timestamps"] = clock.from_iso(out["timestamps"])
         return out
 
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,
@@ -540,7 +487,7 @@ class FileStore(Store):
         out = {}
         for name, series in raw.items():
             picked = sample_series(series, samples)
-            picked["timestamps"] = [serialize.parse_time(t) for t in picked["timestamps"]]
+            picked["timestamps"] = clock.from_iso(picked["timestamps"])
             out[name] = picked
         return out
 
@@ -561,7 +508,7 @@ class FileStore(Store):
         # an id like "../x" must not reach outside the store
         inside = os.path.dirname(directory) == self.basedir
         if not inside or not os.path.isfile(os.path.join(directory, "run.json")):
-            raise KeyError(f"No run with id {run_id!r} in {self.basedir}.")
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.")
         # rename first, so a reader never sees a half-deleted run
         doomed = os.path.join(self.basedir, f".deleted-{run_id}-{os.getpid()}")
         os.replace(directory, doomed)

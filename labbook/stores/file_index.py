@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
-from labbook import serialize
+from labbook import clock, serialize
+from labbook.fileio import write_atomic
 
 if TYPE_CHECKING:
     from labbook.stores.file import FileStore
@@ -78,15 +78,6 @@ def metric_tails(history: dict[str, dict[str, list]]) -> tuple[dict, dict]:
     return last, counts
 
 
-def _plain(value: Any) -> Any:
-    """A fresh copy of JSON-like data (dicts and lists copied, leaves shared)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _dump_doc(doc: dict) -> Any:
     return {k: v for k, v in doc.items() if k != "captured_out"}
 
@@ -95,7 +86,7 @@ def _load_doc(doc: dict) -> dict:
     for key in _TIME_KEYS:
         if isinstance(doc.get(key), str):
             try:
-                doc[key] = serialize.parse_time(doc[key])
+                doc[key] = clock.to_utc(doc[key])
             except ValueError:
                 pass
     return doc
@@ -211,15 +202,7 @@ class FileIndex:
         if not self.writable:
             return
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-index-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(b"".join(self._line(e) for e in keep))
-                os.replace(tmp, self.path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, b"".join(self._line(e) for e in keep))
         except OSError:
             return
         self.entries = {e["id"]: e for e in keep}
@@ -317,4 +300,4 @@ class FileIndex:
     @staticmethod
     def document(entry: dict) -> dict:
         """A copy of the entry's document, safe for the caller to change."""
-        return _plain(entry["doc"])
+        return serialize.copy_plain(entry["doc"])

@@ -22,8 +22,11 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 from typing import Any
+
+from labbook import clock
+from labbook.clock import EPOCH as _EPOCH
+from labbook.fileio import atomic_open
 
 NAME = ".labbook-series"
 VERSION = 1
@@ -32,7 +35,6 @@ MIN_POINTS = 10_000
 #: shortest series copied by the writer when the run ends (longer: the write path stays cheap)
 WRITER_MIN_POINTS = 200_000
 NO_TIME = -(2 ** 63)
-_EPOCH = _dt.datetime(1970, 1, 1)
 _SOURCES = ("metrics.jsonl", "metrics.json")
 
 
@@ -58,9 +60,6 @@ def _micros(stamp: Any) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_MICROSECOND = _dt.timedelta(microseconds=1)
-
-
 def _all_micros(stamps: list) -> list[int]:
     """:func:`_micros` of every stamp; naive ISO texts (what the file store writes) in C
     loops, anything else one at a time."""
@@ -68,7 +67,7 @@ def _all_micros(stamps: list) -> list[int]:
         times = list(map(_dt.datetime.fromisoformat, stamps))
         if any(t.tzinfo is not None for t in times):
             raise ValueError("aware time")
-        return list(map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, times)))
+        return clock.to_microseconds(times)
     except TypeError:  # None or datetimes among them
         return [_micros(t) for t in stamps]
 
@@ -118,17 +117,10 @@ def write(directory: str, history: dict[str, dict[str, list]], min_points: int =
     if not header["series"]:
         return False
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-series-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(json.dumps(header).encode("utf-8") + b"\n")
-                for chunk in chunks:
-                    fh.write(chunk)
-            os.replace(tmp, os.path.join(directory, NAME))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(os.path.join(directory, NAME), "wb") as fh:
+            fh.write(json.dumps(header).encode("utf-8") + b"\n")
+            for chunk in chunks:
+                fh.write(chunk)
     except OSError:
         return False
     return True

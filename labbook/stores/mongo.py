@@ -66,9 +66,11 @@ except ImportError as _exc:  # pragma: no cover - depends on the installation
     raise ImportError("The MongoDB store needs pymongo: pip install 'labbook[mongo]' "
                       "(or pip install pymongo).") from _exc
 
-from labbook import serialize
-from labbook.errors import LabbookError, MongoConnectionError, ObserverError, RunExistsError
-from labbook.observers.store_observer import StoreObserver
+from labbook import clock, serialize
+from labbook.errors import (LabbookError, MongoConnectionError, ObserverError, RunExistsError,
+                            RunNotFoundError, StoredFileNotFoundError)
+from labbook.fileio import file_md5
+from labbook.observers.store_observer import StoreObserver, run_document
 from labbook.stores import redact_url
 from labbook.stores.base import LAST_KEY, RUN_FIELDS, Store, replaceable, sample_positions
 from labbook.stores import query as _query
@@ -197,10 +199,6 @@ def parse_mongo_db_arg(arg: str) -> dict:
 
 # --- values -----------------------------------------------------------------------------------
 
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
 _NATIVE = (str, bool, float, type(None), _dt.datetime, ObjectId, bytes)
 
 
@@ -239,14 +237,6 @@ def _elem_size(key: str, value: Any) -> int:
 
 def _doc_size(sizes: dict[str, int]) -> int:
     return 5 + sum(sizes.values())
-
-
-def _md5(filename: str) -> str:
-    digest = hashlib.md5()
-    with open(filename, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _batch_token(name: str, steps: list, values: list, stamps: list) -> str:
@@ -937,7 +927,8 @@ class MongoStore(Store):
         if experiment is not None:
             flt["experiment.name"] = experiment
         raw = self.runs.find_one_and_update(
-            flt, {"$set": {"status": "RUNNING", "heartbeat": _utcnow(), "meta.worker": worker}},
+            flt, {"$set": {"status": "RUNNING", "heartbeat": clock.utcnow(),
+                           "meta.worker": worker}},
             sort=[("meta.priority", pymongo.DESCENDING), ("queue_time", pymongo.ASCENDING),
                   ("_id", pymongo.ASCENDING)],
             return_document=ReturnDocument.AFTER)
@@ -1094,7 +1085,7 @@ class MongoStore(Store):
         for name, series in metrics_by_name.items():
             steps = _to_bson(list(series["steps"]))
             values = _to_bson(list(series["values"]))
-            stamps = [serialize.parse_time(t) if isinstance(t, str) else t
+            stamps = [clock.to_utc(t) if isinstance(t, str) else t
                       for t in series["timestamps"]]
             bucket, count = self._bucket_of(run_id, name)
             pos = 0
@@ -1180,7 +1171,7 @@ class MongoStore(Store):
     @_translated
     def put_resource(self, run_id: Any, filename: str, recorded_name: str | None = None) -> None:
         """Store the file once per content; the run records ``recorded_name or filename``."""
-        md5 = _md5(filename)
+        md5 = file_md5(filename)
         self._store_blob(filename, md5, recorded_name)
         self.runs.update_one({"_id": run_id},
                              {"$addToSet": {"resources": [recorded_name or filename, md5]}})
@@ -1193,7 +1184,7 @@ class MongoStore(Store):
         for relname, *_ in info.get("sources", []):
             path = os.path.join(base_dir, relname)
             if os.path.isfile(path):
-                sources.append([relname, self._store_blob(path, _md5(path))])
+                sources.append([relname, self._store_blob(path, file_md5(path))])
         info["sources"] = sources
         return info
 
@@ -1203,7 +1194,7 @@ class MongoStore(Store):
         resources are shared between runs by content, so they stay)."""
         raw = self._find_raw(run_id, projection={"labbook_spill": 1, "artifacts": 1})
         if raw is None:
-            raise KeyError(f"No run with id {run_id!r} in {self.db_name}.{self.runs.name}.")
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_name}.{self.runs.name}.")
         self.runs.delete_one({"_id": raw["_id"]})
         self.metrics.delete_many({"run_id": raw["_id"]})
         self.samples.delete_many({"run_id": raw["_id"]})
@@ -1266,7 +1257,7 @@ class MongoStore(Store):
         heads = _query.heads(node, order)
         left_out = {f: 0 for f in exclude if f not in heads and f not in ("_id", "labbook_spill")}
         summary = "summary" in heads
-        now = _utcnow()
+        now = clock.utcnow()
         path = order.lstrip("+-") if order else "_id"
         if path in _NATIVE_ORDERS:
             # the server sorts as sort_runs does (see _sorted_cursors): candidates come in
@@ -1595,15 +1586,15 @@ class MongoStore(Store):
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
         raw = self._find_raw(run_id, projection={"artifacts": 1})
         if raw is None:
-            raise FileNotFoundError(f"No run with id {run_id!r} in "
-                                    f"{self.db_name}.{self.runs.name}.")
+            raise StoredFileNotFoundError(f"No run with id {run_id!r} in "
+                                          f"{self.db_name}.{self.runs.name}.")
         entries = [a for a in raw.get("artifacts") or [] if isinstance(a, dict)]
         for entry in reversed(entries):
             if entry.get("name") == name:
                 return self._open_file(entry["file_id"])
         known = ", ".join(repr(a.get("name")) for a in entries) or "none"
-        raise FileNotFoundError(f"Run {run_id!r} has no artifact named {name!r} (it has: "
-                                f"{known}).")
+        raise StoredFileNotFoundError(f"Run {run_id!r} has no artifact named {name!r} "
+                                      f"(it has: {known}).")
 
     @_translated
     def open_blob(self, stored: Any) -> BinaryIO:
@@ -1616,7 +1607,7 @@ class MongoStore(Store):
                 pass
         found = self.files.find_one({"md5": str(stored)}, projection={"_id": 1})
         if found is None:
-            raise FileNotFoundError(f"No stored file {stored!r} in {self.db_name}.")
+            raise StoredFileNotFoundError(f"No stored file {stored!r} in {self.db_name}.")
         return self._open_file(found["_id"])
 
 
@@ -1693,21 +1684,8 @@ class MongoObserver(StoreObserver):
                     raise ObserverError("A queued run cannot overwrite a stored run; drop "
                                         "overwrite= or run it directly.")
                 _id = self.overwrite
-            self._doc = {
-                "experiment": serialize.flatten(ex_info),
-                "command": command,
-                "host": serialize.flatten(host_info),
-                time_key: when,
-                "config": serialize.flatten(config),
-                "meta": serialize.flatten(meta_info),
-                "status": status,
-                "resources": [],
-                "artifacts": [],
-                "captured_out": "",
-                "info": {},
-                "heartbeat": None,
-                "result": None,
-            }
+            self._doc = run_document(status, time_key, when, ex_info, command, host_info,
+                                     config, meta_info)
             try:
                 stored = dict(self._doc, experiment=self.store.put_sources(
                     self._doc["experiment"]))
@@ -1951,7 +1929,7 @@ def _upload_one(files: Any, dump_id: int, note: dict, store: MongoStore) -> Any:
         sources = []
         for relname, stored in experiment.get("sources", []):
             path = os.path.join(files.basedir, stored)
-            sources.append([relname, store._store_blob(path, _md5(path),
+            sources.append([relname, store._store_blob(path, file_md5(path),
                                                        os.path.join(base_dir, relname))])
         experiment["sources"] = sources
         fields.update(experiment=experiment, artifacts=[], resources=[])

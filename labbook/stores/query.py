@@ -14,15 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from labbook.errors import LabbookError
+from labbook import clock
+from labbook.errors import QueryError
 
 _MISSING = object()
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex",
                "$not", "$all", "$size", "$options")
-
-
-class QueryError(LabbookError, ValueError):
-    """A filter that cannot be understood."""
 
 
 @dataclass(frozen=True)
@@ -78,13 +75,10 @@ def _time_operand(path: str, value: Any) -> Any:
     if re.fullmatch(r"\d{4}(-\d{2})?", text):
         text = (text + "-01-01")[:10]  # a year, or a year and month: its first day
     try:
-        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return clock.to_utc(text)
     except ValueError:
         raise QueryError(f"'{path}' holds times: {value!r} is not an ISO date or time like "
                          "'2024-03-01 09:30'.") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return when
 
 
 #: ``$options`` letters and the Python flags that give them MongoDB's meaning
@@ -337,22 +331,14 @@ def beat_interval(doc: dict) -> float:
     return seconds if seconds > 0 else DEFAULT_BEAT_INTERVAL
 
 
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
 def as_time(value: Any) -> _dt.datetime | None:
     """A naive UTC datetime from what a store returns (a datetime, ISO text), else None."""
-    if isinstance(value, str):
-        try:
-            value = _dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, _dt.datetime):
+    if not isinstance(value, str | _dt.datetime):
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return value
+    try:
+        return clock.to_utc(value)
+    except ValueError:
+        return None
 
 
 def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
@@ -364,7 +350,7 @@ def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
     last = as_time(doc.get("heartbeat")) or as_time(doc.get("start_time"))
     if last is None:
         return status
-    silence = ((now or _utcnow()) - last).total_seconds()
+    silence = ((now or clock.utcnow()) - last).total_seconds()
     return "DIED" if silence > max(3 * beat_interval(doc), MIN_SILENCE) else status
 
 

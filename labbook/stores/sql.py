@@ -35,7 +35,6 @@ import datetime as _dt
 import hashlib
 import io
 import itertools
-import json
 import math
 import operator
 import os
@@ -48,9 +47,10 @@ from typing import Any, BinaryIO, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as _mysql
 
-from labbook import serialize
-from labbook.errors import LabbookError
-from labbook.metrics import to_datetime
+from labbook import clock, serialize
+from labbook.errors import (RunNotFoundError, SqlConnectionError, SqlSchemaError,
+                            SqlStoreError, StoredFileNotFoundError)
+from labbook.fileio import file_md5
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import redact_url
 from labbook.stores import query as _query
@@ -82,21 +82,7 @@ _MYSQL_NAMES = ("mysql", "mariadb")
 _SHORT = 255  # longest status / command / experiment / metric name stored in an indexed column
 _INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
 _INIT_LOCK_SECONDS = 600  # MySQL GET_LOCK: how long a process waits for another's migration
-_EPOCH = _dt.datetime(1970, 1, 1)
-_MICROSECOND = _dt.timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) list
-
-
-class SqlStoreError(LabbookError):
-    """The SQL store cannot do what was asked (the message names the database, not secrets)."""
-
-
-class SqlConnectionError(SqlStoreError):
-    """The database cannot be reached or opened."""
-
-
-class SqlSchemaError(SqlStoreError):
-    """The database holds tables this version of labbook cannot use."""
 
 
 # -- column types --------------------------------------------------------------------------------
@@ -236,41 +222,6 @@ _KEEP_NULL = ("heartbeat", "result")
 _DEFAULTS = {"config": dict, "info": dict, "captured_out": str}
 
 
-# -- JSON with non-finite floats -----------------------------------------------------------------
-_NONFINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-_NONFINITE_VALUES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _encode_nonfinite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": _NONFINITE_NAMES[repr(value)]}
-    if isinstance(value, dict):
-        return {k: _encode_nonfinite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode_nonfinite(v) for v in value]
-    return value
-
-
-def json_dumps(value: Any) -> str:
-    """JSON text for a JSON column: NaN/inf become ``{"$float": "NaN"}`` (JSON has none)."""
-    try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, default=serialize.flatten)
-    except ValueError:
-        # the rare document with a non-finite float pays for a second pass
-        return json.dumps(_encode_nonfinite(value), allow_nan=False, ensure_ascii=False,
-                          default=serialize.flatten)
-
-
-def _decode_hook(obj: dict) -> Any:
-    if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE_VALUES:
-        return _NONFINITE_VALUES[obj["$float"]]
-    return obj
-
-
-def json_loads(text: str | bytes) -> Any:
-    return json.loads(text, object_hook=_decode_hook)
-
-
 # -- URLs ----------------------------------------------------------------------------------------
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
                     "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
@@ -318,17 +269,11 @@ if hasattr(os, "register_at_fork"):
 # -- helpers for values --------------------------------------------------------------------------
 def _to_time(value: Any) -> _dt.datetime | None:
     """A naive UTC datetime from a datetime, an ISO string or a POSIX timestamp."""
-    if value is None:
-        return None
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return value
-    if isinstance(value, str):
-        return _to_time(_dt.datetime.fromisoformat(value))
-    if isinstance(value, int | float):
-        return to_datetime(value)
-    raise SqlStoreError(f"Expected a datetime, got {type(value).__name__}: {value!r:.80}.")
+    try:
+        return clock.to_utc(value)
+    except TypeError:
+        raise SqlStoreError(f"Expected a datetime, got {type(value).__name__}: "
+                            f"{value!r:.80}.") from None
 
 
 def _short_name(field: str, value: Any) -> str | None:
@@ -341,14 +286,6 @@ def _short_name(field: str, value: Any) -> str | None:
         raise SqlStoreError(f"The run field '{field}' is {len(value)} characters long; the SQL "
                             f"store keeps at most {_SHORT}.")
     return value
-
-
-def _md5_of_file(filename: str) -> str:
-    digest = hashlib.md5()
-    with open(filename, "rb") as fh:
-        for piece in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def _pieces(filename: str, size: int) -> Iterator[bytes]:
@@ -385,15 +322,9 @@ def _microseconds(stamps: list | None, n: int) -> Iterable[int | None]:
     if len(stamps) != n:
         raise SqlStoreError(f"{n} metric steps but {len(stamps)} timestamps.")
     try:
-        # the observer hands naive UTC datetimes: the fast path
-        return [(stamp - _EPOCH) // _MICROSECOND for stamp in stamps]
-    except TypeError:  # None, aware datetimes, floats, strings
-        pass
-    out: list[int | None] = []
-    for stamp in stamps:
-        when = _to_time(stamp)
-        out.append(None if when is None else (when - _EPOCH) // _MICROSECOND)
-    return out
+        return clock.to_microseconds(stamps)
+    except TypeError as exc:
+        raise SqlStoreError(f"A metric timestamp is no time: {exc}") from None
 
 
 def _plain_rows(conn: sa.Connection, stmt: sa.Select, size: int = 2000
@@ -416,16 +347,6 @@ def _plain_rows(conn: sa.Connection, stmt: sa.Select, size: int = 2000
         result.close()
 
 
-def _datetimes(micros: list) -> list[_dt.datetime | None]:
-    """Naive UTC datetimes for ``time_us`` values (None stays None)."""
-    try:
-        zeros = itertools.repeat(0)
-        return list(map(_EPOCH.__add__, map(_dt.timedelta, zeros, zeros, micros)))
-    except TypeError:
-        return [None if us is None else _EPOCH + _dt.timedelta(microseconds=us)
-                for us in micros]
-
-
 def _run_id(run_id: Any) -> int | None:
     """The integer id of a run, or None when ``run_id`` cannot be one."""
     if isinstance(run_id, bool):
@@ -441,8 +362,9 @@ def _is_deadlock(exc: BaseException | None) -> bool:
     """A transaction the server rolled back to break a deadlock (safe to run again)."""
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "args", (None,))[0] if orig is not None else None
-    # MySQL/MariaDB 1213 (deadlock) and 1205 (lock wait timeout); PostgreSQL 40P01
-    return code in (1213, 1205) or getattr(orig, "sqlstate", None) == "40P01"
+    # MySQL/MariaDB 1213 (deadlock), 1205 (lock wait timeout) and 1412 (a table read while
+    # another process was creating it); PostgreSQL 40P01
+    return code in (1213, 1205, 1412) or getattr(orig, "sqlstate", None) == "40P01"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -482,8 +404,8 @@ class SqlStore(Store):
     # -- connections -----------------------------------------------------------------------------
     def _create_engine(self, echo: bool) -> sa.engine.Engine:
         url = self._sa_url
-        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps,
-                                  "json_deserializer": json_loads}
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": serialize.dumps_strict,
+                                  "json_deserializer": serialize.loads_strict}
         connect_args: dict[str, Any] = {}
         if self.dialect_name == "sqlite":
             connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
@@ -545,7 +467,7 @@ class SqlStore(Store):
                      f"that the database '{url.database}' exists (create it first), and that "
                      "the user name and password in the URL are right.")
         return SqlConnectionError(f"Cannot open the SQL database {self._redacted}: {reason}. "
-                                  f"{check}")
+                                  f"{check}", self._redacted)
 
     def check(self) -> None:
         """Connect and create the tables if needed; raise a clear error when that fails."""
@@ -589,6 +511,8 @@ class SqlStore(Store):
                 version = conn.execute(sa.select(schema_table.c.version)
                                        .where(schema_table.c.id == 1)).scalar()
         except sa.exc.DBAPIError as exc:
+            if _is_deadlock(exc):  # another process is creating the tables: migrate (waits)
+                return False
             raise self._connection_error(exc) from None
         return revisions == [HEAD_REVISION] and version == SCHEMA_VERSION
 
@@ -742,7 +666,7 @@ class SqlStore(Store):
                              .where(experiments.c.name == name)).first()
         if found is None:
             conn.execute(self._insert_ignore(experiments, {"name": name,
-                                                           "created": _utcnow()}))
+                                                           "created": clock.utcnow()}))
 
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
         values, extra = self._columns(doc)
@@ -900,7 +824,7 @@ class SqlStore(Store):
             with self._write() as conn:
                 won = conn.execute(runs.update().where(runs.c.id == rid,
                                                        runs.c.status == "QUEUED")
-                                   .values(status="RUNNING", heartbeat=_utcnow())).rowcount
+                                   .values(status="RUNNING", heartbeat=clock.utcnow())).rowcount
                 if won != 1:
                     continue
                 meta = conn.execute(sa.select(runs.c.meta).where(runs.c.id == rid)).scalar()
@@ -1048,7 +972,7 @@ class SqlStore(Store):
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
         rid = self._existing_id(run_id)
-        md5 = _md5_of_file(filename)
+        md5 = file_md5(filename)
         row = {"md5": md5, "content_type": content_type,
                "metadata": serialize.flatten(metadata) if metadata is not None else None}
         with self._write() as conn:
@@ -1065,7 +989,7 @@ class SqlStore(Store):
 
     def put_resource(self, run_id: Any, filename: str) -> None:
         rid = self._existing_id(run_id)
-        md5 = _md5_of_file(filename)
+        md5 = file_md5(filename)
         with self._write() as conn:
             self._put_blob(conn, md5, filename)
             current = conn.execute(sa.select(runs.c.resources)
@@ -1084,7 +1008,7 @@ class SqlStore(Store):
         for relname, _md5sum in info.get("sources", []):
             path = os.path.join(base_dir, relname)
             if os.path.isfile(path):
-                md5 = _md5_of_file(path)
+                md5 = file_md5(path)
                 paths[md5] = path
                 stored.append([relname, md5])
         if paths:
@@ -1102,7 +1026,7 @@ class SqlStore(Store):
             found = None if rid is None else conn.execute(
                 sa.select(runs.c.id).where(runs.c.id == rid)).first()
             if found is None:
-                raise KeyError(f"No run with id {run_id!r} in {self._redacted}.")
+                raise RunNotFoundError(f"No run with id {run_id!r} in {self._redacted}.")
             md5s = set()
             for table in (artifacts, run_resources, run_sources):
                 md5s.update(conn.execute(sa.select(table.c.md5).where(table.c.run_id == rid)
@@ -1185,7 +1109,7 @@ class SqlStore(Store):
             ordering: tuple = (column.is_(None), key, runs.c.id)
         else:
             ordering = (runs.c.id,)
-        now = _utcnow()
+        now = clock.utcnow()
         if exact and (order is None or column is not None):
             # the database answers alone: documents straight away, limited
             stmt = sa.select(*columns).where(where).order_by(*ordering)
@@ -1259,7 +1183,7 @@ class SqlStore(Store):
     @staticmethod
     def _finish(history: dict[str, dict[str, list]]) -> dict[str, dict[str, list]]:
         for series in history.values():
-            series["timestamps"] = _datetimes(series["timestamps"])
+            series["timestamps"] = clock.from_microseconds(series["timestamps"])
         return history
 
     @staticmethod
@@ -1350,7 +1274,7 @@ class SqlStore(Store):
             yield {"steps": [r.step for r in rows],
                    "values": [_SPECIAL_VALUES[r.special] if r.special else r.value
                               for r in rows],
-                   "timestamps": _datetimes([r.time_us for r in rows])}
+                   "timestamps": clock.from_microseconds([r.time_us for r in rows])}
             if len(rows) < page_size:
                 return
 
@@ -1438,7 +1362,7 @@ class SqlStore(Store):
                         sa.select(blob_chunks.c.seq, sa.func.length(blob_chunks.c.data))
                         .where(blob_chunks.c.md5 == md5).order_by(blob_chunks.c.seq)).all()
         if size is None:
-            raise FileNotFoundError(missing)
+            raise StoredFileNotFoundError(missing)
         lengths = [int(length) for _, length in chunks]
         if [seq for seq, _ in chunks] != list(range(len(chunks))) or sum(lengths) != size:
             raise SqlStoreError(f"The stored file {md5} in {self._redacted} is incomplete "
@@ -1525,10 +1449,6 @@ class _ChunkReader(io.RawIOBase):
             self._pos = self._starts[index + 1]
         self._cached = None
         return b"".join(parts)
-
-
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 def _integral_step(name: str, step: Any) -> int:

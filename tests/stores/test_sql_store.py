@@ -629,7 +629,7 @@ def test_a_file_changed_while_being_stored_is_not_stored(sql_store, tmp_path, mo
     changing.write_bytes(b"the bytes at the time the md5 was taken")
     run_id = sql_store.create_run({"status": "RUNNING", "artifacts": []})
     # the md5 names other bytes than those read afterwards, as when a file is rewritten
-    monkeypatch.setattr("labbook.stores.sql._md5_of_file", lambda path: "0" * 32)
+    monkeypatch.setattr("labbook.stores.sql.file_md5", lambda path: "0" * 32)
     with pytest.raises(SqlStoreError, match="changed while it was being stored"):
         sql_store.put_artifact(run_id, "changing.bin", str(changing))
     with sql_store.engine.connect() as conn:

@@ -14,7 +14,7 @@ from labbook.experiment import Experiment
 from labbook.ingredient import Ingredient
 from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
 
-__version__ = "0.1.0"
+from labbook._version import __version__
 
 __all__ = [
     "Experiment",
@@ -24,6 +24,7 @@ __all__ = [
     "RunExistsError",
     "TimeoutInterrupt",
     "host_info_getter",
+    "cli_option",
     "SETTINGS",
     "Api",
     "open_store",
@@ -35,6 +36,7 @@ __all__ = [
 _LAZY = {
     "host_info_getter": ("labbook.host_info", "host_info_getter"),
     "SETTINGS": ("labbook.settings", "SETTINGS"),
+    "cli_option": ("labbook.commandline_options", "cli_option"),
     "Api": ("labbook.api", "Api"),
     "open_store": ("labbook.stores", "open_store"),
     "compare_runs": ("labbook.report", "compare_runs"),
@@ -51,3 +53,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(target[0]), target[1])
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

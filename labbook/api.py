@@ -740,9 +740,7 @@ def _step_key(value: Any) -> tuple:
 
 
 def _file_store_base(store: Store) -> str | None:
-    from labbook.stores.file import FileStore
-
-    return store.basedir if isinstance(store, FileStore) else None
+    return store.local_dir
 
 
 class StoredFile:

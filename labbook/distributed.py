@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any, Callable
 
+from labbook.observers.attached import AttachedObserver
 from labbook.observers.base import RunObserver
 
 log = logging.getLogger("labbook.distributed")
@@ -46,28 +47,6 @@ def worker_prefix() -> str:
     return f"rank{rank}/" if rank is not None else f"pid{os.getpid()}/"
 
 
-class AttachedObserver(RunObserver):
-    """Sends a worker's metrics and artifacts into the parent run; ignores everything else."""
-
-    priority = 1000
-
-    def __init__(self, store: Any, run_id: Any, prefix: str):
-        self.store = store
-        self.run_id = run_id
-        self.prefix = prefix
-
-    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
-        return self.run_id
-
-    def log_metrics(self, metrics_by_name, info):
-        prefixed = {self.prefix + name: series for name, series in metrics_by_name.items()}
-        self.store.append_metrics(self.run_id, prefixed)
-
-    def artifact_event(self, name, filename, metadata=None, content_type=None):
-        self.store.put_artifact(self.run_id, self.prefix + name, filename, metadata,
-                                content_type)
-
-
 def attached_observers() -> list[RunObserver]:
     """Observers for a worker process: the attachment to its parent run, or nothing."""
     run_id = os.environ.get(RUN_ID_ENV)
@@ -77,10 +56,8 @@ def attached_observers() -> list[RunObserver]:
                  "set); recording nothing.", worker_prefix().rstrip("/"), RUN_ID_ENV,
                  RUN_STORE_ENV)
         return []
-    from labbook.stores import open_store
-
     parsed: Any = int(run_id) if run_id.isdigit() else run_id
-    return [AttachedObserver(open_store(url), parsed, worker_prefix())]
+    return [AttachedObserver.for_url(url, parsed, worker_prefix())]
 
 
 def export_parent(run_id: Any, observers: list) -> Callable[[], None]:

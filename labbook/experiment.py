@@ -84,7 +84,7 @@ class Experiment(Ingredient):
 
     def _builtin_commands(self) -> dict[str, Callable]:
         try:
-            from labbook.cli.commands import builtin_commands
+            from labbook.commands import builtin_commands
         except ImportError:  # the command-line layer is optional for library use
             return {}
         return builtin_commands(self)
@@ -159,9 +159,12 @@ class Experiment(Ingredient):
 
             check_clean(experiment_info)
         from labbook.host_info import get_host_info
+        from labbook.settings import current
 
+        settings = current()  # labbook.SETTINGS now, handed to the parts as values
         host_info = get_host_info(self.additional_host_info,
-                                  capture_env=tuple(opts.get("capture_env") or ()))
+                                  capture_env=tuple(opts.get("capture_env") or ()),
+                                  settings=settings["HOST_INFO"])
         meta = {"command": command_name, "options": _jsonable_options(opts),
                 "named_configs": list(named_configs or ()),
                 "config_updates": _nested_updates(config_updates)}
@@ -183,7 +186,10 @@ class Experiment(Ingredient):
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
                   post_run_hooks=post, captured_out_filter=self.captured_out_filter,
                   command=command_name, meta_info=meta, info=info, seed=resolved.seed,
-                  fixtures=resolved.fixtures)
+                  fixtures=resolved.fixtures,
+                  read_only_config=settings["CONFIG"]["READ_ONLY_CONFIG"],
+                  capture_mode=settings["CAPTURE_MODE"],
+                  numpy_random_legacy=settings["CONFIG"]["NUMPY_RANDOM_LEGACY_API"])
         run.debug = bool(opts.get("debug"))
         run.pdb = bool(opts.get("pdb"))
         run.queue_only = bool(opts.get("queue"))
@@ -212,7 +218,7 @@ class Experiment(Ingredient):
             # Sacred's rule (no observer, no record) holds unless the user opted in.
             url = os.environ["LABBOOK_STORE"]
         if url is not None:
-            from labbook.observers.store_observer import observer_for_url
+            from labbook.observers.registry import observer_for_url
             from labbook.stores import default_url
 
             observers.append(observer_for_url(url or default_url()))
@@ -255,13 +261,13 @@ class Experiment(Ingredient):
 
     def run_commandline(self, argv: str | Sequence[str] | None = None) -> Run | None:
         """Run the command line of this experiment (``argv`` defaults to ``sys.argv``)."""
-        from labbook.cli.run_args import run_commandline
+        from labbook.commandline import run_commandline
 
         return run_commandline(self, argv)
 
     def get_usage(self, program_name: str | None = None) -> str:
         """The command-line usage text of this experiment."""
-        from labbook.cli.run_args import usage_text
+        from labbook.arg_parser import usage_text
 
         return usage_text(self, program_name)
 

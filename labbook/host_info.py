@@ -17,7 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
@@ -141,11 +140,11 @@ def gpus() -> dict:
 
 @host_info_getter
 def labbook_version() -> str:
-    """The labbook version (the package's own ``__version__``, kept equal to the
-    distribution's by a test; importlib.metadata would cost 6 ms per process)."""
-    import labbook
+    """The labbook version (``labbook._version``, kept equal to the distribution's by a test;
+    importlib.metadata would cost 6 ms per process)."""
+    from labbook._version import __version__
 
-    return str(getattr(labbook, "__version__", "unknown"))
+    return __version__
 
 
 # cached: runs started in a loop call get_host_info each time and the model cannot change
@@ -274,14 +273,19 @@ def _getters(additional: Iterable[Callable] | Mapping[str, Callable] | Callable 
 
 
 def get_host_info(additional_host_info: Iterable[Callable] | Mapping[str, Callable] | None = None,
-                  capture_env: Iterable[str] = ()) -> dict[str, Any]:
+                  capture_env: Iterable[str] = (), settings: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """Collect the host info of this machine.
 
     ``additional_host_info`` is a list of getters (named by ``__name__``) or a dict
     name -> getter; ``capture_env`` names environment variables to record under ``ENV``.
     A getter that raises (or returns something JSON cannot store) is logged and skipped.
+    ``settings`` is ``SETTINGS.HOST_INFO`` as plain values (default: as they are now).
     """
-    settings = _host_info_settings()
+    if settings is None:
+        from labbook.settings import current
+
+        settings = current()["HOST_INFO"]
     getters = dict(host_info_gatherers)
     if not settings.get("INCLUDE_GPU_INFO", True):
         getters.pop("gpus", None)
@@ -309,14 +313,3 @@ def get_host_info(additional_host_info: Iterable[Callable] | Mapping[str, Callab
     # ENV last so the built-in keys come first, as in Sacred's host info
     info["ENV"] = info.pop("ENV")
     return redact(info)
-
-
-def _host_info_settings() -> Mapping[str, Any]:
-    try:
-        settings_module = sys.modules.get("labbook.settings")
-        if settings_module is None:  # never touched: the defaults, without importing munch
-            return {}
-        SETTINGS = settings_module.SETTINGS
-    except ImportError:  # settings need munch; host info works without it
-        return {}
-    return SETTINGS.get("HOST_INFO") or {}

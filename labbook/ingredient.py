@@ -9,7 +9,8 @@ import os
 import sys
 from typing import Any, Callable, Generator, Iterator, Sequence
 
-from labbook.config.signature import captured_function, join_path
+from labbook.captured import captured_function
+from labbook.config.paths import join_path
 from labbook.context import current_run
 from labbook.errors import CircularDependencyError, ConfigError, NoRunError
 

@@ -19,17 +19,21 @@ def derive_seed(seed: int, name: str) -> int:
     return random.Random(f"{seed}:{name}").randint(*SEED_RANGE)
 
 
-def create_rnd(seed: int) -> Any:
+def create_rnd(seed: int, legacy: bool | None = None) -> Any:
     """``_rnd``: as in Sacred 0.8, a numpy ``Generator`` seeded with ``seed`` (or a
     ``RandomState`` with ``SETTINGS.CONFIG.NUMPY_RANDOM_LEGACY_API = True``), a
     ``random.Random`` without numpy. The Generator also answers the ``RandomState`` calls
-    older Sacred code makes (``randint``, ``rand``, ``randn``, ``random_sample``)."""
+    older Sacred code makes (``randint``, ``rand``, ``randn``, ``random_sample``).
+    ``legacy`` is that setting's value (default: as it is now)."""
     try:
         import numpy
     except ImportError:
         return random.Random(seed)
-    settings = sys.modules.get("labbook.settings")  # loaded only if the program touched it
-    if settings is not None and settings.SETTINGS.CONFIG.get("NUMPY_RANDOM_LEGACY_API"):
+    if legacy is None:
+        from labbook.settings import current
+
+        legacy = current()["CONFIG"]["NUMPY_RANDOM_LEGACY_API"]
+    if legacy:
         return numpy.random.RandomState(seed)
     return _generator_class(numpy)(numpy.random.PCG64(seed))
 

@@ -79,17 +79,15 @@ class Run:
                  post_run_hooks: Sequence[Callable] = (), captured_out_filter=None,
                  command: str = "main", meta_info: dict | None = None,
                  info: dict | None = None, seed: int | None = None,
-                 fixtures: dict[str, dict] | None = None):
+                 fixtures: dict[str, dict] | None = None, read_only_config: bool = True,
+                 capture_mode: str | None = None, numpy_random_legacy: bool = False):
         self._id: Any = None
-        # labbook.SETTINGS is loaded only when the program touches it; until then the
-        # defaults hold (read-only config, capture mode from LABBOOK_CAPTURE_MODE).
-        settings_module = sys.modules.get("labbook.settings")
-        settings = settings_module.SETTINGS if settings_module is not None else None
+        # the settings arrive as values (the experiment's snapshot of labbook.SETTINGS).
         # Sacred's switch: SETTINGS.CONFIG.READ_ONLY_CONFIG = False hands out plain containers.
-        read_only = settings.CONFIG.READ_ONLY_CONFIG if settings is not None else True
-        self.config = freeze(config) if read_only else config
-        self._default_capture = (settings.CAPTURE_MODE if settings is not None
-                                 else os.environ.get("LABBOOK_CAPTURE_MODE") or None)
+        self.config = freeze(config) if read_only_config else config
+        self._default_capture = capture_mode
+        #: SETTINGS.CONFIG.NUMPY_RANDOM_LEGACY_API when the run was made (the kind of ``_rnd``)
+        self.numpy_random_legacy = numpy_random_legacy
         self.config_modifications = config_modifications
         self.main_function = main_function
         self.observers = list(observers)

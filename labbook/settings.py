@@ -1,26 +1,62 @@
-"""Process-wide settings (a Munch, so ``SETTINGS.CAPTURE_MODE`` works as in Sacred).
+"""Process-wide settings: ``labbook.SETTINGS`` (a Munch, so ``SETTINGS.CAPTURE_MODE = "sys"``
+works as in Sacred).
 
-This module is imported only when the program touches ``labbook.SETTINGS``; until then the
-defaults below apply without importing it (munch imports PyYAML: 15 ms per process).
+The Munch is built on first access (munch imports PyYAML: 15 ms per process). The code that
+uses a setting never reads this module behind the caller's back: the experiment takes a
+snapshot with :func:`current` when it creates a run and hands the values to the run, the
+host-info gatherer and the random-number factory as arguments.
 """
 from __future__ import annotations
 
+import copy
 import os
+from typing import Any
 
-from munch import Munch
+__all__ = ["SETTINGS", "current", "defaults"]  # noqa: F822 (SETTINGS: module __getattr__)
 
-SETTINGS = Munch(
-    # fd | sys | no; None picks fd where supported
-    CAPTURE_MODE=os.environ.get("LABBOOK_CAPTURE_MODE") or None,
-    HOST_INFO=Munch(
-        # environment variables recorded in host_info["ENV"] (besides --capture-env)
-        CAPTURED_ENV=[],
-        INCLUDE_GPU_INFO=True,
-    ),
-    CONFIG=Munch(
-        # read-only containers for the running config
-        READ_ONLY_CONFIG=True,
-        # _rnd: numpy's RandomState (True) or a Generator (False, Sacred 0.8's default)
-        NUMPY_RANDOM_LEGACY_API=False,
-    ),
-)
+
+def defaults() -> dict[str, Any]:
+    """The settings when the program has changed none, as plain dicts."""
+    return {
+        # fd | sys | no; None picks fd where supported
+        "CAPTURE_MODE": os.environ.get("LABBOOK_CAPTURE_MODE") or None,
+        "HOST_INFO": {
+            # environment variables recorded in host_info["ENV"] (besides --capture-env)
+            "CAPTURED_ENV": [],
+            "INCLUDE_GPU_INFO": True,
+        },
+        "CONFIG": {
+            # read-only containers for the running config
+            "READ_ONLY_CONFIG": True,
+            # _rnd: numpy's RandomState (True) or a Generator (False, Sacred 0.8's default)
+            "NUMPY_RANDOM_LEGACY_API": False,
+        },
+    }
+
+
+_SETTINGS: Any = None
+
+
+def current() -> dict[str, Any]:
+    """A plain copy of the settings as they are now (the defaults while ``SETTINGS`` was never
+    touched, without building it)."""
+    if _SETTINGS is None:
+        return defaults()
+    return copy.deepcopy(_plain(_SETTINGS))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    if name != "SETTINGS":
+        raise AttributeError(f"module 'labbook.settings' has no attribute {name!r}")
+    global _SETTINGS
+    if _SETTINGS is None:
+        from munch import munchify
+
+        _SETTINGS = munchify(defaults())
+    return _SETTINGS

@@ -221,7 +221,7 @@ def cmd_show(run_id: str, url: str | None) -> str:
              f"  stopped  {_fmt_time(run.get('stop_time'))}  (after {_duration(run)})",
              f"  result   {json.dumps(run.get('result'))}",
              "  config:"]
-    from labbook.cli.commands import format_config
+    from labbook.config.text import format_config
 
     config_text = format_config(run.get("config") or {}, None, colour=False)
     lines += ["  " + line for line in config_text.splitlines()[1:]]

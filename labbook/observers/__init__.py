@@ -13,7 +13,7 @@ __all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserve
 
 _LAZY = {
     "QueuedObserver": "labbook.observers.queued",
-    "FileStorageObserver": "labbook.observers.store_observer",
+    "FileStorageObserver": "labbook.observers.file",
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.stores.mongo",
     "SqlObserver": "labbook.stores.sql",
@@ -38,25 +38,13 @@ def create(url: str, priority: int | None = None) -> RunObserver:
 
     >>> ex.observers.append(create("sqlite:///labbook.db"))  # doctest: +SKIP
     """
-    from labbook.observers.store_observer import observer_for_url
+    from labbook.observers.registry import observer_for_url
 
     return observer_for_url(url, priority)
 
 
 def observers_from_options(options: dict) -> list[RunObserver]:
-    """Observers asked for on the command line (``-F DIR``, ``-s URL``)."""
-    observers: list[RunObserver] = []
-    if options.get("file_storage"):
-        from labbook.observers.store_observer import FileStorageObserver
+    """Observers asked for on the command line (``-F DIR``, ``-s URL``, ``-m DB``)."""
+    from labbook.observers.registry import observers_from_options as from_options
 
-        observers.append(FileStorageObserver(options["file_storage"]))
-    if options.get("sql"):
-        from labbook.stores.sql import SqlObserver
-
-        observers.append(SqlObserver(options["sql"]))
-    if options.get("mongo_db"):
-        # Sacred's -m: [host:port:]db_name[.prefix] or a mongodb:// URL
-        from labbook.stores.mongo import MongoObserver, parse_mongo_db_arg
-
-        observers.append(MongoObserver(**parse_mongo_db_arg(options["mongo_db"])))
-    return observers
+    return from_options(options)

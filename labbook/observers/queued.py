@@ -499,7 +499,7 @@ def replay(failure_dir: str | os.PathLike, store_url: str) -> list[tuple[str, An
     journal remembers how many events reached which run id, and an event that was being sent
     when its run ended is delivered only if it did not arrive (see the module's docstring).
     """
-    from labbook.observers.store_observer import observer_for_url
+    from labbook.observers.registry import observer_for_url
 
     results = []
     root = os.fspath(failure_dir)

@@ -1,16 +1,19 @@
 """The generic observer: turns run events into writes on a :class:`~labbook.stores.base.Store`.
 
-``FileStorageObserver`` (and the SQL and Mongo observers) are this class bound to a store, so
-every built-in back-end records the same things and everything recorded can be read back.
+``FileStorageObserver``, ``SqlObserver`` and ``MongoObserver`` are this class bound to a store
+(each in its own module of this package), so every built-in back-end records the same things
+and everything recorded can be read back. Observers know stores only through the
+:class:`~labbook.stores.base.Store` interface and the registry (:mod:`labbook.stores`).
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from labbook import serialize
 from labbook.observers.base import RunObserver
 from labbook.stores.base import Store
+
+__all__ = ["StoreObserver", "run_document"]
 
 
 def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: str,
@@ -91,94 +94,3 @@ class StoreObserver(RunObserver):
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         self.store.put_artifact(self.run_id, name, filename, metadata, content_type)
-
-
-class FileStorageObserver(StoreObserver):
-    """Stores runs in a directory, in the layout of Sacred's FileStorageObserver, with its
-    options: ``resource_dir`` and ``source_dir`` (default ``basedir/_resources`` and
-    ``basedir/_sources``), ``copy_artifacts`` and ``copy_sources`` (False records the names
-    only) and ``template``: a Mako template (default ``basedir/template.html`` when it
-    exists) rendered into ``<run dir>/report.<ext>`` when the run ends, with ``run``,
-    ``config``, ``info``, ``cout`` and ``savedir`` (needs the ``mako`` package)."""
-
-    def __init__(self, basedir: str | os.PathLike, resource_dir: str | os.PathLike | None = None,
-                 source_dir: str | os.PathLike | None = None,
-                 template: str | os.PathLike | None = None, priority: int | None = None,
-                 copy_artifacts: bool = True, copy_sources: bool = True):
-        from labbook.stores.file import FileStore
-
-        super().__init__(FileStore(basedir, resource_dir=resource_dir, source_dir=source_dir,
-                                   copy_artifacts=copy_artifacts, copy_sources=copy_sources),
-                         priority)
-        self.basedir = self.store.basedir
-        self.resource_dir = self.store.resource_dir
-        self.source_dir = self.store.source_dir
-        self.copy_artifacts = copy_artifacts
-        self.copy_sources = copy_sources
-        if template is not None:
-            template = os.path.abspath(os.fspath(template))
-            if not os.path.isfile(template):
-                raise FileNotFoundError(f"The FileStorageObserver's template {template} does "
-                                        "not exist.")
-        else:
-            default = os.path.join(self.basedir, "template.html")
-            template = default if os.path.isfile(default) else None
-        self.template = template
-
-    def completed_event(self, stop_time, result):
-        super().completed_event(stop_time, result)
-        self._render_report()
-
-    def interrupted_event(self, interrupt_time, status):
-        super().interrupted_event(interrupt_time, status)
-        self._render_report()
-
-    def failed_event(self, fail_time, fail_trace):
-        super().failed_event(fail_time, fail_trace)
-        self._render_report()
-
-    def _render_report(self) -> None:
-        if self.template is None or self.run_id is None:
-            return
-        try:
-            from mako.template import Template
-        except ImportError:
-            import logging
-
-            logging.getLogger("labbook.observers").warning(
-                "The FileStorageObserver's template %s is not rendered: it needs Mako (pip "
-                "install mako).", self.template)
-            return
-        doc = self.store.get(self.run_id) or {}
-        # as in Sacred's run.json: times as ISO text (templates parse them with dateutil)
-        run = serialize.flatten({k: v for k, v in doc.items()
-                                 if k not in ("config", "info", "captured_out")})
-        report = Template(filename=self.template).render(
-            run=run, config=doc.get("config", {}), info=doc.get("info", {}),
-            cout=doc.get("captured_out", ""), savedir=self.dir)
-        extension = os.path.splitext(self.template)[1]
-        with open(os.path.join(self.dir, "report" + extension), "w", encoding="utf-8") as fh:
-            fh.write(report)
-
-    @property
-    def dir(self) -> str | None:
-        """The directory of the current run (Sacred's ``observer.dir``)."""
-        return None if self.run_id is None else os.path.join(self.basedir, str(self.run_id))
-
-
-def observer_for_url(url: str, priority: int | None = None) -> StoreObserver:
-    """The observer that records into the store at ``url`` (``--store URL``)."""
-    from labbook.stores import open_store, scheme_of
-
-    scheme = scheme_of(url)
-    if scheme == "file":
-        path = url[len("file://"):] if url.startswith("file://") else url
-        return FileStorageObserver(path, priority=priority)
-    if scheme == "mongodb":
-        # MongoObserver adds what a network store needs: retries and a failure directory
-        from labbook.stores.mongo import MongoObserver
-
-        if priority is None:
-            return MongoObserver(url=url)
-        return MongoObserver(url=url, priority=priority)
-    return StoreObserver(open_store(url), priority)

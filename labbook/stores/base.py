@@ -77,6 +77,9 @@ class Store(abc.ABC):
     schemes: tuple[str, ...] = ()
 
     url: str = ""
+    #: the directory holding the stored files as plain files on this machine (the file store),
+    #: else None: the read side opens artifacts in place when it is set
+    local_dir: str | None = None
 
     # -- write side ----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -65,6 +65,7 @@ class FileStore(Store):
                  source_dir: str | os.PathLike | None = None,
                  copy_artifacts: bool = True, copy_sources: bool = True):
         self.basedir = os.path.abspath(os.fspath(basedir))
+        self.local_dir = self.basedir
         self.url = "file://" + self.basedir
         # Sacred's options: where stored copies go, and whether to copy at all
         self.resource_dir = os.path.abspath(os.fspath(resource_dir)) if resource_dir \

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labbook import Experiment, Ingredient
-from labbook.cli.commands import format_config, format_dependencies, format_named_configs
-from labbook.cli.run_args import (BUILTIN_OPTIONS, CLIOption, EXIT_FAILED, EXIT_INTERRUPTED,
-                                  EXIT_OK, EXIT_USAGE, cli_option, parse_argv, parse_updates,
-                                  parse_value, usage_text)
+from labbook.arg_parser import parse_argv, parse_updates, parse_value, usage_text
+from labbook.commandline import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from labbook.commandline_options import BUILTIN_OPTIONS, CLIOption, cli_option
+from labbook.commands import format_dependencies, format_named_configs
+from labbook.config.text import format_config
 from labbook.config.summary import ConfigSummary
 from labbook.errors import LabbookError, UsageError
 

@@ -6,7 +6,7 @@ Its commands print what they received, so a test can check the parsing end to en
 import os
 
 from labbook import Experiment, Ingredient, TimeoutInterrupt
-from labbook.cli.run_args import cli_option
+from labbook import cli_option
 from labbook.config.containers import thaw
 
 HERE = os.path.dirname(os.path.abspath(__file__))

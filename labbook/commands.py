@@ -2,89 +2,13 @@
 print_named_configs."""
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-from labbook.config.signature import captured_function
-from labbook.serialize import copy_plain
+from labbook.captured import captured_function
+from labbook.config.text import _aligned, format_config
 
 if TYPE_CHECKING:
-    from labbook.config.summary import ConfigSummary
     from labbook.experiment import Experiment
-
-SEED_DOC = "the random seed for this experiment"
-_COLOURS = {"added": "\033[32m", "modified": "\033[34m", "typechanged": "\033[31m",
-            "doc": "\033[2m"}
-_RESET = "\033[0m"
-_LEGEND = ("modified", "added", "typechanged")
-
-
-def _paint(text: str, kind: str | None, colour: bool) -> str:
-    if not colour or kind is None:
-        return text
-    return f"{_COLOURS[kind]}{text}{_RESET}"
-
-
-def _aligned(rows: list[tuple[str, str, str]], gap: int = 2) -> list[str]:
-    """``(shown, plain, comment)`` rows with the comments in one column; ``plain`` is
-    ``shown`` without colour codes, so the padding is measured on what the user sees."""
-    width = max((len(plain) for _, plain, comment in rows if comment), default=0)
-    lines = []
-    for shown, plain, comment in rows:
-        if comment:
-            shown += " " * (width - len(plain) + gap) + comment
-        lines.append(shown)
-    return lines
-
-
-def format_config(config: dict, summary: ConfigSummary | None = None,
-                  colour: bool | None = None) -> str:
-    """The config as ``key = value`` lines with their doc comments.
-
-    Entries the updates added, modified or changed the type of are coloured when ``colour``
-    (by default: when stdout is a terminal) and marked ``(added)`` etc. otherwise.
-    """
-    if colour is None:
-        colour = _isatty(sys.stdout)
-    docs = dict(getattr(summary, "docs", {}) or {})
-    docs.setdefault("seed", SEED_DOC)
-    legend = ", ".join(_paint(k, k, colour) for k in _LEGEND)
-    header = f"Configuration ({legend}, {_paint('doc', 'doc', colour)}):"
-    entries: list[tuple[str, str, str | None]] = []
-    _collect(config, "", 1, summary, entries)
-    rows = []
-    for text, path, kind in entries:
-        plain = text if colour or kind is None else f"{text} ({kind})"
-        shown = _paint(text, kind, colour) if colour else plain
-        doc = docs.get(path)
-        rows.append((shown, plain, _paint(f"# {doc}", "doc", colour) if doc else ""))
-    return "\n".join([header, *_aligned(rows)])
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # replaced or closed streams
-        return False
-
-
-def _collect(value: dict, prefix: str, depth: int, summary: ConfigSummary | None,
-             out: list) -> None:
-    indent = "  " * depth
-    for key in sorted(value, key=str):
-        item = value[key]
-        path = f"{prefix}.{key}" if prefix else str(key)
-        kind = summary.status_of(path) if summary is not None else None
-        if isinstance(item, dict) and item:
-            out.append((f"{indent}{key}:", path, kind))
-            _collect(item, path, depth + 1, summary, out)
-        else:
-            out.append((f"{indent}{key} = {_plain_repr(item)}", path, kind))
-
-
-def _plain_repr(value: Any) -> str:
-    # the run's config is frozen (read-only containers); show it as plain dicts and lists
-    return repr(copy_plain(value))
 
 
 def print_config(_run):

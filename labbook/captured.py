@@ -1,4 +1,5 @@
-"""Captured functions: missing arguments are filled from the configuration of the current run.
+"""Captured functions (Sacred's ``@ex.capture``): missing arguments are filled from the
+configuration of the current run.
 
 Precedence: explicit arguments > special values (``_config``, ``_run``, ``_log``, ``_seed``,
 ``_rnd``) > config entries (under the ingredient's path and the ``prefix``) > the function's
@@ -17,6 +18,8 @@ from typing import Any, Callable
 from labbook.config.paths import join_path
 from labbook.context import current_run
 from labbook.errors import MissingConfigError
+
+__all__ = ["Signature", "captured_function", "check_missing_config", "SPECIAL_ARGS"]
 
 SPECIAL_ARGS = frozenset({"_config", "_run", "_log", "_seed", "_rnd"})
 _EMPTY = inspect.Parameter.empty
@@ -122,4 +125,22 @@ def _special(name: str, run: Any, ingredient_path: str, full_name: str, func: Ca
         seed = random.randint(*SEED_RANGE)
     if name == "_seed":
         return seed
-    return create_rnd(seed)
+    return create_rnd(seed, run.numpy_random_legacy if run is not None else None)
+
+
+def check_missing_config(command: Callable, config_for: Callable[[str, str | None], Any]
+                         ) -> None:
+    """Raise :class:`MissingConfigError` before a run starts when ``command`` (a captured
+    function) needs a value that neither the config nor a default supplies.
+    ``config_for(ingredient_path, prefix)`` gives the config the function would see."""
+    signature = getattr(command, "signature", None)
+    if signature is None:
+        return
+    path = getattr(command, "ingredient_path", "")
+    prefix = getattr(command, "prefix", None)
+    config = config_for(path, prefix)
+    missing = [a for a in signature.fillable if a not in signature.defaults
+               and a not in SPECIAL_ARGS and a not in config]
+    if missing:
+        raise MissingConfigError(signature.name, missing,
+                                 [join_path(path, prefix, m) for m in missing])

@@ -1,202 +1,35 @@
-"""The command line of experiment scripts: ``python exp.py [COMMAND] [with UPDATE...] [OPTIONS]``.
+"""Reading an experiment's command line: ``[COMMAND] [with UPDATE...] [OPTIONS]``.
 
 Parsed with docopt-ng. Updates are ``key=value`` (dotted keys for nested entries and
 ingredients) with values read by ``ast.literal_eval`` -- never ``eval`` -- falling back to the
 raw text only for bare words; an update without ``=`` names a named config or a config file.
-
-Exit statuses: 0 success, 1 failed run, 2 usage error, 3 interrupted run.
+Everything wrong is a :class:`~labbook.errors.UsageError` saying what and how to write it.
 """
 from __future__ import annotations
 
 import ast
-import math
 import os
 import re
 import shlex
 import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from labbook.errors import (LabbookError, MissingConfigError, UsageError,
-                            did_you_mean)
+from labbook.commandline_options import (BUILTIN_OPTIONS, CLIOption, _wrap, all_options,
+                                         check_option_values)
+from labbook.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from labbook.experiment import Experiment
-    from labbook.run import Run
-
-#: exit statuses of experiment scripts
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 #: docopt needs a one-word program name; the real one is only shown to the user
 _DOCOPT_PROG = "exp"
-_HELP_COLUMN = 38
-_HELP_WIDTH = 100
 _CONFIG_FILE_EXTENSIONS = (".json", ".yaml", ".yml", ".pickle", ".pkl")
-
-
-# --- options ----------------------------------------------------------------------------------
-
-class CLIOption:
-    """A command-line flag of an experiment, made with :func:`cli_option`.
-
-    ``apply_function(value, run)`` is called with the flag's value (True for a switch) and the
-    created run, before the run starts, whenever the flag is given.
-    """
-
-    def __init__(self, apply_function: Callable[[Any, Run], Any] | None,
-                 short_flag: str | None, long_flag: str, is_flag: bool = False,
-                 description: str | None = None, arg: str | None = None):
-        if short_flag is not None and not re.fullmatch(r"-[A-Za-z0-9]", short_flag):
-            raise ValueError(f"Short flag {short_flag!r} must be '-' and one letter, e.g. '-o'.")
-        if not re.fullmatch(r"--[A-Za-z0-9][A-Za-z0-9_-]*", long_flag or ""):
-            raise ValueError(f"Long flag {long_flag!r} must look like '--my-option'.")
-        self.apply_function = apply_function
-        self.short_flag = short_flag
-        self.long_flag = long_flag
-        self.is_flag = is_flag
-        if description is None:
-            doc = (getattr(apply_function, "__doc__", None) or "").strip()
-            # the first paragraph, on one line: docopt reads the help text line by line
-            description = " ".join(doc.split("\n\n")[0].split())
-        self.description = description
-        self.arg = None if is_flag else (arg or self.key.upper())
-
-    @property
-    def key(self) -> str:
-        """The name in the options dict: ``--beat-interval`` -> ``beat_interval``."""
-        return self.long_flag[2:].replace("-", "_")
-
-    @property
-    def takes_value(self) -> bool:
-        return not self.is_flag
-
-    def get_flags(self) -> tuple[str | None, str]:
-        return self.short_flag, self.long_flag
-
-    def get_description(self) -> str:
-        return self.description
-
-    def apply(self, value: Any, run: Run) -> Any:
-        if self.apply_function is not None:
-            return self.apply_function(value, run)
-        return None
-
-    def usage_line(self) -> str:
-        """The option's line in the help text, in the syntax docopt reads."""
-        if self.is_flag:
-            flags = f"{self.short_flag} {self.long_flag}" if self.short_flag else self.long_flag
-        else:
-            flags = f"{self.long_flag}={self.arg}"
-            if self.short_flag:
-                flags = f"{self.short_flag} {self.arg} {flags}"
-        head = f"  {flags}"
-        # docopt needs two spaces between the flags and their description
-        head = head.ljust(_HELP_COLUMN) if len(head) <= _HELP_COLUMN - 2 else head + "  "
-        return _wrap(head, self.description, len(head))
-
-    def __repr__(self) -> str:
-        return f"CLIOption({self.short_flag!r}, {self.long_flag!r}, is_flag={self.is_flag})"
-
-
-def cli_option(short_flag: str | None, long_flag: str | None = None, is_flag: bool = False,
-               *, description: str | None = None, arg: str | None = None):
-    """Decorator turning ``func(value, run)`` into a :class:`CLIOption` (Sacred's spelling).
-
-    >>> @cli_option("-o", "--own-flag", is_flag=True)
-    ... def own_flag(value, run):
-    ...     '''Remember that the flag was given.'''
-    ...     run.info["own_flag"] = value
-
-    The description in the help text is the docstring's first paragraph. ``cli_option("--x")``
-    makes an option without a short form.
-    """
-    if long_flag is None and short_flag is not None and short_flag.startswith("--"):
-        short_flag, long_flag = None, short_flag
-
-    def decorate(func: Callable) -> CLIOption:
-        return CLIOption(func, short_flag, long_flag or "", is_flag, description, arg)
-    return decorate
-
-
-def _builtin(short: str | None, long: str, description: str, arg: str | None = None
-             ) -> CLIOption:
-    return CLIOption(None, short, long, is_flag=arg is None, description=description, arg=arg)
-
-
-BUILTIN_OPTIONS = [
-    _builtin("-h", "--help", "Show this help message and exit."),
-    _builtin("-d", "--debug", "Show full tracebacks, labbook's frames included."),
-    _builtin("-D", "--pdb", "Start the post-mortem debugger when the run fails."),
-    _builtin("-l", "--loglevel", "Log level: DEBUG, INFO, WARNING, ERROR, CRITICAL or a "
-             "number.", "LEVEL"),
-    _builtin("-c", "--comment", "A comment stored with the run.", "COMMENT"),
-    _builtin("-b", "--beat-interval", "Seconds between heartbeats (default 10).", "SECONDS"),
-    _builtin("-u", "--unobserved", "Ignore all observers for this run."),
-    _builtin("-q", "--queue", "Only queue the run (for a worker to execute)."),
-    _builtin("-f", "--force", "Accept suspicious config changes (new entries nothing uses)."),
-    _builtin("-P", "--priority", "Priority of a queued run (an integer).", "PRIORITY"),
-    _builtin("-e", "--enforce_clean", "Refuse to run when the git repository is dirty."),
-    _builtin("-p", "--print-config", "Print the configuration before running."),
-    _builtin("-i", "--id", "Use this id for the run.", "ID"),
-    _builtin("-n", "--name", "A name for this run.", "NAME"),
-    _builtin("-C", "--capture", "Output capture mode: fd, sys or no.", "MODE"),
-    _builtin("-t", "--tag", "Tag the run (repeatable).", "TAG"),
-    _builtin(None, "--notes", "Notes stored with the run.", "NOTES"),
-    _builtin("-F", "--file_storage", "Store the run in this directory (file store).", "DIR"),
-    _builtin("-s", "--sql", "Store the run in this SQL database URL.", "URL"),
-    _builtin("-m", "--mongo_db", "Store the run in MongoDB: [host:port:]db or a mongodb:// "
-             "URL.", "DB"),
-    _builtin(None, "--store", "Store the run in the store at this URL (file://, sqlite:///, "
-             "postgresql://, mysql://, mongodb://).", "URL"),
-    # no short flag: Sacred's -q is --queue (queue the run only), something else entirely
-    _builtin(None, "--queued", "Deliver observer events from a background thread, retrying; "
-             "journal what cannot be delivered."),
-    _builtin(None, "--no-system-metrics", "Do not sample CPU/memory/GPU metrics."),
-    _builtin(None, "--capture-env", "Comma-separated environment variables to record.",
-             "VARS"),
-]
 #: options that may be given more than once
 _REPEATABLE = {"--tag"}
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_CAPTURE_MODES = ("fd", "sys", "no")
 
-
-def custom_options(ex: Experiment) -> list[CLIOption]:
-    """The experiment's own options, checked against the built-in ones."""
-    taken = {flag: opt for opt in BUILTIN_OPTIONS for flag in opt.get_flags() if flag}
-    result = []
-    for opt in ex.additional_cli_options:
-        if not isinstance(opt, CLIOption):
-            raise LabbookError(
-                f"additional_cli_options contains {opt!r}; give options made with the "
-                "@cli_option decorator (from labbook.cli.run_args import cli_option).")
-        for flag in opt.get_flags():
-            if flag and flag in taken:
-                raise LabbookError(
-                    f"The option {flag} of {opt!r} is already taken by {taken[flag].long_flag}; "
-                    "choose another flag.")
-            if flag:
-                taken[flag] = opt
-        result.append(opt)
-    return result
-
-
-def _all_options(ex: Experiment) -> list[CLIOption]:
-    return BUILTIN_OPTIONS + custom_options(ex)
-
-
-# --- help text --------------------------------------------------------------------------------
-
-def _wrap(head: str, text: str, indent: int) -> str:
-    """``head`` followed by ``text`` wrapped at the help width, continuation lines indented
-    (they never start with '-', so docopt keeps them as description)."""
-    import textwrap
-
-    if not text:
-        return head.rstrip()
-    lines = textwrap.wrap(text, max(_HELP_WIDTH - indent, 30), break_on_hyphens=False) or [""]
-    return head + lines[0] + "".join("\n" + " " * indent + line for line in lines[1:])
+__all__ = ["ParsedArgs", "parse_argv", "parse_updates", "parse_value", "usage_text",
+           "help_for_command", "looks_like_config_file", "program_name"]
 
 
 def _usage_lines(prog: str) -> str:
@@ -211,7 +44,7 @@ def _usage_lines(prog: str) -> str:
 
 
 def _options_section(ex: Experiment) -> str:
-    return "Options:\n" + "\n".join(o.usage_line() for o in _all_options(ex))
+    return "Options:\n" + "\n".join(o.usage_line() for o in all_options(ex))
 
 
 def _docopt_text(ex: Experiment) -> str:
@@ -222,7 +55,7 @@ def _docopt_text(ex: Experiment) -> str:
 
 def usage_text(ex: Experiment, program_name: str | None = None) -> str:
     """The full help text of ``ex``: docstring, usage, options, arguments and commands."""
-    prog = program_name or _program_name()
+    prog = program_name or program_name()
     commands = sorted(ex.gather_commands())
     width = max([len(n) for n, _ in commands] + [8])
     command_lines = []
@@ -249,12 +82,13 @@ def help_for_command(name: str, func: Callable, prog: str | None = None) -> str:
     """``help COMMAND``: how to call the command, its docstring and the config it reads."""
     import inspect
 
-    prog = prog or _program_name()
+    prog = prog or program_name()
     doc = inspect.getdoc(getattr(func, "uncaptured_function", func)) or "(no description)"
     lines = [f"Usage: {prog} {name} [with UPDATE...] [options]", "", doc]
     signature = getattr(func, "signature", None)
     if signature is not None:
-        from labbook.config.signature import SPECIAL_ARGS, join_path
+        from labbook.captured import SPECIAL_ARGS
+        from labbook.config.paths import join_path
 
         reads = [join_path(getattr(func, "ingredient_path", ""), getattr(func, "prefix", None), a)
                  for a in signature.fillable if a not in SPECIAL_ARGS]
@@ -268,11 +102,9 @@ def _first_line(func: Callable) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def _program_name() -> str:
+def program_name() -> str:
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "experiment"
 
-
-# --- updates ----------------------------------------------------------------------------------
 
 # one dotted key: no spaces, quotes or brackets (those are typos of a value), no leading '$'
 _KEY_PART = r"[^\s=.'\"()\[\]{}$][^\s=.'\"()\[\]{}]*"
@@ -381,11 +213,9 @@ def parse_updates(updates: Sequence[str]) -> tuple[dict, list[str]]:
     return config_updates, named
 
 
-def _looks_like_config_file(name: str) -> bool:
+def looks_like_config_file(name: str) -> bool:
     return name.lower().endswith(_CONFIG_FILE_EXTENSIONS)
 
-
-# --- parsing the command line -----------------------------------------------------------------
 
 @dataclass
 class ParsedArgs:
@@ -405,8 +235,8 @@ def parse_argv(ex: Experiment, argv: Sequence[str], prog: str | None = None) -> 
     """Parse an experiment command line (without the program name); raises UsageError."""
     from docopt import DocoptExit, DocoptLanguageError, docopt
 
-    prog = prog or _program_name()
-    options_list = _all_options(ex)
+    prog = prog or program_name()
+    options_list = all_options(ex)
     # docopt repeats the values of a repeated option when 'with UPDATE...' is matched too
     # (-t a -t b with x=1 gives ['a', 'b', 'b']), so the tags are taken out beforehand.
     rest, tags = _take_tags(options_list, argv)
@@ -433,48 +263,8 @@ def parse_argv(ex: Experiment, argv: Sequence[str], prog: str | None = None) -> 
         if value not in (None, False):
             custom[opt.long_flag] = value
     options["tag"] = tags
-    _check_option_values(options)
+    check_option_values(options)
     return ParsedArgs(args.get("COMMAND"), config_updates, named, options, custom=custom)
-
-
-def _check_option_values(options: dict) -> None:
-    """Convert and check typed option values in place (UsageError naming the option)."""
-    level = options.get("loglevel")
-    if level is not None and not level.isdigit():
-        if level.upper() not in _LOG_LEVELS:
-            raise UsageError(
-                f"Unknown log level '{level}' for -l/--loglevel."
-                f"{did_you_mean(level.upper(), _LOG_LEVELS)} Use DEBUG, INFO, WARNING, ERROR, "
-                "CRITICAL or a number.")
-        options["loglevel"] = level.upper()
-    elif level is not None:
-        options["loglevel"] = int(level)
-    capture = options.get("capture")
-    if capture is not None and capture not in _CAPTURE_MODES:
-        raise UsageError(f"Invalid capture mode '{capture}' for -C/--capture: use fd, sys or no.")
-    if options.get("beat_interval") is not None:
-        text = options["beat_interval"]
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = math.nan
-        if not math.isfinite(seconds) or seconds < 0:
-            raise UsageError(f"-b/--beat-interval takes a number of seconds (0 or more), got "
-                             f"'{text}'.")
-        options["beat_interval"] = seconds
-    if options.get("priority") is not None:
-        try:
-            options["priority"] = int(options["priority"])
-        except ValueError:
-            raise UsageError(f"-P/--priority takes an integer, got '{options['priority']}'.") \
-                from None
-    run_id = options.get("id")
-    if run_id is not None and (not run_id.strip() or re.search(r"[/\\]", run_id)
-                               or run_id in (".", "..")):
-        # stores use the id as a directory or key name; it must not point elsewhere
-        raise UsageError(f"-i/--id takes a plain name or number, got '{run_id}'.")
-    if options.get("capture_env"):
-        options["capture_env"] = [v for v in options["capture_env"].split(",") if v]
 
 
 def _long_flag(flag: str, by_flag: dict[str, CLIOption]) -> CLIOption | None:
@@ -631,147 +421,3 @@ def _diagnose(options: list[CLIOption], argv: Sequence[str], prog: str) -> str:
         return ("'with' must be followed by at least one update: key=value, the name of a "
                 "named config, or a config file.")
     return ""
-
-
-# --- running ----------------------------------------------------------------------------------
-
-def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> Run | None:
-    """Run ``ex`` from a command line (``argv[0]`` is the program); return the finished run,
-    or None after help. Errors end the process with the statuses listed in the module doc."""
-    if argv is None:
-        argv = sys.argv
-    elif isinstance(argv, str):
-        argv = shlex.split(argv)
-    argv = list(argv)
-    prog = os.path.basename(argv[0]) if argv and argv[0] else _program_name()
-    args = argv[1:]
-    # Known before parsing, so that errors while parsing can show their traceback too.
-    debug = "-d" in args or "--debug" in args
-    parsed: ParsedArgs | None = None
-    try:
-        parsed = parse_argv(ex, args, prog)
-        debug = debug or bool(parsed.options.get("debug"))
-        if parsed.help:
-            _print_help(ex, parsed.help_command, prog)
-            return None
-        run = _prepare_run(ex, parsed, prog)
-    except KeyboardInterrupt:
-        if debug:
-            _print_traceback(True)
-        sys.exit(EXIT_INTERRUPTED)
-    except LabbookError as exc:
-        if debug:
-            _print_traceback(True)
-        print(f"Error: {_message_for(exc, parsed, prog)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except Exception:
-        # a bug in the user's config code, an option hook or a custom option
-        _print_traceback(debug)
-        sys.exit(EXIT_FAILED)
-
-    from labbook.interrupts import LabbookInterrupt
-
-    try:
-        run()
-    except (KeyboardInterrupt, LabbookInterrupt):
-        # the run logged "Aborted after ...!" and told its observers
-        sys.exit(EXIT_INTERRUPTED)
-    except SystemExit:
-        raise
-    except BaseException:
-        exc = sys.exc_info()[1]
-        if run.fail_trace:
-            print("".join(run.fail_trace), file=sys.stderr, end="")
-        elif isinstance(exc, LabbookError) and not debug:
-            # refused before the main function started (e.g. --id of a stored run)
-            print(f"Error: {exc}", file=sys.stderr)
-        else:  # failed before the main function started (e.g. an observer's start)
-            _print_traceback(debug)
-        sys.exit(EXIT_FAILED)
-    return run
-
-
-def _print_help(ex: Experiment, command: str | None, prog: str) -> None:
-    if command is None:
-        print(usage_text(ex, prog))
-        return
-    commands = dict(ex.gather_commands())
-    if command not in commands:
-        from labbook.errors import CommandNotFoundError
-
-        raise CommandNotFoundError(command, commands)
-    print(help_for_command(command, commands[command], prog))
-
-
-def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str) -> Run:
-    """Create the run of a parsed command line; everything that can still be a usage error
-    is found here, before the run starts."""
-    _check_named_configs(ex, parsed, prog)
-    run = ex._create_run(parsed.command, parsed.config_updates, parsed.named_configs,
-                         options=parsed.options)
-    for opt in custom_options(ex):
-        if opt.long_flag in parsed.custom:
-            opt.apply(parsed.custom[opt.long_flag], run)
-    _check_missing_config(run)
-    run.announce()
-    if parsed.options.get("print_config"):
-        from labbook.cli.commands import format_config
-
-        print(format_config(run.config, run.config_modifications))
-        print("-" * 79)
-    return run
-
-
-def _check_named_configs(ex: Experiment, parsed: ParsedArgs, prog: str) -> None:
-    """Clearer errors than "named config not found" for missing files and misplaced commands."""
-    available = {name for name, _ in ex.gather_named_configs()}
-    commands = {name for name, _ in ex.gather_commands()}
-    for name in parsed.named_configs:
-        if name in available:
-            continue
-        if _looks_like_config_file(name):
-            if not os.path.isfile(name):
-                raise UsageError(f"Config file '{name}' not found (relative paths are read from "
-                                 f"the current directory, {os.getcwd()}).")
-        elif name in commands:
-            raise UsageError(f"'{name}' is a command, not a named config: the command goes "
-                             f"before 'with': {prog} {name} with ...")
-
-
-def _check_missing_config(run: Run) -> None:
-    """Fail before starting when the command itself needs a value nothing supplies."""
-    command = run.main_function
-    signature = getattr(command, "signature", None)
-    if signature is None:
-        return
-    from labbook.config.signature import SPECIAL_ARGS, join_path
-
-    path = getattr(command, "ingredient_path", "")
-    prefix = getattr(command, "prefix", None)
-    config = run.config_for(path, prefix)
-    missing = [a for a in signature.fillable if a not in signature.defaults
-               and a not in SPECIAL_ARGS and a not in config]
-    if missing:
-        raise MissingConfigError(signature.name, missing,
-                                 [join_path(path, prefix, m) for m in missing])
-
-
-def _message_for(exc: LabbookError, parsed: ParsedArgs | None, prog: str) -> str:
-    message = str(exc)
-    if isinstance(exc, MissingConfigError) and parsed is not None:
-        command = f"{parsed.command} " if parsed.command else ""
-        updates = " ".join(f"{key}=VALUE" for key in exc.searched)
-        message += f" On the command line: {prog} {command}with {updates}"
-    return message
-
-
-def _print_traceback(full: bool) -> None:
-    """The current exception's traceback on stderr, without labbook's frames unless ``full``."""
-    from labbook.run import format_fail_trace
-
-    exc_type, exc, tb = sys.exc_info()
-    if full:
-        lines = traceback.format_exception(exc_type, exc, tb)
-    else:
-        lines = format_fail_trace(exc_type, exc, tb)
-    print("".join(lines), file=sys.stderr, end="")

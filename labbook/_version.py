@@ -1,0 +1,3 @@
+"""The version of labbook, in a module of its own so that anything may read it cheaply."""
+
+__version__ = "0.1.0"

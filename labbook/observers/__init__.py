@@ -16,7 +16,7 @@ _LAZY = {
     "FileStorageObserver": "labbook.observers.store_observer",
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.stores.mongo",
-    "SqlObserver": "labbook.stores.sql",
+    "SqlObserver": "labbook.observers.sql",
 }
 
 
@@ -51,7 +51,7 @@ def observers_from_options(options: dict) -> list[RunObserver]:
 
         observers.append(FileStorageObserver(options["file_storage"]))
     if options.get("sql"):
-        from labbook.stores.sql import SqlObserver
+        from labbook.observers.sql import SqlObserver
 
         observers.append(SqlObserver(options["sql"]))
     if options.get("mongo_db"):

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from labbook.errors import SqlSchemaError
-from labbook.stores.sql import (HEAD_REVISION, METADATA, SCHEMA_VERSION, SqlObserver, SqlStore,
-                                engine_url)
+from labbook.observers.sql import SqlObserver
+from labbook.stores.sql import HEAD_REVISION, METADATA, SCHEMA_VERSION, SqlStore, engine_url
 from labbook.stores.sql import migrations as sql_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -43,9 +43,10 @@ internal)::
     runs.py       RunsMixin: run documents written, read and found
     metrics.py    MetricsMixin: metric points appended and read back
     files.py      FilesMixin: artifacts, resources and sources in chunked blobs
-    store.py      SqlStore: connection, schema brought to head on first use, transactions;
-                  SqlObserver
+    store.py      SqlStore: connection, schema brought to head on first use, transactions
     migrations/   the Alembic revisions
+
+The observer that records runs here is :class:`labbook.observers.sql.SqlObserver`.
 """
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ from labbook.errors import SqlConnectionError, SqlSchemaError, SqlStoreError
 from labbook.stores.sql.engine import CONNECT_TIMEOUT, SQLITE_BUSY_TIMEOUT, engine_url
 from labbook.stores.sql.files import BLOB_CHUNK_SIZE
 from labbook.stores.sql.schema import HEAD_REVISION, METADATA, SCHEMA_VERSION
-from labbook.stores.sql.store import SqlObserver, SqlStore
+from labbook.stores.sql.store import SqlStore
 
-__all__ = ["SqlStore", "SqlObserver", "engine_url", "HEAD_REVISION", "SCHEMA_VERSION", "METADATA",
+__all__ = ["SqlStore", "engine_url", "HEAD_REVISION", "SCHEMA_VERSION", "METADATA",
            "BLOB_CHUNK_SIZE", "SQLITE_BUSY_TIMEOUT", "CONNECT_TIMEOUT",
            # the errors live in labbook.errors; named here too for code that imports them
            # from the store

@@ -17,7 +17,6 @@ from sqlalchemy.dialects import mysql as _mysql
 
 from labbook.errors import SqlConnectionError, SqlSchemaError, SqlStoreError
 from labbook.stores import redact_url
-from labbook.observers.store_observer import StoreObserver
 from labbook.stores.base import Store
 from labbook.stores.sql.engine import (connection_error, create_engine, engine_url, first_line,
                                        forget_connections_after_fork, is_deadlock,
@@ -28,9 +27,6 @@ from labbook.stores.sql.runs import RunsMixin
 from labbook.stores.sql.schema import HEAD_REVISION, SCHEMA_VERSION, TABLE_NAMES, schema_table
 from labbook.stores.sql.types import MYSQL_NAMES
 from labbook.stores.sql.values import as_run_id
-
-#: Sacred's default priority of its SqlObserver
-DEFAULT_SQL_PRIORITY = 40
 
 _INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
 _INIT_LOCK_SECONDS = 600  # MySQL GET_LOCK: how long a process waits for another's migration
@@ -63,6 +59,11 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
     @property
     def engine(self) -> sa.engine.Engine:
         return self._engine
+
+    @property
+    def redacted_url(self) -> str:
+        """The store's URL with the password hidden (for messages and reprs)."""
+        return self._redacted
 
     # -- connections -----------------------------------------------------------------------------
     def _forget_connections(self) -> None:
@@ -246,30 +247,3 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
             raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted} (run ids are "
                                 "integers).")
         return rid
-
-
-# -- the observer --------------------------------------------------------------------------------
-class SqlObserver(StoreObserver):
-    """Records runs in a SQL database (Sacred's ``SqlObserver``); connects when created."""
-
-    priority = DEFAULT_SQL_PRIORITY
-
-    def __init__(self, url: str, echo: bool | None = None,
-                 priority: int = DEFAULT_SQL_PRIORITY):
-        store = SqlStore(url, echo=bool(echo))
-        store.check()  # a wrong URL fails here, not silently in the middle of a run
-        super().__init__(store, priority)
-        self.url = url
-
-    @classmethod
-    def create(cls, url: str, echo: bool = False,
-               priority: int = DEFAULT_SQL_PRIORITY) -> SqlObserver:
-        """Sacred's spelling of the constructor."""
-        return cls(url, echo=echo, priority=priority)
-
-    @property
-    def engine(self) -> sa.engine.Engine:
-        return self.store.engine
-
-    def __repr__(self) -> str:
-        return f"SqlObserver({self.store._redacted!r})"

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 import sqlalchemy as sa
 
 from labbook import serialize
-from labbook.errors import SqlStoreError, StoredFileNotFoundError
+from labbook.errors import ArgumentError, SqlStoreError, StoredFileNotFoundError
 from labbook.fileio import file_md5
 from labbook.stores.sql.schema import (artifacts, blob_chunks, blobs, run_resources,
                                        run_sources, runs)
@@ -201,7 +201,7 @@ class ChunkReader(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
+            raise ArgumentError(f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
 

@@ -16,7 +16,7 @@ _LAZY = {
     "FileStorageObserver": "labbook.observers.file",
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.stores.mongo",
-    "SqlObserver": "labbook.stores.sql",
+    "SqlObserver": "labbook.observers.sql",
 }
 
 

@@ -41,7 +41,7 @@ def _mongo_url(request, tmp) -> str:
 
 STORE_KINDS = {"file": _file_url}
 if importlib.util.find_spec("sqlalchemy") and os.path.exists(
-        os.path.join(os.path.dirname(__file__), "..", "..", "labbook", "stores", "sql.py")):
+        os.path.join(os.path.dirname(__file__), "..", "..", "labbook", "stores", "sql")):
     STORE_KINDS["sqlite"] = _sqlite_url
     STORE_KINDS["postgresql"] = _postgresql_url
     STORE_KINDS["mysql"] = _mysql_url

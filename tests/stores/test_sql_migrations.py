@@ -17,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from labbook.stores import sql_migrations
-from labbook.stores.sql import (HEAD_REVISION, METADATA, SCHEMA_VERSION, SqlObserver,
-                                SqlSchemaError, SqlStore, engine_url)
+from labbook.errors import SqlSchemaError
+from labbook.observers.sql import SqlObserver
+from labbook.stores.sql import HEAD_REVISION, METADATA, SCHEMA_VERSION, SqlStore, engine_url
+from labbook.stores.sql import migrations as sql_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456)

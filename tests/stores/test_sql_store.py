@@ -22,9 +22,9 @@ from labbook.observers import SqlObserver, observers_from_options
 from labbook.stores import open_store
 from labbook.stores.file import FileStore
 from labbook.stores.base import Store, sample_positions
-from labbook.stores.sql import (SCHEMA_VERSION, SqlConnectionError, SqlSchemaError, SqlStore,
-                                SqlStoreError, artifacts, blob_chunks, blobs, engine_url,
-                                metrics)
+from labbook.errors import SqlConnectionError, SqlSchemaError, SqlStoreError
+from labbook.stores.sql import SCHEMA_VERSION, SqlStore, engine_url
+from labbook.stores.sql.schema import artifacts, blob_chunks, blobs, metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 THIS_FILE = os.path.abspath(__file__)
@@ -629,7 +629,7 @@ def test_a_file_changed_while_being_stored_is_not_stored(sql_store, tmp_path, mo
     changing.write_bytes(b"the bytes at the time the md5 was taken")
     run_id = sql_store.create_run({"status": "RUNNING", "artifacts": []})
     # the md5 names other bytes than those read afterwards, as when a file is rewritten
-    monkeypatch.setattr("labbook.stores.sql.file_md5", lambda path: "0" * 32)
+    monkeypatch.setattr("labbook.stores.sql.files.file_md5", lambda path: "0" * 32)
     with pytest.raises(SqlStoreError, match="changed while it was being stored"):
         sql_store.put_artifact(run_id, "changing.bin", str(changing))
     with sql_store.engine.connect() as conn:
@@ -698,10 +698,10 @@ def test_history_many_and_last_values_equal_the_generic_versions(sql_store, monk
     assert sql_store.history_many([]) == {} and sql_store.last_values([]) == {}
 
     # very many ids: the IN list is cut into pieces
-    monkeypatch.setattr("labbook.stores.sql._IN_CHUNK", 2)
+    monkeypatch.setattr("labbook.stores.sql.values._IN_CHUNK", 2)
     assert _same(sql_store.history_many(asked), Store.history_many(sql_store, asked))
     assert _same(sql_store.last_values(asked), Store.last_values(sql_store, asked))
-    monkeypatch.setattr("labbook.stores.sql._IN_CHUNK", 3)
+    monkeypatch.setattr("labbook.stores.sql.values._IN_CHUNK", 3)
     assert _same(sql_store.history_sampled(ids[2], samples=17),
                  Store.history_sampled(sql_store, ids[2], None, 17))
 

@@ -7,8 +7,8 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
-from labbook.stores.sql_migrations._types import (BIG_ID, BLOB, JSON, LONG_TEXT, SHORT,
-                                                  TABLE_OPTIONS, TIME, name_type)
+from labbook.stores.sql.types import (BIG_ID, BLOB, JSON, LONG_TEXT, SHORT, TABLE_OPTIONS,
+                                      TIME, name_type)
 
 revision = "0001_initial"
 down_revision = None

@@ -16,7 +16,7 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
-from labbook.stores.sql_migrations._types import BLOB, TABLE_OPTIONS, TIME
+from labbook.stores.sql.types import BLOB, TABLE_OPTIONS, TIME
 
 revision = "0002_blob_chunks_metric_us"
 down_revision = "0001_initial"

@@ -1,7 +1,7 @@
 """Alembic's environment for labbook's SQL store.
 
 The store runs the migrations itself, on its own connection and inside its cross-process
-init lock (see ``labbook.stores.sql_migrations.upgrade``); the connection arrives in
+init lock (see ``labbook.stores.sql.migrations.upgrade``); the connection arrives in
 ``config.attributes["connection"]``. There is no offline (SQL script) mode.
 """
 from alembic import context

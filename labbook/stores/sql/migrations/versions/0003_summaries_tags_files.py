@@ -20,7 +20,7 @@ import math
 import sqlalchemy as sa
 from alembic import op
 
-from labbook.stores.sql_migrations._types import JSON, SHORT, TABLE_OPTIONS, name_type
+from labbook.stores.sql.types import JSON, SHORT, TABLE_OPTIONS, name_type
 
 revision = "0003_summaries_tags_files"
 down_revision = "0002_blob_chunks_metric_us"

@@ -11,6 +11,9 @@
   ``labbook_schema.version`` becomes 2, so the labbook before Alembic refuses such a database
   with its "Upgrade labbook" message instead of misreading it.
 
+The revisions take their column types from :mod:`labbook.stores.sql.types` (defined once, for
+the store's tables as well; those types never change once a revision uses them).
+
 The store calls :func:`upgrade` on its own connection while it holds its cross-process init
 lock; nothing here runs at import time, and ``import labbook`` never imports Alembic.
 """

@@ -1,0 +1,56 @@
+"""Sacred's ``SqlObserver``: records runs in a SQL database (SQLite, PostgreSQL, MariaDB/MySQL).
+
+It is the generic :class:`~labbook.observers.store_observer.StoreObserver` bound to the SQL
+store, which it gets from the store registry (:mod:`labbook.stores`), never by importing the
+back-end.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labbook.observers.store_observer import StoreObserver
+from labbook.stores import store_class
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from labbook.stores.base import Store
+
+#: Sacred's default priority of its SqlObserver
+DEFAULT_SQL_PRIORITY = 40
+
+#: a URL the SQL back-end always serves, to find its class in the registry
+_SQL_SCHEME_URL = "sqlite://"
+
+
+def _open_sql_store(url: str, echo: bool) -> Store:
+    # The class is looked up by a scheme only the SQL store serves, and ``url`` is then checked
+    # by that store itself: any URL given to SqlObserver, even one of another scheme, fails
+    # with the SQL store's own message.
+    return store_class(_SQL_SCHEME_URL)(url, echo=echo)
+
+
+class SqlObserver(StoreObserver):
+    """Records runs in a SQL database (Sacred's ``SqlObserver``); connects when created."""
+
+    priority = DEFAULT_SQL_PRIORITY
+
+    def __init__(self, url: str, echo: bool | None = None,
+                 priority: int = DEFAULT_SQL_PRIORITY):
+        store = _open_sql_store(url, echo=bool(echo))
+        store.check()  # a wrong URL fails here, not silently in the middle of a run
+        super().__init__(store, priority)
+        self.url = url
+
+    @classmethod
+    def create(cls, url: str, echo: bool = False,
+               priority: int = DEFAULT_SQL_PRIORITY) -> SqlObserver:
+        """Sacred's spelling of the constructor."""
+        return cls(url, echo=echo, priority=priority)
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        return self.store.engine
+
+    def __repr__(self) -> str:
+        return f"SqlObserver({self.store.redacted_url!r})"

@@ -1,0 +1,197 @@
+"""From a store URL to a SQLAlchemy engine, and the database's errors made readable.
+
+The default drivers (psycopg 3, PyMySQL) and the package to install when one is missing; the
+timeouts; SQLite's connection setup (busy timeout, WAL, ``BEGIN IMMEDIATE`` for writes);
+dropping pooled connections in forked children; messages for a database that cannot be
+opened, with the password hidden.
+"""
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from typing import Any
+
+import sqlalchemy as sa
+
+from labbook import serialize
+from labbook.errors import SqlConnectionError, SqlStoreError
+from labbook.stores import redact_url
+from labbook.stores.sql.types import MYSQL_NAMES
+
+#: seconds a SQLite writer waits for another process's write lock before giving up
+SQLITE_BUSY_TIMEOUT = 30.0
+
+#: seconds to wait for a database server to accept a connection
+CONNECT_TIMEOUT = 10
+
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_DRIVER_PACKAGES = {"psycopg": "postgres", "psycopg2": "postgres", "pymysql": "mysql",
+                    "MySQLdb": "mysql"}
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+def engine_url(url: str) -> sa.engine.URL:
+    """The SQLAlchemy URL for a labbook store URL (default drivers, absolute SQLite paths)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SqlStoreError(f"Not a database URL: {redact_url(url)!r}. Use sqlite:///file.db, "
+                            "postgresql://user@host/db or mysql://user@host/db.")
+    scheme = _DEFAULT_DRIVERS.get(scheme.lower(), scheme)
+    try:
+        parsed = sa.engine.make_url(f"{scheme}://{rest}")
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the full URL in it
+        raise SqlStoreError(f"Cannot parse the database URL {redact_url(url)}: "
+                            f"{type(exc).__name__}.") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parsed = parsed.set(database=os.path.abspath(os.path.expanduser(database)))
+    return parsed
+
+
+def is_memory_sqlite(url: sa.engine.URL) -> bool:
+    """True for an in-memory SQLite database (one per connection unless the pool is static)."""
+    return url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or "mode=memory" in url.database)
+
+
+# -- engines -------------------------------------------------------------------------------------
+def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.Engine:
+    """The engine of the store at ``url`` (``redacted``: the store URL for messages)."""
+    dialect = url.get_backend_name()
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": serialize.dumps_strict,
+                              "json_deserializer": serialize.loads_strict}
+    connect_args: dict[str, Any] = {}
+    if dialect == "sqlite":
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+        # one connection per thread at a time (the store's lock); the heartbeat thread
+        # reuses pooled connections made by the main thread
+        connect_args["check_same_thread"] = False
+        if is_memory_sqlite(url):
+            # every connection to :memory: would be a new empty database
+            kwargs["poolclass"] = sa.pool.StaticPool
+    else:
+        kwargs["pool_pre_ping"] = True  # servers drop idle connections during long runs
+        if dialect == "postgresql" and "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        if dialect in MYSQL_NAMES:
+            if "connect_timeout" not in url.query:
+                connect_args["connect_timeout"] = CONNECT_TIMEOUT
+            if "charset" not in url.query:
+                url = url.update_query_dict({"charset": "utf8mb4"})
+    if connect_args:
+        kwargs["connect_args"] = connect_args
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        extra = _DRIVER_PACKAGES.get((exc.name or "").split(".")[0])
+        hint = (f"pip install 'labbook[{extra}]'" if extra
+                else f"install the Python package '{exc.name}'")
+        raise SqlConnectionError(
+            f"The database driver for {redacted} is not installed ({exc}); "
+            f"{hint}.") from None
+    except Exception as exc:  # unknown dialect or driver name
+        raise SqlConnectionError(
+            f"Cannot use the database URL {redacted}: {first_line(exc)}. Use "
+            "sqlite:///file.db, postgresql://user@host/db or mysql://user@host/db.") from None
+    if dialect == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # labbook issues BEGIN itself (see _sqlite_on_begin), so the driver must not
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        # WAL: readers never block the writer and vice versa, across processes
+        mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode not in ("wal", "memory"):
+            _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # The switch needs the database to itself and SQLite reports "locked" at once instead of
+    # waiting, so processes opening a new database together retry here.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # A deferred transaction that reads and then writes fails at once with "database is
+    # locked" when another process wrote meanwhile (the busy timeout does not apply), so
+    # writes take the write lock up front; reads (labbook_read) stay deferred and never wait.
+    if conn.get_execution_options().get("labbook_read"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# -- forked processes ----------------------------------------------------------------------------
+# Processes forked after a store opened must not share its pooled connections.
+_OPEN_STORES: weakref.WeakSet = weakref.WeakSet()
+
+
+def forget_connections_after_fork(store: Any) -> None:
+    """Have ``store._forget_connections()`` called in every child forked from now on."""
+    _OPEN_STORES.add(store)
+
+
+def _after_fork() -> None:
+    for store in list(_OPEN_STORES):
+        store._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+# -- errors --------------------------------------------------------------------------------------
+def first_line(exc: BaseException) -> str:
+    """The first line of the database's (or the driver's) message."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0]
+
+
+def is_deadlock(exc: BaseException | None) -> bool:
+    """A transaction the server rolled back to break a deadlock (safe to run again)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    # MySQL/MariaDB 1213 (deadlock), 1205 (lock wait timeout) and 1412 (a table read while
+    # another process was creating it); PostgreSQL 40P01
+    return code in (1213, 1205, 1412) or getattr(orig, "sqlstate", None) == "40P01"
+
+
+def connection_error(url: sa.engine.URL, redacted: str, exc: BaseException
+                     ) -> SqlConnectionError:
+    """The error for a database that cannot be opened: why, and what to check."""
+    reason = first_line(exc)
+    password = url.password
+    if password:
+        reason = reason.replace(str(password), "****")
+    if url.get_backend_name() == "sqlite":
+        check = (f"Check that the directory of '{url.database}' exists and is writable and "
+                 "that the file is a SQLite database.")
+    else:
+        where = f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else "")
+        check = (f"Check that the database server is running and reachable at {where}, "
+                 f"that the database '{url.database}' exists (create it first), and that "
+                 "the user name and password in the URL are right.")
+    return SqlConnectionError(f"Cannot open the SQL database {redacted}: {reason}. "
+                              f"{check}", redacted)

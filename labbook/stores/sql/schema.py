@@ -1,0 +1,142 @@
+"""The SQL store's tables as the head revision of ``migrations/`` leaves them, and what the
+store knows about the columns of ``runs``.
+
+Used to build queries only: the Alembic migrations create and change the tables (a test checks
+that the two agree).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from labbook.stores.sql.types import (BIG_ID, BLOB, JSON, LONG_TEXT, SHORT, TABLE_OPTIONS, TIME,
+                                      name_type)
+
+#: the schema this code writes; a database with a higher version is refused. Kept in the
+#: ``labbook_schema`` table for labbooks from before the Alembic migrations.
+SCHEMA_VERSION = 3
+
+#: the newest Alembic revision in labbook/stores/sql/migrations/versions (a test checks it);
+#: a database at this revision is used without importing Alembic
+HEAD_REVISION = "0003_summaries_tags_files"
+
+#: every table of the store (``alembic_version`` aside)
+METADATA = sa.MetaData()
+
+schema_table = sa.Table(
+    "labbook_schema", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    **TABLE_OPTIONS)
+
+experiments = sa.Table(
+    "experiments", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", name_type(SHORT), nullable=False, unique=True),
+    sa.Column("created", TIME),
+    **TABLE_OPTIONS)
+
+runs = sa.Table(
+    "runs", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("experiment_name", name_type(SHORT), index=True),
+    sa.Column("command", name_type(SHORT)),
+    sa.Column("status", name_type(SHORT), index=True),
+    sa.Column("start_time", TIME, index=True),
+    sa.Column("queue_time", TIME),
+    sa.Column("stop_time", TIME),
+    sa.Column("heartbeat", TIME, index=True),
+    sa.Column("experiment", JSON),
+    sa.Column("host", JSON),
+    sa.Column("config", JSON),
+    sa.Column("meta", JSON),
+    sa.Column("info", JSON),
+    sa.Column("result", JSON),
+    sa.Column("fail_trace", JSON),
+    sa.Column("resources", JSON),
+    sa.Column("artifacts", JSON),
+    sa.Column("extra", JSON),
+    sa.Column("captured_out", LONG_TEXT),
+    # each metric's last logged value {name: value}, kept by append_metrics (the summaries)
+    sa.Column("last_metrics", JSON),
+    # AUTOINCREMENT: SQLite never hands out the id of a deleted run again
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS)
+
+metrics = sa.Table(
+    "metrics", METADATA,
+    sa.Column("id", BIG_ID, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", name_type(SHORT), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("special", sa.String(8)),
+    sa.Column("time_us", sa.BigInteger),
+    sa.Index("ix_metrics_run_name_step", "run_id", "name", "step"),
+    **TABLE_OPTIONS)
+
+blobs = sa.Table(
+    "blobs", METADATA,
+    sa.Column("md5", sa.String(32), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    **TABLE_OPTIONS)
+
+blob_chunks = sa.Table(
+    "blob_chunks", METADATA,
+    sa.Column("md5", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", BLOB, nullable=False),
+    **TABLE_OPTIONS)
+
+artifacts = sa.Table(
+    "artifacts", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", name_type(1024), nullable=False),
+    sa.Column("md5", sa.String(32), sa.ForeignKey("blobs.md5"), nullable=False),
+    sa.Column("content_type", sa.String(255)),
+    sa.Column("metadata", JSON),
+    **TABLE_OPTIONS)
+
+tags_table = sa.Table(
+    "tags", METADATA,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+    sa.Column("tag", name_type(SHORT), primary_key=True),
+    sa.Index("ix_tags_tag", "tag"),
+    **TABLE_OPTIONS)
+
+
+def file_table(name: str) -> sa.Table:
+    """A table of the files of runs: (run, recorded name, md5 of the blob)."""
+    return sa.Table(
+        name, METADATA,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+                  nullable=False, index=True),
+        sa.Column("name", name_type(1024), nullable=False),
+        sa.Column("md5", sa.String(32), nullable=False, index=True),
+        **TABLE_OPTIONS)
+
+
+#: the files a run read and its source files: (run, recorded name, md5 of the blob)
+run_resources = file_table("run_resources")
+run_sources = file_table("run_sources")
+
+#: tables holding rows of one run (deleted with it; SQLite enforces no ON DELETE CASCADE)
+RUN_TABLES = (metrics, artifacts, tags_table, run_resources, run_sources)
+
+#: the names of labbook's tables (another application's tables of these names are refused)
+TABLE_NAMES = tuple(t.name for t in METADATA.sorted_tables)
+
+#: the run fields with a column of their own: JSON, times, short names
+JSON_FIELDS = ("experiment", "host", "config", "meta", "info", "result", "fail_trace",
+               "resources", "artifacts")
+TIME_FIELDS = ("start_time", "queue_time", "stop_time", "heartbeat")
+NAME_FIELDS = ("command", "status")
+#: fields returned as None when NULL (the observer always sets them, None is meaningful);
+#: other NULL fields are left out of the document, as the file store leaves out unset ones
+KEEP_NULL = ("heartbeat", "result")
+#: the values of NULL fields that have a default in the document
+DEFAULTS = {"config": dict, "info": dict, "captured_out": str}

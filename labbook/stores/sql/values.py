@@ -1,0 +1,53 @@
+"""Values as the SQL columns hold them: run ids (integers), times (naive UTC), short names;
+and lists of ids cut into pieces for ``IN (...)``."""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Iterator
+
+from labbook import clock
+from labbook.errors import SqlStoreError
+from labbook.stores.sql.types import SHORT
+
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
+def as_run_id(run_id: Any) -> int | None:
+    """The integer id of a run, or None when ``run_id`` cannot be one."""
+    if isinstance(run_id, bool):
+        return None
+    if isinstance(run_id, int):
+        return run_id
+    if isinstance(run_id, str) and run_id.strip().isdigit():
+        return int(run_id)
+    return None
+
+
+def in_chunks(ids: list) -> Iterator[list]:
+    """``ids`` in consecutive pieces short enough for one ``IN (...)`` list each."""
+    size = _IN_CHUNK
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def to_time(value: Any) -> _dt.datetime | None:
+    """A naive UTC datetime from a datetime, an ISO string or a POSIX timestamp."""
+    try:
+        return clock.to_utc(value)
+    except TypeError:
+        raise SqlStoreError(f"Expected a datetime, got {type(value).__name__}: "
+                            f"{value!r:.80}.") from None
+
+
+def short_name(field: str, value: Any) -> str | None:
+    """``value`` of a name column (status, command, metric name), checked: a string of at
+    most :data:`~labbook.stores.sql.types.SHORT` characters, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SqlStoreError(f"The run field '{field}' must be a string, got "
+                            f"{type(value).__name__}: {value!r:.80}.")
+    if len(value) > SHORT:
+        raise SqlStoreError(f"The run field '{field}' is {len(value)} characters long; the SQL "
+                            f"store keeps at most {SHORT}.")
+    return value

@@ -15,7 +15,7 @@ _LAZY = {
     "QueuedObserver": "labbook.observers.queued",
     "FileStorageObserver": "labbook.observers.store_observer",
     "StoreObserver": "labbook.observers.store_observer",
-    "MongoObserver": "labbook.stores.mongo",
+    "MongoObserver": "labbook.observers.mongo",
     "SqlObserver": "labbook.stores.sql",
 }
 
@@ -56,7 +56,9 @@ def observers_from_options(options: dict) -> list[RunObserver]:
         observers.append(SqlObserver(options["sql"]))
     if options.get("mongo_db"):
         # Sacred's -m: [host:port:]db_name[.prefix] or a mongodb:// URL
-        from labbook.stores.mongo import MongoObserver, parse_mongo_db_arg
+        from labbook.observers.mongo import MongoObserver
+        from labbook.stores import store_class
 
-        observers.append(MongoObserver(**parse_mongo_db_arg(options["mongo_db"])))
+        parsed = store_class("mongodb://").parse_db_arg(options["mongo_db"])
+        observers.append(MongoObserver(**parsed))
     return observers

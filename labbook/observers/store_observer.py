@@ -176,7 +176,7 @@ def observer_for_url(url: str, priority: int | None = None) -> StoreObserver:
         return FileStorageObserver(path, priority=priority)
     if scheme == "mongodb":
         # MongoObserver adds what a network store needs: retries and a failure directory
-        from labbook.stores.mongo import MongoObserver
+        from labbook.observers.mongo import MongoObserver
 
         if priority is None:
             return MongoObserver(url=url)

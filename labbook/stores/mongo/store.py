@@ -9,7 +9,7 @@ import gridfs
 import pymongo
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure
 
-from labbook.errors import MongoConnectionError
+from labbook.errors import ArgumentError, MongoConnectionError
 from labbook.stores import redact_url
 from labbook.stores.base import Store
 from labbook.stores.mongo import notes
@@ -45,7 +45,7 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
         self.collection_prefix = collection_prefix or parts.collection_prefix
         self.bucket_size = int(bucket_size)
         if self.bucket_size < 1:
-            raise ValueError("bucket_size must be at least 1")
+            raise ArgumentError("bucket_size must be at least 1")
         self._owns_client = client is None
         if client is None:
             query = parts.client_url.partition("?")[2].lower()

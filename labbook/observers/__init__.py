@@ -15,7 +15,7 @@ _LAZY = {
     "QueuedObserver": "labbook.observers.queued",
     "FileStorageObserver": "labbook.observers.file",
     "StoreObserver": "labbook.observers.store_observer",
-    "MongoObserver": "labbook.stores.mongo",
+    "MongoObserver": "labbook.observers.mongo",
     "SqlObserver": "labbook.observers.sql",
 }
 

@@ -530,7 +530,7 @@ def _sacred_collection(name: str) -> list[dict]:
 def test_mongo_documents_match_sacreds(mongo_server, mongo_db, mongo_url):  # noqa: F811
     import gridfs
 
-    from labbook.stores.mongo import MongoObserver
+    from labbook.observers.mongo import MongoObserver
 
     _generator().record_runs(labbook, MongoObserver(url=mongo_url))
     client = mongo_server.client()

@@ -936,7 +936,7 @@ def test_delete_run_removes_its_documents_and_files(mongo_url, tmp_path):
 
 
 def test_long_series_of_an_ended_run_are_sampled_from_the_stored_sample(mongo_url, monkeypatch):
-    import labbook.stores.mongo as mongo_module
+    import labbook.stores.mongo.metrics as mongo_module
     from labbook.stores.base import Store
 
     monkeypatch.setattr(mongo_module, "SAMPLE_CACHE_POINTS", 1_000)

@@ -1,0 +1,7 @@
+"""``python -m labbook.stores.mongo upload FAILURE_DIR URL`` (see :mod:`.upload`)."""
+import sys
+
+from labbook.stores.mongo.upload import main
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -15,7 +15,9 @@ import heapq
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
-from labbook.errors import RunNotFoundError, StoredFileNotFoundError
+from labbook.errors import (ArgumentError, ArgumentTypeError, ArtifactNameError,
+                            ExperimentNotFoundError, RunNotFoundError, StoreUnsupportedError,
+                            StoredFileNotFoundError)
 from labbook.fileio import copy_atomic
 from labbook.stores import query as _query
 from labbook.stores.base import (LAST_KEY, Store, artifact_names, sample_positions,
@@ -167,7 +169,7 @@ class Runs:
     def __init__(self, store: Store, filters: dict | None, order: str | None,
                  per_page: int = 50):
         if per_page < 1:
-            raise ValueError(f"per_page must be at least 1, got {per_page}.")
+            raise ArgumentError(f"per_page must be at least 1, got {per_page}.")
         self.store = store
         self.filters = filters
         self.order = order
@@ -247,7 +249,8 @@ class Runs:
                 self._fetch(None)
             return self._views[index]
         if not isinstance(index, int):
-            raise TypeError(f"Runs indices are integers or slices, not {type(index).__name__}.")
+            raise ArgumentTypeError(f"Runs indices are integers or slices, not "
+                                    f"{type(index).__name__}.")
         self._fetch(index + 1 if index >= 0 else None)
         return self._views[index]
 
@@ -608,8 +611,8 @@ class RunView:
                       x_axis: str, series: dict | None = None) -> tuple[list, list]:
         """(rows, columns) of :meth:`history`, from ``series`` when given (else read)."""
         if samples is not None and samples < 2:
-            raise ValueError(f"samples must be at least 2 (first and last are kept), got "
-                             f"{samples}.")
+            raise ArgumentError(f"samples must be at least 2 (first and last are kept), got "
+                                f"{samples}.")
         rows, columns = self._aligned_rows(keys, x_axis, samples, series)
         return downsample(rows, samples), columns
 
@@ -621,7 +624,7 @@ class RunView:
         is scanned in bounded memory. (Steps are expected to grow, as ``log_scalar`` and
         ``log`` make them; steps logged out of order come in the order stored.)"""
         if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, got {page_size}.")
+            raise ArgumentError(f"page_size must be at least 1, got {page_size}.")
         if isinstance(keys, str):
             keys = [keys]
         names = list(dict.fromkeys(keys)) if keys is not None else self.metrics
@@ -779,9 +782,9 @@ class StoredFile:
         root = os.path.abspath(os.fspath(root))
         target = os.path.normpath(os.path.join(root, self.name))
         if os.path.commonpath([root, target]) != root:
-            raise ValueError(f"Artifact name {self.name!r} points outside {root}.")
+            raise ArtifactNameError(f"Artifact name {self.name!r} points outside {root}.")
         if os.path.exists(target) and not replace:
-            raise ValueError(f"{target} exists; pass replace=True to overwrite it.")
+            raise ArgumentError(f"{target} exists; pass replace=True to overwrite it.")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with self.open() as src:
             copy_atomic(src, target)  # never a half-written file under the real name
@@ -810,7 +813,7 @@ class SourceFile:
                 return fh.read()
         opener = getattr(self._store, "open_blob", None)
         if opener is None:
-            raise NotImplementedError(f"{type(self._store).__name__} cannot read stored files.")
+            raise StoreUnsupportedError(f"{type(self._store).__name__} cannot read stored files.")
         with opener(self.stored) as fh:
             return fh.read()
 
@@ -830,8 +833,8 @@ def get_metrics_for_all_jobs(experiment_name: str, include_input_params: bool = 
         if not runs:
             from labbook.stores import redact_url
 
-            raise ValueError(f"Experiment {experiment_name!r} has no runs in "
-                             f"{redact_url(api.url)}.")
+            raise ExperimentNotFoundError(f"Experiment {experiment_name!r} has no runs in "
+                                          f"{redact_url(api.url)}.")
         _last_values(api.store, runs)
     finally:
         if not isinstance(store, Store):

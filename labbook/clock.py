@@ -14,6 +14,10 @@ import itertools
 import operator
 import warnings
 from typing import Any, Iterable
+from labbook.errors import ArgumentTypeError
+
+__all__ = ["EPOCH", "MICROSECOND", "utcnow", "from_timestamp", "from_timestamps", "to_utc",
+           "to_iso", "from_iso", "to_microseconds", "from_microseconds"]
 
 EPOCH = _dt.datetime(1970, 1, 1)
 MICROSECOND = _dt.timedelta(microseconds=1)
@@ -52,7 +56,7 @@ def to_utc(value: Any) -> _dt.datetime | None:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return from_timestamp(value)
     if not isinstance(value, _dt.datetime):
-        raise TypeError(f"Expected a time, got {type(value).__name__}: {value!r:.80}.")
+        raise ArgumentTypeError(f"Expected a time, got {type(value).__name__}: {value!r:.80}.")
     if value.tzinfo is not None:
         value = value.astimezone(_UTC).replace(tzinfo=None)
     return value

@@ -10,6 +10,9 @@ from labbook.config.text import _aligned, format_config
 if TYPE_CHECKING:
     from labbook.experiment import Experiment
 
+__all__ = ["print_config", "format_dependencies", "print_dependencies", "save_config",
+           "format_named_configs", "make_print_named_configs", "builtin_commands"]
+
 
 def print_config(_run):
     """Print the configuration (entries with their doc comments; changes marked)."""

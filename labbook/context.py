@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
+__all__ = ["current_run", "activate", "deactivate"]
+
 _current: contextvars.ContextVar[Any] = contextvars.ContextVar("labbook_run", default=None)
 _active: list[Any] = []
 

@@ -17,6 +17,9 @@ from typing import Any, Callable
 from labbook.observers.attached import AttachedObserver
 from labbook.observers.base import RunObserver
 
+__all__ = ["log", "RUN_ID_ENV", "RUN_STORE_ENV", "worker_rank", "is_worker", "worker_prefix",
+           "attached_observers", "export_parent"]
+
 log = logging.getLogger("labbook.distributed")
 
 RUN_ID_ENV = "LABBOOK_RUN_ID"

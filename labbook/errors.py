@@ -59,6 +59,19 @@ from __future__ import annotations
 import difflib
 from typing import Iterable, Sequence
 
+__all__ = ["suggest", "did_you_mean", "LabbookError", "DefinitionError", "CircularDependencyError",
+           "InteractiveSessionError", "DuplicateNameError", "SignatureError", "ConfigError",
+           "ConfigAddedError", "ConfigFileError", "ConfigFileSaveError",
+           "UnserializableConfigError", "InvalidConfigKeyError", "NamedConfigNotFoundError",
+           "ReadOnlyConfigError", "MissingConfigError", "CommandNotFoundError", "UsageError",
+           "OptionValueError", "CommandError", "NoRunError", "RunStateError", "RunValueError",
+           "MetricValueError", "ArtifactNameError", "MissingFileError", "SourceNotFoundError",
+           "DirtyRepositoryError", "ObserverError", "RunExistsError", "StoreError",
+           "UnknownStoreError", "InvalidRunIdError", "RunNotFoundError", "StoredFileNotFoundError",
+           "StoreUnsupportedError", "StoreConnectionError", "MongoConnectionError", "SqlStoreError",
+           "SqlConnectionError", "SqlSchemaError", "QueryError", "ArgumentError",
+           "ArgumentTypeError", "ExperimentNotFoundError", "SyncError"]
+
 
 def suggest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Close matches of ``word`` among ``candidates`` (for "did you mean" hints)."""

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Sequence
 from labbook.errors import RunExistsError
 from labbook.observers.base import RunObserver
 
+__all__ = ["log", "EventBus"]
+
 log = logging.getLogger("labbook.events")
 
 

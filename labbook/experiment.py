@@ -7,9 +7,12 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from labbook.errors import CommandNotFoundError, LabbookError
+from labbook.errors import (CommandNotFoundError, InteractiveSessionError, LabbookError,
+                            SignatureError)
 from labbook.ingredient import Ingredient, PathType
 from labbook.run import Run
+
+__all__ = ["DEFAULT_OPTIONS", "normalize_options", "LOG_FORMAT", "Experiment"]
 
 #: Run options and their defaults; keys are accepted as ``"--beat-interval"``,
 #: ``"--beat_interval"`` or ``"beat_interval"``.
@@ -64,7 +67,7 @@ class Experiment(Ingredient):
         if name is None:
             mainfile = caller_globals.get("__file__")
             if interactive or mainfile is None:
-                raise RuntimeError(
+                raise InteractiveSessionError(
                     "Experiment needs a name when it is not defined in a file "
                     "(interactive mode): Experiment('my_experiment', interactive=True).")
             name = os.path.splitext(os.path.basename(mainfile))[0]
@@ -110,15 +113,17 @@ class Experiment(Ingredient):
         if function.__module__ == "__main__":
             filename = inspect.getfile(function)
             if filename == "<stdin>" or filename.startswith("<ipython-input-"):
-                raise RuntimeError("Cannot use @ex.automain in an interactive session; use "
-                                   "@ex.main and call ex.run() instead.")
+                raise InteractiveSessionError(
+                    "Cannot use @ex.automain in an interactive session; use @ex.main and call "
+                    "ex.run() instead.")
             self.run_commandline()
         return captured
 
     def option_hook(self, function: Callable) -> Callable:
         """Decorator: ``function(options)`` may change the options right before a run."""
         if "options" not in inspect.signature(function).parameters:
-            raise KeyError(f"Option hook {function.__name__} must have an argument 'options'.")
+            raise SignatureError(f"Option hook {function.__name__} must have an argument "
+                                 "'options'.")
         self.option_hooks.append(function)
         return function
 

@@ -12,6 +12,9 @@ import os
 import shutil
 import tempfile
 from typing import IO, Any, BinaryIO, Iterator
+from labbook.errors import ArgumentError
+
+__all__ = ["atomic_open", "write_atomic", "copy_atomic", "file_md5"]
 
 _CHUNK = 1 << 20
 
@@ -22,7 +25,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     """A file to write ``path``'s new content to; it replaces ``path`` when the block ends
     without an exception, and is removed otherwise. ``mode`` is ``"w"`` or ``"wb"``."""
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
+        raise ArgumentError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path)[:40])

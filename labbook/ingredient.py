@@ -12,7 +12,10 @@ from typing import Any, Callable, Generator, Iterator, Sequence
 from labbook.captured import captured_function
 from labbook.config.paths import join_path
 from labbook.context import current_run
-from labbook.errors import CircularDependencyError, ConfigError, NoRunError
+from labbook.errors import (CircularDependencyError, ConfigError, DefinitionError,
+                            DuplicateNameError, InteractiveSessionError, NoRunError)
+
+__all__ = ["PathType", "Ingredient"]
 
 PathType = str | bytes | os.PathLike
 
@@ -55,7 +58,7 @@ class Ingredient:
         else:
             self.base_dir = os.getcwd()
         if self.mainfile is None and not interactive and self._requires_mainfile():
-            raise RuntimeError(
+            raise InteractiveSessionError(
                 f"Cannot find the file that defines {type(self).__name__} '{self.path}': "
                 "it seems to be defined interactively. Pass interactive=True to allow that "
                 "(sources cannot be recorded then).")
@@ -95,7 +98,7 @@ class Ingredient:
 
     def _add_named_config(self, name: str, conf: Any) -> None:
         if name in self.named_configs:
-            raise KeyError(f"Named config '{name}' is already defined in '{self.path}'.")
+            raise DuplicateNameError(f"Named config '{name}' is already defined in '{self.path}'.")
         self.named_configs[name] = conf
 
     @staticmethod
@@ -103,11 +106,11 @@ class Ingredient:
         from labbook.config.scope import ConfigDict
 
         if cfg_or_file is not None and kw_conf:
-            raise ValueError("add_config takes a dict or a file name, or keyword arguments, "
-                             "not both.")
+            raise DefinitionError("add_config takes a dict or a file name, or keyword arguments, "
+                                  "not both.")
         if cfg_or_file is None:
             if not kw_conf:
-                raise ValueError("add_config needs a dict, a file name or keyword arguments.")
+                raise DefinitionError("add_config needs a dict, a file name or keyword arguments.")
             return ConfigDict(kw_conf)
         if isinstance(cfg_or_file, dict):
             return ConfigDict(cfg_or_file)
@@ -123,7 +126,7 @@ class Ingredient:
 
         params = inspect.signature(func).parameters
         if len(params) != 3:
-            raise ValueError(
+            raise DefinitionError(
                 f"Config hook {func.__name__} must take exactly 3 arguments "
                 f"(config, command_name, logger), it takes {len(params)}.")
         self.config_hooks.append(func)

@@ -1,6 +1,8 @@
 """Exceptions that end a run early with a status of their own (Sacred's custom interrupts)."""
 from __future__ import annotations
 
+__all__ = ["LabbookInterrupt", "TimeoutInterrupt", "SacredInterrupt"]
+
 
 class LabbookInterrupt(Exception):
     """Base class of custom interrupts: raising one ends the run with status ``STATUS``.

@@ -15,6 +15,8 @@ from typing import Any
 from labbook.clock import from_timestamps
 from labbook.errors import MetricValueError
 
+__all__ = ["coerce_value", "flatten", "MetricBuffer"]
+
 _REAL_TYPES = frozenset({float, int})
 
 

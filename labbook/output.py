@@ -26,6 +26,7 @@ import selectors
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator
+from labbook.errors import OptionValueError
 
 __all__ = ["CapturedOutput", "apply_backspaces_and_linefeeds", "capture_output",
            "default_capture_mode"]
@@ -540,7 +541,7 @@ def capture_output(mode: str = "fd",
     std streams have no file descriptor. ``filter`` is applied by ``get()``; None keeps raw text.
     """
     if mode not in MODES:
-        raise ValueError(f"capture mode must be one of {MODES}, not {mode!r}")
+        raise OptionValueError(f"capture mode must be one of {MODES}, not {mode!r}")
     out = CapturedOutput(mode, filter)
     if mode == "no":
         yield out

@@ -11,6 +11,8 @@ import random
 import sys
 from typing import Any
 
+__all__ = ["SEED_RANGE", "derive_seed", "create_rnd", "set_global_seed", "SeedStream"]
+
 SEED_RANGE = (1, 2**31 - 1)
 
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 from typing import TYPE_CHECKING, Any, Iterable
+from labbook.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     from labbook.api import RunView
@@ -103,8 +104,8 @@ def _collect(runs: Iterable[Any]) -> list[RunView]:
         elif isinstance(item, Iterable) and not isinstance(item, str | bytes | dict):
             out.extend(_collect(item))  # a Runs collection or a list of runs
         else:
-            raise TypeError(f"compare_runs takes RunView objects (Api().run(id)), got "
-                            f"{type(item).__name__}.")
+            raise ArgumentTypeError(f"compare_runs takes RunView objects (Api().run(id)), got "
+                                    f"{type(item).__name__}.")
     return out
 
 
@@ -300,7 +301,7 @@ def compare_runs(*runs: Any, path: str | os.PathLike | None = None,
     shared metric, artifacts with images inline. Written to ``path`` too when given."""
     views = _collect(runs)
     if not views:
-        raise ValueError("compare_runs needs at least one run.")
+        raise ArgumentError("compare_runs needs at least one run.")
     ids = ", ".join(str(r.id) for r in views)
     heading = title or f"Comparison of runs {ids}"
     configs = [_flatten(r.doc.get("config") or {}) for r in views]

@@ -21,11 +21,15 @@ from labbook.clock import utcnow
 from labbook.config.containers import ReadOnlyDict, freeze
 from labbook.config.paths import get_path
 from labbook.context import activate, deactivate
-from labbook.errors import ArtifactNameError, RunExistsError
+from labbook.errors import (ArtifactNameError, MissingFileError, RunExistsError, RunStateError,
+                            RunValueError)
 from labbook.events import EventBus
 from labbook.interrupts import LabbookInterrupt
 from labbook.metrics import MetricBuffer
 from labbook.randomness import SeedStream, set_global_seed
+
+__all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
+           "validate_artifact_name", "elapsed_since", "format_fail_trace", "Run"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -195,7 +199,7 @@ class Run:
     def set_tag(self, key: str, value: Any = None) -> None:
         """Tag the run: a plain tag (``set_tag("best")``) or a key with a value."""
         if not isinstance(key, str | int | float):
-            raise TypeError(f"Tag names must be strings or numbers, got {type(key).__name__}.")
+            raise RunValueError(f"Tag names must be strings or numbers, got {type(key).__name__}.")
         self.info.setdefault("tags", {})[str(key)] = value
         tags = self.meta_info.setdefault("tags", [])
         if str(key) not in tags:
@@ -217,7 +221,7 @@ class Run:
         """Store a file the run produced (name defaults to the file's base name)."""
         filename = os.path.abspath(os.fspath(filename))
         if not os.path.isfile(filename):
-            raise FileNotFoundError(f"Artifact file {filename} does not exist.")
+            raise MissingFileError(f"Artifact file {filename} does not exist.")
         name = validate_artifact_name(os.path.basename(filename) if name is None else name)
         if content_type is None:
             content_type = mimetypes.guess_type(name)[0] or mimetypes.guess_type(filename)[0]
@@ -242,7 +246,7 @@ class Run:
     # -- lifecycle -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         if self.start_time is not None:
-            raise RuntimeError("A run can only be started once; create a new one with ex.run().")
+            raise RunStateError("A run can only be started once; create a new one with ex.run().")
         observers = [] if self.unobserved else self.observers
         self._bus = EventBus(observers, self.run_logger)
         self.announce()
@@ -417,7 +421,7 @@ class _Summary(dict):
 
 def _check_param(key: Any, value: Any) -> None:
     if not isinstance(key, str):
-        raise TypeError(f"Parameter names must be strings, got {key!r}.")
+        raise RunValueError(f"Parameter names must be strings, got {key!r}.")
     allowed = (str, int, float, bool, type(None))
     if isinstance(value, allowed):
         return
@@ -426,6 +430,6 @@ def _check_param(key: Any, value: Any) -> None:
                                        and all(isinstance(w, allowed) for w in v))
             for v in value):
         return
-    raise TypeError(
+    raise RunValueError(
         f"Parameter '{key}' has a value of type {type(value).__name__}; parameters must be "
         "numbers, strings, booleans or (nested) lists of them.")

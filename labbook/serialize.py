@@ -26,6 +26,10 @@ from typing import Any, Iterator
 
 from labbook.clock import to_utc
 
+__all__ = ["flatten", "pickle_object", "restore", "copy_plain", "dumps", "dumps_pretty",
+           "iter_pretty", "loads", "escape_key", "unescape_key", "escape_keys", "unescape_keys",
+           "tag_special", "untag_special", "dumps_strict", "loads_strict"]
+
 _PLAIN = (str, int, float, bool, type(None))
 
 

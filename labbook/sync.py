@@ -38,6 +38,8 @@ from typing import Any, BinaryIO, Callable
 from labbook.errors import LabbookError, SyncError
 from labbook.stores.base import Store, artifact_names
 
+__all__ = ["SYNC_KEY", "SyncResult", "store_key", "fingerprint", "sync"]
+
 SYNC_KEY = "synced_from"
 
 

@@ -41,3 +41,17 @@ def test_package_version_matches_the_distribution():
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
         assert tomllib.load(fh)["project"]["version"] == labbook.__version__
+
+
+def test_import_labbook_loads_only_the_standard_library():
+    # an allow-list, not a deny-list: any third-party module is a regression
+    code = ("import sys, json\n"
+            "before = set(sys.modules)\n"
+            "import labbook, labbook.observers, labbook.utils, labbook.errors\n"
+            "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+            "print(json.dumps(sorted(m for m in new if m != 'labbook'\n"
+            "                        and m.lstrip('_') not in sys.stdlib_module_names\n"
+            "                        and m not in sys.stdlib_module_names)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert json.loads(out) == []

@@ -12,6 +12,8 @@ from typing import Any
 
 from labbook.serialize import copy_plain
 
+__all__ = ["freeze", "thaw", "ReadOnlyDict", "ReadOnlyList"]
+
 
 def _join(path: str, key: Any) -> str:
     if isinstance(key, int):

@@ -18,6 +18,8 @@ from labbook import serialize
 from labbook.errors import ConfigFileError, ConfigFileSaveError
 from labbook.fileio import write_atomic
 
+__all__ = ["PathType", "load_config_file", "save_config_file"]
+
 PathType = str | os.PathLike
 
 _FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pickle": "pickle",

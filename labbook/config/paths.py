@@ -10,6 +10,8 @@ from typing import Any, Iterator, Mapping
 
 from labbook.serialize import copy_plain
 
+__all__ = ["join_path", "dict_merge", "iter_paths", "get_path", "has_path", "set_path"]
+
 _RAISE = object()
 _MISSING = object()
 

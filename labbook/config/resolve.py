@@ -25,6 +25,8 @@ from labbook.errors import ConfigAddedError, ConfigError, NamedConfigNotFoundErr
 if TYPE_CHECKING:
     from labbook.ingredient import Ingredient
 
+__all__ = ["SEED_RANGE", "new_seed", "ResolvedConfig", "nest_updates", "resolve_config"]
+
 SEED_RANGE = (1, 2**31 - 1)
 _CONFIG_FILE_EXTENSIONS = (".json", ".yaml", ".yml", ".pickle", ".pkl")
 _MISSING = object()

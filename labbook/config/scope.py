@@ -30,6 +30,8 @@ from labbook.config.paths import dict_merge, has_path, join_path
 from labbook.errors import ConfigError, InvalidConfigKeyError, UnserializableConfigError
 from labbook.serialize import copy_plain
 
+__all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict"]
+
 _MISSING = object()
 
 # The body is compiled with the __future__ features of the user's module (not of this one).

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["ConfigSummary"]
+
 
 class ConfigSummary(dict):
     """The resolved config plus what changed, by dotted path.

@@ -11,6 +11,8 @@ from labbook.serialize import copy_plain
 if TYPE_CHECKING:
     from labbook.config.summary import ConfigSummary
 
+__all__ = ["SEED_DOC", "format_config"]
+
 SEED_DOC = "the random seed for this experiment"
 _COLOURS = {"added": "\033[32m", "modified": "\033[34m", "typechanged": "\033[31m",
             "doc": "\033[2m"}

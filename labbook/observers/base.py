@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["RunObserver"]
+
 
 class RunObserver:
     """Base class of run observers (all events are optional)."""

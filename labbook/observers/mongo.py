@@ -20,6 +20,8 @@ from labbook.errors import MongoConnectionError, ObserverError
 from labbook.observers.store_observer import StoreObserver, run_document
 from labbook.stores import redact_url, store_class
 
+__all__ = ["log", "MongoObserver"]
+
 #: the logger the observer has always written to (as when it lived in the store's module)
 log = logging.getLogger("labbook.stores.mongo")
 

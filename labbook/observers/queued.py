@@ -57,6 +57,9 @@ from labbook.errors import ObserverError
 from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
 
+__all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "QueuedObserver", "write_journal",
+           "record_outcome", "replay"]
+
 log = logging.getLogger("labbook.observers.queued")
 
 _SYNC_EVENTS = ("started_event", "queued_event")

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from labbook.stores.base import Store
 
+__all__ = ["DEFAULT_SQL_PRIORITY", "SqlObserver"]
+
 #: Sacred's default priority of its SqlObserver
 DEFAULT_SQL_PRIORITY = 40
 

@@ -15,6 +15,9 @@ from labbook.errors import UnknownStoreError
 if TYPE_CHECKING:
     from labbook.stores.base import Store
 
+__all__ = ["DEFAULT_URL", "default_url", "scheme_of", "store_class", "open_store",
+           "redact_url"]
+
 #: the embedded default store, used where a store URL is expected and none is given
 DEFAULT_URL = "sqlite:///labbook.db"
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import abc
 from typing import Any, BinaryIO, Iterable, Iterator
+from labbook.errors import ArgumentError, StoreUnsupportedError
+
+__all__ = ["LAST_KEY", "RUN_FIELDS", "artifact_names", "replaceable", "claim_order",
+           "sample_positions", "sample_series", "Store"]
 
 #: key of a document returned by ``find(..., with_last=True)`` holding the run's last values
 LAST_KEY = "_last"
@@ -55,7 +59,7 @@ def sample_positions(n: int, samples: int | None) -> range | list[int]:
     if samples is None or n <= samples:
         return range(n)
     if samples < 2:
-        raise ValueError(f"samples must be at least 2 (first and last are kept), got {samples}.")
+        raise ArgumentError(f"samples must be at least 2 (first and last are kept), got {samples}.")
     # i * (n - 1) / (samples - 1) is strictly increasing when n > samples: no duplicates
     return [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
 
@@ -125,7 +129,7 @@ class Store(abc.ABC):
         heartbeat now and ``meta.worker`` the worker's name; the claimed run's document is
         returned, or None when nothing is queued. Two workers never get the same run, however
         many processes or machines claim at once."""
-        raise NotImplementedError(f"{type(self).__name__} cannot hand out queued runs.")
+        raise StoreUnsupportedError(f"{type(self).__name__} cannot hand out queued runs.")
 
     # -- read side -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -200,4 +204,4 @@ class Store(abc.ABC):
     def delete_run(self, run_id: Any) -> None:
         """Delete a run with its metrics and artifacts (sources and resources shared with other
         runs stay). An unknown id raises KeyError."""
-        raise NotImplementedError(f"{type(self).__name__} cannot delete runs yet.")
+        raise StoreUnsupportedError(f"{type(self).__name__} cannot delete runs yet.")

@@ -31,6 +31,8 @@ from labbook.stores import file_series
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
 
+__all__ = ["write_json_atomic", "FileStore"]
+
 _RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
 
 

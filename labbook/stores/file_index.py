@@ -42,6 +42,9 @@ from labbook.fileio import write_atomic
 if TYPE_CHECKING:
     from labbook.stores.file import FileStore
 
+__all__ = ["INDEX_DIR", "INDEX_NAME", "VERSION", "SIGNATURE_FILES", "RACY_SECONDS", "signature",
+           "metric_tails", "FileIndex"]
+
 INDEX_DIR = ".labbook"
 INDEX_NAME = "index.jsonl"
 VERSION = 1

@@ -28,6 +28,9 @@ from labbook import clock
 from labbook.clock import EPOCH as _EPOCH
 from labbook.fileio import atomic_open
 
+__all__ = ["NAME", "VERSION", "MIN_POINTS", "WRITER_MIN_POINTS", "NO_TIME", "source_signature",
+           "write", "is_current", "read_sampled"]
+
 NAME = ".labbook-series"
 VERSION = 1
 #: shortest series copied by a reader (on its first sampled read of an ended run)

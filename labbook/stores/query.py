@@ -17,6 +17,11 @@ from typing import Any, Callable
 from labbook import clock
 from labbook.errors import QueryError
 
+__all__ = ["COMPARISONS", "Cond", "Logical", "Not", "parse", "TIME_PATHS", "lookup", "evaluate",
+           "matches", "sort_runs", "DERIVED_FIELDS", "DEFAULT_BEAT_INTERVAL", "MIN_SILENCE",
+           "DIED_SENSITIVE", "run_name", "run_tags", "run_notes", "beat_interval", "as_time",
+           "reported_status", "summary_of", "query_view", "node_paths", "heads", "evaluate_run"]
+
 _MISSING = object()
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex",
                "$not", "$all", "$size", "$options")

@@ -3,5 +3,7 @@ import sys
 
 from labbook.stores.mongo.upload import main
 
+__all__ = []
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -17,6 +17,8 @@ from labbook.fileio import file_md5
 from labbook.stores.mongo.codec import _from_bson, _to_bson
 from labbook.stores.mongo.connection import translated
 
+__all__ = ["log", "BlobsMixin"]
+
 log = logging.getLogger("labbook.stores.mongo")
 
 

@@ -12,6 +12,8 @@ from bson import ObjectId
 
 from labbook import serialize
 
+__all__ = []
+
 #: characters of output kept in the run document when the output is spilled
 _SPILL_TAIL = 10_000
 #: room kept for the ``labbook_spill`` sub-document

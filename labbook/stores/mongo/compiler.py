@@ -11,6 +11,8 @@ from labbook.stores import query as _query
 from labbook.stores.mongo.schema import LAST_FIELD, SPILLABLE
 from labbook.stores.query import Cond, Not
 
+__all__ = ["native_filter"]
+
 # A filter is parsed once (labbook.stores.query) and translated into two native filters: one
 # matching at least the runs the Python evaluator accepts (pushed to the server) and one
 # matching at most those runs (needed under negation). Every run the server returns is checked

@@ -10,6 +10,8 @@ from pymongo.errors import ConnectionFailure, OperationFailure, ServerSelectionT
 from labbook.errors import MongoConnectionError
 from labbook.stores import redact_url
 
+__all__ = ["connection_error", "translated"]
+
 #: Unauthorized, AuthenticationFailed
 _AUTH_ERRORS = (13, 18)
 

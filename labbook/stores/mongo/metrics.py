@@ -15,6 +15,8 @@ from labbook.stores.mongo.codec import _batch_token, _from_bson, _to_bson
 from labbook.stores.mongo.connection import translated
 from labbook.stores.mongo.schema import BUCKET_LENGTH, COUNTED_FROM_START, LAST_FIELD
 
+__all__ = ["log", "SAMPLE_CACHE_POINTS", "CACHED_SAMPLES", "MetricsMixin"]
+
 log = logging.getLogger("labbook.stores.mongo")
 
 #: a series of at least this many points gets its default sample stored when its run ends

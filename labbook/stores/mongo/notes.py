@@ -8,6 +8,8 @@ from typing import Any
 
 from labbook.stores import redact_url
 
+__all__ = ["UPLOAD_NOTE", "write_note", "read_note", "save_note", "upload_hint"]
+
 #: the note written next to a run saved in ``failure_dir``
 UPLOAD_NOTE = "mongo_upload.json"
 

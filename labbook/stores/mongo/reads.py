@@ -18,6 +18,8 @@ from labbook.stores.mongo.connection import translated
 from labbook.stores.mongo.schema import LAST_FIELD
 from labbook.stores.query import Cond, Logical, Not, evaluate, parse, sort_runs
 
+__all__ = ["ReadsMixin"]
+
 
 def _batches(cursor: Any, size: int) -> Any:
     batch: list = []

@@ -19,6 +19,8 @@ from labbook.stores.mongo.codec import (_SPILL_OVERHEAD, _doc_size, _elem_size, 
 from labbook.stores.mongo.connection import translated
 from labbook.stores.mongo.schema import COUNTERS, FORMAT, SPILLABLE
 
+__all__ = ["log", "RunsMixin"]
+
 log = logging.getLogger("labbook.stores.mongo")
 
 _ID_ATTEMPTS = 100

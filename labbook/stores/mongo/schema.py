@@ -2,6 +2,9 @@
 docstring): what every module of the store, and readers of the database, agree on."""
 from __future__ import annotations
 
+__all__ = ["FORMAT", "METRICS_BUCKET_SIZE", "MAX_BSON_BYTES", "SPILLABLE", "LAST_FIELD",
+           "BUCKET_LENGTH", "COUNTED_FROM_START", "COUNTERS"]
+
 FORMAT = "MongoObserver-0.7.0"
 #: points per metrics document (see the module docstring)
 METRICS_BUCKET_SIZE = 50_000

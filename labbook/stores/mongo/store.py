@@ -22,6 +22,8 @@ from labbook.stores.mongo.schema import COUNTERS, MAX_BSON_BYTES, METRICS_BUCKET
 from labbook.stores.mongo.url import (DEFAULT_DB, DEFAULT_URL, SERVER_SELECTION_TIMEOUT_MS,
                                       _compose_url, parse_mongo_db_arg, split_url)
 
+__all__ = ["log", "MongoStore"]
+
 log = logging.getLogger("labbook.stores.mongo")
 
 

@@ -12,6 +12,8 @@ from labbook.stores.base import RUN_FIELDS
 from labbook.stores.mongo.notes import UPLOAD_NOTE, read_note, save_note
 from labbook.stores.mongo.store import MongoStore
 
+__all__ = ["upload_failed_runs", "main"]
+
 
 def upload_failed_runs(failure_dir: str | os.PathLike, url: str | None = None,
                        store: MongoStore | None = None) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from urllib.parse import quote, unquote
 
 from labbook.errors import ObserverError
 
+__all__ = ["DEFAULT_DB", "DEFAULT_URL", "SERVER_SELECTION_TIMEOUT_MS", "MongoURL", "split_url",
+           "parse_mongo_db_arg"]
+
 DEFAULT_DB = "sacred"
 DEFAULT_URL = "mongodb://localhost:27017"
 #: the default wait for a server, so an unreachable one is reported quickly

@@ -17,6 +17,8 @@ from labbook.stores import query as _query
 from labbook.stores.sql.schema import JSON_FIELDS, TIME_FIELDS, runs, tags_table
 from labbook.stores.sql.types import MYSQL_NAMES, SHORT
 
+__all__ = ["ORDERABLE", "key_columns", "Translator", "JsonPaths"]
+
 #: the paths an order can name that the database sorts by itself
 ORDERABLE = {"_id": runs.c.id, "start_time": runs.c.start_time,
              "queue_time": runs.c.queue_time, "stop_time": runs.c.stop_time,

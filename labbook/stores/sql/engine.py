@@ -19,6 +19,10 @@ from labbook.errors import SqlConnectionError, SqlStoreError
 from labbook.stores import redact_url
 from labbook.stores.sql.types import MYSQL_NAMES
 
+__all__ = ["SQLITE_BUSY_TIMEOUT", "CONNECT_TIMEOUT", "engine_url", "is_memory_sqlite",
+           "create_engine", "forget_connections_after_fork", "first_line", "is_deadlock",
+           "connection_error"]
+
 #: seconds a SQLite writer waits for another process's write lock before giving up
 SQLITE_BUSY_TIMEOUT = 30.0
 

@@ -27,6 +27,8 @@ from labbook.stores.sql.schema import (artifacts, blob_chunks, blobs, run_resour
                                        run_sources, runs)
 from labbook.stores.sql.values import as_run_id
 
+__all__ = ["BLOB_CHUNK_SIZE", "pieces", "FilesMixin", "ChunkReader"]
+
 #: largest piece of a stored file in one row (MariaDB refuses statements larger than
 #: ``max_allowed_packet``; the store uses a quarter of that when it is smaller)
 BLOB_CHUNK_SIZE = 1024 * 1024

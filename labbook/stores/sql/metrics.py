@@ -24,6 +24,8 @@ from labbook.stores.base import sample_positions
 from labbook.stores.sql.schema import metrics, runs
 from labbook.stores.sql.values import as_run_id, in_chunks, short_name
 
+__all__ = ["MetricsMixin"]
+
 
 def _special(value: float) -> str | None:
     """The ``special`` column of a metric value: 'nan', 'inf', '-inf' or None (finite)."""

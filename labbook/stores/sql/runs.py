@@ -23,6 +23,8 @@ from labbook.stores.sql.schema import (DEFAULTS, JSON_FIELDS, KEEP_NULL, NAME_FI
 from labbook.stores.sql.types import SHORT
 from labbook.stores.sql.values import as_run_id, in_chunks, short_name, to_time
 
+__all__ = ["file_rows", "RunsMixin"]
+
 
 def file_rows(rid: int, entries: Any) -> list[dict]:
     """``run_resources`` / ``run_sources`` rows of ``[[name, md5], ...]`` entries."""

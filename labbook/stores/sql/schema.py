@@ -11,6 +11,11 @@ import sqlalchemy as sa
 from labbook.stores.sql.types import (BIG_ID, BLOB, JSON, LONG_TEXT, SHORT, TABLE_OPTIONS, TIME,
                                       name_type)
 
+__all__ = ["SCHEMA_VERSION", "HEAD_REVISION", "METADATA", "schema_table", "experiments", "runs",
+           "metrics", "blobs", "blob_chunks", "artifacts", "tags_table", "file_table",
+           "run_resources", "run_sources", "RUN_TABLES", "TABLE_NAMES", "JSON_FIELDS",
+           "TIME_FIELDS", "NAME_FIELDS", "KEEP_NULL", "DEFAULTS"]
+
 #: the schema this code writes; a database with a higher version is refused. Kept in the
 #: ``labbook_schema`` table for labbooks from before the Alembic migrations.
 SCHEMA_VERSION = 3

@@ -28,6 +28,8 @@ from labbook.stores.sql.schema import HEAD_REVISION, SCHEMA_VERSION, TABLE_NAMES
 from labbook.stores.sql.types import MYSQL_NAMES
 from labbook.stores.sql.values import as_run_id
 
+__all__ = ["SqlStore"]
+
 _INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
 _INIT_LOCK_SECONDS = 600  # MySQL GET_LOCK: how long a process waits for another's migration
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as _mysql
 
+__all__ = ["MYSQL_NAMES", "SHORT", "TABLE_OPTIONS", "name_type", "JSON", "LONG_TEXT", "BLOB",
+           "TIME", "BIG_ID"]
+
 #: SQLAlchemy's names of MariaDB/MySQL, which get their own variants of several types
 MYSQL_NAMES = ("mysql", "mariadb")
 

@@ -9,6 +9,8 @@ from labbook import clock
 from labbook.errors import SqlStoreError
 from labbook.stores.sql.types import SHORT
 
+__all__ = ["as_run_id", "in_chunks", "to_time", "short_name"]
+
 _IN_CHUNK = 500  # ids per IN (...) list
 
 

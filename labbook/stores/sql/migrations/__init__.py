@@ -22,6 +22,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+__all__ = ["SCRIPT_LOCATION", "INITIAL_REVISION", "UnknownRevisionError", "config", "head_revision",
+           "current_revisions", "upgrade"]
+
 #: the folder Alembic reads (``script_location``)
 SCRIPT_LOCATION = os.path.dirname(os.path.abspath(__file__))
 

@@ -7,14 +7,12 @@ Only light modules load here; stores, the query API and reports load on first us
 """
 from __future__ import annotations
 
-from typing import Any
-
+from labbook._lazy import lazy_names
+from labbook._version import __version__
 from labbook.errors import LabbookError, RunExistsError
 from labbook.experiment import Experiment
 from labbook.ingredient import Ingredient
 from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
-
-from labbook._version import __version__
 
 __all__ = [
     "Experiment",
@@ -33,26 +31,15 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {
-    "host_info_getter": ("labbook.host_info", "host_info_getter"),
-    "SETTINGS": ("labbook.settings", "SETTINGS"),
-    "cli_option": ("labbook.commandline_options", "cli_option"),
-    "Api": ("labbook.api", "Api"),
-    "open_store": ("labbook.stores", "open_store"),
-    "compare_runs": ("labbook.report", "compare_runs"),
-    "get_metrics_for_all_jobs": ("labbook.api", "get_metrics_for_all_jobs"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'labbook' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(globals(), {
+    "host_info_getter": "labbook.host_info",
+    "SETTINGS": "labbook.settings",
+    "cli_option": "labbook.commandline_options",
+    "Api": "labbook.api",
+    "open_store": "labbook.stores",
+    "compare_runs": "labbook.report",
+    "get_metrics_for_all_jobs": "labbook.api",
+})
 
 
 def __dir__() -> list[str]:

@@ -4,31 +4,19 @@ Store-backed observers load lazily so that ``import labbook.observers`` stays ch
 """
 from __future__ import annotations
 
-from typing import Any
-
+from labbook._lazy import lazy_names
 from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver",
            "MongoObserver", "SqlObserver", "create", "observers_from_options"]
 
-_LAZY = {
+__getattr__ = lazy_names(globals(), {
     "QueuedObserver": "labbook.observers.queued",
     "FileStorageObserver": "labbook.observers.file",
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.observers.mongo",
     "SqlObserver": "labbook.observers.sql",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'labbook.observers' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})
 
 
 def create(url: str, priority: int | None = None) -> RunObserver:

@@ -237,7 +237,7 @@ def test_failed_run(tmp_path):
     # -d shows every frame
     proc = exp("fail", "-d")
     assert proc.returncode == 1
-    assert os.path.join("labbook", "config", "signature.py") in proc.stderr
+    assert os.path.join("labbook", "captured.py") in proc.stderr
 
 
 def test_missing_value_deep_inside_is_a_failed_run():

@@ -18,7 +18,6 @@ file and journal.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -112,6 +111,8 @@ def _default(obj: Any) -> Any:
 
 def dumps(value: Any, indent: int | None = 2) -> str:
     """JSON text of ``value`` (sorted keys, datetimes as ISO strings, NaN/inf kept)."""
+    import json  # here, not at the top: `import labbook` stays without json
+
     return json.dumps(value, default=_default, indent=indent, sort_keys=True,
                       allow_nan=True, ensure_ascii=False)
 
@@ -134,6 +135,8 @@ def iter_pretty(value: Any) -> Iterator[str]:
 
 
 def _pretty(value: Any, newline: str) -> Iterator[str]:
+    import json  # here, not at the top: `import labbook` stays without json
+
     if isinstance(value, dict):
         if not value:
             yield "{}"
@@ -184,6 +187,8 @@ class _NotFlat(Exception):
 
 
 def loads(text: str) -> Any:
+    import json  # here, not at the top: `import labbook` stays without json
+
     return json.loads(text)
 
 
@@ -258,6 +263,8 @@ def untag_special(obj: dict) -> Any:
 def dumps_strict(value: Any, times: bool = False) -> str:
     """JSON text without NaN/Infinity literals (strict readers such as SQL JSON columns):
     non-finite floats tagged, and datetimes too with ``times`` (else ISO strings)."""
+    import json  # here, not at the top: `import labbook` stays without json
+
     if times:
         return json.dumps(tag_special(value, times=True), allow_nan=False, ensure_ascii=False)
     try:
@@ -270,4 +277,6 @@ def dumps_strict(value: Any, times: bool = False) -> str:
 
 def loads_strict(text: str | bytes) -> Any:
     """Inverse of :func:`dumps_strict`."""
+    import json  # here, not at the top: `import labbook` stays without json
+
     return json.loads(text, object_hook=untag_special)

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 _HELP_COLUMN = 38
 _HELP_WIDTH = 100
 
-__all__ = ["CLIOption", "cli_option", "BUILTIN_OPTIONS", "custom_options", "all_options",
-           "check_option_values"]
+__all__ = ["CLIOption", "cli_option", "BUILTIN_OPTIONS", "DEFAULT_OPTIONS", "normalize_options",
+           "custom_options", "all_options", "check_option_values"]
 
 
 class CLIOption:
@@ -108,9 +108,12 @@ def cli_option(short_flag: str | None, long_flag: str | None = None, is_flag: bo
     return decorate
 
 
-def _builtin(short: str | None, long: str, description: str, arg: str | None = None
-             ) -> CLIOption:
-    return CLIOption(None, short, long, is_flag=arg is None, description=description, arg=arg)
+def _builtin(short: str | None, long: str, description: str, arg: str | None = None,
+             default: Any = None) -> CLIOption:
+    option = CLIOption(None, short, long, is_flag=arg is None, description=description, arg=arg)
+    #: the value when the option is not given: False for a switch, else ``default``
+    option.default = False if arg is None else default
+    return option
 
 
 BUILTIN_OPTIONS = [
@@ -130,7 +133,7 @@ BUILTIN_OPTIONS = [
     _builtin("-i", "--id", "Use this id for the run.", "ID"),
     _builtin("-n", "--name", "A name for this run.", "NAME"),
     _builtin("-C", "--capture", "Output capture mode: fd, sys or no.", "MODE"),
-    _builtin("-t", "--tag", "Tag the run (repeatable).", "TAG"),
+    _builtin("-t", "--tag", "Tag the run (repeatable).", "TAG", default=()),
     _builtin(None, "--notes", "Notes stored with the run.", "NOTES"),
     # the flags naming a store: one per back-end, from the observer registry
     *(_builtin(f.short, f.long, f.description, f.arg) for f in STORE_FLAGS),
@@ -139,10 +142,22 @@ BUILTIN_OPTIONS = [
              "journal what cannot be delivered."),
     _builtin(None, "--no-system-metrics", "Do not sample CPU/memory/GPU metrics."),
     _builtin(None, "--capture-env", "Comma-separated environment variables to record.",
-             "VARS"),
+             "VARS", default=()),
 ]
-#: options that may be given more than once
-_REPEATABLE = {"--tag"}
+
+#: every built-in option's key with its default: what ``ex.run(options=...)`` starts from
+DEFAULT_OPTIONS: dict[str, Any] = {option.key: option.default for option in BUILTIN_OPTIONS}
+
+
+def normalize_options(options: dict | None) -> dict[str, Any]:
+    """The options of a run with canonical keys (``--beat-interval``, ``--beat_interval`` and
+    ``beat_interval`` are one key) over :data:`DEFAULT_OPTIONS`."""
+    result = dict(DEFAULT_OPTIONS)
+    for key, value in (options or {}).items():
+        result[key.lstrip("-").replace("-", "_")] = value
+    return result
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _CAPTURE_MODES = ("fd", "sys", "no")
 

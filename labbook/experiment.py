@@ -12,27 +12,7 @@ from labbook.errors import (CommandNotFoundError, InteractiveSessionError, Labbo
 from labbook.ingredient import Ingredient, PathType
 from labbook.run import Run
 
-__all__ = ["DEFAULT_OPTIONS", "normalize_options", "LOG_FORMAT", "Experiment"]
-
-#: Run options and their defaults; keys are accepted as ``"--beat-interval"``,
-#: ``"--beat_interval"`` or ``"beat_interval"``.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "debug": False, "pdb": False, "loglevel": None, "comment": None, "beat_interval": None,
-    "unobserved": False, "queue": False, "force": False, "priority": None,
-    "enforce_clean": False, "print_config": False, "id": None, "name": None, "capture": None,
-    "tag": (), "notes": None, "file_storage": None, "sql": None, "mongo_db": None,
-    "store": None, "no_system_metrics": False, "capture_env": (), "help": False,
-    "queued": False,
-}
-
-
-def normalize_options(options: dict | None) -> dict[str, Any]:
-    """Option dict with canonical keys (``--beat-interval`` -> ``beat_interval``)."""
-    result = dict(DEFAULT_OPTIONS)
-    for key, value in (options or {}).items():
-        name = key.lstrip("-").replace("-", "_")
-        result[name] = value
-    return result
+__all__ = ["LOG_FORMAT", "Experiment"]
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -150,6 +130,8 @@ class Experiment(Ingredient):
         if command_name not in commands:
             raise CommandNotFoundError(command_name, commands)
         command = commands[command_name]
+
+        from labbook.commandline_options import normalize_options
 
         opts = normalize_options(options)
         for hook in self.option_hooks:
@@ -278,6 +260,8 @@ class Experiment(Ingredient):
 
     def get_default_options(self) -> dict:
         """Option keys of the form ``--beat_interval`` with their default values."""
+        from labbook.commandline_options import DEFAULT_OPTIONS
+
         return {f"--{k}": v for k, v in DEFAULT_OPTIONS.items()}
 
     def get_experiment_info(self) -> dict:

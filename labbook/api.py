@@ -115,7 +115,8 @@ class Api:
         else:
             from labbook.stores import open_store
 
-            self.store = open_store(url)
+            # for reading: a missing store is an error (NoStoreError), never created
+            self.store = open_store(url, must_exist=True)
         self.url = getattr(self.store, "url", "") or (url if isinstance(url, str) else "")
 
     def __repr__(self) -> str:

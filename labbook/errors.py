@@ -409,3 +409,35 @@ class SyncError(LabbookError):
     """``labbook sync`` cannot copy between the two stores."""
 
     exit_code = 1
+
+
+# --- stores checked before use (issue 12: nothing lost, nothing leaked) -------------------------
+# StoreError
+# ├── StoreUnusableError     a store that cannot record at all, found before the run starts
+# ├── StoreURLError          (ValueError) a misspelled store URL; the message shows the spelling
+# └── NoStoreError           a read command named a store that does not exist (nothing created)
+
+class StoreUnusableError(StoreError):
+    """A store cannot be written to at all (missing or unwritable directory, server or database
+    that cannot be reached, invalid database name): found before the run starts, so none of
+    the user's code runs. The message names the store (password hidden) and the cause."""
+
+    def __init__(self, message: str, url: str = ""):
+        self.url = url
+        super().__init__(message)
+
+
+class StoreURLError(StoreError, ValueError):
+    """A store URL that is misspelled or cannot hold runs (``sqlite:/x.db``, ``file://``,
+    ``sqlite://``); the message shows the right spelling."""
+
+
+class NoStoreError(StoreError):
+    """A command that reads runs named a store that does not exist; nothing was created."""
+
+    def __init__(self, message: str, url: str = ""):
+        self.url = url
+        super().__init__(message)
+
+
+__all__ += ["StoreUnusableError", "StoreURLError", "NoStoreError"]

@@ -177,6 +177,9 @@ class Experiment(Ingredient):
                   read_only_config=settings["CONFIG"]["READ_ONLY_CONFIG"],
                   capture_mode=settings["CAPTURE_MODE"],
                   numpy_random_legacy=settings["CONFIG"]["NUMPY_RANDOM_LEGACY_API"])
+        run.secret_names = tuple(settings.get("SECRET_NAMES") or ())
+        if not worker and not run_is_unobserved(opts, command):
+            preflight(observers)
         run.debug = bool(opts.get("debug"))
         run.pdb = bool(opts.get("pdb"))
         run.queue_only = bool(opts.get("queue"))
@@ -272,6 +275,20 @@ class Experiment(Ingredient):
         if self._experiment_info_cache is None or self._experiment_info_cache[0] != key:
             self._experiment_info_cache = (key, super().get_experiment_info())
         return self._experiment_info_cache[1]
+
+
+def run_is_unobserved(opts: dict, command: Any) -> bool:
+    return bool(opts.get("unobserved")) or getattr(command, "unobserved", False)
+
+
+def preflight(observers: Sequence) -> None:
+    """Check every store the run will record into before anything of the run happens: a store
+    that cannot be used at all raises (one line naming it and why), so no user code runs
+    unrecorded. Observers without ``preflight`` (the user's own) are not checked."""
+    for observer in observers:
+        check = getattr(observer, "preflight", None)
+        if callable(check):
+            check()
 
 
 #: options Sacred records with a dash (its docopt names); the others keep the underscore

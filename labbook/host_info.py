@@ -19,6 +19,8 @@ import socket
 import subprocess
 from typing import Any, Callable, Iterable, Mapping
 
+from labbook.redact import redact_text
+
 __all__ = [
     "IgnoreHostInfo",
     "get_host_info",
@@ -82,7 +84,7 @@ def redact(value: Any) -> Any:
     :func:`redact_env`). Other types are returned unchanged.
     """
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", value)
+        return redact_text(_URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", value))
     if isinstance(value, dict):
         return {k: redact_env(k, v) if isinstance(k, str) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

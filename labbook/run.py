@@ -27,6 +27,7 @@ from labbook.events import EventBus
 from labbook.interrupts import LabbookInterrupt
 from labbook.metrics import MetricBuffer
 from labbook.randomness import SeedStream, set_global_seed
+from labbook.redact import redact_text, redact_value, secret_paths
 
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
            "validate_artifact_name", "elapsed_since", "format_fail_trace", "Run"]
@@ -134,6 +135,8 @@ class Run:
         self._warned_unobserved = False
         self._announced = False
         self.is_worker = False
+        #: more name parts that mark a secret (SETTINGS.SECRET_NAMES; see labbook.redact)
+        self.secret_names: tuple[str, ...] = ()
         self._unexport: Callable[[], None] | None = None
         # Bound once: the hot path of log_scalar is then a single attribute lookup.
         self.log_scalar = self._metrics.add  # type: ignore[method-assign]
@@ -243,6 +246,22 @@ class Run:
             self._warned_unobserved = True
             self.run_logger.warning("No observers have been added to this run")
 
+    def _start_arguments(self) -> dict:
+        """What the start (or queue) event tells the observers, with secrets masked (see
+        :mod:`labbook.redact`): passwords in URLs, secret-looking config keys and options.
+        The running code keeps the real values; ``meta_info["redacted"]`` lists what was
+        masked, so a masked value is never a silent loss."""
+        extra = self.secret_names
+        masked = [f"config.{p}" for p in secret_paths(self.config, extra)]
+        for key in ("options", "config_updates"):
+            masked += [f"{key}.{p}" for p in secret_paths(self.meta_info.get(key), extra)]
+        meta = redact_value(dict(self.meta_info), extra)
+        if masked:
+            meta["redacted"] = masked
+        return {"ex_info": redact_value(self.experiment_info, extra), "command": self.command,
+                "host_info": redact_value(self.host_info, extra),
+                "config": redact_value(self.config, extra), "meta_info": meta}
+
     # -- lifecycle -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
         if self.start_time is not None:
@@ -254,10 +273,8 @@ class Run:
             set_global_seed(self.seed)
         if self.queue_only:
             self.status = QUEUED
-            self._id = self._bus.start(
-                "queued_event", _id=self._id, ex_info=self.experiment_info,
-                command=self.command, host_info=self.host_info, queue_time=utcnow(),
-                config=self.config, meta_info=self.meta_info)
+            self._id = self._bus.start("queued_event", _id=self._id, queue_time=utcnow(),
+                                       **self._start_arguments())
             self.run_logger.info("Queued run with ID \"%s\"", self._id) if self._id is not None \
                 else self.run_logger.info("Queued")
             self._bus.join()  # observers that deliver in the background finish (or journal)
@@ -285,10 +302,8 @@ class Run:
         self.status = RUNNING
         self.start_time = utcnow()
         try:
-            self._id = self._bus.start(
-                "started_event", _id=self._id, ex_info=self.experiment_info,
-                command=self.command, host_info=self.host_info, start_time=self.start_time,
-                config=self.config, meta_info=self.meta_info)
+            self._id = self._bus.start("started_event", _id=self._id,
+                                       start_time=self.start_time, **self._start_arguments())
         except RunExistsError:  # the chosen id is taken: main never runs
             self.status = FAILED
             self.stop_time = utcnow()
@@ -326,7 +341,9 @@ class Run:
             self._stop_heartbeat()
             self.run_logger.error("Failed after %s!",
                                   elapsed_since(self.start_time, self.stop_time))
-            self._bus.emit("failed_event", fail_time=self.stop_time, fail_trace=self.fail_trace)
+            self._bus.emit("failed_event", fail_time=self.stop_time,
+                           fail_trace=[redact_text(line, self.secret_names)
+                                       for line in self.fail_trace])
             self._finish()
             if self.pdb:
                 import pdb

@@ -25,6 +25,9 @@ def defaults() -> dict[str, Any]:
             "CAPTURED_ENV": [],
             "INCLUDE_GPU_INFO": True,
         },
+        # more name parts that mark a config key or option as a secret, masked before a run
+        # is stored or journaled (see labbook.redact: password, token, api_key, ... always are)
+        "SECRET_NAMES": [],
         "CONFIG": {
             # read-only containers for the running config
             "READ_ONLY_CONFIG": True,

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from labbook.errors import CommandError, LabbookError, UsageError
+from labbook.errors import CommandError, LabbookError, NoStoreError, UsageError
 
 __all__ = ["cmd_ls", "cmd_show", "cmd_compare", "cmd_export", "cmd_plot", "cmd_rm", "cmd_open",
            "parse_filter"]
@@ -41,9 +41,17 @@ def _table(rows: list[list[str]]) -> str:
 def _open(url: str | None):
     from labbook.stores import default_url, open_store, redact_url
 
+    given = url
     url = url or default_url()
     try:
-        return open_store(url), url
+        return open_store(url, must_exist=True), url  # read commands create nothing
+    except NoStoreError as exc:
+        if given is None and not os.environ.get("LABBOOK_STORE"):
+            raise NoStoreError(f"{exc} Name the store with --store URL or set "
+                               "LABBOOK_STORE.", exc.url) from None
+        raise
+    except LabbookError:
+        raise  # already one line naming the store
     except Exception as exc:  # shown as one line; -d style tracebacks are not needed here
         raise CommandError(f"Cannot open store {redact_url(url)}: {exc}") from exc
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from labbook import serialize
-from labbook.errors import MissingFileError
+from labbook.errors import MissingFileError, StoreURLError
 from labbook.observers.store_observer import StoreObserver
-from labbook.stores import store_class
+from labbook.stores import check_url, redact_url, store_class
 
 __all__ = ["FileStorageObserver"]
 
@@ -24,6 +24,14 @@ class FileStorageObserver(StoreObserver):
                  source_dir: str | os.PathLike | None = None,
                  template: str | os.PathLike | None = None, priority: int | None = None,
                  copy_artifacts: bool = True, copy_sources: bool = True):
+        if isinstance(basedir, str) and (":" in basedir):
+            # -F file://runs works; -F file:// (no directory) or another store's URL does not
+            if basedir.startswith("file:"):
+                check_url(basedir)
+                basedir = basedir[len("file://"):]
+            elif "://" in basedir:
+                raise StoreURLError(f"FileStorageObserver (-F) takes a directory, not the URL "
+                                    f"{redact_url(basedir)}; use --store URL for other stores.")
         file_store = store_class("file")
         super().__init__(file_store(basedir, resource_dir=resource_dir, source_dir=source_dir,
                                     copy_artifacts=copy_artifacts, copy_sources=copy_sources),

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from labbook import serialize
-from labbook.errors import MongoConnectionError, ObserverError
+from labbook.errors import MongoConnectionError, ObserverError, StoreUnusableError
 from labbook.observers.store_observer import StoreObserver, run_document
 from labbook.stores import redact_url, store_class
 
@@ -69,6 +69,20 @@ class MongoObserver(StoreObserver):
         self.failure_dir = os.path.abspath(os.fspath(failure_dir)) if failure_dir else None
         self._lock = threading.RLock()
         self._reset()
+
+    def preflight(self) -> None:
+        """The server must answer before the run starts, unless runs can be kept in
+        ``failure_dir`` meanwhile (then a warning says so)."""
+        try:
+            super().preflight()
+        except MongoConnectionError:
+            raise
+        except Exception as exc:
+            if self.failure_dir is None or not isinstance(exc, StoreUnusableError) \
+                    or "Cannot reach" not in str(exc):
+                raise
+            log.warning("%s The run goes on; it is saved to %s if the server is still away "
+                        "when it ends.", str(exc).split(" Check that")[0], self.failure_dir)
 
     @classmethod
     def from_db_arg(cls, arg: str) -> MongoObserver:

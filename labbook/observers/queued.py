@@ -53,9 +53,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labbook import clock, serialize
-from labbook.errors import ObserverError
+from labbook.errors import LabbookError, ObserverError
 from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
+from labbook.redact import redact_value
 
 __all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "QueuedObserver", "write_journal",
            "record_outcome", "replay"]
@@ -130,6 +131,19 @@ class QueuedObserver(RunObserver):
         self._thread: threading.Thread | None = None
         self._generation = 0
         self._run_id: Any = None
+
+    def preflight(self) -> None:
+        """Check the wrapped observer's store before the run; an unusable store does not stop
+        the run (that is what ``--queued`` asks for): its events are retried and journaled."""
+        check = getattr(self.observer, "preflight", None)
+        if check is None:
+            return
+        try:
+            check()
+        except LabbookError as exc:
+            log.warning("%s; the run goes on and its events are retried in the background, or "
+                        "saved to %s (labbook sync %s STORE replays them).", str(exc).rstrip("."),
+                        self.failure_dir, self.failure_dir)
 
     # -- the start -----------------------------------------------------------------------------
     def started_event(self, **kwargs):  # type: ignore[override]
@@ -405,6 +419,10 @@ def _snapshot_start(kwargs: dict) -> dict:
 
 # -- the journal -------------------------------------------------------------------------------
 
+#: event arguments passed through labbook.redact before they are journaled
+_MASKED_ARGUMENTS = frozenset({"config", "meta_info", "host_info", "ex_info", "fail_trace"})
+
+
 def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
     data = {}
     for key, value in kwargs.items():
@@ -420,6 +438,8 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
             data["original_filename"] = value
             value = copy_path
         else:  # times (start_time, ...) tagged, to come back as datetimes
+            if key in _MASKED_ARGUMENTS:  # no secret reaches the disk (labbook.redact)
+                value = redact_value(value)
             value = serialize.tag_special(value, times=True)
         data[key] = value
     return {"event": event, "kwargs": data}

@@ -79,8 +79,9 @@ _BY_SCHEME.update({"file": _file_observer, "mongodb": _mongo_observer})
 def observer_for_url(url: str, priority: int | None = None) -> RunObserver:
     """The observer that records into the store at ``url`` (``--store URL``), chosen by the
     URL's scheme; a back-end without an observer of its own gets the generic one."""
-    from labbook.stores import open_store, scheme_of
+    from labbook.stores import check_url, open_store, scheme_of
 
+    check_url(url)  # misspelled URLs fail here, with the right spelling
     make = _BY_SCHEME.get(scheme_of(url))
     if make is not None:
         return make(url, priority)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labbook.observers.store_observer import StoreObserver
-from labbook.stores import store_class
+from labbook.stores import check_url, store_class
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -29,6 +29,7 @@ def _open_sql_store(url: str, echo: bool) -> Store:
     # The class is looked up by a scheme only the SQL store serves, and ``url`` is then checked
     # by that store itself: any URL given to SqlObserver, even one of another scheme, fails
     # with the SQL store's own message.
+    check_url(url)  # sqlite:/x.db, sqlite:// (in memory) ...: refused with the right spelling
     return store_class(_SQL_SCHEME_URL)(url, echo=echo)
 
 

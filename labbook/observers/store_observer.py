@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from labbook import serialize
+from labbook.errors import LabbookError, StoreUnusableError
 from labbook.observers.base import RunObserver
+from labbook.redact import redact_value
+from labbook.stores import redact_url
 from labbook.stores.base import Store
 
 __all__ = ["StoreObserver", "run_document"]
@@ -21,13 +24,15 @@ def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: 
     """The document of a run as the start (or queue) event describes it: every field a store
     keeps, with the values flattened to plain JSON-compatible data. ``time_key`` is
     ``start_time`` or ``queue_time``."""
+    # the run masks secrets before it announces itself; masked again here for runs described
+    # by other code (the default rules of labbook.redact)
     return {
-        "experiment": serialize.flatten(ex_info),
+        "experiment": redact_value(serialize.flatten(ex_info)),
         "command": command,
-        "host": serialize.flatten(host_info),
+        "host": redact_value(serialize.flatten(host_info)),
         time_key: when,
-        "config": serialize.flatten(config),
-        "meta": serialize.flatten(meta_info),
+        "config": redact_value(serialize.flatten(config)),
+        "meta": redact_value(serialize.flatten(meta_info)),
         "status": status,
         "resources": [],
         "artifacts": [],
@@ -48,6 +53,19 @@ class StoreObserver(RunObserver):
         if priority is not None:
             self.priority = priority
         self.run_id: Any = None
+
+    def preflight(self) -> None:
+        """Check, before the run starts, that the store can record it at all (see
+        :meth:`Store.check`); a :class:`~labbook.errors.StoreError` names the store and why."""
+        try:
+            self.store.check()
+        except LabbookError:
+            raise
+        except Exception as exc:  # a driver's own error: one line, the URL without password
+            url = redact_url(getattr(self.store, "url", "") or type(self.store).__name__)
+            raise StoreUnusableError(f"Cannot record runs in {url}: {type(exc).__name__}: "
+                                     f"{redact_url(str(exc).splitlines()[0] if str(exc) else '')}",
+                                     url) from None
 
     @classmethod
     def create(cls, *args: Any, **kwargs: Any):

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from typing import TYPE_CHECKING
 
-from labbook.errors import UnknownStoreError
+from labbook.errors import StoreURLError, UnknownStoreError, suggest
 
 if TYPE_CHECKING:
     from labbook.stores.base import Store
 
 __all__ = ["DEFAULT_URL", "default_url", "scheme_of", "store_class", "open_store",
-           "redact_url"]
+           "check_url", "redact_url"]
 
 #: the embedded default store, used where a store URL is expected and none is given
 DEFAULT_URL = "sqlite:///labbook.db"
@@ -57,25 +58,92 @@ def store_class(url: str) -> type[Store]:
     known = ", ".join(sorted(_REGISTRY))
     raise UnknownStoreError(
         f"No store for URL scheme '{scheme}' (in {redact_url(url)}). Known schemes: {known}; "
-        "a plain directory path means a file store.")
+        f"a plain directory path means a file store.{_did_you_mean(url, scheme)}")
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open the store at ``url`` (default: :func:`default_url`)."""
+def open_store(url: str | None = None, *, must_exist: bool = False) -> Store:
+    """Open the store at ``url`` (default: :func:`default_url`).
+
+    ``must_exist``: for reading. A store that does not exist (no directory, no SQLite file, a
+    database without labbook's tables) raises :class:`~labbook.errors.NoStoreError` and
+    nothing is created."""
     url = url or default_url()
+    check_url(url, writing=not must_exist)
     cls = store_class(url)
+    if must_exist and hasattr(cls, "open_existing"):
+        return cls.open_existing(url)
     if hasattr(cls, "from_url"):
         return cls.from_url(url)
     return cls(url)
 
 
+# -- misspelled URLs -----------------------------------------------------------------------------
+#: ``scheme:rest`` without ``//``: a URL with its slashes missing (``sqlite:x.db``), which
+#: would otherwise be taken for a directory path. One-letter schemes are Windows drives.
+_SCHEME_WITHOUT_SLASHES = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]+):(?!//)(?P<rest>.*)",
+                                     re.DOTALL)
+
+
+def _spelled(scheme: str, rest: str) -> str:
+    """``rest`` (a path or host part) under ``scheme`` with the slashes it needs."""
+    if scheme == "sqlite":
+        return "sqlite:///" + (rest.lstrip("/") or "labbook.db")
+    return f"{scheme}://{rest.lstrip('/')}"
+
+
+def _did_you_mean(url: str, scheme: str) -> str:
+    close = suggest(scheme, _REGISTRY, n=1)
+    if not close:
+        return ""
+    rest = url.split(":", 1)[1].lstrip("/") if ":" in url else ""
+    return f" Did you mean {redact_url(_spelled(close[0], rest))}?"
+
+
+def check_url(url: str, writing: bool = True) -> None:
+    """Refuse a misspelled store URL with the right spelling, before anything is created:
+    ``sqlite:/x.db`` and ``sqlite:x.db`` (would be a directory), ``sqlite://x.db`` (x.db
+    would be a host name), ``file://`` (no directory: the current one), ``sqlite://`` (in
+    memory: the runs vanish with the process) and unknown schemes close to a known one."""
+    if not isinstance(url, str) or not url.strip():
+        raise StoreURLError(f"No store URL given ({url!r}). Write a directory, file://DIR, "
+                            "sqlite:///file.db, postgresql://user@host/db, "
+                            "mysql://user@host/db or mongodb://host/db.")
+    shown = redact_url(url)
+    match = _SCHEME_WITHOUT_SLASHES.fullmatch(url)
+    if match and "://" not in url:
+        scheme = match["scheme"].split("+", 1)[0].lower()
+        known = scheme if scheme in _REGISTRY else next(iter(suggest(scheme, _REGISTRY, 1)), None)
+        if known is not None:
+            spelled = redact_url(_spelled(known, match["rest"]))
+            raise StoreURLError(f"'{shown}' is not a store URL (it would be taken for a directory "
+                                f"path): did you mean {spelled}?")
+        return
+    if "://" not in url:
+        return  # a directory path: the file store
+    scheme = scheme_of(url)
+    rest = url.split("://", 1)[1]
+    if scheme not in _REGISTRY:
+        store_class(url)  # a third-party back-end, or UnknownStoreError with a suggestion
+        return
+    if scheme == "file" and not rest.strip():
+        raise StoreURLError("'file://' names no directory (it would write into the current "
+                            "one): write file://DIR, file:///absolute/dir or just the "
+                            "directory, e.g. file://runs.")
+    if scheme == "sqlite":
+        path = rest.partition("?")[0]
+        if path.strip("/") in ("", ":memory:") or "mode=memory" in rest:
+            what = ("would discard the run when the process ends" if writing
+                    else "holds no runs to read")
+            raise StoreURLError(f"'{shown}' is an in-memory SQLite database, which {what}: "
+                                "use a file, sqlite:///path/to/labbook.db.")
+        if not path.startswith("/"):
+            raise StoreURLError(f"'{shown}' names a host, not a file: did you mean "
+                                f"{redact_url(_spelled('sqlite', path))}?")
+
+
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host`` -> ``scheme://user:****@host``."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, _, host = rest.rpartition("@")
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:****@{host}"
-    return url
+    """``scheme://user:secret@host`` -> ``scheme://user:****@host`` (and secret query
+    parameters such as ``?password=...``; the rules are :mod:`labbook.redact`'s)."""
+    from labbook.redact import redact_url as redact
+
+    return redact(url)

@@ -85,6 +85,11 @@ class Store(abc.ABC):
     #: else None: the read side opens artifacts in place when it is set
     local_dir: str | None = None
 
+    def check(self) -> None:
+        """Make sure runs can be written here (directory writable, server reachable, database
+        there); raise a :class:`~labbook.errors.StoreError` naming the store and the cause.
+        Called once when a run is set up, before the user's code runs."""
+
     # -- write side ----------------------------------------------------------------------------
     @abc.abstractmethod
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:

@@ -25,7 +25,8 @@ import shutil
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from labbook import clock, serialize
-from labbook.errors import InvalidRunIdError, RunExistsError, RunNotFoundError
+from labbook.errors import (InvalidRunIdError, NoStoreError, RunExistsError, RunNotFoundError,
+                            StoreUnusableError)
 from labbook.fileio import atomic_open, copy_atomic, file_md5
 from labbook.stores import file_series
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
@@ -99,6 +100,31 @@ class FileStore(Store):
     def from_url(cls, url: str) -> FileStore:
         path = url[len("file://"):] if url.startswith("file://") else url
         return cls(path)
+
+    @classmethod
+    def open_existing(cls, url: str) -> FileStore:
+        """The store at ``url`` for reading: a missing directory is an error, never made."""
+        store = cls.from_url(url)
+        if not os.path.isdir(store.basedir):
+            what = "is not a directory" if os.path.exists(store.basedir) else "does not exist"
+            raise NoStoreError(f"No store at {url} (the directory {store.basedir} {what}).",
+                               url)
+        return store
+
+    def check(self) -> None:
+        """The directory exists (made if needed) and a file can be written into it."""
+        try:
+            os.makedirs(self.basedir, exist_ok=True)
+            probe = os.path.join(self.basedir, f".labbook-write-check-{os.getpid()}")
+            with open(probe, "w", encoding="utf-8"):
+                pass
+            os.remove(probe)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StoreUnusableError(
+                f"Cannot record runs in the file store {self.basedir}: {reason} "
+                f"({exc.filename or self.basedir}). Give a directory you can write to.",
+                self.url) from None
 
     def _dir(self, run_id: Any) -> str:
         return os.path.join(self.basedir, str(run_id))

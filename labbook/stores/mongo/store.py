@@ -7,9 +7,10 @@ from typing import Any
 
 import gridfs
 import pymongo
-from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure
+from pymongo.errors import (ConfigurationError, ConnectionFailure, InvalidName, InvalidURI,
+                            OperationFailure)
 
-from labbook.errors import ArgumentError, MongoConnectionError
+from labbook.errors import ArgumentError, MongoConnectionError, StoreUnusableError
 from labbook.stores import redact_url
 from labbook.stores.base import Store
 from labbook.stores.mongo import notes
@@ -66,7 +67,14 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
             hosts = ",".join(f"{h}:{p}" for h, p in seeds) or "localhost:27017"
             self.url = _compose_url("mongodb://" + hosts, self.db_name, self.collection_prefix)
         self.client = client
-        self.db = client[self.db_name]
+        try:
+            self.db = client[self.db_name]
+        except InvalidName as exc:
+            raise StoreUnusableError(
+                f"Cannot use the MongoDB database name {self.db_name!r} "
+                f"({redact_url(url or DEFAULT_URL)}): {exc}. Database names cannot hold "
+                "/\\. \"$ spaces or NUL; in -m host:port:db.prefix the part after the dot is "
+                "the collection prefix.", redact_url(url or DEFAULT_URL)) from None
         prefix = f"{self.collection_prefix}_" if self.collection_prefix else ""
         self.runs = self.db[prefix + "runs"]
         self.metrics = self.db[prefix + "metrics"]
@@ -115,6 +123,15 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
     def connection_error(self, exc: BaseException) -> MongoConnectionError:
         """The labbook error for a pymongo connection failure, naming the URL and the checks."""
         return connection_error(self.url, self._timeout_s, exc)
+
+    def check(self) -> None:
+        """The server answers (within the server-selection timeout); else a
+        :class:`StoreUnusableError` naming the URL (password hidden) and what to check."""
+        try:
+            self.client.admin.command("ping")
+        except (ConnectionFailure, OperationFailure) as exc:
+            error = self.connection_error(exc)
+            raise StoreUnusableError(str(error), error.url) from None
 
     def close(self) -> None:
         if self._owns_client:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as _mysql
 
-from labbook.errors import SqlConnectionError, SqlSchemaError, SqlStoreError
+from labbook.errors import NoStoreError, SqlConnectionError, SqlSchemaError, SqlStoreError
 from labbook.stores import redact_url
 from labbook.stores.base import Store
 from labbook.stores.sql.engine import (connection_error, create_engine, engine_url, first_line,
@@ -39,8 +39,11 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
 
     schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
-    def __init__(self, url: str, echo: bool = False):
+    def __init__(self, url: str, echo: bool = False, *, create: bool = True):
         self.url = url
+        #: False when opened for reading: a missing SQLite file or labbook's tables missing
+        #: from a database is an error (NoStoreError), and nothing is created
+        self._create = create
         self._redacted = redact_url(url)
         self._sa_url = engine_url(url)
         self.dialect_name = self._sa_url.get_backend_name()
@@ -83,12 +86,25 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
         """Connect and create the tables if needed; raise a clear error when that fails."""
         self._ensure_ready()
 
+    @classmethod
+    def open_existing(cls, url: str) -> SqlStore:
+        """The store at ``url`` for reading: the SQLite file, the database and labbook's
+        tables must exist (checked now); nothing is created."""
+        store = cls(url, create=False)
+        store._ensure_ready()
+        return store
+
     def _ensure_ready(self) -> None:
         if self._ready:
             return
         with self._lock:
             if self._ready:
                 return
+            if not self._create and self.dialect_name == "sqlite" \
+                    and not is_memory_sqlite(self._sa_url) \
+                    and not os.path.isfile(self._sa_url.database or ""):
+                raise NoStoreError(f"No store at {self._redacted} (the file "
+                                   f"{self._sa_url.database} does not exist).", self._redacted)
             if self.dialect_name == "sqlite" and not is_memory_sqlite(self._sa_url):
                 directory = os.path.dirname(self._sa_url.database or "")
                 try:
@@ -103,6 +119,10 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
             except (OSError, sa.exc.SQLAlchemyError) as exc:
                 raise self._connection_error(exc) from None
             if not self._at_head():
+                if not self._create and not self._has_labbook_tables():
+                    raise NoStoreError(f"{self._redacted} is not a labbook store (the database "
+                                       "has no labbook tables); nothing was changed.",
+                                       self._redacted)
                 self._migrate_with_retries()
             if self._is_mysql:
                 self._fit_chunks_to_packet()
@@ -125,6 +145,13 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
                 return False
             raise self._connection_error(exc) from None
         return revisions == [HEAD_REVISION] and version == SCHEMA_VERSION
+
+    def _has_labbook_tables(self) -> bool:
+        try:
+            with self._reader.connect() as conn:
+                return schema_table.name in set(sa.inspect(conn).get_table_names())
+        except sa.exc.DBAPIError as exc:
+            raise self._connection_error(exc) from None
 
     def _migrate_with_retries(self) -> None:
         # the init lock serialises processes; a lost race on a server that ignores it (or a

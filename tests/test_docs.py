@@ -227,10 +227,17 @@ def test_analysis_all_jobs_columns(analysis):
 def test_analysis_api_without_url_uses_the_embedded_default(tmp_path, monkeypatch):
     from labbook import Api
 
+    from labbook.errors import NoStoreError
+    from labbook.stores import open_store
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LABBOOK_STORE", raising=False)
+    with pytest.raises(NoStoreError, match="No store at sqlite:///labbook.db"):
+        Api()  # reading creates nothing
+    open_store().check()  # what recording the first run does
     assert Api().url == "sqlite:///labbook.db"
     monkeypatch.setenv("LABBOOK_STORE", "runs")
+    os.mkdir(tmp_path / "runs")
     assert Api().url == "file://" + str(tmp_path / "runs")
 
 

@@ -45,7 +45,7 @@ STORE_FLAGS: tuple[StoreFlag, ...] = (
     StoreFlag("-F", "--file_storage", "DIR", "Store the run in this directory (file store).",
               "labbook.observers.file:FileStorageObserver"),
     StoreFlag("-s", "--sql", "URL", "Store the run in this SQL database URL.",
-              "labbook.observers.sql:SqlObserver"),
+              "labbook.observers.sql:SqlObserver.from_flag"),
     StoreFlag("-m", "--mongo_db", "DB", "Store the run in MongoDB: [host:port:]db or a "
               "mongodb:// URL.", "labbook.observers.mongo:MongoObserver.from_db_arg"),
     StoreFlag(None, "--store", "URL", "Store the run in the store at this URL (file://, "

@@ -39,11 +39,18 @@ class SqlObserver(StoreObserver):
     priority = DEFAULT_SQL_PRIORITY
 
     def __init__(self, url: str, echo: bool | None = None,
-                 priority: int = DEFAULT_SQL_PRIORITY):
+                 priority: int = DEFAULT_SQL_PRIORITY, *, connect: bool = True):
         store = _open_sql_store(url, echo=bool(echo))
-        store.check()  # a wrong URL fails here, not silently in the middle of a run
+        if connect:
+            store.check()  # a wrong URL fails here, not silently in the middle of a run
         super().__init__(store, priority)
         self.url = url
+
+    @classmethod
+    def from_flag(cls, url: str) -> SqlObserver:
+        """The observer of ``-s URL``: connecting is left to the check made when the run is
+        set up (so ``--queued`` can journal a run whose database is away)."""
+        return cls(url, connect=False)
 
     @classmethod
     def create(cls, url: str, echo: bool = False,

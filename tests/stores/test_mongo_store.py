@@ -25,7 +25,7 @@ import bson  # noqa: E402
 import gridfs  # noqa: E402
 
 from labbook import Experiment, LabbookInterrupt, TimeoutInterrupt  # noqa: E402
-from labbook.errors import MongoConnectionError, ObserverError  # noqa: E402
+from labbook.errors import MongoConnectionError, ObserverError, StoreUnusableError  # noqa: E402
 from labbook.observers import MongoObserver, observers_from_options  # noqa: E402
 from labbook.stores import open_store  # noqa: E402
 from labbook.stores.file import FileStore  # noqa: E402
@@ -666,13 +666,15 @@ def test_unreachable_server_is_a_clear_error(caplog):
     with pytest.raises(MongoConnectionError, match="Invalid MongoDB URL"):
         open_store("mongodb://host:notaport/db")
 
-    # an observer without failure_dir: the run goes on, the error is logged once
+    # an observer without failure_dir: found before the run starts, which then never runs
     ex = Experiment("down")
     ex.observers.append(MongoObserver(url=url))
-    ex.main(lambda: 5)
-    with caplog.at_level(logging.ERROR):
-        assert ex.run(options={"--no-system-metrics": True}).result == 5
-    assert "pa55word" not in caplog.text and "failure_dir" in caplog.text
+    ran = []
+    ex.main(lambda: ran.append(5))
+    with pytest.raises(StoreUnusableError) as info:
+        ex.run(options={"--no-system-metrics": True})
+    assert "pa55word" not in str(info.value) and "Cannot reach MongoDB" in str(info.value)
+    assert ran == []
 
 
 # --- failures scripted with mockupdb --------------------------------------------------------------

@@ -223,7 +223,8 @@ def _open(url_or_store: str | Store, role: str) -> tuple[Store, bool]:
     from labbook.stores import open_store, redact_url
 
     try:
-        return open_store(url_or_store), True
+        # the source is read: a missing one is an error, never created
+        return open_store(url_or_store, must_exist=role == "source"), True
     except Exception as exc:
         raise SyncError(f"Cannot open the {role} store {redact_url(url_or_store)}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

@@ -56,7 +56,7 @@ _URL_PASSWORD = re.compile(
     r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@?#]*):(?P<pw>[^\s/?#]*)@")
 # name=value / name: value inside a string (query strings, --opt=value, with updates)
 _NAME_VALUE = re.compile(
-    r"(?P<name>(?<![A-Za-z0-9_.\-])-{0,2}[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>=|:\s?)"
+    r"(?P<name>(?<![A-Za-z0-9_.\-])-{0,2}[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>=(?![=<>~])|:\s?)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,\"']+)")
 
 
@@ -106,15 +106,36 @@ def redact_text(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
+def _mask_all(value: Any) -> Any:
+    """Every value inside ``value`` masked, its shape kept; flags and None say nothing secret
+    and stay (``use_auth = True`` keeps its meaning)."""
+    if isinstance(value, dict):
+        return {key: _mask_all(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_all(item) for item in value)
+    if value is None or isinstance(value, bool):
+        return value
+    return MASK
+
+
+def _masks_something(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_masks_something(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_masks_something(item) for item in value)
+    return value is not None and not isinstance(value, bool)
+
+
 def redact_value(value: Any, extra: Iterable[str] = ()) -> Any:
     """A copy of ``value`` with every secret masked: strings through :func:`redact_text`,
-    dict entries under secret-looking keys masked whole (whatever their type, nested dicts
-    included), lists and tuples item by item. Other values are returned as they are."""
+    everything under a secret-looking dict key masked (strings, numbers, and the leaves of
+    nested dicts and lists; booleans and None are kept), lists and tuples item by item. Other
+    values are returned as they are."""
     extra = tuple(extra)
     if isinstance(value, str):
         return redact_text(value, extra)
     if isinstance(value, dict):
-        return {key: (MASK if value[key] is not None and is_secret_name(key, extra)
+        return {key: (_mask_all(value[key]) if is_secret_name(key, extra)
                       else redact_value(value[key], extra))
                 for key in value}
     if isinstance(value, list | tuple):
@@ -146,7 +167,7 @@ def secret_paths(value: Any, extra: Iterable[str] = (), prefix: str = "") -> lis
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}{key}"
-            if item is not None and is_secret_name(key, extra):
+            if is_secret_name(key, extra) and _masks_something(item):
                 found.append(path)
             else:
                 found.extend(secret_paths(item, extra, path + "."))

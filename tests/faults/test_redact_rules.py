@@ -42,6 +42,8 @@ def test_extra_names():
     ("token: abc", "token: ****"),
     ("postgresql://u@h/db", "postgresql://u@h/db"),
     ("lr=0.1 author=me host:port", "lr=0.1 author=me host:port"),
+    # requirement specifiers are not assignments: google-auth==2.23 stays a dependency
+    ("google-auth==2.23.0", "google-auth==2.23.0"), ("oauth-token>=1", "oauth-token>=1"),
 ])
 def test_text(text, masked):
     assert redact_text(text) == masked
@@ -54,11 +56,13 @@ def test_argv_with_a_separate_value():
 
 def test_values_and_paths():
     config = {"db": {"url": "postgresql://u:pw@h/d", "password": "pw", "port": 5432},
-              "api_key": None, "tokens": ["a"], "auth": {"user": "me", "pw": "x"}}
+              "api_key": None, "tokens": ["a"], "auth": {"user": "me", "pin": 1234},
+              "use_auth": True, "api_keys": ["k1", "k2"]}
     assert redact_value(config) == {
         "db": {"url": "postgresql://u:****@h/d", "password": MASK, "port": 5432},
-        "api_key": None, "tokens": ["a"], "auth": MASK}
-    assert secret_paths(config) == ["db.password", "auth"]
+        "api_key": None, "tokens": ["a"], "auth": {"user": MASK, "pin": MASK},
+        "use_auth": True, "api_keys": [MASK, MASK]}
+    assert secret_paths(config) == ["db.password", "auth", "api_keys"]
     assert config["db"]["password"] == "pw"  # a copy; the original is untouched
 
 

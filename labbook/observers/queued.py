@@ -142,8 +142,8 @@ class QueuedObserver(RunObserver):
             check()
         except LabbookError as exc:
             log.warning("%s; the run goes on and its events are retried in the background, or "
-                        "saved to %s (labbook sync %s STORE replays them).", str(exc).rstrip("."),
-                        self.failure_dir, self.failure_dir)
+                        "saved to %s (labbook sync %s --store URL replays them).",
+                        str(exc).rstrip("."), self.failure_dir, self.failure_dir)
 
     # -- the start -----------------------------------------------------------------------------
     def started_event(self, **kwargs):  # type: ignore[override]

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
            "get_metrics_for_all_jobs", "normalize_filter", "flatten_dict", "downsample"]
 
-#: a run's heartbeat interval when its options do not say; a RUNNING run silent for longer
-#: than max(3 beats, MIN_SILENCE seconds) is reported as DIED (see labbook.stores.query)
+#: a run's heartbeat interval when it recorded none; a RUNNING run silent for longer than
+#: max(3 of its beats, MIN_SILENCE seconds) is reported as DIED, one that recorded no interval
+#: after 60 s (see labbook.stores.query.silence_limit)
 DEFAULT_BEAT_INTERVAL = _query.DEFAULT_BEAT_INTERVAL
 MIN_SILENCE = _query.MIN_SILENCE
 
@@ -492,7 +493,8 @@ class RunView:
     @property
     def status(self) -> str | None:
         """The stored status, but DIED for a RUNNING run whose heartbeat stopped: silent for
-        longer than max(3 heartbeat intervals, 60 s)."""
+        longer than max(3 of its recorded heartbeat intervals, 5 s), or 60 s when it recorded
+        no interval (runs written by Sacred)."""
         return _query.reported_status(self._doc)
 
     # -- metrics --------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ __all__ = ["suggest", "did_you_mean", "LabbookError", "DefinitionError", "Circul
            "UnknownStoreError", "InvalidRunIdError", "RunNotFoundError", "StoredFileNotFoundError",
            "StoreUnsupportedError", "StoreConnectionError", "MongoConnectionError", "SqlStoreError",
            "SqlConnectionError", "SqlSchemaError", "QueryError", "ArgumentError",
-           "ArgumentTypeError", "ExperimentNotFoundError", "SyncError"]
+           "ArgumentTypeError", "ExperimentNotFoundError", "SyncError", "CorruptRunWarning",
+           "CorruptRunError"]
 
 
 def suggest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -409,3 +410,15 @@ class SyncError(LabbookError):
     """``labbook sync`` cannot copy between the two stores."""
 
     exit_code = 1
+
+
+# -- the read side: damaged stored runs ---------------------------------------------------------
+class CorruptRunWarning(UserWarning):
+    """A stored run's file could not be read (a truncated ``run.json``, a damaged
+    ``metrics.jsonl`` line, ...): the run is still listed, what was readable is kept, and the
+    message names the run, the file and the problem. The ``labbook`` command prints it as
+    one ``Warning:`` line."""
+
+
+class CorruptRunError(StoreError):
+    """A command needs a stored run that cannot be read (its ``run.json`` is damaged)."""

@@ -50,6 +50,8 @@ class SyncResult:
     created: list[tuple[Any, Any]] = field(default_factory=list)
     updated: list[tuple[Any, Any]] = field(default_factory=list)
     unchanged: list[tuple[Any, Any]] = field(default_factory=list)
+    #: source runs with files that cannot be read (each was warned about): not copied
+    damaged: list[Any] = field(default_factory=list)
     points: int = 0
     files: int = 0
     dry_run: bool = False
@@ -61,6 +63,9 @@ class SyncResult:
                 f"{len(self.unchanged)} unchanged")
         if not self.dry_run:
             text += f" ({self.points} metric point(s), {self.files} file(s))"
+        if self.damaged:
+            text += (f"; {len(self.damaged)} damaged run(s) not copied: "
+                     + ", ".join(str(i) for i in self.damaged))
         return text
 
 
@@ -282,6 +287,9 @@ def sync(src: str | Store, dst: str | Store, filter: dict | str | None = None,
                 origin = (doc.get("meta") or {}).get(SYNC_KEY) or {}
                 if isinstance(origin, dict) and origin.get("store") == dst_key:
                     continue  # a copy of a run of the destination: it is there already
+                if doc.get("problems"):  # a file of it cannot be read: a copy would lose it
+                    result.damaged.append(src_id)
+                    continue
                 dst_doc = copied.get(str(src_id))
                 if dst_doc is not None and \
                         dst_doc["meta"][SYNC_KEY].get("fingerprint") == fingerprint(doc):

@@ -174,7 +174,7 @@ def cmd_show(run_id: str, url: str | None) -> str:
     if run_id == "latest":
         newest = store.find(order="-_id", limit=1)
         parsed = newest[0]["_id"] if newest else None
-    run = store.get(parsed)
+    run = _get_readable(store, parsed)
     if run is None:
         from labbook.stores import redact_url
 
@@ -205,6 +205,24 @@ def cmd_show(run_id: str, url: str | None) -> str:
         lines.append("  fail trace:")
         lines += ["    " + line for line in "".join(run["fail_trace"]).splitlines()]
     return "\n".join(lines)
+
+
+def _get_readable(store: Any, run_id: Any) -> dict | None:
+    """``store.get(run_id)``; a run whose document cannot be read at all (status BROKEN) is a
+    :class:`~labbook.errors.CorruptRunError` naming the file and the problem, one line."""
+    import warnings
+
+    from labbook.errors import CorruptRunError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = store.get(run_id)
+    problems = (run or {}).get("problems")
+    if run is not None and run.get("status") == "BROKEN" and problems:
+        raise CorruptRunError("; ".join(str(p) for p in problems))
+    for warning in caught:  # the parts that could not be read: warned about once each
+        warnings.warn(warning.message, warning.category, stacklevel=2)
+    return run
 
 
 def _flat_rows(values: list[dict]) -> list[list[str]]:

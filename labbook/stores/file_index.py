@@ -42,6 +42,9 @@ from labbook.fileio import write_atomic
 if TYPE_CHECKING:
     from labbook.stores.file import FileStore
 
+#: the document key listing what could not be read (``labbook.stores.file.PROBLEMS_KEY``)
+PROBLEMS_KEY = "problems"
+
 __all__ = ["INDEX_DIR", "INDEX_NAME", "VERSION", "SIGNATURE_FILES", "RACY_SECONDS", "signature",
            "metric_tails", "FileIndex"]
 
@@ -201,7 +204,7 @@ class FileIndex:
             pass
 
     def _compact(self) -> None:
-        keep = [e for e in self.live.values() if self._trusted(e)]
+        keep = [e for e in self.live.values() if self._worth_writing(e)]
         if not self.writable:
             return
         try:
@@ -233,18 +236,25 @@ class FileIndex:
             sig = signature(directory)
             if sig is None:
                 return None
-        try:
-            doc = self.store.get(name)
-            if history is None:
-                history = self.store.history(name, raw=True)
-        except (ValueError, OSError):
-            return None  # a file being rewritten in place right now: not cached
+        doc, problems = self.store.read_run(name)
         if doc is None:
             return None
+        if history is None:
+            history, more = self.store.read_history(name, raw=True)
+            problems += [p for p in more if p not in problems]
+        # what cannot be read is reported, and marked on the document; such an entry stays in
+        # memory only (see _worth_writing), so every reader of the store is told again
+        self.store.warn(problems)
+        if problems:
+            doc[PROBLEMS_KEY] = problems
         doc.pop("captured_out", None)
         last, counts = metric_tails(history)
         return {"id": name, "sig": sig, "at": at, "w": written, "doc": doc, "last": last,
                 "n": counts}
+
+    def _worth_writing(self, entry: dict) -> bool:
+        """Trusted entries of runs whose files all read are appended to the index file."""
+        return self._trusted(entry) and PROBLEMS_KEY not in entry["doc"]
 
     def record(self, name: str, history: dict | None = None) -> None:
         """Called by the writer when a run ended: append its entry."""
@@ -253,7 +263,8 @@ class FileIndex:
             return
         # the files may change after our signature (another process): then it is stale anyway
         self.entries[name] = entry
-        self._append([entry])
+        if PROBLEMS_KEY not in entry["doc"]:
+            self._append([entry])
 
     def refresh(self) -> dict[str, dict]:
         """Validate the index against the run directories; re-read what changed."""
@@ -295,7 +306,7 @@ class FileIndex:
                 if entry is None:
                     continue
                 self.entries[name] = entry
-                if self._trusted(entry):
+                if self._worth_writing(entry):
                     fresh.append(entry)
             out[name] = entry
         return out

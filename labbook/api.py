@@ -748,6 +748,12 @@ def _file_store_base(store: Store) -> str | None:
     return store.local_dir
 
 
+def _inside(path: str, base: str) -> bool:
+    """Whether ``path``, links resolved, lies inside the directory ``base``."""
+    real, root = os.path.realpath(path), os.path.realpath(base)
+    return real != root and os.path.commonpath([real, root]) == root
+
+
 class StoredFile:
     """An artifact of a run: ``download()``, ``open()`` or ``read_bytes()``."""
 
@@ -762,7 +768,14 @@ class StoredFile:
     def location(self) -> str | None:
         """The path on disk for a file store, else None (the file lives in the database)."""
         base = _file_store_base(self.run._store)
-        return None if base is None else os.path.join(base, str(self.run.id), self.name)
+        if base is None:
+            return None
+        directory = os.path.join(base, str(self.run.id))
+        path = os.path.normpath(os.path.join(directory, self.name))
+        if os.path.isabs(self.name) or not _inside(path, directory):
+            raise ArtifactNameError(f"Run {self.run.id} names an artifact {self.name!r} that "
+                                    f"points outside its directory in {base}; refused.")
+        return os.path.join(directory, self.name)
 
     @property
     def size(self) -> int | None:
@@ -810,7 +823,13 @@ class SourceFile:
         return None if base is None else os.path.join(base, str(self.stored))
 
     def read_bytes(self) -> bytes:
+        """The stored bytes; a file recorded outside the store (``../x``, an absolute path, a
+        link pointing out) is refused with an :class:`ArtifactNameError`."""
         if self.location is not None:
+            base = _file_store_base(self._store) or ""
+            if not _inside(self.location, base):
+                raise ArtifactNameError(f"{self.name!r} is recorded at {self.stored!r}, outside "
+                                        f"the store {base}; refused.")
             with open(self.location, "rb") as fh:
                 return fh.read()
         opener = getattr(self._store, "open_blob", None)

@@ -71,7 +71,7 @@ __all__ = ["suggest", "did_you_mean", "LabbookError", "DefinitionError", "Circul
            "StoreUnsupportedError", "StoreConnectionError", "MongoConnectionError", "SqlStoreError",
            "SqlConnectionError", "SqlSchemaError", "QueryError", "ArgumentError",
            "ArgumentTypeError", "ExperimentNotFoundError", "SyncError", "CorruptRunWarning",
-           "CorruptRunError"]
+           "CorruptRunError", "MissingExtraError"]
 
 
 def suggest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -422,3 +422,10 @@ class CorruptRunWarning(UserWarning):
 
 class CorruptRunError(StoreError):
     """A command needs a stored run that cannot be read (its ``run.json`` is damaged)."""
+
+
+class MissingExtraError(LabbookError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    ``pip install 'labbook[...]'`` that adds it."""
+
+    exit_code = 1

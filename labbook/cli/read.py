@@ -250,6 +250,11 @@ def _cell_full(value: Any) -> str:
 def cmd_compare(run_ids: list[str], url: str | None, html_path: str | None) -> str:
     from labbook.api import flatten_dict
 
+    if html_path:
+        from labbook.report import require_matplotlib
+
+        require_matplotlib("compare --html")
+
     api, location = _api(url)
     views = [_run_view(api, run_id, location) for run_id in run_ids]
     header = [""] + [str(v.id) for v in views]
@@ -270,7 +275,9 @@ def cmd_compare(run_ids: list[str], url: str | None, html_path: str | None) -> s
     if html_path:
         from labbook.report import compare_runs
 
-        compare_runs(*views, path=html_path)
+        page = compare_runs(*views)  # made whole before the file is opened
+        with open(html_path, "w", encoding="utf-8") as fh:
+            fh.write(page)
         out.append(f"Wrote {html_path}")
     return "\n".join(out)
 
@@ -318,11 +325,26 @@ def cmd_export(url: str | None, filter_text: str | None, order: str, fmt: str,
     return None
 
 
+def _plot_format(path: str) -> str:
+    """The format ``plot --out`` writes, from the file's suffix."""
+    from labbook.report import PLOT_FORMATS
+
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    suffix = {"htm": "html"}.get(suffix, suffix)
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(f"--out {path}: plot writes " + ", ".join(f".{f}" for f in PLOT_FORMATS)
+                         + " files; name one of those.")
+    return suffix
+
+
 def cmd_plot(run_ids: list[str], metric: str, url: str | None, out: str | None) -> str:
     import re
 
-    from labbook.report import plot_metric
+    from labbook.report import plot_metric, require_matplotlib
 
+    path = out or re.sub(r"[^\w.-]+", "_", metric) + ".png"
+    fmt = _plot_format(path)
+    require_matplotlib("labbook plot")
     api, location = _api(url)
     views = [_run_view(api, run_id, location) for run_id in run_ids]
     having = [v for v in views if metric in v.metrics]
@@ -331,9 +353,10 @@ def cmd_plot(run_ids: list[str], metric: str, url: str | None, out: str | None) 
         known = ", ".join(logged) or "none"
         raise CommandError(f"No run among {', '.join(run_ids)} logged a metric {metric!r} "
                            f"(logged: {known}).")
-    path = out or re.sub(r"[^\w.-]+", "_", metric) + ".png"
+    # drawn first, then written: a failure to draw never leaves an empty file behind
+    data = plot_metric(having, metric, width=8, height=4.5, format=fmt)
     with open(path, "wb") as fh:
-        fh.write(plot_metric(having, metric, width=8, height=4.5))
+        fh.write(data)
     missing = [str(v.id) for v in views if v not in having]
     note = f" (runs without it: {', '.join(missing)})" if missing else ""
     return f"Wrote {path}{note}"
@@ -381,7 +404,12 @@ def cmd_open(run_id: str, url: str | None) -> str:
         for name, where in entries:
             lines.append(f"    {name.ljust(width)}  {where or '(inside the store)'}")
 
-    section("artifacts", [(f.name, f.location) for f in view.files()])
+    from labbook.errors import ArtifactNameError
+
+    try:
+        section("artifacts", [(f.name, f.location) for f in view.files()])
+    except ArtifactNameError as exc:  # a name planted to lead out of the store
+        raise CommandError(str(exc)) from None
     section("sources", [(f.name, f.location) for f in view.sources])
     section("resources", [(f.name, f.location) for f in view.resources])
     if base is None and view.artifacts:

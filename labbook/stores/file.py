@@ -26,8 +26,8 @@ import warnings
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from labbook import clock, serialize
-from labbook.errors import (CorruptRunWarning, InvalidRunIdError, RunExistsError,
-                            RunNotFoundError)
+from labbook.errors import (ArtifactNameError, CorruptRunWarning, InvalidRunIdError,
+                            RunExistsError, RunNotFoundError)
 from labbook.fileio import atomic_open, copy_atomic, file_md5
 from labbook.stores import file_series
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
@@ -127,7 +127,33 @@ class FileStore(Store):
         return cls(path)
 
     def _dir(self, run_id: Any) -> str:
-        return os.path.join(self.basedir, str(run_id))
+        """The run's directory; an id that would name another place (``../x``, ``/x``, ``a/b``)
+        is an :class:`InvalidRunIdError`: nothing outside the store is ever read or written."""
+        name = str(run_id)
+        if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name \
+                or (os.altsep and os.altsep in name):
+            raise InvalidRunIdError(f"{name!r} is not a run id of the file store {self.basedir}:"
+                                    " an id names one directory inside the store.")
+        return os.path.join(self.basedir, name)
+
+    def _inside(self, path: str, within: str) -> bool:
+        """Whether ``path``, links resolved, lies inside the directory ``within``."""
+        real, base = os.path.realpath(path), os.path.realpath(within)
+        return real != base and os.path.commonpath([real, base]) == base
+
+    def artifact_path(self, run_id: Any, name: Any) -> str:
+        """Where the artifact ``name`` of the run lies; a name that leads out of the run's
+        directory (``../../x``, an absolute path, a link pointing out) is an
+        :class:`ArtifactNameError`."""
+        directory = self._dir(run_id)
+        if not isinstance(name, str) or not name or os.path.isabs(name) or "\0" in name:
+            raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
+                                    " that is no relative path; refused.")
+        path = os.path.normpath(os.path.join(directory, name))
+        if not self._inside(path, directory):
+            raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
+                                    " that points outside its directory; refused.")
+        return path
 
     # -- write side ----------------------------------------------------------------------------
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
@@ -397,7 +423,14 @@ class FileStore(Store):
     def read_run(self, run_id: Any) -> tuple[dict | None, list[str]]:
         """:meth:`get` without the warnings: ``(document or None, problems)``."""
         problems: list[str] = []
-        run = self._read_object(run_id, "run.json", problems)
+        directory = self._dir(run_id)
+        if os.path.islink(directory) and not self._inside(directory, self.basedir):
+            problems.append(self._problem(run_id, f"the run's directory is a link to "
+                                                  f"{os.path.realpath(directory)}, outside the "
+                                                  "store; not read"))
+            run = None
+        else:
+            run = self._read_object(run_id, "run.json", problems)
         if run is None and not problems:
             return None, []
         parsed_id = int(run_id) if str(run_id).isdigit() else run_id
@@ -638,12 +671,14 @@ class FileStore(Store):
         return status not in (None, "RUNNING", "QUEUED")
 
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
-        return open(os.path.join(self._dir(run_id), name), "rb")
+        return open(self.artifact_path(run_id, name), "rb")
 
     def delete_run(self, run_id: Any) -> None:
         """Remove the run's directory; ``_sources`` and ``_resources`` are shared, so they stay."""
-        directory = os.path.normpath(self._dir(run_id))
-        # an id like "../x" must not reach outside the store
+        try:  # an id like "../x" must not reach outside the store
+            directory = os.path.normpath(self._dir(run_id))
+        except InvalidRunIdError:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.") from None
         inside = os.path.dirname(directory) == self.basedir
         if not inside or not os.path.isfile(os.path.join(directory, "run.json")):
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.")

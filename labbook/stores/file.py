@@ -146,11 +146,11 @@ class FileStore(Store):
         directory (``../../x``, an absolute path, a link pointing out) is an
         :class:`ArtifactNameError`."""
         directory = self._dir(run_id)
-        if not isinstance(name, str) or not name or os.path.isabs(name) or "\0" in name:
+        if not isinstance(name, str) or not name or "\0" in name:
             raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
-                                    " that is no relative path; refused.")
+                                    " that is no file name; refused.")
         path = os.path.normpath(os.path.join(directory, name))
-        if not self._inside(path, directory):
+        if os.path.isabs(name) or not self._inside(path, directory):
             raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
                                     " that points outside its directory; refused.")
         return path

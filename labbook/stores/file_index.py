@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,7 @@ class FileIndex:
         self._offset = 0
         self._lines = 0
         self.writable = True
+        self._modes_checked = False
 
     # -- the index file ---------------------------------------------------------------------
     def _read_new_lines(self) -> None:
@@ -196,6 +198,7 @@ class FileIndex:
             st = os.stat(self.path)
             if self._file_key is None and self._offset == 0 and st.st_size == len(data):
                 self._file_key = (st.st_dev, st.st_ino)  # we created it
+                self._match_modes(st)
             if self._file_key == (st.st_dev, st.st_ino) and \
                     self._offset + len(data) == st.st_size:
                 self._offset = st.st_size
@@ -214,10 +217,31 @@ class FileIndex:
         self.entries = {e["id"]: e for e in keep}
         try:  # what the new file holds is in memory already: do not parse it again
             st = os.stat(self.path)
+            self._match_modes(st)
             self._file_key, self._offset = (st.st_dev, st.st_ino), st.st_size
             self._lines = len(keep)
         except OSError:
             self._file_key, self._offset, self._lines = None, 0, 0
+
+    def _match_modes(self, st: os.stat_result) -> None:
+        """Give the index the permission mode of the runs it copies (a run's ``run.json``; its
+        ``.labbook`` directory that of the run's directory): it holds their documents, so it
+        must be no more readable than they are, and no less for those who may read them."""
+        for name in sorted(self.entries):
+            try:
+                run_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name, "run.json"))
+                                        .st_mode)
+                dir_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name)).st_mode)
+            except OSError:
+                continue
+            try:
+                if stat.S_IMODE(st.st_mode) != run_mode:
+                    os.chmod(self.path, run_mode)
+                if stat.S_IMODE(os.stat(self.directory).st_mode) != dir_mode:
+                    os.chmod(self.directory, dir_mode)
+            except OSError:
+                pass  # not ours to change (another user's store): left as it is
+            return
 
     # -- entries ----------------------------------------------------------------------------
     @staticmethod
@@ -269,6 +293,13 @@ class FileIndex:
     def refresh(self) -> dict[str, dict]:
         """Validate the index against the run directories; re-read what changed."""
         self._read_new_lines()
+        if not self._modes_checked and self._file_key is not None:
+            # once per reader: runs made private since the index was written make it private
+            self._modes_checked = True
+            try:
+                self._match_modes(os.stat(self.path))
+            except OSError:
+                pass
         try:
             with os.scandir(self.basedir) as it:
                 names = [e.name for e in it if e.name.isdigit()]

@@ -6,7 +6,7 @@ import sys
 from typing import Any, Sequence
 
 from labbook.cli.read import (cmd_compare, cmd_export, cmd_ls, cmd_open, cmd_plot, cmd_rm,
-                              cmd_show, parse_filter)
+                              cmd_show, parse_filter, visible)
 from labbook.errors import CommandError, LabbookError, UsageError
 
 __all__ = ["USAGE", "COMMANDS", "BROKEN_PIPE_STATUS", "cmd_sync", "cmd_sync_stores", "main"]
@@ -48,6 +48,11 @@ STORE / URL: file://DIR or a directory, sqlite:///file.db, postgresql://..., mys
 mongodb://.../db. Experiments themselves run as scripts:
 python my_experiment.py [COMMAND] [with UPDATE...] [OPTIONS] (see their --help).
 """
+
+
+def _say(text: str) -> None:
+    """Print a command's text output, control characters of stored values made visible."""
+    print(visible(text))
 
 
 def _store_arg(value: str | None) -> str | None:
@@ -163,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(str(message).split())
         if text not in seen:
             seen.add(text)
-            print(f"Warning: {text}", file=sys.stderr)
+            print(f"Warning: {visible(text)}", file=sys.stderr)
         return None
 
     try:
@@ -202,32 +207,32 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if args["--version"]:
             print(f"labbook {__version__}")
         elif args["ls"]:
-            print(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
-                         args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
+            _say(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
+                        args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
         elif args["sync"]:
-            print(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
-                           filter_text=args["--filter"], dry_run=args["--dry-run"],
-                           copy_stores=args["DST"] is not None))
+            _say(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
+                          filter_text=args["--filter"], dry_run=args["--dry-run"],
+                          copy_stores=args["DST"] is not None))
         elif args["show"]:
-            print(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
+            _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:
-            print(cmd_compare(args["ID"], _store_arg(args["--store"]), args["--html"]))
+            _say(cmd_compare(args["ID"], _store_arg(args["--store"]), args["--html"]))
         elif args["export"]:
             message = cmd_export(_store_arg(args["--store"]), args["--filter"],
                                  args["--order"], args["--format"], args["--out"])
             if message:
-                print(message)
+                _say(message)
         elif args["plot"]:
-            print(cmd_plot(args["ID"], args["--metric"], _store_arg(args["--store"]),
-                           args["--out"]))
+            _say(cmd_plot(args["ID"], args["--metric"], _store_arg(args["--store"]),
+                          args["--out"]))
         elif args["rm"]:
-            print(cmd_rm(_one(args["ID"]), _store_arg(args["--store"]), args["--yes"]))
+            _say(cmd_rm(_one(args["ID"]), _store_arg(args["--store"]), args["--yes"]))
         elif args["open"]:
-            print(cmd_open(_one(args["ID"]), _store_arg(args["--store"])))
+            _say(cmd_open(_one(args["ID"]), _store_arg(args["--store"])))
         else:
             print(USAGE)
     except LabbookError as exc:  # every error a user can cause: one line and its status
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code
     return 0
 

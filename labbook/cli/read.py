@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
 from labbook.errors import CommandError, LabbookError, UsageError
 
-__all__ = ["cmd_ls", "cmd_show", "cmd_compare", "cmd_export", "cmd_plot", "cmd_rm", "cmd_open",
-           "parse_filter"]
+__all__ = ["visible", "cmd_ls", "cmd_show", "cmd_compare", "cmd_export", "cmd_plot", "cmd_rm",
+           "cmd_open", "parse_filter"]
+
+
+#: characters a terminal may act on: C0 controls (tab and newline are kept where text allows),
+#: DEL, C1 controls, and the bidirectional overrides that reorder what is shown
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_TEXT = re.compile(f"[{_CONTROLS}]")
+_UNSAFE_CELL = re.compile(f"[\t\n{_CONTROLS}]")
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return {"\t": "\\t", "\n": "\\n"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def visible(text: str, cell: bool = False) -> str:
+    """``text`` safe to print on a terminal: escape sequences and other control characters in
+    stored names, tags, config values or output are shown as ``\\x1b``, never emitted. A table
+    ``cell`` also shows tabs and newlines as ``\\t`` and ``\\n``, so rows stay rows."""
+    return (_UNSAFE_CELL if cell else _UNSAFE_TEXT).sub(_escape, text)
 
 
 def _fmt_time(value: Any) -> str:
@@ -34,6 +55,7 @@ def _duration(run: dict) -> str:
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[visible(c, cell=True) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -363,7 +385,7 @@ def cmd_plot(run_ids: list[str], metric: str, url: str | None, out: str | None) 
 
 
 def _confirm(prompt: str) -> bool:
-    sys.stderr.write(prompt)
+    sys.stderr.write(visible(prompt))
     sys.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")

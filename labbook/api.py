@@ -624,7 +624,11 @@ class RunView:
         streamed: each metric is read from the store ``page_size`` points at a time
         (``Store.iter_series``) and the metrics are merged by step, so a run of any length
         is scanned in bounded memory. (Steps are expected to grow, as ``log_scalar`` and
-        ``log`` make them; steps logged out of order come in the order stored.)"""
+        ``log`` make them; steps logged out of order come in the order stored.)
+
+        With ``keys``, as in wandb's ``scan_history(keys=...)``, only the rows that have a
+        value for every key are yielded (a step where one of them was not logged is left
+        out); without, every row, None where a metric has no value at that step."""
         if page_size < 1:
             raise ArgumentError(f"page_size must be at least 1, got {page_size}.")
         if isinstance(keys, str):
@@ -637,17 +641,22 @@ class RunView:
                 for step, value in zip(page["steps"], page["values"]):
                     yield _step_key(step), step, name, value
 
+        complete = keys is not None  # wandb: with keys, only rows holding all of them
+        wanted = len(columns) - 1
         row: dict | None = None
         row_key: tuple | None = None
+        seen: set[str] = set()
         for key, step, name, value in heapq.merge(*map(points, columns[1:]),
                                                   key=lambda point: point[0]):
             if row is None or key != row_key:
-                if row is not None:
+                if row is not None and (not complete or len(seen) == wanted):
                     yield row
                 row, row_key = dict.fromkeys(columns), key
                 row["_step"] = step
+                seen = set()
             row[name] = value  # a repeated step: the last value wins, as in history()
-        if row is not None:
+            seen.add(name)
+        if row is not None and (not complete or len(seen) == wanted):
             yield row
 
     # -- files ----------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ def _temporary(path: str) -> tuple[int, str]:
     except OSError:
         mode = None
     prefix = os.path.join(directory, ".tmp-" + os.path.basename(path)[:40])
-    for _ in range(100):
-        tmp = f"{prefix}{secrets.token_hex(4)}"
+    while True:  # 64 random bits: a name taken already is all but impossible
+        tmp = f"{prefix}{secrets.token_hex(8)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)  # the umask applies, as for any new file
@@ -42,7 +42,6 @@ def _temporary(path: str) -> tuple[int, str]:
             with contextlib.suppress(OSError):
                 os.fchmod(fd, mode)
         return fd, tmp
-    raise FileExistsError(f"No free temporary name next to {path}.")
 
 
 @contextlib.contextmanager

@@ -595,13 +595,12 @@ class FileStore(Store):
                     continue
                 try:
                     parsed = json.loads(line)
-                    if not isinstance(parsed, dict) or not all(
-                            _is_series(v) for v in parsed.values()):
-                        raise ValueError("not a line of series")
+                    reason = None if isinstance(parsed, dict) and all(
+                        _is_series(v) for v in parsed.values()) else "does not hold metric series"
                 except ValueError as exc:
+                    reason = _json_problem(exc)
+                if reason is not None:
                     end = "" if line.endswith(b"\n") else ", truncated"
-                    reason = _json_problem(exc) if isinstance(exc, json.JSONDecodeError) \
-                        else "does not hold metric series"
                     problems.append(self._problem(
                         run_id, f"metrics.jsonl line {number} {reason}{end}; its points are "
                                 "left out"))

@@ -227,7 +227,7 @@ class FileIndex:
         """Give the index the permission mode of the runs it copies (a run's ``run.json``; its
         ``.labbook`` directory that of the run's directory): it holds their documents, so it
         must be no more readable than they are, and no less for those who may read them."""
-        for name in sorted(self.entries):
+        for name in list(self.entries):
             try:
                 run_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name, "run.json"))
                                         .st_mode)

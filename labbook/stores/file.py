@@ -141,11 +141,24 @@ class FileStore(Store):
         real, base = os.path.realpath(path), os.path.realpath(within)
         return real != base and os.path.commonpath([real, base]) == base
 
+    def _links_out(self, run_id: Any) -> bool:
+        """Whether the run's directory is a link to a place outside the store (never read)."""
+        directory = self._dir(run_id)
+        return os.path.islink(directory) and not self._inside(directory, self.basedir)
+
+    def _read_dir(self, run_id: Any) -> str:
+        """The run's directory for reading its files; one linking out of the store is an
+        :class:`InvalidRunIdError`."""
+        if self._links_out(run_id):
+            raise InvalidRunIdError(f"Run {run_id} in {self.basedir} is a link to a directory "
+                                    "outside the store; not read.")
+        return self._dir(run_id)
+
     def artifact_path(self, run_id: Any, name: Any) -> str:
         """Where the artifact ``name`` of the run lies; a name that leads out of the run's
         directory (``../../x``, an absolute path, a link pointing out) is an
         :class:`ArtifactNameError`."""
-        directory = self._dir(run_id)
+        directory = self._read_dir(run_id)
         if not isinstance(name, str) or not name or "\0" in name:
             raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
                                     " that is no file name; refused.")
@@ -548,6 +561,8 @@ class FileStore(Store):
         wanted = set(names) if names is not None else None
         out: dict[str, dict[str, list]] = {}
         problems: list[str] = []
+        if self._links_out(run_id):  # reported by read_run; nothing of it is read
+            return out, problems
         path = os.path.join(self._dir(run_id), "metrics.jsonl")
         if not os.path.exists(path):
             legacy = self._read_object(run_id, "metrics.json", problems, {})
@@ -610,7 +625,7 @@ class FileStore(Store):
     def iter_series(self, run_id: Any, name: str, page_size: int = 1000
                     ) -> Iterator[dict[str, list]]:
         """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
-        path = os.path.join(self._dir(run_id), "metrics.jsonl")
+        path = os.path.join(self._read_dir(run_id), "metrics.jsonl")
         if not os.path.exists(path):
             yield from super().iter_series(run_id, name, page_size)
             return
@@ -643,7 +658,7 @@ class FileStore(Store):
         if samples is None:
             return self.history(run_id, names)
         wanted = None if names is None else list(names)
-        directory = self._dir(run_id)
+        directory = self._read_dir(run_id)
         found = file_series.read_sampled(directory, wanted,
                                          lambda n: sample_positions(n, samples))
         if found is not None:

@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -224,3 +225,31 @@ def test_without_matplotlib_one_line_and_no_file(tmp_path, command, what):
     assert proc.stdout == ""
     assert proc.stderr == f"Error: {what} needs matplotlib: pip install 'labbook[plot]'\n"
     assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("index", ["1", "0"])
+def test_a_run_directory_linking_out_of_the_store_is_not_read(victim, capsys, monkeypatch,
+                                                              index):
+    monkeypatch.setenv("LABBOOK_FILE_INDEX", index)
+    store = str(victim / "runs")
+    os.symlink(victim / "victim", victim / "runs" / "7")
+    assert main(["ls", store, "--order", "_id"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [
+        ["1", "exp", "COMPLETED"], ["2", "exp", "COMPLETED"], ["7", "-", "BROKEN"]]
+    assert err == (f"Warning: run 7 in {store}: the run's directory is a link to "
+                   f"{os.path.realpath(victim / 'victim')}, outside the store; not read\n")
+    assert main(["show", "7", "--store", store]) == 1
+    assert capsys.readouterr().err.startswith(f"Error: run 7 in {store}: the run's directory")
+    # nothing behind the link is read: no metrics, no artifact
+    file_store = FileStore(store, index=index == "1")
+    with pytest.warns(Warning):
+        assert file_store.get(7)["status"] == "BROKEN"
+    assert file_store.read_history(7) == ({}, [])
+    with pytest.raises(ValueError, match="outside the store"):
+        file_store.open_artifact(7, "run.json")
+    with pytest.raises(ValueError, match="outside the store"):
+        list(file_store.iter_series(7, "loss"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the index warns again as it builds the entry
+        assert file_store.last_values([7]) == {7: {}}

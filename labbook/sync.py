@@ -35,7 +35,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from labbook.errors import LabbookError, SyncError
+from labbook.errors import ArtifactNameError, LabbookError, SyncError
 from labbook.stores.base import Store, artifact_names
 
 __all__ = ["SYNC_KEY", "SyncResult", "store_key", "fingerprint", "sync"]
@@ -91,8 +91,10 @@ def fingerprint(doc: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _open_blob(store: Store, stored: Any) -> BinaryIO:
-    """A stored source or resource of ``store`` by the reference its documents hold."""
+def _open_blob(store: Store, stored: Any, inside: bool = False) -> BinaryIO:
+    """A stored source or resource of ``store`` by the reference its documents hold;
+    ``inside``: a file-store path leading out of the store (links resolved) is refused with an
+    :class:`~labbook.errors.ArtifactNameError` (resources are copies kept in the store)."""
     basedir = getattr(store, "basedir", None)
     if basedir is not None:  # the file store: a path, relative to the store or absolute
         path = os.fspath(stored)
@@ -102,6 +104,10 @@ def _open_blob(store: Store, stored: Any) -> BinaryIO:
             parts = os.path.normpath(path).split(os.sep)
             if len(parts) >= 2:
                 path = os.path.join(basedir, parts[-2], parts[-1])
+        real, root = os.path.realpath(path), os.path.realpath(basedir)
+        if inside and os.path.commonpath([real, root]) != root:
+            raise ArtifactNameError(f"The stored file {stored!r} of {basedir} lies outside the "
+                                    "store; refused.")
         return open(path, "rb")
     opener = getattr(store, "open_blob", None)
     if opener is None:
@@ -193,7 +199,7 @@ class _Copier:
         for entry in doc.get("resources") or []:
             if not isinstance(entry, list | tuple) or len(entry) < 2 or str(entry[0]) in have_res:
                 continue
-            path = self._fetch(_open_blob(self.src, entry[1]), str(entry[0]))
+            path = self._fetch(_open_blob(self.src, entry[1], inside=True), str(entry[0]))
             self.dst.put_resource(dst_id, path)
             renamed[path] = str(entry[0])
             self.result.files += 1

@@ -253,3 +253,22 @@ def test_a_run_directory_linking_out_of_the_store_is_not_read(victim, capsys, mo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the index warns again as it builds the entry
         assert file_store.last_values([7]) == {7: {}}
+
+
+@pytest.mark.parametrize("field,entry,what", [
+    ("resources", [["data.txt", "../secret.txt"]], "'../secret.txt'"),
+    ("artifacts", ["../../secret.txt"], "'../../secret.txt'")])
+def test_sync_never_copies_a_file_from_outside_the_store(tmp_path, capsys, field, entry, what):
+    _store(tmp_path / "runs")
+    (tmp_path / "secret.txt").write_text("secret")
+    path = tmp_path / "runs" / "1" / "run.json"
+    doc = json.loads(path.read_text())
+    doc[field] = entry
+    path.write_text(json.dumps(doc))
+    assert main(["sync", str(tmp_path / "runs"), f"file://{tmp_path / 'copy'}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: Run 1 could not be copied to ") and what in err \
+        and "refused" in err and len(err.splitlines()) == 1
+    found = [p for p, _, files in os.walk(tmp_path / "copy") for f in files
+             if open(os.path.join(p, f), "rb").read() == b"secret"]
+    assert found == []

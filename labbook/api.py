@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
            "get_metrics_for_all_jobs", "normalize_filter", "flatten_dict", "downsample"]
 
-#: a run's heartbeat interval when its options do not say; a RUNNING run silent for longer
-#: than max(3 beats, MIN_SILENCE seconds) is reported as DIED (see labbook.stores.query)
+#: a run's heartbeat interval when it recorded none; a RUNNING run silent for longer than
+#: max(3 of its beats, MIN_SILENCE seconds) is reported as DIED, one that recorded no interval
+#: after 60 s (see labbook.stores.query.silence_limit)
 DEFAULT_BEAT_INTERVAL = _query.DEFAULT_BEAT_INTERVAL
 MIN_SILENCE = _query.MIN_SILENCE
 
@@ -493,7 +494,8 @@ class RunView:
     @property
     def status(self) -> str | None:
         """The stored status, but DIED for a RUNNING run whose heartbeat stopped: silent for
-        longer than max(3 heartbeat intervals, 60 s)."""
+        longer than max(3 of its recorded heartbeat intervals, 5 s), or 60 s when it recorded
+        no interval (runs written by Sacred)."""
         return _query.reported_status(self._doc)
 
     # -- metrics --------------------------------------------------------------------------------
@@ -623,7 +625,11 @@ class RunView:
         streamed: each metric is read from the store ``page_size`` points at a time
         (``Store.iter_series``) and the metrics are merged by step, so a run of any length
         is scanned in bounded memory. (Steps are expected to grow, as ``log_scalar`` and
-        ``log`` make them; steps logged out of order come in the order stored.)"""
+        ``log`` make them; steps logged out of order come in the order stored.)
+
+        With ``keys``, as in wandb's ``scan_history(keys=...)``, only the rows that have a
+        value for every key are yielded (a step where one of them was not logged is left
+        out); without, every row, None where a metric has no value at that step."""
         if page_size < 1:
             raise ArgumentError(f"page_size must be at least 1, got {page_size}.")
         if isinstance(keys, str):
@@ -636,17 +642,22 @@ class RunView:
                 for step, value in zip(page["steps"], page["values"]):
                     yield _step_key(step), step, name, value
 
+        complete = keys is not None  # wandb: with keys, only rows holding all of them
+        wanted = len(columns) - 1
         row: dict | None = None
         row_key: tuple | None = None
+        seen: set[str] = set()
         for key, step, name, value in heapq.merge(*map(points, columns[1:]),
                                                   key=lambda point: point[0]):
             if row is None or key != row_key:
-                if row is not None:
+                if row is not None and (not complete or len(seen) == wanted):
                     yield row
                 row, row_key = dict.fromkeys(columns), key
                 row["_step"] = step
+                seen = set()
             row[name] = value  # a repeated step: the last value wins, as in history()
-        if row is not None:
+            seen.add(name)
+        if row is not None and (not complete or len(seen) == wanted):
             yield row
 
     # -- files ----------------------------------------------------------------------------------
@@ -747,6 +758,12 @@ def _file_store_base(store: Store) -> str | None:
     return store.local_dir
 
 
+def _inside(path: str, base: str) -> bool:
+    """Whether ``path``, links resolved, lies inside the directory ``base``."""
+    real, root = os.path.realpath(path), os.path.realpath(base)
+    return real != root and os.path.commonpath([real, root]) == root
+
+
 class StoredFile:
     """An artifact of a run: ``download()``, ``open()`` or ``read_bytes()``."""
 
@@ -761,7 +778,14 @@ class StoredFile:
     def location(self) -> str | None:
         """The path on disk for a file store, else None (the file lives in the database)."""
         base = _file_store_base(self.run._store)
-        return None if base is None else os.path.join(base, str(self.run.id), self.name)
+        if base is None:
+            return None
+        directory = os.path.join(base, str(self.run.id))
+        path = os.path.normpath(os.path.join(directory, self.name))
+        if os.path.isabs(self.name) or not _inside(path, directory):
+            raise ArtifactNameError(f"Run {self.run.id} names an artifact {self.name!r} that "
+                                    f"points outside its directory in {base}; refused.")
+        return os.path.join(directory, self.name)
 
     @property
     def size(self) -> int | None:
@@ -809,7 +833,13 @@ class SourceFile:
         return None if base is None else os.path.join(base, str(self.stored))
 
     def read_bytes(self) -> bytes:
+        """The stored bytes; a file recorded outside the store (``../x``, an absolute path, a
+        link pointing out) is refused with an :class:`ArtifactNameError`."""
         if self.location is not None:
+            base = _file_store_base(self._store) or ""
+            if not _inside(self.location, base):
+                raise ArtifactNameError(f"{self.name!r} is recorded at {self.stored!r}, outside "
+                                        f"the store {base}; refused.")
             with open(self.location, "rb") as fh:
                 return fh.read()
         opener = getattr(self._store, "open_blob", None)

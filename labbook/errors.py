@@ -70,7 +70,8 @@ __all__ = ["suggest", "did_you_mean", "LabbookError", "DefinitionError", "Circul
            "UnknownStoreError", "InvalidRunIdError", "RunNotFoundError", "StoredFileNotFoundError",
            "StoreUnsupportedError", "StoreConnectionError", "MongoConnectionError", "SqlStoreError",
            "SqlConnectionError", "SqlSchemaError", "QueryError", "ArgumentError",
-           "ArgumentTypeError", "ExperimentNotFoundError", "SyncError"]
+           "ArgumentTypeError", "ExperimentNotFoundError", "SyncError", "CorruptRunWarning",
+           "CorruptRunError", "MissingExtraError"]
 
 
 def suggest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -441,3 +442,22 @@ class NoStoreError(StoreError):
 
 
 __all__ += ["StoreUnusableError", "StoreURLError", "NoStoreError"]
+
+
+# -- the read side: damaged stored runs ---------------------------------------------------------
+class CorruptRunWarning(UserWarning):
+    """A stored run's file could not be read (a truncated ``run.json``, a damaged
+    ``metrics.jsonl`` line, ...): the run is still listed, what was readable is kept, and the
+    message names the run, the file and the problem. The ``labbook`` command prints it as
+    one ``Warning:`` line."""
+
+
+class CorruptRunError(StoreError):
+    """A command needs a stored run that cannot be read (its ``run.json`` is damaged)."""
+
+
+class MissingExtraError(LabbookError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    ``pip install 'labbook[...]'`` that adds it."""
+
+    exit_code = 1

@@ -9,14 +9,39 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from typing import IO, Any, BinaryIO, Iterator
 from labbook.errors import ArgumentError
 
 __all__ = ["atomic_open", "write_atomic", "copy_atomic", "file_md5"]
 
 _CHUNK = 1 << 20
+
+
+def _temporary(path: str) -> tuple[int, str]:
+    """A new temporary file next to ``path`` with the mode a plain ``open(path, "w")`` would
+    give ``path`` (its current mode when it exists, else 0o666 less the umask), unlike
+    ``tempfile.mkstemp``'s 0o600: a file replaced atomically is as readable as one written in
+    place (Sacred's files, ``cout.txt``, the index)."""
+    directory = os.path.dirname(path) or "."
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = None
+    prefix = os.path.join(directory, ".tmp-" + os.path.basename(path)[:40])
+    while True:  # 64 random bits: a name taken already is all but impossible
+        tmp = f"{prefix}{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)  # the umask applies, as for any new file
+        except FileExistsError:
+            continue
+        if mode is not None:
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode)
+        return fd, tmp
 
 
 @contextlib.contextmanager
@@ -27,8 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     if mode not in ("w", "wb"):
         raise ArgumentError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
     path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path)[:40])
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh

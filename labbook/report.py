@@ -16,12 +16,16 @@ import json
 import math
 import os
 from typing import TYPE_CHECKING, Any, Iterable
-from labbook.errors import ArgumentError, ArgumentTypeError
+
+from labbook.errors import ArgumentError, ArgumentTypeError, ArtifactNameError, MissingExtraError
 
 if TYPE_CHECKING:
     from labbook.api import RunView
 
-__all__ = ["compare_runs", "plot_metric", "IMAGE_TYPES"]
+__all__ = ["compare_runs", "plot_metric", "require_matplotlib", "PLOT_FORMATS", "IMAGE_TYPES"]
+
+#: what :func:`plot_metric` draws: matplotlib's formats, and a page with the SVG inline
+PLOT_FORMATS = ("png", "svg", "pdf", "html")
 
 #: artifact extensions shown inline, with their MIME types
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -117,9 +121,28 @@ def _png_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def plot_metric(runs: list[RunView], metric: str, width: float = 5.2, height: float = 3.2
-                ) -> bytes:
-    """PNG of ``metric`` against step, one curve per run that logged it."""
+def require_matplotlib(what: str = "Plotting") -> None:
+    """A :class:`MissingExtraError` (one line, exit status 1) without matplotlib."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(f"{what} needs matplotlib: pip install 'labbook[plot]'"
+                                ) from None
+
+
+def plot_metric(runs: list[RunView], metric: str, width: float = 5.2, height: float = 3.2,
+                format: str = "png") -> bytes:
+    """``metric`` against step, one curve per run that logged it, as a ``format`` file:
+    ``png``, ``svg``, ``pdf`` or ``html`` (a self-contained page with the SVG inline)."""
+    if format not in PLOT_FORMATS:
+        raise ArgumentError(f"plot_metric draws {', '.join(PLOT_FORMATS)}, not {format!r}.")
+    require_matplotlib()
+    if format == "html":
+        svg = plot_metric(runs, metric, width, height, "svg").decode("utf-8")
+        svg = svg[svg.find("<svg"):]  # inline: without the XML declaration and doctype
+        return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                f"<title>{_esc(metric)}</title></head><body>{svg}</body></html>\n"
+                ).encode("utf-8")
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -144,7 +167,10 @@ def plot_metric(runs: list[RunView], metric: str, width: float = 5.2, height: fl
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    if format == "svg":
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format=format)
     return buf.getvalue()
 
 
@@ -262,7 +288,12 @@ def _artifacts(runs: list[RunView]) -> str:
         items = []
         images = []
         for f in files:
-            size = f.size
+            try:
+                size = f.size
+            except ArtifactNameError:  # a name planted to read outside the store: not read
+                items.append(f"<li><code>{_esc(f.name)}</code> (refused: it points outside "
+                             "the run's directory)</li>")
+                continue
             items.append(f"<li><code>{_esc(f.name)}</code>"
                          + (f" ({size:,} bytes)" if size is not None else "") + "</li>")
             mime = IMAGE_TYPES.get(os.path.splitext(f.name)[1].lower())
@@ -302,6 +333,7 @@ def compare_runs(*runs: Any, path: str | os.PathLike | None = None,
     views = _collect(runs)
     if not views:
         raise ArgumentError("compare_runs needs at least one run.")
+    require_matplotlib("The HTML comparison")
     ids = ", ".join(str(r.id) for r in views)
     heading = title or f"Comparison of runs {ids}"
     configs = [_flatten(r.doc.get("config") or {}) for r in views]

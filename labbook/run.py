@@ -301,6 +301,8 @@ class Run:
     def _execute(self, args) -> None:
         self.status = RUNNING
         self.start_time = utcnow()
+        # readers report the run DIED after 3 missed beats of its own interval
+        self.meta_info["beat_interval"] = float(self.beat_interval or 0)
         try:
             self._id = self._bus.start("started_event", _id=self._id,
                                        start_time=self.start_time, **self._start_arguments())

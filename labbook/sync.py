@@ -35,7 +35,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from labbook.errors import LabbookError, SyncError
+from labbook.errors import ArtifactNameError, LabbookError, SyncError
 from labbook.stores.base import Store, artifact_names
 
 __all__ = ["SYNC_KEY", "SyncResult", "store_key", "fingerprint", "sync"]
@@ -50,6 +50,8 @@ class SyncResult:
     created: list[tuple[Any, Any]] = field(default_factory=list)
     updated: list[tuple[Any, Any]] = field(default_factory=list)
     unchanged: list[tuple[Any, Any]] = field(default_factory=list)
+    #: source runs with files that cannot be read (each was warned about): not copied
+    damaged: list[Any] = field(default_factory=list)
     points: int = 0
     files: int = 0
     dry_run: bool = False
@@ -61,6 +63,9 @@ class SyncResult:
                 f"{len(self.unchanged)} unchanged")
         if not self.dry_run:
             text += f" ({self.points} metric point(s), {self.files} file(s))"
+        if self.damaged:
+            text += (f"; {len(self.damaged)} damaged run(s) not copied: "
+                     + ", ".join(str(i) for i in self.damaged))
         return text
 
 
@@ -86,8 +91,10 @@ def fingerprint(doc: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _open_blob(store: Store, stored: Any) -> BinaryIO:
-    """A stored source or resource of ``store`` by the reference its documents hold."""
+def _open_blob(store: Store, stored: Any, inside: bool = False) -> BinaryIO:
+    """A stored source or resource of ``store`` by the reference its documents hold;
+    ``inside``: a file-store path leading out of the store (links resolved) is refused with an
+    :class:`~labbook.errors.ArtifactNameError` (resources are copies kept in the store)."""
     basedir = getattr(store, "basedir", None)
     if basedir is not None:  # the file store: a path, relative to the store or absolute
         path = os.fspath(stored)
@@ -97,6 +104,10 @@ def _open_blob(store: Store, stored: Any) -> BinaryIO:
             parts = os.path.normpath(path).split(os.sep)
             if len(parts) >= 2:
                 path = os.path.join(basedir, parts[-2], parts[-1])
+        real, root = os.path.realpath(path), os.path.realpath(basedir)
+        if inside and os.path.commonpath([real, root]) != root:
+            raise ArtifactNameError(f"The stored file {stored!r} of {basedir} lies outside the "
+                                    "store; refused.")
         return open(path, "rb")
     opener = getattr(store, "open_blob", None)
     if opener is None:
@@ -188,7 +199,7 @@ class _Copier:
         for entry in doc.get("resources") or []:
             if not isinstance(entry, list | tuple) or len(entry) < 2 or str(entry[0]) in have_res:
                 continue
-            path = self._fetch(_open_blob(self.src, entry[1]), str(entry[0]))
+            path = self._fetch(_open_blob(self.src, entry[1], inside=True), str(entry[0]))
             self.dst.put_resource(dst_id, path)
             renamed[path] = str(entry[0])
             self.result.files += 1
@@ -283,6 +294,9 @@ def sync(src: str | Store, dst: str | Store, filter: dict | str | None = None,
                 origin = (doc.get("meta") or {}).get(SYNC_KEY) or {}
                 if isinstance(origin, dict) and origin.get("store") == dst_key:
                     continue  # a copy of a run of the destination: it is there already
+                if doc.get("problems"):  # a file of it cannot be read: a copy would lose it
+                    result.damaged.append(src_id)
+                    continue
                 dst_doc = copied.get(str(src_id))
                 if dst_doc is not None and \
                         dst_doc["meta"][SYNC_KEY].get("fingerprint") == fingerprint(doc):

@@ -6,10 +6,10 @@ import sys
 from typing import Any, Sequence
 
 from labbook.cli.read import (cmd_compare, cmd_export, cmd_ls, cmd_open, cmd_plot, cmd_rm,
-                              cmd_show, parse_filter)
+                              cmd_show, parse_filter, visible)
 from labbook.errors import CommandError, LabbookError, UsageError
 
-__all__ = ["USAGE", "cmd_sync", "cmd_sync_stores", "main"]
+__all__ = ["USAGE", "COMMANDS", "BROKEN_PIPE_STATUS", "cmd_sync", "cmd_sync_stores", "main"]
 
 USAGE = """labbook - reproducible, comparable experiments.
 
@@ -48,6 +48,11 @@ STORE / URL: file://DIR or a directory, sqlite:///file.db, postgresql://..., mys
 mongodb://.../db. Experiments themselves run as scripts:
 python my_experiment.py [COMMAND] [with UPDATE...] [OPTIONS] (see their --help).
 """
+
+
+def _say(text: str) -> None:
+    """Print a command's text output, control characters of stored values made visible."""
+    print(visible(text))
 
 
 def _store_arg(value: str | None) -> str | None:
@@ -128,7 +133,62 @@ def _replay(failure_dir: str, url: str | None) -> str:
     return "\n".join(lines)
 
 
+#: the commands of the usage, for "did you mean" on a mistyped one
+COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync")
+#: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
+#: process killed by SIGPIPE reports it in the shell
+BROKEN_PIPE_STATUS = 128 + 13
+
+
+def _unknown_command(argv: list[str]) -> str | None:
+    """The one-line complaint about a first word that names no command (None if it does)."""
+    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS:
+        return None
+    from labbook.errors import suggest
+
+    close = suggest(argv[0], COMMANDS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "."
+    return f"unknown command '{argv[0]}'{hint} Run 'labbook --help' for the commands."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``labbook`` command: its exit status. Warnings about damaged stored runs are
+    printed as one ``Warning:`` line each; a closed standard output (``| head``) ends it
+    quietly with status 141."""
+    import warnings
+
+    from labbook.errors import CorruptRunWarning
+
+    seen: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, CorruptRunWarning):
+            return original(message, category, filename, lineno, file, line)
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"Warning: {visible(text)}", file=sys.stderr)
+        return None
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CorruptRunWarning)
+            warnings.showwarning = show
+            status = _main(argv)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # the reader is gone (labbook ls | head -1): no traceback, and nothing more to write
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return BROKEN_PIPE_STATUS
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
 
     from labbook._version import __version__
@@ -137,38 +197,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = docopt(USAGE, argv=argv, default_help=False)
     except DocoptExit:
+        unknown = _unknown_command(argv)
+        if unknown:
+            print(f"Error: {unknown}", file=sys.stderr)
+            return UsageError.exit_code
         print(USAGE.split("Options:")[0].strip(), file=sys.stderr)
-        return 2
+        return UsageError.exit_code
     try:
         if args["--version"]:
             print(f"labbook {__version__}")
         elif args["ls"]:
-            print(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
-                         args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
+            _say(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
+                        args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
         elif args["sync"]:
-            print(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
-                           filter_text=args["--filter"], dry_run=args["--dry-run"],
-                           copy_stores=args["DST"] is not None))
+            _say(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
+                          filter_text=args["--filter"], dry_run=args["--dry-run"],
+                          copy_stores=args["DST"] is not None))
         elif args["show"]:
-            print(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
+            _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:
-            print(cmd_compare(args["ID"], _store_arg(args["--store"]), args["--html"]))
+            _say(cmd_compare(args["ID"], _store_arg(args["--store"]), args["--html"]))
         elif args["export"]:
             message = cmd_export(_store_arg(args["--store"]), args["--filter"],
                                  args["--order"], args["--format"], args["--out"])
             if message:
-                print(message)
+                _say(message)
         elif args["plot"]:
-            print(cmd_plot(args["ID"], args["--metric"], _store_arg(args["--store"]),
-                           args["--out"]))
+            _say(cmd_plot(args["ID"], args["--metric"], _store_arg(args["--store"]),
+                          args["--out"]))
         elif args["rm"]:
-            print(cmd_rm(_one(args["ID"]), _store_arg(args["--store"]), args["--yes"]))
+            _say(cmd_rm(_one(args["ID"]), _store_arg(args["--store"]), args["--yes"]))
         elif args["open"]:
-            print(cmd_open(_one(args["ID"]), _store_arg(args["--store"])))
+            _say(cmd_open(_one(args["ID"]), _store_arg(args["--store"])))
         else:
             print(USAGE)
     except LabbookError as exc:  # every error a user can cause: one line and its status
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code
     return 0
 

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
 from labbook.errors import CommandError, LabbookError, NoStoreError, UsageError
 
-__all__ = ["cmd_ls", "cmd_show", "cmd_compare", "cmd_export", "cmd_plot", "cmd_rm", "cmd_open",
-           "parse_filter"]
+__all__ = ["visible", "cmd_ls", "cmd_show", "cmd_compare", "cmd_export", "cmd_plot", "cmd_rm",
+           "cmd_open", "parse_filter"]
+
+
+#: characters a terminal may act on: C0 controls (tab and newline are kept where text allows),
+#: DEL, C1 controls, and the bidirectional overrides that reorder what is shown
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_TEXT = re.compile(f"[{_CONTROLS}]")
+_UNSAFE_CELL = re.compile(f"[\t\n{_CONTROLS}]")
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return {"\t": "\\t", "\n": "\\n"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def visible(text: str, cell: bool = False) -> str:
+    """``text`` safe to print on a terminal: escape sequences and other control characters in
+    stored names, tags, config values or output are shown as ``\\x1b``, never emitted. A table
+    ``cell`` also shows tabs and newlines as ``\\t`` and ``\\n``, so rows stay rows."""
+    return (_UNSAFE_CELL if cell else _UNSAFE_TEXT).sub(_escape, text)
 
 
 def _fmt_time(value: Any) -> str:
@@ -34,6 +55,7 @@ def _duration(run: dict) -> str:
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[visible(c, cell=True) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -182,7 +204,7 @@ def cmd_show(run_id: str, url: str | None) -> str:
     if run_id == "latest":
         newest = store.find(order="-_id", limit=1)
         parsed = newest[0]["_id"] if newest else None
-    run = store.get(parsed)
+    run = _get_readable(store, parsed)
     if run is None:
         from labbook.stores import redact_url
 
@@ -215,6 +237,24 @@ def cmd_show(run_id: str, url: str | None) -> str:
     return "\n".join(lines)
 
 
+def _get_readable(store: Any, run_id: Any) -> dict | None:
+    """``store.get(run_id)``; a run whose document cannot be read at all (status BROKEN) is a
+    :class:`~labbook.errors.CorruptRunError` naming the file and the problem, one line."""
+    import warnings
+
+    from labbook.errors import CorruptRunError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = store.get(run_id)
+    problems = (run or {}).get("problems")
+    if run is not None and run.get("status") == "BROKEN" and problems:
+        raise CorruptRunError("; ".join(str(p) for p in problems))
+    for warning in caught:  # the parts that could not be read: warned about once each
+        warnings.warn(warning.message, warning.category, stacklevel=2)
+    return run
+
+
 def _flat_rows(values: list[dict]) -> list[list[str]]:
     """Rows ``[marker + key, value per run]`` with '* ' marking keys whose values differ."""
     rows = []
@@ -240,6 +280,11 @@ def _cell_full(value: Any) -> str:
 def cmd_compare(run_ids: list[str], url: str | None, html_path: str | None) -> str:
     from labbook.api import flatten_dict
 
+    if html_path:
+        from labbook.report import require_matplotlib
+
+        require_matplotlib("compare --html")
+
     api, location = _api(url)
     views = [_run_view(api, run_id, location) for run_id in run_ids]
     header = [""] + [str(v.id) for v in views]
@@ -260,7 +305,9 @@ def cmd_compare(run_ids: list[str], url: str | None, html_path: str | None) -> s
     if html_path:
         from labbook.report import compare_runs
 
-        compare_runs(*views, path=html_path)
+        page = compare_runs(*views)  # made whole before the file is opened
+        with open(html_path, "w", encoding="utf-8") as fh:
+            fh.write(page)
         out.append(f"Wrote {html_path}")
     return "\n".join(out)
 
@@ -308,11 +355,26 @@ def cmd_export(url: str | None, filter_text: str | None, order: str, fmt: str,
     return None
 
 
+def _plot_format(path: str) -> str:
+    """The format ``plot --out`` writes, from the file's suffix."""
+    from labbook.report import PLOT_FORMATS
+
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    suffix = {"htm": "html"}.get(suffix, suffix)
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(f"--out {path}: plot writes " + ", ".join(f".{f}" for f in PLOT_FORMATS)
+                         + " files; name one of those.")
+    return suffix
+
+
 def cmd_plot(run_ids: list[str], metric: str, url: str | None, out: str | None) -> str:
     import re
 
-    from labbook.report import plot_metric
+    from labbook.report import plot_metric, require_matplotlib
 
+    path = out or re.sub(r"[^\w.-]+", "_", metric) + ".png"
+    fmt = _plot_format(path)
+    require_matplotlib("labbook plot")
     api, location = _api(url)
     views = [_run_view(api, run_id, location) for run_id in run_ids]
     having = [v for v in views if metric in v.metrics]
@@ -321,16 +383,17 @@ def cmd_plot(run_ids: list[str], metric: str, url: str | None, out: str | None) 
         known = ", ".join(logged) or "none"
         raise CommandError(f"No run among {', '.join(run_ids)} logged a metric {metric!r} "
                            f"(logged: {known}).")
-    path = out or re.sub(r"[^\w.-]+", "_", metric) + ".png"
+    # drawn first, then written: a failure to draw never leaves an empty file behind
+    data = plot_metric(having, metric, width=8, height=4.5, format=fmt)
     with open(path, "wb") as fh:
-        fh.write(plot_metric(having, metric, width=8, height=4.5))
+        fh.write(data)
     missing = [str(v.id) for v in views if v not in having]
     note = f" (runs without it: {', '.join(missing)})" if missing else ""
     return f"Wrote {path}{note}"
 
 
 def _confirm(prompt: str) -> bool:
-    sys.stderr.write(prompt)
+    sys.stderr.write(visible(prompt))
     sys.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
@@ -371,7 +434,12 @@ def cmd_open(run_id: str, url: str | None) -> str:
         for name, where in entries:
             lines.append(f"    {name.ljust(width)}  {where or '(inside the store)'}")
 
-    section("artifacts", [(f.name, f.location) for f in view.files()])
+    from labbook.errors import ArtifactNameError
+
+    try:
+        section("artifacts", [(f.name, f.location) for f in view.files()])
+    except ArtifactNameError as exc:  # a name planted to lead out of the store
+        raise CommandError(str(exc)) from None
     section("sources", [(f.name, f.location) for f in view.sources])
     section("resources", [(f.name, f.location) for f in view.resources])
     if base is None and view.artifacts:

@@ -22,19 +22,45 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from labbook import clock, serialize
-from labbook.errors import (InvalidRunIdError, NoStoreError, RunExistsError, RunNotFoundError,
+from labbook.errors import (ArtifactNameError, CorruptRunWarning, InvalidRunIdError,
+                            NoStoreError, RunExistsError, RunNotFoundError,
                             StoreUnusableError)
 from labbook.fileio import atomic_open, copy_atomic, file_md5
 from labbook.stores import file_series
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
 
-__all__ = ["write_json_atomic", "FileStore"]
+__all__ = ["write_json_atomic", "BROKEN", "PROBLEMS_KEY", "FileStore"]
 
-_RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id")
+_RUN_JSON_EXCLUDE = ("config", "info", "captured_out", "_id", "problems")
+#: the status reported for a run whose ``run.json`` cannot be read
+BROKEN = "BROKEN"
+#: the key of a read document listing what could not be read ("config.json is not valid JSON
+#: ..."); only documents with a problem have it
+PROBLEMS_KEY = "problems"
+
+
+def _json_problem(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {exc.start})"
+    return f"cannot be read ({exc})"
+
+
+def _is_series(series: Any) -> bool:
+    return isinstance(series, dict) and all(
+        isinstance(series.get(k), list) for k in ("steps", "values", "timestamps")) and \
+        len(series["steps"]) == len(series["values"]) == len(series["timestamps"])
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", type(None): "null", bool: "a boolean",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 def _relative_resource(entry: Any) -> Any:
@@ -127,7 +153,46 @@ class FileStore(Store):
                 self.url) from None
 
     def _dir(self, run_id: Any) -> str:
-        return os.path.join(self.basedir, str(run_id))
+        """The run's directory; an id that would name another place (``../x``, ``/x``, ``a/b``)
+        is an :class:`InvalidRunIdError`: nothing outside the store is ever read or written."""
+        name = str(run_id)
+        if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name \
+                or (os.altsep and os.altsep in name):
+            raise InvalidRunIdError(f"{name!r} is not a run id of the file store {self.basedir}:"
+                                    " an id names one directory inside the store.")
+        return os.path.join(self.basedir, name)
+
+    def _inside(self, path: str, within: str) -> bool:
+        """Whether ``path``, links resolved, lies inside the directory ``within``."""
+        real, base = os.path.realpath(path), os.path.realpath(within)
+        return real != base and os.path.commonpath([real, base]) == base
+
+    def _links_out(self, run_id: Any) -> bool:
+        """Whether the run's directory is a link to a place outside the store (never read)."""
+        directory = self._dir(run_id)
+        return os.path.islink(directory) and not self._inside(directory, self.basedir)
+
+    def _read_dir(self, run_id: Any) -> str:
+        """The run's directory for reading its files; one linking out of the store is an
+        :class:`InvalidRunIdError`."""
+        if self._links_out(run_id):
+            raise InvalidRunIdError(f"Run {run_id} in {self.basedir} is a link to a directory "
+                                    "outside the store; not read.")
+        return self._dir(run_id)
+
+    def artifact_path(self, run_id: Any, name: Any) -> str:
+        """Where the artifact ``name`` of the run lies; a name that leads out of the run's
+        directory (``../../x``, an absolute path, a link pointing out) is an
+        :class:`ArtifactNameError`."""
+        directory = self._read_dir(run_id)
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
+                                    " that is no file name; refused.")
+        path = os.path.normpath(os.path.join(directory, name))
+        if os.path.isabs(name) or not self._inside(path, directory):
+            raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
+                                    " that points outside its directory; refused.")
+        return path
 
     # -- write side ----------------------------------------------------------------------------
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
@@ -155,9 +220,10 @@ class FileStore(Store):
         except FileExistsError:
             pass
         try:
-            existing = self._read_json(os.path.join(directory, "run.json")) or {}
+            existing = self._read_json(os.path.join(directory, "run.json"))
         except ValueError:
-            existing = {}
+            existing = None
+        existing = existing if isinstance(existing, dict) else {}
         if not overwrite and not replaceable(existing):
             raise RunExistsError(
                 f"A run with id {name} already exists in {self.basedir}. Choose another id, or "
@@ -335,24 +401,101 @@ class FileStore(Store):
         except FileNotFoundError:
             return default
 
-    def get(self, run_id: Any) -> dict | None:
-        directory = self._dir(run_id)
-        run = self._read_json(os.path.join(directory, "run.json"))
-        if run is None:
-            return None
-        run["_id"] = int(run_id) if str(run_id).isdigit() else run_id
-        run["config"] = self._read_json(os.path.join(directory, "config.json"), {})
-        run["info"] = self._read_json(os.path.join(directory, "info.json"), {})
+    def _problem(self, run_id: Any, text: str) -> str:
+        """``text`` (a file of run ``run_id`` and what is wrong with it) as one message."""
+        return f"run {run_id} in {self.basedir}: {text}"
+
+    @staticmethod
+    def warn(problems: Iterable[str]) -> None:
+        """Report what could not be read, one warning each (:class:`CorruptRunWarning`)."""
+        for problem in problems:
+            warnings.warn(problem, CorruptRunWarning, stacklevel=3)
+
+    def _read_object(self, run_id: Any, name: str, problems: list[str],
+                     default: Any = None) -> Any:
+        """The JSON object of the run's file ``name``; ``default`` when the file is absent, or
+        cannot be read (then the reason is added to ``problems``)."""
         try:
-            with open(os.path.join(directory, "cout.txt"), encoding="utf-8") as fh:
-                run["captured_out"] = fh.read()
+            value = self._read_json(os.path.join(self._dir(run_id), name), default)
+        except ValueError as exc:
+            problems.append(self._problem(run_id, f"{name} {_json_problem(exc)}"))
+            return default
+        except OSError as exc:
+            problems.append(self._problem(run_id, f"{name} cannot be read "
+                                                  f"({exc.strerror or exc})"))
+            return default
+        if value is not default and not isinstance(value, dict):
+            problems.append(self._problem(run_id, f"{name} holds {_kind(value)}, not a JSON "
+                                                  "object"))
+            return default
+        return value
+
+    def _read_cout(self, run_id: Any, problems: list[str] | None = None) -> str:
+        path = os.path.join(self._dir(run_id), "cout.txt")
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
         except FileNotFoundError:
-            run["captured_out"] = ""
+            return ""
+        except OSError as exc:
+            if problems is not None:
+                problems.append(self._problem(run_id, f"cout.txt cannot be read "
+                                                      f"({exc.strerror or exc})"))
+            return ""
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if problems is not None:
+                problems.append(self._problem(
+                    run_id, f"cout.txt is not UTF-8 text (byte {exc.start}); undecodable bytes "
+                            "are shown as U+FFFD"))
+            return data.decode("utf-8", errors="replace")
+
+    def get(self, run_id: Any) -> dict | None:
+        """The run's document; None without a ``run.json``. What cannot be read is left out,
+        listed under ``problems`` and reported as a :class:`CorruptRunWarning`; a run whose
+        ``run.json`` cannot be read has the status ``BROKEN``."""
+        run, problems = self.read_run(run_id)
+        self.warn(problems)
+        return run
+
+    def read_run(self, run_id: Any) -> tuple[dict | None, list[str]]:
+        """:meth:`get` without the warnings: ``(document or None, problems)``."""
+        problems: list[str] = []
+        directory = self._dir(run_id)
+        if os.path.islink(directory) and not self._inside(directory, self.basedir):
+            problems.append(self._problem(run_id, f"the run's directory is a link to "
+                                                  f"{os.path.realpath(directory)}, outside the "
+                                                  "store; not read"))
+            run = None
+        else:
+            run = self._read_object(run_id, "run.json", problems)
+        if run is None and not problems:
+            return None, []
+        parsed_id = int(run_id) if str(run_id).isdigit() else run_id
+        if run is None:  # run.json unreadable: the run is listed, marked, never hidden
+            return {"_id": parsed_id, "status": BROKEN, "experiment": {}, "meta": {},
+                    "host": {}, "config": {}, "info": {}, "captured_out": "",
+                    "artifacts": [], "resources": [], PROBLEMS_KEY: problems}, problems
+        run.pop(PROBLEMS_KEY, None)
+        run["_id"] = parsed_id
+        run["config"] = self._read_object(run_id, "config.json", problems, {})
+        run["info"] = self._read_object(run_id, "info.json", problems, {})
+        run["captured_out"] = self._read_cout(run_id, problems)
         for key in ("start_time", "stop_time", "heartbeat", "queue_time"):
             if isinstance(run.get(key), str):
-                run[key] = clock.to_utc(run[key])
-        run["resources"] = [_relative_resource(e) for e in run.get("resources") or []]
-        return run
+                try:
+                    run[key] = clock.to_utc(run[key])
+                except ValueError:
+                    problems.append(self._problem(
+                        run_id, f"run.json: {key} {run[key][:40]!r} is not a time"))
+                    run[key] = None
+        resources = run.get("resources")
+        run["resources"] = [_relative_resource(e) for e in resources] \
+            if isinstance(resources, list) else []
+        if problems:
+            run[PROBLEMS_KEY] = list(problems)
+        return run, problems
 
     def run_ids(self) -> list:
         if not os.path.isdir(self.basedir):
@@ -397,12 +540,7 @@ class FileStore(Store):
             if with_last and last is not None:  # at hand: from the index (or the filter)
                 copy[LAST_KEY] = dict(last)
             if not skip_output and "captured_out" not in copy:
-                try:
-                    with open(os.path.join(self._dir(doc["_id"]), "cout.txt"),
-                              encoding="utf-8") as fh:
-                        copy["captured_out"] = fh.read()
-                except FileNotFoundError:
-                    copy["captured_out"] = ""
+                copy["captured_out"] = self._read_cout(doc["_id"])
             out.append(copy)
         return out
 
@@ -437,52 +575,96 @@ class FileStore(Store):
 
     def history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False
                 ) -> dict[str, dict[str, list]]:
+        """The run's series; a line of ``metrics.jsonl`` that cannot be read (a truncated last
+        line) is left out with a :class:`CorruptRunWarning`, the readable points are kept."""
+        out, problems = self.read_history(run_id, names, raw)
+        self.warn(problems)
+        return out
+
+    def read_history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False
+                     ) -> tuple[dict[str, dict[str, list]], list[str]]:
+        """:meth:`history` without the warnings: ``(history, problems)``."""
         wanted = set(names) if names is not None else None
         out: dict[str, dict[str, list]] = {}
+        problems: list[str] = []
+        if self._links_out(run_id):  # reported by read_run; nothing of it is read
+            return out, problems
         path = os.path.join(self._dir(run_id), "metrics.jsonl")
         if not os.path.exists(path):
-            legacy = self._read_json(os.path.join(self._dir(run_id), "metrics.json"), {})
+            legacy = self._read_object(run_id, "metrics.json", problems, {})
             for name, series in legacy.items():
                 if wanted is None or name in wanted:
+                    if not _is_series(series):
+                        problems.append(self._problem(
+                            run_id, f"metrics.json: series {name!r} is not steps, values and "
+                                    "timestamps of one length; left out"))
+                        continue
                     out[name] = {"steps": list(series["steps"]), "values": list(series["values"]),
                                  "timestamps": list(series["timestamps"])}
         else:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    for name, series in json.loads(line).items():
-                        if wanted is not None and name not in wanted:
-                            continue
-                        target = out.setdefault(name, {"steps": [], "values": [],
-                                                       "timestamps": []})
-                        target["steps"].extend(series["steps"])
-                        target["values"].extend(series["values"])
-                        target["timestamps"].extend(series["timestamps"])
+            for name, series in self._jsonl_series(run_id, path, problems):
+                if wanted is not None and name not in wanted:
+                    continue
+                target = out.setdefault(name, {"steps": [], "values": [], "timestamps": []})
+                target["steps"].extend(series["steps"])
+                target["values"].extend(series["values"])
+                target["timestamps"].extend(series["timestamps"])
         if not raw:
-            for series in out.values():
-                series["timestamps"] = clock.from_iso(series["timestamps"])
-        return out
+            for name, series in out.items():
+                try:
+                    series["timestamps"] = clock.from_iso(series["timestamps"])
+                except (ValueError, TypeError):
+                    problems.append(self._problem(
+                        run_id, f"metric {name!r} has timestamps that are no times; shown as "
+                                "none"))
+                    series["timestamps"] = [None] * len(series["timestamps"])
+        return out, problems
+
+    def _jsonl_series(self, run_id: Any, path: str, problems: list[str]
+                      ) -> Iterator[tuple[str, dict]]:
+        """``(name, series)`` of each readable line of ``metrics.jsonl``; each line that is
+        not (a truncated or damaged line) is added to ``problems``, its points left out."""
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            problems.append(self._problem(run_id, f"metrics.jsonl cannot be read "
+                                                  f"({exc.strerror or exc})"))
+            return
+        with fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    parsed = json.loads(line)
+                    reason = None if isinstance(parsed, dict) and all(
+                        _is_series(v) for v in parsed.values()) else "does not hold metric series"
+                except ValueError as exc:
+                    reason = _json_problem(exc)
+                if reason is not None:
+                    end = "" if line.endswith(b"\n") else ", truncated"
+                    problems.append(self._problem(
+                        run_id, f"metrics.jsonl line {number} {reason}{end}; its points are "
+                                "left out"))
+                    continue
+                yield from parsed.items()
 
     def iter_series(self, run_id: Any, name: str, page_size: int = 1000
                     ) -> Iterator[dict[str, list]]:
         """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
-        path = os.path.join(self._dir(run_id), "metrics.jsonl")
+        path = os.path.join(self._read_dir(run_id), "metrics.jsonl")
         if not os.path.exists(path):
             yield from super().iter_series(run_id, name, page_size)
             return
         page: dict[str, list] = {"steps": [], "values": [], "timestamps": []}
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                series = json.loads(line).get(name)
-                if not series:
-                    continue
-                for key in page:
-                    page[key].extend(series[key])
-                while len(page["steps"]) >= page_size:
-                    yield self._page(page, page_size)
+        problems: list[str] = []
+        for metric, series in self._jsonl_series(run_id, path, problems):
+            if metric != name or not series:
+                continue
+            for key in page:
+                page[key].extend(series[key])
+            while len(page["steps"]) >= page_size:
+                yield self._page(page, page_size)
+        self.warn(problems)
         if page["steps"]:
             yield self._page(page, len(page["steps"]))
 
@@ -502,7 +684,7 @@ class FileStore(Store):
         if samples is None:
             return self.history(run_id, names)
         wanted = None if names is None else list(names)
-        directory = self._dir(run_id)
+        directory = self._read_dir(run_id)
         found = file_series.read_sampled(directory, wanted,
                                          lambda n: sample_positions(n, samples))
         if found is not None:
@@ -522,19 +704,21 @@ class FileStore(Store):
 
     def _ended(self, run_id: Any) -> bool:
         try:
-            status = (self._read_json(os.path.join(self._dir(run_id), "run.json")) or {}
-                      ).get("status")
-        except ValueError:
+            doc = self._read_json(os.path.join(self._dir(run_id), "run.json"))
+        except (ValueError, OSError):
             return False
+        status = doc.get("status") if isinstance(doc, dict) else None
         return status not in (None, "RUNNING", "QUEUED")
 
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
-        return open(os.path.join(self._dir(run_id), name), "rb")
+        return open(self.artifact_path(run_id, name), "rb")
 
     def delete_run(self, run_id: Any) -> None:
         """Remove the run's directory; ``_sources`` and ``_resources`` are shared, so they stay."""
-        directory = os.path.normpath(self._dir(run_id))
-        # an id like "../x" must not reach outside the store
+        try:  # an id like "../x" must not reach outside the store
+            directory = os.path.normpath(self._dir(run_id))
+        except InvalidRunIdError:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.") from None
         inside = os.path.dirname(directory) == self.basedir
         if not inside or not os.path.isfile(os.path.join(directory, "run.json")):
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,9 @@ from labbook.fileio import write_atomic
 
 if TYPE_CHECKING:
     from labbook.stores.file import FileStore
+
+#: the document key listing what could not be read (``labbook.stores.file.PROBLEMS_KEY``)
+PROBLEMS_KEY = "problems"
 
 __all__ = ["INDEX_DIR", "INDEX_NAME", "VERSION", "SIGNATURE_FILES", "RACY_SECONDS", "signature",
            "metric_tails", "FileIndex"]
@@ -109,6 +113,7 @@ class FileIndex:
         self._offset = 0
         self._lines = 0
         self.writable = True
+        self._modes_checked = False
 
     # -- the index file ---------------------------------------------------------------------
     def _read_new_lines(self) -> None:
@@ -193,6 +198,7 @@ class FileIndex:
             st = os.stat(self.path)
             if self._file_key is None and self._offset == 0 and st.st_size == len(data):
                 self._file_key = (st.st_dev, st.st_ino)  # we created it
+                self._match_modes(st)
             if self._file_key == (st.st_dev, st.st_ino) and \
                     self._offset + len(data) == st.st_size:
                 self._offset = st.st_size
@@ -201,7 +207,7 @@ class FileIndex:
             pass
 
     def _compact(self) -> None:
-        keep = [e for e in self.live.values() if self._trusted(e)]
+        keep = [e for e in self.live.values() if self._worth_writing(e)]
         if not self.writable:
             return
         try:
@@ -211,10 +217,31 @@ class FileIndex:
         self.entries = {e["id"]: e for e in keep}
         try:  # what the new file holds is in memory already: do not parse it again
             st = os.stat(self.path)
+            self._match_modes(st)
             self._file_key, self._offset = (st.st_dev, st.st_ino), st.st_size
             self._lines = len(keep)
         except OSError:
             self._file_key, self._offset, self._lines = None, 0, 0
+
+    def _match_modes(self, st: os.stat_result) -> None:
+        """Give the index the permission mode of the runs it copies (a run's ``run.json``; its
+        ``.labbook`` directory that of the run's directory): it holds their documents, so it
+        must be no more readable than they are, and no less for those who may read them."""
+        for name in list(self.entries):
+            try:
+                run_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name, "run.json"))
+                                        .st_mode)
+                dir_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name)).st_mode)
+            except OSError:
+                continue
+            try:
+                if stat.S_IMODE(st.st_mode) != run_mode:
+                    os.chmod(self.path, run_mode)
+                if stat.S_IMODE(os.stat(self.directory).st_mode) != dir_mode:
+                    os.chmod(self.directory, dir_mode)
+            except OSError:
+                pass  # not ours to change (another user's store): left as it is
+            return
 
     # -- entries ----------------------------------------------------------------------------
     @staticmethod
@@ -233,18 +260,25 @@ class FileIndex:
             sig = signature(directory)
             if sig is None:
                 return None
-        try:
-            doc = self.store.get(name)
-            if history is None:
-                history = self.store.history(name, raw=True)
-        except (ValueError, OSError):
-            return None  # a file being rewritten in place right now: not cached
+        doc, problems = self.store.read_run(name)
         if doc is None:
             return None
+        if history is None:
+            history, more = self.store.read_history(name, raw=True)
+            problems += [p for p in more if p not in problems]
+        # what cannot be read is reported, and marked on the document; such an entry stays in
+        # memory only (see _worth_writing), so every reader of the store is told again
+        self.store.warn(problems)
+        if problems:
+            doc[PROBLEMS_KEY] = problems
         doc.pop("captured_out", None)
         last, counts = metric_tails(history)
         return {"id": name, "sig": sig, "at": at, "w": written, "doc": doc, "last": last,
                 "n": counts}
+
+    def _worth_writing(self, entry: dict) -> bool:
+        """Trusted entries of runs whose files all read are appended to the index file."""
+        return self._trusted(entry) and PROBLEMS_KEY not in entry["doc"]
 
     def record(self, name: str, history: dict | None = None) -> None:
         """Called by the writer when a run ended: append its entry."""
@@ -253,11 +287,19 @@ class FileIndex:
             return
         # the files may change after our signature (another process): then it is stale anyway
         self.entries[name] = entry
-        self._append([entry])
+        if PROBLEMS_KEY not in entry["doc"]:
+            self._append([entry])
 
     def refresh(self) -> dict[str, dict]:
         """Validate the index against the run directories; re-read what changed."""
         self._read_new_lines()
+        if not self._modes_checked and self._file_key is not None:
+            # once per reader: runs made private since the index was written make it private
+            self._modes_checked = True
+            try:
+                self._match_modes(os.stat(self.path))
+            except OSError:
+                pass
         try:
             with os.scandir(self.basedir) as it:
                 names = [e.name for e in it if e.name.isdigit()]
@@ -295,7 +337,7 @@ class FileIndex:
                 if entry is None:
                     continue
                 self.entries[name] = entry
-                if self._trusted(entry):
+                if self._worth_writing(entry):
                     fresh.append(entry)
             out[name] = entry
         return out

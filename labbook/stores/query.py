@@ -19,7 +19,8 @@ from labbook.errors import QueryError
 
 __all__ = ["COMPARISONS", "Cond", "Logical", "Not", "parse", "TIME_PATHS", "lookup", "evaluate",
            "matches", "sort_runs", "DERIVED_FIELDS", "DEFAULT_BEAT_INTERVAL", "MIN_SILENCE",
-           "DIED_SENSITIVE", "run_name", "run_tags", "run_notes", "beat_interval", "as_time",
+           "UNRECORDED_SILENCE", "DIED_SENSITIVE", "run_name", "run_tags", "run_notes",
+           "recorded_beat_interval", "beat_interval", "silence_limit", "as_time",
            "reported_status", "summary_of", "query_view", "node_paths", "heads", "evaluate_run"]
 
 _MISSING = object()
@@ -282,10 +283,13 @@ def sort_runs(runs: list, order: str, view: Callable[[Any], dict] | None = None)
 #: - ``status`` is the one reported: DIED for a RUNNING run whose heartbeat stopped.
 DERIVED_FIELDS = ("name", "tags", "notes", "summary")
 
-#: a run's heartbeat interval when its options do not say (seconds)
+#: a run's heartbeat interval when it recorded none (seconds)
 DEFAULT_BEAT_INTERVAL = 10.0
-#: a RUNNING run silent for longer than max(3 beats, this many seconds) is reported as DIED
-MIN_SILENCE = 60.0
+#: a RUNNING run that recorded its beat interval is reported as DIED once silent for longer
+#: than max(3 beats, this many seconds)
+MIN_SILENCE = 5.0
+#: ... and one that recorded none (written by Sacred, or with heartbeats off) after this long
+UNRECORDED_SILENCE = 60.0
 #: statuses whose conditions change when a stored RUNNING is reported as DIED
 DIED_SENSITIVE = frozenset({"RUNNING", "DIED"})
 
@@ -325,15 +329,35 @@ def run_notes(doc: dict) -> Any:
     return meta.get("notes", meta.get("comment"))
 
 
-def beat_interval(doc: dict) -> float:
-    options = _meta(doc).get("options")
+def recorded_beat_interval(doc: dict) -> float | None:
+    """The heartbeat interval the run recorded (``meta.beat_interval``, written at start, else
+    its ``--beat_interval`` option); None when it recorded none, or no positive one."""
+    meta = _meta(doc)
+    options = meta.get("options")
     options = options if isinstance(options, dict) else {}
-    value = options.get("--beat_interval", options.get("--beat-interval"))
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_BEAT_INTERVAL
-    return seconds if seconds > 0 else DEFAULT_BEAT_INTERVAL
+    for value in (meta.get("beat_interval"), options.get("--beat_interval"),
+                  options.get("--beat-interval")):
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        return seconds if seconds > 0 and seconds == seconds else None
+    return None
+
+
+def beat_interval(doc: dict) -> float:
+    recorded = recorded_beat_interval(doc)
+    return DEFAULT_BEAT_INTERVAL if recorded is None else recorded
+
+
+def silence_limit(doc: dict) -> float:
+    """Seconds without a heartbeat after which a RUNNING run is reported as DIED."""
+    recorded = recorded_beat_interval(doc)
+    if recorded is None:
+        return max(3 * DEFAULT_BEAT_INTERVAL, UNRECORDED_SILENCE)
+    return max(3 * recorded, MIN_SILENCE)
 
 
 def as_time(value: Any) -> _dt.datetime | None:
@@ -347,8 +371,9 @@ def as_time(value: Any) -> _dt.datetime | None:
 
 
 def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
-    """The stored status, but DIED for a RUNNING run silent for longer than
-    max(3 heartbeat intervals, :data:`MIN_SILENCE`)."""
+    """The stored status, but DIED for a RUNNING run whose last heartbeat (its start before
+    the first) is older than :func:`silence_limit`: max(3 of its recorded heartbeat
+    intervals, :data:`MIN_SILENCE`), or :data:`UNRECORDED_SILENCE` when it recorded none."""
     status = doc.get("status")
     if status != "RUNNING":
         return status
@@ -356,7 +381,7 @@ def reported_status(doc: dict, now: _dt.datetime | None = None) -> Any:
     if last is None:
         return status
     silence = ((now or clock.utcnow()) - last).total_seconds()
-    return "DIED" if silence > max(3 * beat_interval(doc), MIN_SILENCE) else status
+    return "DIED" if silence > silence_limit(doc) else status
 
 
 def summary_of(doc: dict, last: dict | None) -> dict:

@@ -247,7 +247,8 @@ def test_a_stale_heartbeat_reports_died(empty_url):
     ex.run(options={**OPTS, "--store": empty_url, "--beat_interval": 100})
     api = Api(empty_url)
     store = api.store
-    # default interval (10 s): silent for more than 60 s is DIED
+    # the default interval (10 s), recorded in meta: silent for more than 3 x 10 s is DIED
+    assert store.get(1)["meta"]["beat_interval"] == 10.0
     store.update_run(1, {"status": "RUNNING", "heartbeat": now() - dt.timedelta(seconds=90)})
     # --beat_interval 100: silent for more than 3 x 100 s is DIED
     store.update_run(2, {"status": "RUNNING", "heartbeat": now() - dt.timedelta(seconds=90)})
@@ -257,7 +258,7 @@ def test_a_stale_heartbeat_reports_died(empty_url):
     assert ids(api.runs("status = 'RUNNING'")) == [2]
     assert ids(api.runs("status != 'RUNNING'", order="_id")) == [1]
     store.update_run(2, {"heartbeat": now() - dt.timedelta(seconds=400)})
-    store.update_run(1, {"heartbeat": now() - dt.timedelta(seconds=30)})
+    store.update_run(1, {"heartbeat": now() - dt.timedelta(seconds=20)})
     assert api.run(1).status == "RUNNING" and api.run(2).status == "DIED"
     assert Api(empty_url).runs(order="_id").to_dataframe()["status"].tolist() == \
         ["RUNNING", "DIED"]

@@ -45,8 +45,8 @@ LABBOOK_STORE_DIR = ".labbook/"
 LABBOOK_EXTRA_HOST_KEYS = {"cpu_count", "labbook_version"}
 #: host entries both write only on some machines (the fixtures were made without a GPU)
 MACHINE_HOST_KEYS = {"gpus"}
-#: labbook's own meta entries
-LABBOOK_EXTRA_META_KEYS = {"tags"}
+#: labbook's own meta entries (beat_interval: readers report DIED after 3 missed beats)
+LABBOOK_EXTRA_META_KEYS = {"tags", "beat_interval"}
 #: meta entries Sacred writes and labbook's Experiment does not (none: labbook records
 #: ``named_configs`` and ``config_updates`` too; labbook/experiment.py builds ``meta``)
 SACRED_ONLY_META_KEYS: set[str] = set()

@@ -8,6 +8,7 @@ import hashlib
 from typing import Any
 
 import bson
+import bson.int64
 from bson import ObjectId
 
 from labbook import serialize
@@ -44,6 +45,8 @@ def _from_bson(value: Any) -> Any:
         return [_from_bson(v) for v in value]
     if isinstance(value, ObjectId):
         return str(value)
+    if isinstance(value, bson.int64.Int64):  # a plain int, as every other store gives it
+        return int(value)
     return value
 
 

@@ -352,7 +352,9 @@ class JsonPaths:
             elif isinstance(operand, bool):
                 kinds.update(("bool", "number"))
             elif _plain_number(operand):
-                kinds.add("bool")
+                # objects: SQLite keeps a whole-number float alone in a column as
+                # {"$float": "1.0"} (see values.dumps_sqlite_json)
+                kinds.update(("bool", "object") if not parts else ("bool",))
                 tests.append(self.number(column, parts) == operand)
             elif isinstance(operand, str):
                 text = self.text(column, parts)

@@ -69,6 +69,11 @@ def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.En
                               "json_deserializer": serialize.loads_strict}
     connect_args: dict[str, Any] = {}
     if dialect == "sqlite":
+        from labbook.stores.sql.values import dumps_sqlite_json, loads_sqlite_json
+
+        # a number alone in a JSON column must keep its type (see dumps_sqlite_json)
+        kwargs["json_serializer"] = dumps_sqlite_json
+        kwargs["json_deserializer"] = loads_sqlite_json
         connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
         # one connection per thread at a time (the store's lock); the heartbeat thread
         # reuses pooled connections made by the main thread

@@ -3,13 +3,15 @@ and lists of ids cut into pieces for ``IN (...)``."""
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any, Iterator
 
-from labbook import clock
+from labbook import clock, serialize
 from labbook.errors import SqlStoreError
 from labbook.stores.sql.types import SHORT
 
-__all__ = ["as_run_id", "in_chunks", "to_time", "short_name"]
+__all__ = ["as_run_id", "in_chunks", "to_time", "short_name", "dumps_sqlite_json",
+           "loads_sqlite_json"]
 
 _IN_CHUNK = 500  # ids per IN (...) list
 
@@ -52,4 +54,33 @@ def short_name(field: str, value: Any) -> str | None:
     if len(value) > SHORT:
         raise SqlStoreError(f"The run field '{field}' is {len(value)} characters long; the SQL "
                             f"store keeps at most {SHORT}.")
+    return value
+
+
+def dumps_sqlite_json(value: Any) -> str:
+    """JSON text for a SQLite JSON column. SQLite gives such columns NUMERIC affinity: a text
+    that reads as a number is stored as that number, so a top-level ``1.0`` would come back as
+    the integer 1 and an integer beyond 64 bits as a float. Those two are written tagged,
+    ``{"$float": "1.0"}`` / ``{"$int": "..."}``, which :func:`loads_sqlite_json` reads back;
+    everything else as :func:`labbook.serialize.dumps_strict` writes it."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return '{"$float": "%r"}' % value
+    if type(value) is int and not -2 ** 63 <= value < 2 ** 63:
+        return '{"$int": "%d"}' % value
+    return serialize.dumps_strict(value)
+
+
+def loads_sqlite_json(text: Any) -> Any:
+    """Inverse of :func:`dumps_sqlite_json` (a number SQLite already converted is kept)."""
+    if isinstance(text, int | float):  # written before the tags: as SQLite converted it
+        return text
+    value = serialize.loads_strict(text)
+    if isinstance(value, dict) and len(value) == 1:
+        try:
+            if isinstance(value.get("$float"), str):
+                return float(value["$float"])
+            if isinstance(value.get("$int"), str):
+                return int(value["$int"])
+        except ValueError:
+            pass
     return value

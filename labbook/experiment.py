@@ -167,7 +167,8 @@ class Experiment(Ingredient):
         from labbook import distributed
 
         worker = distributed.is_worker()
-        observers = distributed.attached_observers() if worker else self._observers_for(opts)
+        observers = (distributed.attached_observers() if worker
+                     else self._observers_for(opts, settings.get("DELIVERY")))
         run = Run(resolved.config, resolved.summary, command, observers,
                   root_logger=run_logger, run_logger=run_logger,
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
@@ -196,7 +197,7 @@ class Experiment(Ingredient):
         self.current_run = run
         return run
 
-    def _observers_for(self, opts: dict) -> list:
+    def _observers_for(self, opts: dict, delivery: dict | None = None) -> list:
         from labbook.observers import observers_from_options
 
         observers = list(self.observers) + observers_from_options(opts)
@@ -214,6 +215,10 @@ class Experiment(Ingredient):
 
             observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(o)
                          for o in observers]
+        else:  # store observers retry, then journal: an outage loses nothing
+            from labbook.observers.durable import make_durable
+
+            observers = make_durable(observers, delivery)
         return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:

@@ -25,6 +25,17 @@ def defaults() -> dict[str, Any]:
             "CAPTURED_ENV": [],
             "INCLUDE_GPU_INFO": True,
         },
+        # how store observers deliver (labbook.observers.durable): seconds a run waits for a
+        # store before it stops waiting, seconds the end of a run waits for undelivered
+        # events before journaling them into FAILURE_DIR, the first and longest pause
+        # between retries
+        "DELIVERY": {
+            "FAILURE_DIR": os.environ.get("LABBOOK_FAILURE_DIR") or "labbook_failed_runs",
+            "SYNC_WAIT": 30.0,
+            "MAX_WAIT": 10.0,
+            "BACKOFF": 0.1,
+            "MAX_BACKOFF": 5.0,
+        },
         "CONFIG": {
             # read-only containers for the running config
             "READ_ONLY_CONFIG": True,

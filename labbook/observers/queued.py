@@ -57,12 +57,15 @@ from labbook.errors import ObserverError
 from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
 
-__all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "QueuedObserver", "write_journal",
-           "record_outcome", "replay"]
+__all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "DEFAULT_FAILURE_DIR", "QueuedObserver",
+           "sync_url", "write_journal", "record_outcome", "replay"]
 
 log = logging.getLogger("labbook.observers.queued")
 
 _SYNC_EVENTS = ("started_event", "queued_event")
+#: where journals go when neither the observer nor the settings say otherwise (relative to the
+#: working directory of the run)
+DEFAULT_FAILURE_DIR = "labbook_failed_runs"
 JOURNAL = "events.jsonl"
 PROGRESS = "delivered.json"
 IN_FLIGHT = "in_flight.json"
@@ -99,6 +102,8 @@ class _Item:
     kwargs: dict
     generation: int  # which run it belongs to: the observer is reused by later runs
     waiter: _StartWaiter | None = None
+    #: set by the worker after the first attempt (delivered or not): a caller may wait on it
+    settled: threading.Event = field(default_factory=threading.Event)
     abandoned: bool = False  # journaled by join() while no call was under way
     handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
 
@@ -116,7 +121,9 @@ class QueuedObserver(RunObserver):
                  start_wait: float = 2.0):
         self.observer = observer
         self.priority = getattr(observer, "priority", 0)
-        self.failure_dir = os.path.abspath(os.fspath(failure_dir or "labbook_failed_runs"))
+        # MongoObserver(failure_dir=...) names where its journals go
+        failure_dir = failure_dir or getattr(observer, "failure_dir", None)
+        self.failure_dir = os.path.abspath(os.fspath(failure_dir or DEFAULT_FAILURE_DIR))
         self.max_wait = max_wait
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -130,6 +137,22 @@ class QueuedObserver(RunObserver):
         self._thread: threading.Thread | None = None
         self._generation = 0
         self._run_id: Any = None
+        #: the error of the last failed attempt while the store is away (None: healthy)
+        self._outage: Exception | None = None
+
+    @property
+    def store(self) -> Any:
+        """The wrapped observer's store (None for an observer without one)."""
+        return getattr(self.observer, "store", None)
+
+    def describe(self) -> str:
+        """The wrapped observer's store URL (password hidden), or its class name."""
+        url = getattr(self.store, "url", None)
+        if url:
+            from labbook.stores import redact_url
+
+            return redact_url(str(url))
+        return type(self.observer).__name__
 
     # -- the start -----------------------------------------------------------------------------
     def started_event(self, **kwargs):  # type: ignore[override]
@@ -281,7 +304,21 @@ class QueuedObserver(RunObserver):
                 self._run_id = waiter.result = returned
                 waiter.done.set()
             self._finish_current()
+            item.settled.set()
+            if self._outage is not None and not self._items:
+                self._outage = None
+                log.warning("%s answers again; the events of the run that waited meanwhile are "
+                            "delivered.", self.describe())
             return "done"
+        if not isinstance(error, ObserverError):
+            waiting = waiter is not None and not waiter.gave_up  # _start reports it
+            if self._outage is None and not waiting:
+                log.warning("%s failed (%s: %s); the run goes on, its events wait and are "
+                            "retried in the background, and are saved in %s if the store is not "
+                            "back by the end of the run.", self.describe(),
+                            type(error).__name__, _first_line(error), self.failure_dir)
+            self._outage = error
+        item.settled.set()
         if waiter is not None and not waiter.gave_up:
             waiter.error = error
             waiter.done.set()  # the run stops waiting at the first failure
@@ -377,23 +414,37 @@ class QueuedObserver(RunObserver):
 
     def _journal(self, run_id: Any, undelivered: list[_Item], handoff: _Handoff | None) -> None:
         name = type(self.observer).__name__
+        target = self.describe()
         directory, first = write_journal(
             self.failure_dir, run_id, [(item.event, item.kwargs) for item in undelivered],
-            in_doubt=handoff is not None, observer=name)
+            in_doubt=handoff is not None, observer=name, store=target)
         if handoff is not None:
             handoff.directory, handoff.index = directory, first
-        doubt = (" The first of them was still being sent; the journal marks it so that replay "
-                 "does not store it twice." if handoff is not None else "")
+        points = sum(len(series["steps"]) for item in undelivered if item.event == "log_metrics"
+                     for series in item.kwargs["metrics_by_name"].values())
+        url = getattr(self.store, "url", None)
+        doubt = (" (the first was still being sent; replay checks whether it arrived)"
+                 if handoff is not None else "")
         log.warning(
-            "%d event(s) of this run could not be delivered to %s; they are saved in %s.%s "
-            "Upload them later with: labbook sync %s --store URL", len(undelivered), name,
-            directory, doubt, self.failure_dir)
+            "%s of %s (%s) could not reach %s; they wait in %s%s. Upload them with: labbook sync "
+            "%s --store %s", _count(len(undelivered), "event"),
+            f"run {run_id}" if run_id is not None else "this run (no id yet)",
+            _count(points, "metric point"), target, directory, doubt, self.failure_dir,
+            sync_url(str(url)) if url else "URL")
 
     def _join_wrapped(self) -> None:
         try:
             self.observer.join()
         except Exception:
             log.debug("join of the wrapped observer failed", exc_info=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _snapshot_start(kwargs: dict) -> dict:
@@ -452,8 +503,26 @@ def _new_journal_dir(failure_dir: str, run_id: Any) -> str:
             continue  # another run (another store, another process) has this id: new name
 
 
+def sync_url(url: str) -> str:
+    """``url`` as ``labbook sync`` should be given it: no password (the user's tools supply it:
+    ``~/.pgpass``, a URL of their own), and an absolute SQLite path."""
+    from labbook.stores import redact_url
+
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path, sep, query = url[len("sqlite:///"):].partition("?")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            url = "sqlite:///" + os.path.abspath(path) + sep + query
+    redacted = redact_url(url)
+    if redacted == url:
+        return url
+    scheme, rest = redacted.split("://", 1)
+    creds, _, host = rest.rpartition("@")
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+
+
 def write_journal(failure_dir: str, run_id: Any, events: list[tuple[str, dict]],
-                  in_doubt: bool = False, observer: str | None = None) -> tuple[str, int]:
+                  in_doubt: bool = False, observer: str | None = None,
+                  store: str | None = None) -> tuple[str, int]:
     """Write ``events`` to a new journal of ``run_id`` under ``failure_dir``.
 
     ``in_doubt`` marks the first event as possibly delivered (see the module's docstring).
@@ -461,7 +530,7 @@ def write_journal(failure_dir: str, run_id: Any, events: list[tuple[str, dict]],
     """
     directory = _new_journal_dir(failure_dir, run_id)
     write_atomic(os.path.join(directory, "journal.json"),
-                 json.dumps({"run_id": run_id, "observer": observer,
+                 json.dumps({"run_id": run_id, "observer": observer, "store": store,
                              "created": clock.utcnow().isoformat()}))
     with open(os.path.join(directory, JOURNAL), "a", encoding="utf-8") as fh:
         for position, (event, kwargs) in enumerate(events):
@@ -506,13 +575,35 @@ def replay(failure_dir: str | os.PathLike, store_url: str) -> list[tuple[str, An
 
     results = []
     root = os.fspath(failure_dir)
+    target = _store_key(store_url)
     for name in sorted(os.listdir(root)):
         directory = os.path.join(root, name)
         if not os.path.isfile(os.path.join(directory, JOURNAL)):
             continue
+        meta = _read_json(os.path.join(directory, "journal.json"), {})
+        if meta.get("run_id") is not None and meta.get("store") \
+                and "://" in meta["store"] and _store_key(meta["store"]) != target:
+            # events of run N of one store must not land in run N of another
+            log.warning("%s holds events of run %s of %s, not of %s; skipped (upload it with "
+                        "labbook sync %s --store %s).", directory, meta["run_id"], meta["store"],
+                        sync_url(store_url), root, sync_url(meta["store"]))
+            continue
         run_id, delivered = _replay_journal(directory, observer_for_url(store_url))
         results.append((name, run_id, delivered))
     return results
+
+
+def _store_key(url: str) -> str:
+    """What identifies a store in a URL: no password, no driver, absolute paths."""
+    if "://" not in url:
+        url = "file://" + os.path.abspath(url)
+    url = sync_url(url)
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.split("+")[0]
+    scheme = {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
+    if scheme == "file":
+        rest = os.path.abspath(rest)
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def _replay_journal(directory: str, observer: Any) -> tuple[Any, int]:

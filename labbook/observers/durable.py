@@ -52,6 +52,11 @@ class DurableObserver(QueuedObserver):
         #: the run stopped waiting for deliveries (a failure, or a wait that ran out)
         self._behind = False
 
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        # no copy while the store answers: the file is stored before the run goes on
+        self._put("artifact_event", {"name": name, "filename": filename, "metadata": metadata,
+                                     "content_type": content_type})
+
     def _put(self, event: str, kwargs: dict) -> None:
         with self._cond:
             item = _Item(event, kwargs, self._generation)
@@ -60,8 +65,16 @@ class DurableObserver(QueuedObserver):
                     and self._current is None:
                 self._behind = False  # caught up: synchronous again
             wait = not self._behind
-        if not wait:
-            return
+        if wait:
+            self._wait_for(item)
+        if event == "artifact_event" and not item.delivered:
+            # it waits: the run may delete the file once this returns
+            copy = self._copy_of(kwargs["filename"])
+            with self._cond:
+                if not item.delivered:
+                    item.kwargs = dict(item.kwargs, filename=copy)
+
+    def _wait_for(self, item: _Item) -> None:
         settled = item.settled.wait(self.sync_wait)
         with self._cond:
             if not settled:

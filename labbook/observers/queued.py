@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class _Item:
     waiter: _StartWaiter | None = None
     #: set by the worker after the first attempt (delivered or not): a caller may wait on it
     settled: threading.Event = field(default_factory=threading.Event)
+    delivered: bool = False
     abandoned: bool = False  # journaled by join() while no call was under way
     handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
 
@@ -139,6 +141,8 @@ class QueuedObserver(RunObserver):
         self._run_id: Any = None
         #: the error of the last failed attempt while the store is away (None: healthy)
         self._outage: Exception | None = None
+        #: copies of artifact files waiting for delivery
+        self._spool: str | None = None
 
     @property
     def store(self) -> Any:
@@ -229,8 +233,28 @@ class QueuedObserver(RunObserver):
         self._put("resource_event", {"filename": filename})
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
-        self._put("artifact_event", {"name": name, "filename": filename, "metadata": metadata,
-                                     "content_type": content_type})
+        # the run may delete the file once the event is sent: keep a copy while it waits
+        self._put("artifact_event", {"name": name, "filename": self._copy_of(filename),
+                                     "metadata": metadata, "content_type": content_type})
+
+    def _copy_of(self, filename: Any) -> Any:
+        """A private copy of an artifact file that waits for delivery (removed at the end)."""
+        if not isinstance(filename, str | os.PathLike) or not os.path.isfile(filename):
+            return filename
+        with self._cond:
+            if self._spool is None:
+                self._spool = tempfile.mkdtemp(prefix="labbook-queued-")
+            spool = self._spool
+        directory = tempfile.mkdtemp(dir=spool)
+        copy = os.path.join(directory, os.path.basename(os.fspath(filename)))
+        shutil.copyfile(filename, copy)
+        return copy
+
+    def _drop_spool(self) -> None:
+        with self._cond:
+            spool, self._spool = self._spool, None
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
     # -- the worker ----------------------------------------------------------------------------
     def _work(self) -> None:
@@ -304,6 +328,7 @@ class QueuedObserver(RunObserver):
                 self._run_id = waiter.result = returned
                 waiter.done.set()
             self._finish_current()
+            item.delivered = True
             item.settled.set()
             if self._outage is not None and not self._items:
                 self._outage = None
@@ -376,6 +401,8 @@ class QueuedObserver(RunObserver):
             # With a call under way the wrapped observer is not ours to touch: the worker
             # joins it when that call returns.
             self._join_wrapped()
+            if not undelivered or handoff is None:
+                self._drop_spool()  # the journal has its own copies
 
     def _open_current(self, generation: int) -> _Item | None:
         """The event under way if it is run ``generation``'s and still the worker's."""
@@ -478,9 +505,13 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
 
 def _decode(record: dict) -> tuple[str, dict]:
     kwargs = {}
+    original = record["kwargs"].get("original_filename")
     for key, value in record["kwargs"].items():
         if key == "original_filename":
             continue
+        if key == "filename" and record["event"] == "resource_event" and original \
+                and os.path.isfile(original):
+            value = original  # a resource is recorded under the path the run read
         if key == "metrics_by_name":
             for series in value.values():
                 series["timestamps"] = clock.from_iso(series["timestamps"])

@@ -30,7 +30,8 @@ def defaults() -> dict[str, Any]:
         # events before journaling them into FAILURE_DIR, the first and longest pause
         # between retries
         "DELIVERY": {
-            "FAILURE_DIR": os.environ.get("LABBOOK_FAILURE_DIR") or "labbook_failed_runs",
+            # None: $LABBOOK_FAILURE_DIR, else labbook_failed_runs in the working directory
+            "FAILURE_DIR": None,
             "SYNC_WAIT": 30.0,
             "MAX_WAIT": 10.0,
             "BACKOFF": 0.1,

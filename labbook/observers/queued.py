@@ -124,7 +124,8 @@ class QueuedObserver(RunObserver):
         self.observer = observer
         self.priority = getattr(observer, "priority", 0)
         # MongoObserver(failure_dir=...) names where its journals go
-        failure_dir = failure_dir or getattr(observer, "failure_dir", None)
+        failure_dir = (failure_dir or getattr(observer, "failure_dir", None)
+                       or os.environ.get("LABBOOK_FAILURE_DIR"))
         self.failure_dir = os.path.abspath(os.fspath(failure_dir or DEFAULT_FAILURE_DIR))
         self.max_wait = max_wait
         self.backoff = backoff

@@ -213,8 +213,12 @@ class Experiment(Ingredient):
         if opts.get("queued"):
             from labbook.observers.queued import QueuedObserver
 
-            observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(o)
-                         for o in observers]
+            delivery = delivery or {}
+            observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(
+                o, failure_dir=getattr(o, "failure_dir", None) or delivery.get("FAILURE_DIR"),
+                max_wait=float(delivery.get("MAX_WAIT", 10.0)),
+                backoff=float(delivery.get("BACKOFF", 0.1)),
+                max_backoff=float(delivery.get("MAX_BACKOFF", 5.0))) for o in observers]
         else:  # store observers retry, then journal: an outage loses nothing
             from labbook.observers.durable import make_durable
 

@@ -544,10 +544,9 @@ def sync_url(url: str) -> str:
         path, sep, query = url[len("sqlite:///"):].partition("?")
         if path and path != ":memory:" and not path.startswith("file:"):
             url = "sqlite:///" + os.path.abspath(path) + sep + query
-    redacted = redact_url(url)
-    if redacted == url:
+    if "://" not in url or "@" not in url:
         return url
-    scheme, rest = redacted.split("://", 1)
+    scheme, rest = redact_url(url).split("://", 1)
     creds, _, host = rest.rpartition("@")
     return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
 

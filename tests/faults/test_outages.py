@@ -179,7 +179,8 @@ def run_fields(store, run_id) -> dict:
         "metrics": {name: (list(series["steps"]), list(series["values"]))
                     for name, series in history.items()},
         "artifacts": {name: store.open_artifact(run_id, name).read()
-                      for name in doc.get("artifacts") or []},
+                      for name in (a["name"] if isinstance(a, dict) else a  # Sacred's Mongo
+                                   for a in doc.get("artifacts") or [])},
         "resources": sorted(r[0] for r in doc.get("resources") or []),
     }
 

@@ -209,6 +209,8 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
     from labbook.cli.main import main
 
     assert status == 0, err
+    # the fault did happen, and the run said so when it did
+    assert re.search(r"failed \(|could not record the start|has not answered within", err), err
     loud = [m for m in map(LOUD.search, err.splitlines()) if m]
     if secret is not None:
         assert secret not in err
@@ -414,3 +416,45 @@ def test_file_store_directory_unwritable(recovers, script_dir, tmp_path):
     finally:
         give_back()
     check_outcome("file", "mid (unwritable)", recovers, status, err, url, ref)
+
+
+# -- what is no outage ---------------------------------------------------------------------------
+
+def test_a_taken_id_is_refused_not_journaled(script_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    status, err = run_script(script_dir, url, tmp_path)
+    assert status == 0, err
+    assert "alembic" not in err  # a new database is made quietly
+    store, run_id = only_run(url)
+    before = run_fields(store, run_id)
+    env = dict(os.environ, OUTAGE_RESOURCE=str(script_dir / "data.txt"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, str(script_dir / "exp.py"), "with", "n=1",
+                           "--store", url, "--id", str(run_id), "--no-system-metrics"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"Error: A run with id {run_id} already exists in" in done.stderr
+    assert not LOUD.search(done.stderr) and "could not reach" not in done.stderr
+    assert not Path(os.environ["LABBOOK_FAILURE_DIR"]).exists()
+    store, same_id = only_run(url)
+    assert same_id == run_id and run_fields(store, run_id) == before
+
+
+def test_migrations_are_quiet_unless_labbook_logs_at_debug(tmp_path, caplog):
+    import logging
+
+    from labbook.stores.sql import SqlStore
+
+    with caplog.at_level(logging.INFO):
+        SqlStore(f"sqlite:///{tmp_path / 'quiet.db'}").check()
+    assert not [r for r in caplog.records if r.name.startswith("alembic")]
+    caplog.clear()
+    labbook_log = logging.getLogger("labbook")
+    level = labbook_log.level
+    labbook_log.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.INFO):
+            SqlStore(f"sqlite:///{tmp_path / 'told.db'}").check()
+    finally:
+        labbook_log.setLevel(level)
+    assert [r for r in caplog.records if r.name.startswith("alembic")]

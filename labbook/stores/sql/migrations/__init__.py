@@ -79,10 +79,10 @@ def upgrade(connection: Any, stamp_initial: bool = False) -> None:
     :class:`UnknownRevisionError` when the database is at a revision not in ``versions/``
     (written by a newer labbook).
     """
-    from alembic import command
-    from alembic.script import ScriptDirectory
+    with _quiet_alembic():  # importing alembic logs too (its plugins)
+        from alembic import command
+        from alembic.script import ScriptDirectory
 
-    with _quiet_alembic():
         _upgrade(connection, stamp_initial, command, ScriptDirectory)
 
 

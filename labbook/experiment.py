@@ -188,6 +188,7 @@ class Experiment(Ingredient):
             run.unobserved = run.unobserved or not observers
             run._warned_unobserved = True
         run.system_metrics = not opts.get("no_system_metrics")
+        run.delivery = dict(settings.get("DELIVERY") or {})
         if opts.get("beat_interval") is not None:
             run.beat_interval = float(opts["beat_interval"])
         if opts.get("capture") is not None:
@@ -219,10 +220,6 @@ class Experiment(Ingredient):
                 max_wait=float(delivery.get("MAX_WAIT", 10.0)),
                 backoff=float(delivery.get("BACKOFF", 0.1)),
                 max_backoff=float(delivery.get("MAX_BACKOFF", 5.0))) for o in observers]
-        else:  # store observers retry, then journal: an outage loses nothing
-            from labbook.observers.durable import make_durable
-
-            observers = make_durable(observers, delivery)
         return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:

@@ -2,8 +2,9 @@
 
 Every :class:`~labbook.observers.store_observer.StoreObserver` of a run (``-F``, ``-s``, ``-m``,
 ``--store``, ``LABBOOK_STORE``, ``observers.create(url)`` and ``ex.observers.append(
-SqlObserver(url))`` alike) is wrapped in a :class:`DurableObserver` when the run is created
-(``--queued`` wraps in a plain :class:`~labbook.observers.queued.QueuedObserver` instead).
+SqlObserver(url))`` alike) is wrapped in a :class:`DurableObserver` when the run builds its
+event bus (``run.observers`` keeps the user's objects; ``--queued`` wraps every observer in a
+plain :class:`~labbook.observers.queued.QueuedObserver` instead).
 
 * **While the store answers, delivery is synchronous**: each event is handed to the delivery
   thread and the run waits until it is stored, so a program (or a Sacred user) reading the store

@@ -30,7 +30,7 @@ from tests.faults.tcp_proxy import TcpProxy
 from tests.stores.mongo_server import mongo_server  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-N_PER_PHASE = 50
+N_PER_PHASE = int(os.environ.get("LABBOOK_OUTAGE_POINTS_PER_PHASE", "50"))  # per series
 SERIES = ("loss", "acc")
 POINTS = N_PER_PHASE * 3 * len(SERIES)
 
@@ -224,6 +224,7 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
         assert Path(line["dir"]) == Path(os.environ["LABBOOK_FAILURE_DIR"])
         assert main(["sync", line["dir"], "--store", line["url"]]) == 0
         assert main(["sync", line["dir"], "--store", line["url"]]) == 0  # twice: no doubles
+        print(f"\njournaled: {line['events']} events, {line['points']} points")
     store, run_id = only_run(url)
     fields = run_fields(store, run_id)
     MATRIX[(kind, when, recovers)] = (POINTS, stored_points(fields))

@@ -459,3 +459,20 @@ def test_migrations_are_quiet_unless_labbook_logs_at_debug(tmp_path, caplog):
     finally:
         labbook_log.setLevel(level)
     assert [r for r in caplog.records if r.name.startswith("alembic")]
+
+
+def test_a_journal_of_run_n_of_one_store_never_lands_in_another(tmp_path, capsys, caplog):
+    from labbook.cli.main import main
+    from labbook.observers.queued import write_journal
+    from labbook.stores import open_store
+
+    failure_dir = tmp_path / "failed"
+    directory, _ = write_journal(
+        str(failure_dir), 1, [("completed_event", {"stop_time": None, "result": 3})],
+        observer="FileStorageObserver", store=f"file://{tmp_path / 'runs'}")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["sync", str(failure_dir), "--store", other]) == 0
+    assert "1 journal(s) of runs of other stores left as they are." in capsys.readouterr().out
+    assert f"holds events of run 1 of file://{tmp_path / 'runs'}, not of {other}" in caplog.text
+    assert open_store(other).find() == []
+    assert not os.path.exists(os.path.join(directory, "delivered.json"))

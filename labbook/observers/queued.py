@@ -46,6 +46,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -484,9 +485,26 @@ def _snapshot_start(kwargs: dict) -> dict:
 
 # -- the journal -------------------------------------------------------------------------------
 
+_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]+):[^\s@/]+@")
+
+
+def _without_passwords(value: Any) -> Any:
+    """``value`` with the passwords of store URLs in its texts replaced by ``****`` (the run's
+    options name its stores: a journal is a plain file and never holds a password)."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1:****@", value)
+    if isinstance(value, dict):
+        return {key: _without_passwords(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_passwords(item) for item in value]
+    return value
+
+
 def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
     data = {}
     for key, value in kwargs.items():
+        if key == "meta_info":
+            value = _without_passwords(value)
         if key == "metrics_by_name":  # columns: one ISO text per point, not a tag each
             value = {name: {"steps": s["steps"], "values": s["values"],
                             "timestamps": clock.to_iso(s["timestamps"])}

@@ -214,6 +214,9 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
     loud = [m for m in map(LOUD.search, err.splitlines()) if m]
     if secret is not None:
         assert secret not in err
+        journals = Path(os.environ["LABBOOK_FAILURE_DIR"])
+        if journals.exists():
+            assert not [p for p in journals.rglob("*.json*") if secret in p.read_text()]
     if recovers == "yes":
         assert loud == [], err  # everything arrived: nothing to say, nothing journaled
     else:

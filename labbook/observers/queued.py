@@ -337,8 +337,8 @@ class QueuedObserver(RunObserver):
                 log.warning("%s answers again; the events of the run that waited meanwhile are "
                             "delivered.", self.describe())
             return "done"
-        if not isinstance(error, ObserverError):
-            waiting = waiter is not None and not waiter.gave_up  # _start reports it
+        waiting = waiter is not None and not waiter.gave_up  # _start reports it
+        if not (waiting and isinstance(error, ObserverError)):  # a refusal raises instead
             if self._outage is None and not waiting:
                 log.warning("%s failed (%s: %s); the run goes on, its events wait and are "
                             "retried in the background, and are saved in %s if the store is not "

@@ -479,3 +479,121 @@ def test_a_journal_of_run_n_of_one_store_never_lands_in_another(tmp_path, capsys
     assert f"holds events of run 1 of file://{tmp_path / 'runs'}, not of {other}" in caplog.text
     assert open_store(other).find() == []
     assert not os.path.exists(os.path.join(directory, "delivered.json"))
+
+
+# -- the durable wrapper in one process ------------------------------------------------------------
+
+class _FlakyStore:
+    """A file store that can be taken away (refuses) or frozen (a call blocks until released)."""
+
+    def __init__(self, path):
+        from labbook.stores.file import FileStore
+
+        self.inner = FileStore(path)
+        self.url = f"file://{path}"
+        self.down = False
+        self.frozen = None  # a threading.Event a call waits for
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            from labbook.errors import StoreConnectionError
+
+            if self.frozen is not None:
+                self.frozen.wait()
+            if self.down:
+                raise StoreConnectionError("the store is away")
+            return attr(*args, **kwargs)
+        return call
+
+
+def _experiment(observer, body):
+    from labbook import Experiment
+
+    ex = Experiment("durable")
+    ex.observers.append(observer)
+    ex.main(body)
+    return ex
+
+
+def test_a_store_back_in_the_middle_of_a_run_gets_everything(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import labbook
+    from labbook.observers.store_observer import StoreObserver
+
+    monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], "BACKOFF", 0.01)
+    monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], "MAX_BACKOFF", 0.05)
+    store = _FlakyStore(tmp_path / "runs")
+    observer = StoreObserver(store)
+    seen = []
+
+    def body(_run):
+        seen.append(list(_run.observers))
+        for i in range(20):
+            _run.log_scalar("x", i, i)
+            if i == 5:
+                store.down = True
+                time.sleep(0.2)  # beats fail meanwhile
+            if i == 15:
+                store.down = False
+                time.sleep(0.2)
+        return 3
+
+    with caplog.at_level(logging.WARNING):
+        run = _experiment(observer, body).run(options={"--beat-interval": 0.05,
+                                                       "--no-system-metrics": True})
+    assert seen == [[observer]]  # the run's observers are the user's objects (Sacred code)
+    assert run.status == "COMPLETED"
+    assert "file://" in caplog.text and "the store is away" in caplog.text
+    assert "answers again" in caplog.text and not LOUD.search(caplog.text)
+    assert "failed in" not in caplog.text  # never disabled
+    doc = store.inner.get(run._id)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 3
+    assert store.inner.history(run._id)["x"]["steps"] == list(range(20))
+
+
+def test_a_call_that_never_returns_does_not_hold_the_run(tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+    import threading
+
+    import labbook
+    from labbook.observers.queued import replay
+    from labbook.observers.store_observer import StoreObserver
+
+    for key, value in (("SYNC_WAIT", 0.2), ("MAX_WAIT", 0.2), ("BACKOFF", 0.01)):
+        monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], key, value)
+    store = _FlakyStore(tmp_path / "runs")
+    observer = StoreObserver(store)
+    release = threading.Event()
+
+    def body(_run):
+        _run.log_scalar("x", 1, 0)
+        time.sleep(0.1)
+        store.frozen = release  # from now on every call hangs
+        _run.log_scalar("x", 2, 1)
+        return 4
+
+    with caplog.at_level(logging.WARNING):
+        run = _experiment(observer, body).run(options={"--beat-interval": 0.05,
+                                                       "--no-system-metrics": True})
+    assert run.status == "COMPLETED" and run.result == 4  # the run did not hang
+    assert "has not answered within 0.2 s" in caplog.text
+    [line] = [m for m in map(LOUD.search, caplog.text.splitlines()) if m]
+    journal = Path(line["where"])
+    first = json.loads((journal / "events.jsonl").read_text().splitlines()[0])
+    assert first["in_doubt"] is True  # it was under way when the run ended
+    store.frozen = None
+    release.set()  # the hung call returns: the worker notes whether it landed
+    deadline = time.monotonic() + 10
+    while not (journal / "in_flight.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (journal / "in_flight.json").exists()
+    replay(line["dir"], line["url"])
+    doc = store.inner.get(run._id)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 4
+    assert store.inner.history(run._id)["x"]["steps"] == [0, 1]  # once each

@@ -206,6 +206,16 @@ class QueuedObserver(RunObserver):
 
     def _enqueue(self, item: _Item) -> None:
         """Append ``item`` and make sure a worker runs (call with the lock held)."""
+        if item.event == "heartbeat_event" and self._items:
+            # a heartbeat sets whole fields (info, output, beat time, result): the newest one
+            # replaces those still waiting, so a long outage does not pile up copies of the output
+            kept: collections.deque[_Item] = collections.deque()
+            for waiting in self._items:
+                if waiting.event == "heartbeat_event" and waiting.generation == item.generation:
+                    waiting.settled.set()
+                else:
+                    kept.append(waiting)
+            self._items = kept
         self._items.append(item)
         self._cond.notify_all()
         if self._thread is None:

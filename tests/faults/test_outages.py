@@ -576,6 +576,7 @@ def test_a_call_that_never_returns_does_not_hold_the_run(tmp_path, monkeypatch, 
         time.sleep(0.1)
         store.frozen = release  # from now on every call hangs
         _run.log_scalar("x", 2, 1)
+        time.sleep(0.4)  # beats pile up meanwhile
         return 4
 
     with caplog.at_level(logging.WARNING):
@@ -585,8 +586,10 @@ def test_a_call_that_never_returns_does_not_hold_the_run(tmp_path, monkeypatch, 
     assert "has not answered within 0.2 s" in caplog.text
     [line] = [m for m in map(LOUD.search, caplog.text.splitlines()) if m]
     journal = Path(line["where"])
-    first = json.loads((journal / "events.jsonl").read_text().splitlines()[0])
-    assert first["in_doubt"] is True  # it was under way when the run ended
+    records = [json.loads(line) for line in (journal / "events.jsonl").read_text().splitlines()]
+    assert records[0]["in_doubt"] is True  # it was under way when the run ended
+    # the newest heartbeat replaced those waiting behind the hung call
+    assert sum(r["event"] == "heartbeat_event" for r in records[1:]) == 1
     store.frozen = None
     release.set()  # the hung call returns: the worker notes whether it landed
     deadline = time.monotonic() + 10

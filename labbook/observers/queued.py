@@ -17,6 +17,21 @@ dead store:
   ``labbook sync FAILURE_DIR --store URL``. Replay is idempotent: ``delivered.json`` records
   how many events reached which run id, so running it again sends nothing twice.
 
+While the store is away
+-----------------------
+The first failure logs one WARNING (the store's URL, password hidden, and why), the store's
+return another. A heartbeat waiting in the queue is replaced by a newer one (it sets whole
+fields), so a long outage keeps one copy of the captured output, not one per beat; metric
+batches, artifacts and resources all wait. An artifact file is copied aside while its event
+waits (the run may delete it; the copies go at the end). The end's warning is ONE line: how many
+events (and metric points) of which run wait in which journal, and the ``labbook sync`` command
+naming the store without its password. A journal never holds a password (store URLs in the
+run's options are redacted) and names its store, and a journal of run N of one store is never
+replayed into another store.
+
+:class:`~labbook.observers.durable.DurableObserver`, the default wrapper of store observers, is
+this class waiting for each delivery while the store answers.
+
 Each event is delivered or journaled, never both
 ------------------------------------------------
 When ``join()`` gives up while the thread is *inside* a call to the store, nobody can know yet

@@ -2,8 +2,11 @@
 
 Observers are called in descending priority (ties keep the order they were added). An
 observer that raises is logged once, loudly, and receives no further events of this run; the
-run and the other observers carry on. The first observer that returns an id from
-``started_event``/``queued_event`` decides the run's id, unless an id was given up front.
+run and the other observers carry on (Sacred's rule, kept for users' own observers). Store
+observers reach the bus wrapped in a ``DurableObserver`` (labbook.observers.durable), which
+never raises for an outage: it retries and journals instead. The first observer that returns
+an id from ``started_event``/``queued_event`` decides the run's id, unless an id was given up
+front.
 """
 from __future__ import annotations
 

@@ -167,7 +167,8 @@ class Experiment(Ingredient):
         from labbook import distributed
 
         worker = distributed.is_worker()
-        observers = distributed.attached_observers() if worker else self._observers_for(opts)
+        observers = (distributed.attached_observers() if worker
+                     else self._observers_for(opts, settings.get("DELIVERY")))
         run = Run(resolved.config, resolved.summary, command, observers,
                   root_logger=run_logger, run_logger=run_logger,
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
@@ -190,6 +191,7 @@ class Experiment(Ingredient):
             run.unobserved = run.unobserved or not observers
             run._warned_unobserved = True
         run.system_metrics = not opts.get("no_system_metrics")
+        run.delivery = dict(settings.get("DELIVERY") or {})
         if opts.get("beat_interval") is not None:
             run.beat_interval = float(opts["beat_interval"])
         if opts.get("capture") is not None:
@@ -199,7 +201,7 @@ class Experiment(Ingredient):
         self.current_run = run
         return run
 
-    def _observers_for(self, opts: dict) -> list:
+    def _observers_for(self, opts: dict, delivery: dict | None = None) -> list:
         from labbook.observers import observers_from_options
 
         observers = list(self.observers) + observers_from_options(opts)
@@ -215,8 +217,12 @@ class Experiment(Ingredient):
         if opts.get("queued"):
             from labbook.observers.queued import QueuedObserver
 
-            observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(o)
-                         for o in observers]
+            delivery = delivery or {}
+            observers = [o if isinstance(o, QueuedObserver) else QueuedObserver(
+                o, failure_dir=getattr(o, "failure_dir", None) or delivery.get("FAILURE_DIR"),
+                max_wait=float(delivery.get("MAX_WAIT", 10.0)),
+                backoff=float(delivery.get("BACKOFF", 0.1)),
+                max_backoff=float(delivery.get("MAX_BACKOFF", 5.0))) for o in observers]
         return observers
 
     def _run_logger(self, level: Any = None) -> logging.Logger:

@@ -137,6 +137,8 @@ class Run:
         self.is_worker = False
         #: more name parts that mark a secret (SETTINGS.SECRET_NAMES; see labbook.redact)
         self.secret_names: tuple[str, ...] = ()
+        #: how store observers deliver (``labbook.SETTINGS.DELIVERY``); None: as they are
+        self.delivery: dict | None = {}
         self._unexport: Callable[[], None] | None = None
         # Bound once: the hot path of log_scalar is then a single attribute lookup.
         self.log_scalar = self._metrics.add  # type: ignore[method-assign]
@@ -267,6 +269,12 @@ class Run:
         if self.start_time is not None:
             raise RunStateError("A run can only be started once; create a new one with ex.run().")
         observers = [] if self.unobserved else self.observers
+        if observers and self.delivery is not None and not self.is_worker:
+            # store observers retry, then journal: an outage loses nothing (run.observers
+            # keeps the user's objects, as in Sacred)
+            from labbook.observers.durable import make_durable
+
+            observers = make_durable(observers, self.delivery)
         self._bus = EventBus(observers, self.run_logger)
         self.announce()
         if self.seed is not None:

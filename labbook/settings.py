@@ -28,6 +28,18 @@ def defaults() -> dict[str, Any]:
         # more name parts that mark a config key or option as a secret, masked before a run
         # is stored or journaled (see labbook.redact: password, token, api_key, ... always are)
         "SECRET_NAMES": [],
+        # how store observers deliver (labbook.observers.durable): seconds a run waits for a
+        # store before it stops waiting, seconds the end of a run waits for undelivered
+        # events before journaling them into FAILURE_DIR, the first and longest pause
+        # between retries
+        "DELIVERY": {
+            # None: $LABBOOK_FAILURE_DIR, else labbook_failed_runs in the working directory
+            "FAILURE_DIR": None,
+            "SYNC_WAIT": 30.0,
+            "MAX_WAIT": 10.0,
+            "BACKOFF": 0.1,
+            "MAX_BACKOFF": 5.0,
+        },
         "CONFIG": {
             # read-only containers for the running config
             "READ_ONLY_CONFIG": True,

@@ -182,9 +182,9 @@ def test_queued_observer_example_journals_the_run_and_replays_it(tmp_path):
         "loss [0.8, 0.64, 0.512, 0.4096, 0.3277]"]
     # the user is told what happened and how to recover
     assert "TeamDatabase could not record the start of the run" in proc.stderr
-    assert (f"{len(events)} event(s) of this run could not be delivered to TeamDatabase; they "
-            f"are saved in {journal_dir}.") in proc.stderr
-    assert (f"Upload them later with: labbook sync {os.path.join(workdir, 'failed_runs')} "
+    assert (f"{len(events)} events of this run (no id yet) (5 metric points) could not reach "
+            f"TeamDatabase; they wait in {journal_dir}.") in proc.stderr
+    assert (f"Upload them with: labbook sync {os.path.join(workdir, 'failed_runs')} "
             "--store URL") in proc.stderr
     assert "Completed after 0:00:0" in proc.stderr
 

@@ -97,7 +97,8 @@ def test_dead_store_journals_and_sync_replays_idempotently(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         run = make(observer, body).run(options={"--no-system-metrics": True})
     assert run.status == "COMPLETED" and run.result == 1
-    assert "could not be delivered to Dead" in caplog.text
+    assert "5 events of this run (no id yet) (2 metric points) could not reach Dead; they " \
+        "wait in " in caplog.text
     assert f"labbook sync {failure_dir} --store URL" in caplog.text
     journals = list(failure_dir.iterdir())
     assert len(journals) == 1

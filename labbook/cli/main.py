@@ -126,10 +126,15 @@ def _replay(failure_dir: str, url: str | None) -> str:
         raise CommandError(f"{failure_dir} is not a directory of failed-run journals.")
     url = url or default_url()
     results = replay(failure_dir, url)
-    if not results:
+    journals = sum(os.path.isfile(os.path.join(failure_dir, name, "events.jsonl"))
+                   for name in os.listdir(failure_dir))
+    skipped = journals - len(results)
+    if not results and not skipped:
         return f"No journals in {failure_dir}."
     lines = [f"{name}: {count} event(s) delivered to run {run_id} in {redact_url(url)}"
              for name, run_id, count in results]
+    if skipped:  # replay warned about each, naming its store
+        lines.append(f"{skipped} journal(s) of runs of other stores left as they are.")
     return "\n".join(lines)
 
 

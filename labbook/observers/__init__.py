@@ -7,11 +7,12 @@ from __future__ import annotations
 from labbook._lazy import lazy_names
 from labbook.observers.base import RunObserver
 
-__all__ = ["RunObserver", "QueuedObserver", "FileStorageObserver", "StoreObserver",
-           "MongoObserver", "SqlObserver", "create", "observers_from_options"]
+__all__ = ["RunObserver", "QueuedObserver", "DurableObserver", "FileStorageObserver",
+           "StoreObserver", "MongoObserver", "SqlObserver", "create", "observers_from_options"]
 
 __getattr__ = lazy_names(globals(), {
     "QueuedObserver": "labbook.observers.queued",
+    "DurableObserver": "labbook.observers.durable",
     "FileStorageObserver": "labbook.observers.file",
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.observers.mongo",

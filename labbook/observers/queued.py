@@ -17,6 +17,21 @@ dead store:
   ``labbook sync FAILURE_DIR --store URL``. Replay is idempotent: ``delivered.json`` records
   how many events reached which run id, so running it again sends nothing twice.
 
+While the store is away
+-----------------------
+The first failure logs one WARNING (the store's URL, password hidden, and why), the store's
+return another. A heartbeat waiting in the queue is replaced by a newer one (it sets whole
+fields), so a long outage keeps one copy of the captured output, not one per beat; metric
+batches, artifacts and resources all wait. An artifact file is copied aside while its event
+waits (the run may delete it; the copies go at the end). The end's warning is ONE line: how many
+events (and metric points) of which run wait in which journal, and the ``labbook sync`` command
+naming the store without its password. A journal never holds a password (store URLs in the
+run's options are redacted) and names its store, and a journal of run N of one store is never
+replayed into another store.
+
+:class:`~labbook.observers.durable.DurableObserver`, the default wrapper of store observers, is
+this class waiting for each delivery while the store answers.
+
 Each event is delivered or journaled, never both
 ------------------------------------------------
 When ``join()`` gives up while the thread is *inside* a call to the store, nobody can know yet
@@ -47,6 +62,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -58,12 +74,15 @@ from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
 from labbook.redact import redact_value
 
-__all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "QueuedObserver", "write_journal",
-           "record_outcome", "replay"]
+__all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "DEFAULT_FAILURE_DIR", "QueuedObserver",
+           "sync_url", "write_journal", "record_outcome", "replay"]
 
 log = logging.getLogger("labbook.observers.queued")
 
 _SYNC_EVENTS = ("started_event", "queued_event")
+#: where journals go when neither the observer nor the settings say otherwise (relative to the
+#: working directory of the run)
+DEFAULT_FAILURE_DIR = "labbook_failed_runs"
 JOURNAL = "events.jsonl"
 PROGRESS = "delivered.json"
 IN_FLIGHT = "in_flight.json"
@@ -100,6 +119,9 @@ class _Item:
     kwargs: dict
     generation: int  # which run it belongs to: the observer is reused by later runs
     waiter: _StartWaiter | None = None
+    #: set by the worker after the first attempt (delivered or not): a caller may wait on it
+    settled: threading.Event = field(default_factory=threading.Event)
+    delivered: bool = False
     abandoned: bool = False  # journaled by join() while no call was under way
     handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
 
@@ -117,7 +139,10 @@ class QueuedObserver(RunObserver):
                  start_wait: float = 2.0):
         self.observer = observer
         self.priority = getattr(observer, "priority", 0)
-        self.failure_dir = os.path.abspath(os.fspath(failure_dir or "labbook_failed_runs"))
+        # MongoObserver(failure_dir=...) names where its journals go
+        failure_dir = (failure_dir or getattr(observer, "failure_dir", None)
+                       or os.environ.get("LABBOOK_FAILURE_DIR"))
+        self.failure_dir = os.path.abspath(os.fspath(failure_dir or DEFAULT_FAILURE_DIR))
         self.max_wait = max_wait
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -131,6 +156,24 @@ class QueuedObserver(RunObserver):
         self._thread: threading.Thread | None = None
         self._generation = 0
         self._run_id: Any = None
+        #: the error of the last failed attempt while the store is away (None: healthy)
+        self._outage: Exception | None = None
+        #: copies of artifact files waiting for delivery
+        self._spool: str | None = None
+
+    @property
+    def store(self) -> Any:
+        """The wrapped observer's store (None for an observer without one)."""
+        return getattr(self.observer, "store", None)
+
+    def describe(self) -> str:
+        """The wrapped observer's store URL (password hidden), or its class name."""
+        url = getattr(self.store, "url", None)
+        if url:
+            from labbook.stores import redact_url
+
+            return redact_url(str(url))
+        return type(self.observer).__name__
 
     def preflight(self) -> None:
         """Check the wrapped observer's store before the run; an unusable store does not stop
@@ -191,6 +234,16 @@ class QueuedObserver(RunObserver):
 
     def _enqueue(self, item: _Item) -> None:
         """Append ``item`` and make sure a worker runs (call with the lock held)."""
+        if item.event == "heartbeat_event" and self._items:
+            # a heartbeat sets whole fields (info, output, beat time, result): the newest one
+            # replaces those still waiting, so a long outage does not pile up copies of the output
+            kept: collections.deque[_Item] = collections.deque()
+            for waiting in self._items:
+                if waiting.event == "heartbeat_event" and waiting.generation == item.generation:
+                    waiting.settled.set()
+                else:
+                    kept.append(waiting)
+            self._items = kept
         self._items.append(item)
         self._cond.notify_all()
         if self._thread is None:
@@ -220,8 +273,28 @@ class QueuedObserver(RunObserver):
         self._put("resource_event", {"filename": filename})
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
-        self._put("artifact_event", {"name": name, "filename": filename, "metadata": metadata,
-                                     "content_type": content_type})
+        # the run may delete the file once the event is sent: keep a copy while it waits
+        self._put("artifact_event", {"name": name, "filename": self._copy_of(filename),
+                                     "metadata": metadata, "content_type": content_type})
+
+    def _copy_of(self, filename: Any) -> Any:
+        """A private copy of an artifact file that waits for delivery (removed at the end)."""
+        if not isinstance(filename, str | os.PathLike) or not os.path.isfile(filename):
+            return filename
+        with self._cond:
+            if self._spool is None:
+                self._spool = tempfile.mkdtemp(prefix="labbook-queued-")
+            spool = self._spool
+        directory = tempfile.mkdtemp(dir=spool)
+        copy = os.path.join(directory, os.path.basename(os.fspath(filename)))
+        shutil.copyfile(filename, copy)
+        return copy
+
+    def _drop_spool(self) -> None:
+        with self._cond:
+            spool, self._spool = self._spool, None
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
     # -- the worker ----------------------------------------------------------------------------
     def _work(self) -> None:
@@ -295,7 +368,22 @@ class QueuedObserver(RunObserver):
                 self._run_id = waiter.result = returned
                 waiter.done.set()
             self._finish_current()
+            item.delivered = True
+            item.settled.set()
+            if self._outage is not None and not self._items:
+                self._outage = None
+                log.warning("%s answers again; the events of the run that waited meanwhile are "
+                            "delivered.", self.describe())
             return "done"
+        waiting = waiter is not None and not waiter.gave_up  # _start reports it
+        if not (waiting and isinstance(error, ObserverError)):  # a refusal raises instead
+            if self._outage is None and not waiting:
+                log.warning("%s failed (%s: %s); the run goes on, its events wait and are "
+                            "retried in the background, and are saved in %s if the store is not "
+                            "back by the end of the run.", self.describe(),
+                            type(error).__name__, _first_line(error), self.failure_dir)
+            self._outage = error
+        item.settled.set()
         if waiter is not None and not waiter.gave_up:
             waiter.error = error
             waiter.done.set()  # the run stops waiting at the first failure
@@ -353,6 +441,8 @@ class QueuedObserver(RunObserver):
             # With a call under way the wrapped observer is not ours to touch: the worker
             # joins it when that call returns.
             self._join_wrapped()
+            if not undelivered or handoff is None:
+                self._drop_spool()  # the journal has its own copies
 
     def _open_current(self, generation: int) -> _Item | None:
         """The event under way if it is run ``generation``'s and still the worker's."""
@@ -391,23 +481,37 @@ class QueuedObserver(RunObserver):
 
     def _journal(self, run_id: Any, undelivered: list[_Item], handoff: _Handoff | None) -> None:
         name = type(self.observer).__name__
+        target = self.describe()
         directory, first = write_journal(
             self.failure_dir, run_id, [(item.event, item.kwargs) for item in undelivered],
-            in_doubt=handoff is not None, observer=name)
+            in_doubt=handoff is not None, observer=name, store=target)
         if handoff is not None:
             handoff.directory, handoff.index = directory, first
-        doubt = (" The first of them was still being sent; the journal marks it so that replay "
-                 "does not store it twice." if handoff is not None else "")
+        points = sum(len(series["steps"]) for item in undelivered if item.event == "log_metrics"
+                     for series in item.kwargs["metrics_by_name"].values())
+        url = getattr(self.store, "url", None)
+        doubt = (" (the first was still being sent; replay checks whether it arrived)"
+                 if handoff is not None else "")
         log.warning(
-            "%d event(s) of this run could not be delivered to %s; they are saved in %s.%s "
-            "Upload them later with: labbook sync %s --store URL", len(undelivered), name,
-            directory, doubt, self.failure_dir)
+            "%s of %s (%s) could not reach %s; they wait in %s%s. Upload them with: labbook sync "
+            "%s --store %s", _count(len(undelivered), "event"),
+            f"run {run_id}" if run_id is not None else "this run (no id yet)",
+            _count(points, "metric point"), target, directory, doubt, self.failure_dir,
+            sync_url(str(url)) if url else "URL")
 
     def _join_wrapped(self) -> None:
         try:
             self.observer.join()
         except Exception:
             log.debug("join of the wrapped observer failed", exc_info=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _snapshot_start(kwargs: dict) -> dict:
@@ -447,9 +551,13 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
 
 def _decode(record: dict) -> tuple[str, dict]:
     kwargs = {}
+    original = record["kwargs"].get("original_filename")
     for key, value in record["kwargs"].items():
         if key == "original_filename":
             continue
+        if key == "filename" and record["event"] == "resource_event" and original \
+                and os.path.isfile(original):
+            value = original  # a resource is recorded under the path the run read
         if key == "metrics_by_name":
             for series in value.values():
                 series["timestamps"] = clock.from_iso(series["timestamps"])
@@ -472,8 +580,25 @@ def _new_journal_dir(failure_dir: str, run_id: Any) -> str:
             continue  # another run (another store, another process) has this id: new name
 
 
+def sync_url(url: str) -> str:
+    """``url`` as ``labbook sync`` should be given it: no password (the user's tools supply it:
+    ``~/.pgpass``, a URL of their own), and an absolute SQLite path."""
+    from labbook.stores import redact_url
+
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path, sep, query = url[len("sqlite:///"):].partition("?")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            url = "sqlite:///" + os.path.abspath(path) + sep + query
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = redact_url(url).split("://", 1)
+    creds, _, host = rest.rpartition("@")
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+
+
 def write_journal(failure_dir: str, run_id: Any, events: list[tuple[str, dict]],
-                  in_doubt: bool = False, observer: str | None = None) -> tuple[str, int]:
+                  in_doubt: bool = False, observer: str | None = None,
+                  store: str | None = None) -> tuple[str, int]:
     """Write ``events`` to a new journal of ``run_id`` under ``failure_dir``.
 
     ``in_doubt`` marks the first event as possibly delivered (see the module's docstring).
@@ -481,7 +606,7 @@ def write_journal(failure_dir: str, run_id: Any, events: list[tuple[str, dict]],
     """
     directory = _new_journal_dir(failure_dir, run_id)
     write_atomic(os.path.join(directory, "journal.json"),
-                 json.dumps({"run_id": run_id, "observer": observer,
+                 json.dumps({"run_id": run_id, "observer": observer, "store": store,
                              "created": clock.utcnow().isoformat()}))
     with open(os.path.join(directory, JOURNAL), "a", encoding="utf-8") as fh:
         for position, (event, kwargs) in enumerate(events):
@@ -526,13 +651,35 @@ def replay(failure_dir: str | os.PathLike, store_url: str) -> list[tuple[str, An
 
     results = []
     root = os.fspath(failure_dir)
+    target = _store_key(store_url)
     for name in sorted(os.listdir(root)):
         directory = os.path.join(root, name)
         if not os.path.isfile(os.path.join(directory, JOURNAL)):
             continue
+        meta = _read_json(os.path.join(directory, "journal.json"), {})
+        if meta.get("run_id") is not None and meta.get("store") \
+                and "://" in meta["store"] and _store_key(meta["store"]) != target:
+            # events of run N of one store must not land in run N of another
+            log.warning("%s holds events of run %s of %s, not of %s; skipped (upload it with "
+                        "labbook sync %s --store %s).", directory, meta["run_id"], meta["store"],
+                        sync_url(store_url), root, sync_url(meta["store"]))
+            continue
         run_id, delivered = _replay_journal(directory, observer_for_url(store_url))
         results.append((name, run_id, delivered))
     return results
+
+
+def _store_key(url: str) -> str:
+    """What identifies a store in a URL: no password, no driver, absolute paths."""
+    if "://" not in url:
+        url = "file://" + os.path.abspath(url)
+    url = sync_url(url)
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.split("+")[0]
+    scheme = {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
+    if scheme == "file":
+        rest = os.path.abspath(rest)
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def _replay_journal(directory: str, observer: Any) -> tuple[Any, int]:

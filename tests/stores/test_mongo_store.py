@@ -26,7 +26,8 @@ import gridfs  # noqa: E402
 
 from labbook import Experiment, LabbookInterrupt, TimeoutInterrupt  # noqa: E402
 from labbook.errors import MongoConnectionError, ObserverError, StoreUnusableError  # noqa: E402
-from labbook.observers import MongoObserver, observers_from_options  # noqa: E402
+from labbook.observers import (DurableObserver, MongoObserver,  # noqa: E402
+                               observers_from_options)
 from labbook.stores import open_store  # noqa: E402
 from labbook.stores.file import FileStore  # noqa: E402
 from labbook.stores.mongo import (METRICS_BUCKET_SIZE, MongoStore, main,  # noqa: E402
@@ -650,7 +651,7 @@ def test_collection_is_the_old_spelling_of_the_prefix():
     assert MongoObserver.create(url="mongodb://localhost:1", db_name="x").store.db_name == "x"
 
 
-def test_unreachable_server_is_a_clear_error(caplog):
+def test_unreachable_server_is_a_clear_error(caplog, tmp_path):
     with __import__("socket").socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens there once closed
@@ -675,6 +676,18 @@ def test_unreachable_server_is_a_clear_error(caplog):
         ex.run(options={"--no-system-metrics": True})
     assert "pa55word" not in str(info.value) and "Cannot reach MongoDB" in str(info.value)
     assert ran == []
+
+    # an observer of that server: the run goes on, its events are journaled (no password)
+    ex = Experiment("down")
+    ex.observers.append(DurableObserver(MongoObserver(url=url, failure_dir=tmp_path / "failed"),
+                                        max_wait=0.3, backoff=0.01))
+    ex.main(lambda: 5)
+    with caplog.at_level(logging.WARNING):
+        assert ex.run(options={"--no-system-metrics": True}).result == 5
+    assert "pa55word" not in caplog.text and "Cannot reach MongoDB" in caplog.text
+    assert f"labbook sync {tmp_path / 'failed'} --store mongodb://alice@127.0.0.1:{port}/exps" \
+        in caplog.text
+    assert "pa55word" not in "".join(p.read_text() for p in (tmp_path / "failed").rglob("*.json*"))
 
 
 # --- failures scripted with mockupdb --------------------------------------------------------------
@@ -747,7 +760,7 @@ def fake_mongo():
     fake.stop()
 
 
-def test_server_down_at_start_saves_the_run_in_failure_dir(tmp_path, caplog, mongo_url):
+def test_server_down_at_start_journals_the_run_for_labbook_sync(tmp_path, caplog, mongo_url):
     mockupdb = pytest.importorskip("mockupdb", reason="mockupdb is not installed")
     server = mockupdb.MockupDB()
     server.autoresponds(lambda request: request.hangup())  # down: drops every connection
@@ -758,8 +771,9 @@ def test_server_down_at_start_saves_the_run_in_failure_dir(tmp_path, caplog, mon
     failure_dir = tmp_path / "failed"
     ex = Experiment("offline")
     ex.add_config(lr=0.3)
-    ex.observers.append(MongoObserver(url=down_url, failure_dir=failure_dir,
-                                      serverSelectionTimeoutMS=300))
+    ex.observers.append(DurableObserver(
+        MongoObserver(url=down_url, failure_dir=failure_dir, serverSelectionTimeoutMS=300),
+        max_wait=0.3, backoff=0.01))
 
     @ex.main
     def main_fn(_run, lr):
@@ -770,43 +784,56 @@ def test_server_down_at_start_saves_the_run_in_failure_dir(tmp_path, caplog, mon
         return lr
 
     try:
-        with caplog.at_level(logging.WARNING, logger="labbook.stores.mongo"):
+        with caplog.at_level(logging.WARNING):
             run = ex.run(options={"--capture": "sys", "--no-system-metrics": True})
     finally:
         server.stop()
     assert run.result == 0.3 and run.status == "COMPLETED"
-    run_dir = failure_dir / "1"
     warning = caplog.text
-    assert "MongoDB is unreachable" in warning and str(run_dir) in warning
-    assert "python -m labbook.stores.mongo upload" in warning and str(failure_dir) in warning
-    assert "hunter2" not in warning and "(with the real password in place of ****)" in warning
-    saved = FileStore(failure_dir).get(1)
-    assert saved["status"] == "COMPLETED" and saved["config"]["lr"] == 0.3
-    assert "offline output" in saved["captured_out"]
-    assert (run_dir / "model.bin").read_bytes() == artifact.read_bytes()
-    note = json.loads((run_dir / "mongo_upload.json").read_text())
-    assert note["run_id"] is None and "hunter2" not in json.dumps(note)
+    assert "could not reach mongodb://bob:****@127.0.0.1" in warning
+    assert f"labbook sync {failure_dir} --store mongodb://bob@127.0.0.1:{server.port}/lab" \
+        in warning
+    assert "hunter2" not in warning
+    assert "hunter2" not in "".join(p.read_text() for p in failure_dir.rglob("*.json*"))
+    artifact_bytes = artifact.read_bytes()
+    artifact.unlink()  # the journal has its copy
 
-    # later, with the server back: upload
-    assert main(["upload", str(failure_dir), mongo_url]) == 0
+    # later, with the server back: labbook sync
+    from labbook.cli.main import main as labbook_main
+    assert labbook_main(["sync", str(failure_dir), "--store", mongo_url]) == 0
     store = open_store(mongo_url)
     (doc,) = store.find()
     assert doc["status"] == "COMPLETED" and doc["config"]["lr"] == 0.3 and doc["result"] == 0.3
     assert "offline output" in doc["captured_out"]
     assert store.history(doc["_id"])["loss"]["values"] == [0.0, 0.5, 1.0]
-    assert store.open_artifact(doc["_id"], "model.bin").read() == artifact.read_bytes()
+    assert store.open_artifact(doc["_id"], "model.bin").read() == artifact_bytes
     assert any(s[0].endswith("test_mongo_store.py") for s in doc["experiment"]["sources"])
-    assert upload_failed_runs(failure_dir, mongo_url) == {}  # done once only
+    assert labbook_main(["sync", str(failure_dir), "--store", mongo_url]) == 0  # once only
     assert len(store.find()) == 1
 
 
-def test_server_lost_before_the_end_saves_the_rest(tmp_path, caplog, fake_mongo):
+def test_runs_saved_by_earlier_versions_are_still_uploaded(tmp_path, mongo_url):
+    failure_dir = tmp_path / "failed"
+    files = FileStore(failure_dir)
+    run_id = files.create_run({**new_doc(), "status": "COMPLETED", "result": 2})
+    files.append_metrics(run_id, {"loss": {"steps": [0, 1], "values": [1.0, 0.5],
+                                           "timestamps": [None, None]}})
+    open_store(mongo_url).write_upload_note(str(failure_dir / str(run_id)),
+                                            RuntimeError("unreachable"), None)
+    assert main(["upload", str(failure_dir), mongo_url]) == 0
+    store = open_store(mongo_url)
+    (doc,) = store.find()
+    assert doc["status"] == "COMPLETED" and doc["result"] == 2
+    assert store.history(doc["_id"])["loss"]["values"] == [1.0, 0.5]
+    assert upload_failed_runs(failure_dir, mongo_url) == {}  # done once only
+
+
+def test_server_lost_before_the_end_journals_the_rest(tmp_path, caplog, fake_mongo):
     failure_dir = tmp_path / "failed"
     observer = MongoObserver(url=fake_mongo.url, failure_dir=failure_dir,
                              serverSelectionTimeoutMS=300)
-    observer.final_retry_delay = 0.01
     ex = Experiment("lost")
-    ex.observers.append(observer)
+    ex.observers.append(DurableObserver(observer, max_wait=0.5, backoff=0.01, max_backoff=0.05))
 
     temp = tmp_path / "temp.bin"
     data = tmp_path / "data.txt"
@@ -824,18 +851,20 @@ def test_server_lost_before_the_end_saves_the_rest(tmp_path, caplog, fake_mongo)
         _run.open_resource(str(data)).close()
         return 4
 
-    with caplog.at_level(logging.WARNING, logger="labbook.stores.mongo"):
+    with caplog.at_level(logging.WARNING):
         run = ex.run(options={"--beat-interval": 0.1, "--no-system-metrics": True})
-    assert run.result == 4
-    saved = FileStore(failure_dir).get(1)
-    assert saved["status"] == "COMPLETED" and saved["result"] == 4
-    assert FileStore(failure_dir).history(1).keys() == {"after"}  # what MongoDB did not get
-    assert saved["artifacts"] == ["temp.bin"]
-    assert (failure_dir / "1" / "temp.bin").read_bytes() == b"made by the run"
-    assert [r[0] for r in saved["resources"]] == [str(data)]
-    note = json.loads((failure_dir / "1" / "mongo_upload.json").read_text())
-    assert note["run_id"] == run._id == 1
-    assert "The end of run 1" in caplog.text and "upload" in caplog.text
+    assert run.result == 4 and run._id == 1
+    journal = failure_dir / "run_1"
+    records = [json.loads(line) for line in (journal / "events.jsonl").read_text().splitlines()]
+    events = [r["event"] for r in records]
+    assert "completed_event" in events and "artifact_event" in events
+    assert "resource_event" in events
+    metrics = [r["kwargs"]["metrics_by_name"] for r in records if r["event"] == "log_metrics"]
+    assert "after" in {name for batch in metrics for name in batch}
+    [copy] = [p for p in (journal / "files").iterdir() if p.name.endswith("temp.bin")]
+    assert copy.read_bytes() == b"made by the run"  # the run deleted the file meanwhile
+    assert f"could not reach mongodb://127.0.0.1:{fake_mongo.server.port}/fake; they wait in " \
+        f"{journal}" in caplog.text
 
 
 def test_duplicate_key_during_id_allocation_retries_with_a_new_id():
@@ -877,9 +906,8 @@ def test_duplicate_key_during_id_allocation_retries_with_a_new_id():
 
 def test_lost_connection_at_a_heartbeat_is_survived(caplog, fake_mongo):
     observer = MongoObserver(url=fake_mongo.url, serverSelectionTimeoutMS=500)
-    observer.retry_interval = 0  # retry at the very next event
     ex = Experiment("flaky")
-    ex.observers.append(observer)
+    ex.observers.append(DurableObserver(observer, backoff=0.01))
     dropped = []
 
     def first_heartbeat(doc):
@@ -903,7 +931,7 @@ def test_lost_connection_at_a_heartbeat_is_survived(caplog, fake_mongo):
         run = ex.run(options={"--beat-interval": 0.05, "--no-system-metrics": True})
     assert run.result == "done" and run.status == "COMPLETED"
     assert dropped, "the scripted failure did not happen"
-    assert "Lost the connection to MongoDB" in caplog.text and "is back" in caplog.text
+    assert "Lost the connection to MongoDB" in caplog.text and "answers again" in caplog.text
     assert "failed in" not in caplog.text  # the observer was never disabled
     run_updates = [u["u"].get("$set", {}) for r in fake_mongo.writes("runs")
                    for u in r.get("updates", [])]

@@ -16,6 +16,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
+import labbook
+
 from labbook import Experiment, serialize
 from labbook.errors import LabbookError
 from labbook.observers import SqlObserver, observers_from_options
@@ -437,7 +439,8 @@ def test_an_unopenable_sqlite_file_is_a_clear_error(tmp_path):
     assert str(blocker) in str(info.value) and "writable" in str(info.value)
 
 
-def test_a_run_survives_its_failing_sql_observer(sql_url, sql_backend, tmp_path, caplog):
+def test_a_run_survives_its_failing_sql_observer(sql_url, sql_backend, tmp_path, caplog,
+                                                 monkeypatch):
     unreachable = {"sqlite": f"sqlite:///{tmp_path / 'gone.txt'}/x.db",
                    "postgresql": "postgresql://postgres@127.0.0.1:1/x",
                    "mysql": "mysql://root@127.0.0.1:1/x"}[sql_backend]
@@ -457,15 +460,27 @@ def test_a_run_survives_its_failing_sql_observer(sql_url, sql_backend, tmp_path,
         return 42
 
     ex, observer = make_experiment(sql_url, body)
-    with caplog.at_level(logging.ERROR, logger="labbook.events"):
+    failure_dir = tmp_path / "failed"
+    monkeypatch.setenv("LABBOOK_FAILURE_DIR", str(failure_dir))
+    monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], "MAX_WAIT", 0.3)
+    monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], "BACKOFF", 0.01)
+    with caplog.at_level(logging.WARNING):
         run = ex.run(options={"--beat-interval": 0.1})
     assert run.status == "COMPLETED" and run.result == 42
-    assert "Observer SqlObserver failed" in caplog.text
+    assert "failed in" not in caplog.text  # an outage never disables the observer
+    assert f"could not reach {observer.store.redacted_url}; they wait in " \
+        f"{failure_dir / f'run_{run._id}'}" in caplog.text
     store = SqlStore(sql_url)
     doc = store.get(run._id)
-    assert doc["status"] == "RUNNING"  # the end never reached the database
+    assert doc["status"] == "RUNNING"  # the end never reached the database...
     assert doc["config"]["lr"] == 0.1 and doc["heartbeat"] is not None
     assert store.history(run._id, ["x"])["x"]["steps"] == [0, 1, 2, 3, 4]
+    from labbook.observers.queued import replay
+
+    replay(failure_dir, sql_url)  # ...until the journal is uploaded
+    doc = store.get(run._id)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 42
+    assert store.history(run._id, ["x"])["x"]["steps"] == list(range(10))
     store.close()
 
 

@@ -20,7 +20,8 @@ from labbook.stores.mongo.metrics import MetricsMixin
 from labbook.stores.mongo.reads import ReadsMixin
 from labbook.stores.mongo.runs import RunsMixin, _RunState
 from labbook.stores.mongo.schema import COUNTERS, MAX_BSON_BYTES, METRICS_BUCKET_SIZE
-from labbook.stores.mongo.url import (DEFAULT_DB, DEFAULT_URL, SERVER_SELECTION_TIMEOUT_MS,
+from labbook.stores.mongo.url import (CONNECT_TIMEOUT_MS, DEFAULT_DB, DEFAULT_URL,
+                                      SERVER_SELECTION_TIMEOUT_MS, SOCKET_TIMEOUT_MS,
                                       _compose_url, parse_mongo_db_arg, split_url)
 
 __all__ = ["log", "MongoStore"]
@@ -52,8 +53,12 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
         self._owns_client = client is None
         if client is None:
             query = parts.client_url.partition("?")[2].lower()
-            if "serverselectiontimeoutms" not in query:
-                client_kwargs.setdefault("serverSelectionTimeoutMS", SERVER_SELECTION_TIMEOUT_MS)
+            # every call is bounded; the URL's options (or the caller's) win
+            for option, default in (("serverSelectionTimeoutMS", SERVER_SELECTION_TIMEOUT_MS),
+                                    ("connectTimeoutMS", CONNECT_TIMEOUT_MS),
+                                    ("socketTimeoutMS", SOCKET_TIMEOUT_MS)):
+                if option.lower() not in query:
+                    client_kwargs.setdefault(option, default)
             try:
                 client = pymongo.MongoClient(parts.client_url, **client_kwargs)
             except (ConfigurationError, InvalidURI, ValueError, TypeError) as exc:

@@ -8,13 +8,17 @@ from urllib.parse import quote, unquote
 
 from labbook.errors import ObserverError
 
-__all__ = ["DEFAULT_DB", "DEFAULT_URL", "SERVER_SELECTION_TIMEOUT_MS", "MongoURL", "split_url",
+__all__ = ["DEFAULT_DB", "DEFAULT_URL", "SERVER_SELECTION_TIMEOUT_MS", "CONNECT_TIMEOUT_MS",
+           "SOCKET_TIMEOUT_MS", "MongoURL", "split_url",
            "parse_mongo_db_arg"]
 
 DEFAULT_DB = "sacred"
 DEFAULT_URL = "mongodb://localhost:27017"
 #: the default wait for a server, so an unreachable one is reported quickly
 SERVER_SELECTION_TIMEOUT_MS = 2000
+#: the default wait for a new connection, and for an answer on one (a frozen server)
+CONNECT_TIMEOUT_MS = 10000
+SOCKET_TIMEOUT_MS = 30000
 
 
 @dataclass(frozen=True)

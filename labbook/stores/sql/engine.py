@@ -1,7 +1,11 @@
 """From a store URL to a SQLAlchemy engine, and the database's errors made readable.
 
 The default drivers (psycopg 3, PyMySQL) and the package to install when one is missing; the
-timeouts; SQLite's connection setup (busy timeout, WAL, ``BEGIN IMMEDIATE`` for writes);
+bounds on every database call (connect 10 s; statement / socket 30 s; SQLite's busy timeout
+30 s), which a URL's own options override (PostgreSQL: ``connect_timeout``,
+``tcp_user_timeout`` in ms, ``keepalives*``, ``options=-c statement_timeout=MS``; MariaDB:
+``connect_timeout``, ``read_timeout``, ``write_timeout`` in s; SQLite: ``timeout`` in s);
+SQLite's connection setup (busy timeout, WAL, ``BEGIN IMMEDIATE`` for writes);
 dropping pooled connections in forked children; messages for a database that cannot be
 opened, with the password hidden.
 """
@@ -19,15 +23,25 @@ from labbook.errors import SqlConnectionError, SqlStoreError
 from labbook.stores import redact_url
 from labbook.stores.sql.types import MYSQL_NAMES
 
-__all__ = ["SQLITE_BUSY_TIMEOUT", "CONNECT_TIMEOUT", "engine_url", "is_memory_sqlite",
-           "create_engine", "forget_connections_after_fork", "first_line", "is_deadlock",
-           "connection_error"]
+__all__ = ["SQLITE_BUSY_TIMEOUT", "CONNECT_TIMEOUT", "STATEMENT_TIMEOUT", "engine_url",
+           "is_memory_sqlite", "create_engine", "forget_connections_after_fork", "first_line",
+           "is_deadlock", "connection_error"]
 
 #: seconds a SQLite writer waits for another process's write lock before giving up
 SQLITE_BUSY_TIMEOUT = 30.0
 
 #: seconds to wait for a database server to accept a connection
 CONNECT_TIMEOUT = 10
+
+#: seconds one statement (PostgreSQL ``statement_timeout``), or one read or write on the socket
+#: (MariaDB ``read_timeout`` / ``write_timeout``; PostgreSQL ``tcp_user_timeout`` for
+#: unacknowledged data), may take before the call fails
+STATEMENT_TIMEOUT = 30
+
+#: PostgreSQL TCP keepalives: probe an idle connection after 10 s, every 5 s, give up after 3
+_PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 3}
+_MYSQL_TIMEOUTS = ("connect_timeout", "read_timeout", "write_timeout")
 
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
                     "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
@@ -68,13 +82,17 @@ def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.En
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": serialize.dumps_strict,
                               "json_deserializer": serialize.loads_strict}
     connect_args: dict[str, Any] = {}
+    busy_timeout = SQLITE_BUSY_TIMEOUT
     if dialect == "sqlite":
         from labbook.stores.sql.values import dumps_sqlite_json, loads_sqlite_json
 
         # a number alone in a JSON column must keep its type (see dumps_sqlite_json)
         kwargs["json_serializer"] = dumps_sqlite_json
         kwargs["json_deserializer"] = loads_sqlite_json
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+        if "timeout" in url.query:  # sqlite:///x.db?timeout=5: the busy timeout in seconds
+            busy_timeout = _seconds(url, "timeout")
+            url = url.difference_update_query(["timeout"])
+        connect_args["timeout"] = busy_timeout
         # one connection per thread at a time (the store's lock); the heartbeat thread
         # reuses pooled connections made by the main thread
         connect_args["check_same_thread"] = False
@@ -83,11 +101,13 @@ def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.En
             kwargs["poolclass"] = sa.pool.StaticPool
     else:
         kwargs["pool_pre_ping"] = True  # servers drop idle connections during long runs
-        if dialect == "postgresql" and "connect_timeout" not in url.query:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        if dialect == "postgresql":
+            connect_args.update(_postgresql_bounds(url))
         if dialect in MYSQL_NAMES:
-            if "connect_timeout" not in url.query:
-                connect_args["connect_timeout"] = CONNECT_TIMEOUT
+            for key in _MYSQL_TIMEOUTS:  # the driver wants numbers, the URL has text
+                default = CONNECT_TIMEOUT if key == "connect_timeout" else STATEMENT_TIMEOUT
+                connect_args[key] = _seconds(url, key) if key in url.query else default
+            url = url.difference_update_query(_MYSQL_TIMEOUTS)
             if "charset" not in url.query:
                 url = url.update_query_dict({"charset": "utf8mb4"})
     if connect_args:
@@ -106,31 +126,62 @@ def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.En
             f"Cannot use the database URL {redacted}: {first_line(exc)}. Use "
             "sqlite:///file.db, postgresql://user@host/db or mysql://user@host/db.") from None
     if dialect == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "connect",
+                        lambda dbapi, record: _sqlite_on_connect(dbapi, record, busy_timeout))
         sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _seconds(url: sa.engine.URL, key: str) -> float:
+    value = url.query[key]
+    value = value[-1] if isinstance(value, tuple) else value
+    try:
+        return float(value)
+    except ValueError:
+        raise SqlStoreError(f"The URL option {key}={value!r} must be a number of seconds.") \
+            from None
+
+
+def _postgresql_bounds(url: sa.engine.URL) -> dict[str, Any]:
+    """libpq options bounding every call (those the URL gives itself are kept)."""
+    bounds: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        bounds["connect_timeout"] = CONNECT_TIMEOUT
+    for key, value in _PG_KEEPALIVES.items():
+        if key not in url.query:
+            bounds[key] = value
+    if "tcp_user_timeout" not in url.query:  # milliseconds
+        bounds["tcp_user_timeout"] = STATEMENT_TIMEOUT * 1000
+    options = url.query.get("options")
+    if not options or "statement_timeout" not in str(options):
+        extra = f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}"
+        if options:
+            extra = f"{options[-1] if isinstance(options, tuple) else options} {extra}"
+        bounds["options"] = extra
+    return bounds
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any,
+                       busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
     # labbook issues BEGIN itself (see _sqlite_on_begin), so the driver must not
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         # WAL: readers never block the writer and vice versa, across processes
         mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         if mode not in ("wal", "memory"):
-            _switch_to_wal(cursor)
+            _switch_to_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
 
 
-def _switch_to_wal(cursor: Any) -> None:
+def _switch_to_wal(cursor: Any, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
     # The switch needs the database to itself and SQLite reports "locked" at once instead of
     # waiting, so processes opening a new database together retry here.
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    deadline = time.monotonic() + busy_timeout
     while True:
         try:
             cursor.execute("PRAGMA journal_mode = WAL")

@@ -14,13 +14,18 @@
 The revisions take their column types from :mod:`labbook.stores.sql.types` (defined once, for
 the store's tables as well; those types never change once a revision uses them).
 
+Alembic's INFO lines (one per step) are silenced while the store migrates, unless the
+``labbook`` logger is at DEBUG or the program set a level on the ``alembic`` logger.
+
 The store calls :func:`upgrade` on its own connection while it holds its cross-process init
 lock; nothing here runs at import time, and ``import labbook`` never imports Alembic.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from typing import Any
+from typing import Any, Iterator
 
 __all__ = ["SCRIPT_LOCATION", "INITIAL_REVISION", "UnknownRevisionError", "config", "head_revision",
            "current_revisions", "upgrade"]
@@ -74,9 +79,30 @@ def upgrade(connection: Any, stamp_initial: bool = False) -> None:
     :class:`UnknownRevisionError` when the database is at a revision not in ``versions/``
     (written by a newer labbook).
     """
-    from alembic import command
-    from alembic.script import ScriptDirectory
+    with _quiet_alembic():  # importing alembic logs too (its plugins)
+        from alembic import command
+        from alembic.script import ScriptDirectory
 
+        _upgrade(connection, stamp_initial, command, ScriptDirectory)
+
+
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs a line per step at INFO; a store's first use stays quiet unless asked:
+    the ``labbook`` logger at DEBUG, or a level the program set on the ``alembic`` logger."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level != logging.NOTSET \
+            or logging.getLogger("labbook").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(logging.NOTSET)
+
+
+def _upgrade(connection: Any, stamp_initial: bool, command: Any, ScriptDirectory: Any) -> None:
     cfg = config(connection)
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()

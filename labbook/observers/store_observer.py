@@ -112,3 +112,7 @@ class StoreObserver(RunObserver):
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         self.store.put_artifact(self.run_id, name, filename, metadata, content_type)
+
+    def join(self) -> None:
+        """The run has ended: the store closes its idle connections (see Store.release)."""
+        self.store.release()

@@ -206,6 +206,11 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def release(self) -> None:
+        """Close idle connections at the end of a run; the store stays usable (a later call
+        connects again). SQLite writes its write-ahead log back into the database file when
+        its last connection closes, so a finished run lives in that one file."""
+
     def delete_run(self, run_id: Any) -> None:
         """Delete a run with its metrics and artifacts (sources and resources shared with other
         runs stay). An unknown id raises KeyError."""

@@ -64,6 +64,9 @@ def test_api_on_a_missing_store_raises_and_creates_nothing(tmp_path, monkeypatch
 def test_an_existing_store_still_reads(tmp_path):
     proc = run_script(tmp_path, "--store", "sqlite:///labbook.db", "with", "x=7")
     assert proc.returncode == 0, proc.stderr
+    # the run ended with the store's connections closed: it lives in the one database file
+    # (no write-ahead log left behind that a copy of labbook.db would miss)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("labbook.db-")]
     before = os.path.getsize(tmp_path / "labbook.db")
     shown = run_labbook(tmp_path, "show", "latest")
     assert shown.returncode == 0, shown.stderr

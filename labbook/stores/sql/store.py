@@ -79,6 +79,10 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
     def close(self) -> None:
         self._engine.dispose()
 
+    def release(self) -> None:
+        with self._lock:  # not while another thread holds a connection of the pool
+            self._engine.dispose()
+
     def _connection_error(self, exc: BaseException) -> SqlConnectionError:
         return connection_error(self._sa_url, self._redacted, exc)
 

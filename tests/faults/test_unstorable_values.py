@@ -1,0 +1,220 @@
+"""Values a store cannot hold are refused at the call that made them, naming the value and the
+limit, or stored faithfully; an observer is never disabled by them mid-run."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import labbook
+from labbook import Experiment
+from labbook.errors import (ArtifactNameError, InvalidConfigKeyError, MetricNameError,
+                            MetricValueError, UnserializableConfigError)
+from tests.stores.mongo_server import mongo_db, mongo_server, mongo_url  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OPTIONS = {"--no-system-metrics": True, "--capture": "sys", "--loglevel": "ERROR"}
+
+
+@pytest.fixture(params=["file", "sqlite"])
+def url(request, tmp_path):
+    if request.param == "file":
+        return f"file://{tmp_path / 'runs'}"
+    return f"sqlite:///{tmp_path / 'labbook.db'}"
+
+
+def _run_calling(url, tmp_path, call):
+    """A run that logs a metric, then makes ``call(_run, path)``; returns (error, stored run)."""
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"weights")
+    ex = Experiment("limits")
+
+    @ex.main
+    def main(_run):
+        _run.log_scalar("before", 1.5)
+        call(_run, str(artifact))
+        return 42
+
+    with pytest.raises(Exception) as info:
+        ex.run(options={"--store": url, **OPTIONS})
+    (stored,) = list(labbook.Api(url).runs())
+    return info.value, stored
+
+
+@pytest.mark.parametrize("name, message", [
+    (".", "Artifact name '.' has an empty or '.' path component (a trailing '/', '//' or '/./'); "
+          "name a file, e.g. 'plots/loss.png'."),
+    ("trailing/", "Artifact name 'trailing/' has an empty or '.' path component (a trailing "
+                  "'/', '//' or '/./'); name a file, e.g. 'plots/loss.png'."),
+    ("a//b", "Artifact name 'a//b' has an empty or '.' path component"),
+    ("x/./y", "Artifact name 'x/./y' has an empty or '.' path component"),
+    ("", "Artifact name must be a non-empty string, got ''."),
+    ("../up", "Artifact name '../up' contains '..'"),
+    ("é" * 128, "has a path component of 256 bytes; the file store keeps at most 255 bytes "
+                "per file or directory name."),
+    ("d/" * 512 + "f", "is 1025 characters long; the SQL stores keep names of at most 1024 "
+                       "characters."),
+    ("bad\udcffname", "Artifact name 'bad\\udcffname' is not valid Unicode text (character 3 "
+                      "is a lone surrogate"),
+])
+def test_artifact_names_no_store_can_hold_fail_at_the_call(url, tmp_path, name, message):
+    error, stored = _run_calling(url, tmp_path, lambda run, path: run.add_artifact(path, name))
+    assert isinstance(error, ArtifactNameError)
+    assert message in str(error)
+    # the run ends FAILED with the error, the store saw everything before it: nothing RUNNING
+    assert stored.status == "FAILED"
+    assert message.splitlines()[0] in stored.fail_trace
+    assert stored.history("before", samples=None)["before"].tolist() == [1.5]
+    assert stored.artifacts == []
+
+
+def test_artifact_names_within_the_limits_are_stored(url, tmp_path):
+    names = ["é" * 127 + "a", "a/" * 400 + "f", "sub/dir/file.txt"]
+    ex = Experiment("limits")
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"weights")
+
+    @ex.main
+    def main(_run):
+        for name in names:
+            _run.add_artifact(str(artifact), name)
+        return 1
+
+    assert ex.run(options={"--store": url, **OPTIONS}).status == "COMPLETED"
+    (stored,) = list(labbook.Api(url).runs())
+    assert sorted(stored.artifacts) == sorted(names)
+    for name in names:
+        with stored.file(name).open() as fh:
+            assert fh.read() == b"weights"
+
+
+@pytest.mark.parametrize("name, error, message", [
+    ("m" * 256, MetricNameError, "Metric name 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm'... is "
+                                 "256 characters long; the SQL stores keep metric names of at "
+                                 "most 255 characters."),
+    ("", MetricNameError, "Metric names must be non-empty strings, got ''."),
+    (3, MetricNameError, "Metric names must be non-empty strings, got 3."),
+    ("a\x00b", MetricNameError, "Metric name 'a\\x00b' contains a NUL character, which "
+                                "PostgreSQL cannot store."),
+    ("\udcff", MetricNameError, "Metric name '\\udcff' is not valid Unicode text"),
+])
+def test_metric_names_no_store_can_hold_fail_at_the_call(url, tmp_path, name, error, message):
+    err, stored = _run_calling(url, tmp_path, lambda run, path: run.log_scalar(name, 1.0))
+    assert isinstance(err, error)
+    assert str(err).startswith(message)
+    assert stored.status == "FAILED"
+    assert stored.history("before", samples=None)["before"].tolist() == [1.5]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda run, path: run.log_scalar("big", 2 ** 64), "Metric 'big' got an integer of 65 "
+     "bits; metric values are stored as 64-bit floats or integers"),
+    (lambda run, path: run.log({"big": -2 ** 70}), "Metric 'big' got an integer of 71 bits"),
+    (lambda run, path: run.log_scalar("m", 1.0, 2 ** 64), "The step of metric 'm' is 65 bits "
+     "long; stores keep 64-bit steps."),
+    (lambda run, path: run.log_scalar("m", 1.0, 1.5), "The step of metric 'm' must be an "
+     "integer, got float: 1.5."),
+])
+def test_metric_values_and_steps_beyond_64_bits_fail_at_the_call(url, tmp_path, call, message):
+    err, stored = _run_calling(url, tmp_path, call)
+    assert isinstance(err, MetricValueError)
+    assert str(err).startswith(message)
+    assert stored.status == "FAILED"
+    assert stored.history("before", samples=None)["before"].tolist() == [1.5]
+
+
+def test_resource_whose_stored_copy_name_is_too_long_fails_at_the_call(url, tmp_path):
+    resource = tmp_path / ("r" * 230 + ".txt")
+    resource.write_text("data")
+    err, stored = _run_calling(url, tmp_path, lambda run, path: run.open_resource(resource))
+    assert isinstance(err, ArtifactNameError)
+    assert str(err).startswith(f"Resource file name '{'r' * 40}'... makes a stored copy name "
+                               "of 267 bytes (the name plus '_' and its md5); the file store "
+                               "keeps at most 255 bytes per file name.")
+    assert stored.status == "FAILED"
+
+
+@pytest.mark.parametrize("config, error, message", [
+    ({"name": "bad\udcff"}, UnserializableConfigError,
+     "Config entry 'name' has a value of type builtins.str that cannot be stored as JSON: "
+     "character 3 of the text is a lone surrogate"),
+    ({"n": 1 << 20000}, UnserializableConfigError,
+     "Config entry 'n' has a value of type builtins.int that cannot be stored as JSON: an "
+     "integer of 20001 bits is beyond Python's limit for integers as text"),
+    ({"bad\udcffkey": 1}, InvalidConfigKeyError,
+     "Invalid config key 'bad\\udcffkey': character 3 is a lone surrogate"),
+])
+def test_config_values_no_store_can_hold_fail_before_the_run(url, tmp_path, config, error,
+                                                             message):
+    ex = Experiment("limits")
+    ex.add_config({"name": 0, "n": 0})
+    ex.main(lambda: 1)
+    with pytest.raises(error) as info:  # given as updates: refused before the run starts
+        ex.run(config_updates=config, options={"--store": url, **OPTIONS})
+    assert str(info.value).startswith(message)
+    with pytest.raises(error):  # given to add_config: refused at once
+        ex.add_config(config)
+    assert not os.path.exists(str(tmp_path / "runs" / "1"))
+    assert not os.path.exists(str(tmp_path / "labbook.db"))
+
+
+def test_argv_that_is_not_utf8_is_stored_with_backslash_escapes(tmp_path):
+    script = tmp_path / "exp.py"
+    script.write_text("from labbook import Experiment\n"
+                      "ex = Experiment('argv')\n\n"
+                      "@ex.config\ndef cfg():\n    name = 'x'\n\n"
+                      "@ex.automain\ndef main(name, _run):\n"
+                      "    _run.log_scalar('after', 1)\n    return name\n", encoding="utf-8")
+    db = tmp_path / "labbook.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABBOOK_")}
+    env["PYTHONPATH"] = ROOT
+    args = [sys.executable, os.fsencode(script), b"with", b"name=caf\xe9", b"-c", b"\xff note",
+            b"-s", os.fsencode(f"sqlite:///{db}"), b"--no-system-metrics"]
+    proc = subprocess.run(args, capture_output=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    (stored,) = list(labbook.Api(f"sqlite:///{db}").runs())
+    assert stored.status == "COMPLETED"
+    assert stored.config["name"] == "caf\\xe9"
+    assert stored.result == "caf\\xe9"
+    assert stored.doc["meta"]["comment"] == "\\xff note"
+    assert stored.history("after", samples=None)["after"].tolist() == [1]
+
+
+def test_mongo_keeps_integers_beyond_64_bits_exactly(mongo_url):  # noqa: F811
+    big = {"pos": 2 ** 64, "neg": -2 ** 100 - 1, "edge": 2 ** 63 - 1, "list": [2 ** 70, 1],
+           "\\int": 5}
+    ex = Experiment("bigints")
+    ex.add_config(cfg=big)
+
+    @ex.main
+    def main(_run, cfg):
+        _run.info["big"] = 3 ** 90
+        _run.log_scalar("m", 2 ** 63 - 1)
+        return {"r": -(3 ** 80)}
+
+    run = ex.run(options={"--store": mongo_url, **OPTIONS})
+    assert run.status == "COMPLETED"
+    api = labbook.Api(mongo_url)
+    (stored,) = list(api.runs())
+    assert stored.config["cfg"] == big
+    assert type(stored.config["cfg"]["pos"]) is int
+    assert stored.info["big"] == 3 ** 90
+    assert stored.result == {"r": -(3 ** 80)}
+    assert stored.history("m", samples=None)["m"].tolist() == [2 ** 63 - 1]
+    # filters still find the run by its big values (the store narrows, Python decides)
+    assert [r.id for r in api.runs({"config.cfg.pos": {"$gt": 5}})] == [stored.id]
+    assert [r.id for r in api.runs({"config.cfg.neg": {"$lt": 0}})] == [stored.id]
+    assert [r.id for r in api.runs({"config.cfg.pos": 2 ** 64})] == [stored.id]
+    assert list(api.runs({"config.cfg.pos": {"$lt": 5}})) == []
+
+
+def test_limits_agree_with_the_sql_schema():
+    from labbook.metrics import METRIC_NAME_CHARS
+    from labbook.run import NAME_CHARS
+    from labbook.stores.sql import schema
+
+    assert schema.artifacts.c.name.type.length == NAME_CHARS
+    assert schema.run_resources.c.name.type.length == NAME_CHARS
+    assert schema.metrics.c.name.type.length == METRIC_NAME_CHARS

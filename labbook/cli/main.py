@@ -131,14 +131,28 @@ def _replay(failure_dir: str, url: str | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
 
-    from labbook._version import __version__
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = docopt(USAGE, argv=argv, default_help=False)
     except DocoptExit:
         print(USAGE.split("Options:")[0].strip(), file=sys.stderr)
         return 2
+    import warnings
+
+    from labbook.errors import LabbookWarning
+
+    def one_line(message, category, *rest):  # labbook's warnings: one line, like errors
+        print(f"Warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LabbookWarning)
+        warnings.showwarning = one_line
+        return _dispatch(args)
+
+
+def _dispatch(args: dict) -> int:
+    from labbook._version import __version__
+
     try:
         if args["--version"]:
             print(f"labbook {__version__}")

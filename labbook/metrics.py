@@ -49,9 +49,9 @@ def check_metric_name(name: Any) -> None:
 
 def _too_big(name: str, value: int) -> None:
     raise MetricValueError(
-        f"Metric '{name}' got an integer of {value.bit_length()} bits; metric values are "
-        "stored as 64-bit floats or integers (SQL DOUBLE, BSON), which cannot hold it exactly. "
-        "Log float(value) if an approximation is meant.")
+        f"Metric '{name}' got the integer {value}, beyond 2**53: the SQL stores keep metric "
+        "values as 64-bit floats (DOUBLE), which cannot hold it exactly. Log float(value) if "
+        "an approximation is meant.")
 
 
 def _check_step(name: str, step: Any) -> int:
@@ -59,14 +59,16 @@ def _check_step(name: str, step: Any) -> int:
         raise MetricValueError(f"The step of metric '{name}' must be an integer, got "
                                f"{type(step).__name__}: {step!r:.80}.")
     step = int(step)
-    if not _INT_MIN <= step <= _INT_MAX:
+    if not _STEP_MIN <= step <= _STEP_MAX:
         raise MetricValueError(f"The step of metric '{name}' is {step.bit_length()} bits long; "
                                "stores keep 64-bit steps.")
     return step
 
 
-#: integers a metric keeps exactly on every store (64-bit)
-_INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
+#: steps every store keeps (64-bit integers)
+_STEP_MIN, _STEP_MAX = -(2 ** 63), 2 ** 63 - 1
+#: integer values every store keeps exactly (a 64-bit float holds every integer up to 2**53)
+_INT_MIN, _INT_MAX = -(2 ** 53), 2 ** 53
 
 
 def coerce_value(name: str, value: Any) -> float | int:
@@ -76,7 +78,10 @@ def coerce_value(name: str, value: Any) -> float | int:
     if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
         _too_big(name, int(value))
     if isinstance(value, numbers.Real):
-        return value.item() if hasattr(value, "item") else float(value)
+        out = value.item() if hasattr(value, "item") else float(value)
+        if out.__class__ is int and not _INT_MIN <= out <= _INT_MAX:  # numpy's int64
+            _too_big(name, out)
+        return out
     item = getattr(value, "item", None)  # 0-d numpy / torch tensors
     if item is not None and getattr(value, "ndim", None) == 0:
         return coerce_value(name, item())
@@ -119,7 +124,7 @@ class MetricBuffer:
             value = coerce_value(metric_name, value)
         if step is None:
             step = self._counters[metric_name] = self._counters.get(metric_name, -1) + 1
-        elif step.__class__ is not int or not _INT_MIN <= step <= _INT_MAX:
+        elif step.__class__ is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = _check_step(metric_name, step)
         self._points.append((metric_name, step, value, time.time()))
 

@@ -10,9 +10,10 @@ file and journal.
   JavaScript literals ``NaN``/``Infinity`` that Python's json module reads back (Sacred's file
   format); where the reader is stricter (SQL JSON columns) :func:`dumps_strict` tags them
   ``{"$float": "NaN"}`` and :func:`loads_strict` reads the tags back, as it reads
-  ``{"$time": ISO}`` (journals) back as datetimes;
-- keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.`` and a leading
-  ``$`` safe for MongoDB;
+  ``{"$time": ISO}`` (journals) back as datetimes; a user's one-key dict of such a shape is
+  written as ``{"$esc": [key, value]}`` so that it reads back as itself;
+- keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.``, a leading
+  ``$`` and NUL safe for MongoDB;
 - :func:`copy_plain` copies JSON-like data: every dict and list, leaves shared.
 """
 from __future__ import annotations
@@ -193,15 +194,17 @@ def loads(text: str) -> Any:
 
 
 def escape_key(key: str) -> str:
-    """Make a key storable in MongoDB (no ``.``, no leading ``$``); reversible."""
+    """Make a key storable in MongoDB (no ``.``, no leading ``$``, no NUL); reversible."""
     key = key.replace("\\", "\\\\").replace(".", "\\u002e")
     if key.startswith("$"):
         key = "\\u0024" + key[1:]
+    if "\x00" in key:  # BSON keys are NUL-terminated C strings
+        key = key.replace("\x00", "\\u0000")
     return key
 
 
-_ESCAPES = {"\\\\": "\\", "\\u002e": ".", "\\u0024": "$"}
-_ESCAPED = re.compile(r"\\\\|\\u002e|\\u0024")
+_ESCAPES = {"\\\\": "\\", "\\u002e": ".", "\\u0024": "$", "\\u0000": "\x00"}
+_ESCAPED = re.compile(r"\\\\|\\u002e|\\u0024|\\u0000")
 
 
 def unescape_key(key: str) -> str:
@@ -232,6 +235,9 @@ def unescape_keys(value: Any) -> Any:
 
 _FLOAT_TAGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _TAGGED_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: one-key dicts the reader turns into values; a user's dict of that shape is written as
+#: ``{"$esc": [key, value]}`` so that it reads back as itself
+_TAG_KEYS = frozenset({"$float", "$time", "$esc"})
 
 
 def tag_special(value: Any, times: bool = False) -> Any:
@@ -240,7 +246,12 @@ def tag_special(value: Any, times: bool = False) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": _FLOAT_TAGS[repr(value)]}
     if isinstance(value, dict):
-        return {k: tag_special(v, times) for k, v in value.items()}
+        out = {k: tag_special(v, times) for k, v in value.items()}
+        if len(out) == 1:
+            (key, item), = out.items()
+            if key in _TAG_KEYS:
+                return {"$esc": [key, item]}
+        return out
     if isinstance(value, list | tuple):
         return [tag_special(v, times) for v in value]
     if times and isinstance(value, _dt.datetime):
@@ -253,10 +264,14 @@ def tag_special(value: Any, times: bool = False) -> Any:
 def untag_special(obj: dict) -> Any:
     """The ``object_hook`` reading :func:`tag_special`'s tags back."""
     if len(obj) == 1:
-        if "$float" in obj and obj["$float"] in _TAGGED_FLOATS:
-            return _TAGGED_FLOATS[obj["$float"]]
-        if "$time" in obj and isinstance(obj["$time"], str):
-            return to_utc(obj["$time"])
+        (key, value), = obj.items()
+        if key == "$float" and isinstance(value, str) and value in _TAGGED_FLOATS:
+            return _TAGGED_FLOATS[value]
+        if key == "$time" and isinstance(value, str):
+            return to_utc(value)
+        if key == "$esc" and isinstance(value, list) and len(value) == 2 \
+                and isinstance(value[0], str):
+            return {value[0]: value[1]}
     return obj
 
 
@@ -268,11 +283,15 @@ def dumps_strict(value: Any, times: bool = False) -> str:
     if times:
         return json.dumps(tag_special(value, times=True), allow_nan=False, ensure_ascii=False)
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
     except ValueError:
-        # the rare document with a non-finite float pays for a second pass
-        return json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
-                          default=flatten)
+        pass  # the rare document with a non-finite float pays for a second pass
+    else:
+        if '"$' not in text or not any(f'"{key}"' in text for key in _TAG_KEYS):
+            return text
+        # ... and so does one with a key that could be read as a tag
+    return json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
+                      default=flatten)
 
 
 def loads_strict(text: str | bytes) -> Any:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import labbook
@@ -109,15 +110,20 @@ def test_metric_names_no_store_can_hold_fail_at_the_call(url, tmp_path, name, er
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda run, path: run.log_scalar("big", 2 ** 64), "Metric 'big' got an integer of 65 "
-     "bits; metric values are stored as 64-bit floats or integers"),
-    (lambda run, path: run.log({"big": -2 ** 70}), "Metric 'big' got an integer of 71 bits"),
+    (lambda run, path: run.log_scalar("big", 2 ** 53 + 1), "Metric 'big' got the integer "
+     "9007199254740993, beyond 2**53: the SQL stores keep metric values as 64-bit floats "
+     "(DOUBLE), which cannot hold it exactly. Log float(value) if an approximation is meant."),
+    (lambda run, path: run.log({"big": -2 ** 70}), "Metric 'big' got the integer "
+     "-1180591620717411303424, beyond 2**53"),
+    (lambda run, path: run.log_scalar("big", np.int64(2 ** 62)), "Metric 'big' got the "
+     "integer 4611686018427387904, beyond 2**53"),
     (lambda run, path: run.log_scalar("m", 1.0, 2 ** 64), "The step of metric 'm' is 65 bits "
      "long; stores keep 64-bit steps."),
     (lambda run, path: run.log_scalar("m", 1.0, 1.5), "The step of metric 'm' must be an "
      "integer, got float: 1.5."),
 ])
-def test_metric_values_and_steps_beyond_64_bits_fail_at_the_call(url, tmp_path, call, message):
+def test_metric_ints_beyond_2_53_and_steps_beyond_64_bits_fail_at_the_call(
+        url, tmp_path, call, message):
     err, stored = _run_calling(url, tmp_path, call)
     assert isinstance(err, MetricValueError)
     assert str(err).startswith(message)
@@ -191,7 +197,7 @@ def test_mongo_keeps_integers_beyond_64_bits_exactly(mongo_url):  # noqa: F811
     @ex.main
     def main(_run, cfg):
         _run.info["big"] = 3 ** 90
-        _run.log_scalar("m", 2 ** 63 - 1)
+        _run.log_scalar("m", 2 ** 53)
         return {"r": -(3 ** 80)}
 
     run = ex.run(options={"--store": mongo_url, **OPTIONS})
@@ -202,7 +208,7 @@ def test_mongo_keeps_integers_beyond_64_bits_exactly(mongo_url):  # noqa: F811
     assert type(stored.config["cfg"]["pos"]) is int
     assert stored.info["big"] == 3 ** 90
     assert stored.result == {"r": -(3 ** 80)}
-    assert stored.history("m", samples=None)["m"].tolist() == [2 ** 63 - 1]
+    assert stored.history("m", samples=None, pandas=False)[0]["m"] == 2 ** 53
     # filters still find the run by its big values (the store narrows, Python decides)
     assert [r.id for r in api.runs({"config.cfg.pos": {"$gt": 5}})] == [stored.id]
     assert [r.id for r in api.runs({"config.cfg.neg": {"$lt": 0}})] == [stored.id]
@@ -218,3 +224,42 @@ def test_limits_agree_with_the_sql_schema():
     assert schema.artifacts.c.name.type.length == NAME_CHARS
     assert schema.run_resources.c.name.type.length == NAME_CHARS
     assert schema.metrics.c.name.type.length == METRIC_NAME_CHARS
+
+
+TAG_LOOKALIKES = {"$float": "NaN", "t": {"$time": "2020-01-01T00:00:00"}, "e": {"$esc": ["a", 1]},
+                  "l": [{"$float": []}], "n": float("nan")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mongo"])
+def test_user_dicts_shaped_like_codec_tags_read_back_as_themselves(kind, tmp_path, request):
+    # the strict JSON of the SQL stores tags NaN as {"$float": "NaN"}: a user's dict of that
+    # shape used to come back as NaN, and {"$float": []} made every read of the run fail
+    url = f"sqlite:///{tmp_path / 'l.db'}" if kind == "sqlite" else \
+        request.getfixturevalue("mongo_url")
+    ex = Experiment("tags")
+
+    @ex.main
+    def main(_run):
+        _run.info["odd"] = TAG_LOOKALIKES
+        _run.info["\x00key"] = 1  # BSON keys cannot hold NUL: escaped on Mongo
+        return {"$float": "Infinity"}
+
+    run = ex.run(options={"--store": url, **OPTIONS})
+    stored = labbook.Api(url).run(run._id)
+    odd = stored.info["odd"]
+    assert {k: v for k, v in odd.items() if k != "n"} == \
+        {k: v for k, v in TAG_LOOKALIKES.items() if k != "n"}
+    assert odd["n"] != odd["n"]  # a real NaN is still NaN
+    assert stored.info["\x00key"] == 1
+    assert stored.result == {"$float": "Infinity"}
+
+
+def test_strict_json_codec_escapes_tag_shaped_dicts():
+    from labbook import serialize
+
+    for value in [{"$float": "NaN"}, {"$time": "2020-01-01"}, {"$esc": [1, 2]},
+                  {"$esc": ["$float", "NaN"]}, {"a": [{"$float": []}]}]:
+        for times in (False, True):
+            assert serialize.loads_strict(serialize.dumps_strict(value, times=times)) == value
+    assert serialize.unescape_key(serialize.escape_key("a\x00.b$")) == "a\x00.b$"
+    assert "\x00" not in serialize.escape_key("a\x00b")

@@ -28,7 +28,7 @@ from labbook.clock import to_utc
 
 __all__ = ["flatten", "pickle_object", "restore", "copy_plain", "dumps", "dumps_pretty",
            "iter_pretty", "loads", "escape_key", "unescape_key", "escape_keys", "unescape_keys",
-           "tag_special", "untag_special", "dumps_strict", "loads_strict"]
+           "tag_special", "untag_special", "dumps_strict", "loads_strict", "utf8_safe"]
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -275,23 +275,51 @@ def untag_special(obj: dict) -> Any:
     return obj
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with each lone surrogate (what Python makes of bytes that are not UTF-8 in
+    file names, arguments and environment) written as its escape ``\\udcff``: the text then
+    encodes as UTF-8 for a database, and nothing is lost."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _json_utf8_safe(text: str) -> str:
+    # in JSON text the escape's backslash is itself escaped
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text)
+
+
 def dumps_strict(value: Any, times: bool = False) -> str:
     """JSON text without NaN/Infinity literals (strict readers such as SQL JSON columns):
     non-finite floats tagged, and datetimes too with ``times`` (else ISO strings)."""
     import json  # here, not at the top: `import labbook` stays without json
 
     if times:
-        return json.dumps(tag_special(value, times=True), allow_nan=False, ensure_ascii=False)
+        return _json_utf8_safe(json.dumps(tag_special(value, times=True), allow_nan=False,
+                                          ensure_ascii=False))
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
     except ValueError:
         pass  # the rare document with a non-finite float pays for a second pass
     else:
         if '"$' not in text or not any(f'"{key}"' in text for key in _TAG_KEYS):
-            return text
+            return _json_utf8_safe(text)
         # ... and so does one with a key that could be read as a tag
-    return json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
-                      default=flatten)
+    return _json_utf8_safe(json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
+                                      default=flatten))
 
 
 def loads_strict(text: str | bytes) -> Any:

@@ -13,6 +13,7 @@ import labbook
 from labbook import Experiment
 from labbook.errors import (ArtifactNameError, InvalidConfigKeyError, MetricNameError,
                             MetricValueError, UnserializableConfigError)
+from tests.stores.conftest import mysql_database, postgresql_database  # noqa: F401
 from tests.stores.mongo_server import mongo_db, mongo_server, mongo_url  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -263,3 +264,37 @@ def test_strict_json_codec_escapes_tag_shaped_dicts():
             assert serialize.loads_strict(serialize.dumps_strict(value, times=times)) == value
     assert serialize.unescape_key(serialize.escape_key("a\x00.b$")) == "a\x00.b$"
     assert "\x00" not in serialize.escape_key("a\x00b")
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite", "postgresql", "mongo"])
+def test_results_and_info_with_lone_surrogates_are_stored_with_escapes(kind, tmp_path, request):
+    # text decoded from bytes that are not UTF-8 (os.listdir, os.environ) used to make the SQL
+    # and Mongo observers fail at the heartbeat: the run stayed RUNNING, its result lost
+    if kind == "file":
+        url = f"file://{tmp_path / 'runs'}"
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'l.db'}"
+    elif kind == "mongo":
+        url = request.getfixturevalue("mongo_url")
+    else:
+        from tests.stores.conftest import backend_url
+
+        url = backend_url(request, kind, tmp_path)
+    ex = Experiment("surrogates")
+
+    @ex.main
+    def main(_run):
+        _run.info["bad\udcffkey"] = ["val\udcff", "ok"]
+        _run.log_scalar("after", 1)
+        return "res\udc80"
+
+    run = ex.run(options={"--store": url, **OPTIONS})
+    stored = labbook.Api(url).run(run._id)
+    assert stored.status == "COMPLETED"
+    assert stored.history("after", samples=None, pandas=False)[0]["after"] == 1
+    if kind == "file":  # JSON files keep the lone surrogates themselves (\udcff escapes)
+        assert stored.result == "res\udc80"
+        assert stored.info["bad\udcffkey"] == ["val\udcff", "ok"]
+    else:  # UTF-8 databases: each lone surrogate as the text of its escape
+        assert stored.result == "res\\udc80"
+        assert stored.info["bad\\udcffkey"] == ["val\\udcff", "ok"]

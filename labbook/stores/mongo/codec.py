@@ -33,11 +33,13 @@ def _to_bson(value: Any) -> Any:
     integers beyond 64 bits...)."""
     if type(value) is int:
         return value if _INT_MIN <= value <= _INT_MAX else {BIG_INT_TAG: str(value)}
+    if type(value) is str:
+        return serialize.utf8_safe(value)  # lone surrogates as escapes: BSON is UTF-8
     if isinstance(value, _NATIVE):
         return value
     if isinstance(value, dict):
-        return {serialize.escape_key(k if isinstance(k, str) else str(k)): _to_bson(v)
-                for k, v in value.items()}
+        return {serialize.escape_key(serialize.utf8_safe(k if isinstance(k, str) else str(k))):
+                _to_bson(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_to_bson(v) for v in value]
     if isinstance(value, int):  # int subclasses (IntEnum, numpy via flatten below)

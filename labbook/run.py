@@ -29,8 +29,9 @@ from labbook.metrics import MetricBuffer
 from labbook.randomness import SeedStream, set_global_seed
 
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
-           "NAME_COMPONENT_BYTES", "NAME_CHARS", "unencodable", "validate_artifact_name",
-           "validate_resource_path", "elapsed_since", "format_fail_trace", "Run"]
+           "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES", "unencodable",
+           "validate_artifact_name", "validate_resource_path", "elapsed_since",
+           "format_fail_trace", "Run"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,6 +44,10 @@ QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
 NAME_COMPONENT_BYTES = 255
 #: the longest artifact or resource name the SQL stores keep (``artifacts.name``, VARCHAR)
 NAME_CHARS = 1024
+#: the file store's own files in a run's directory (Sacred's layout), which an artifact of the
+#: same name would overwrite (compared without case: macOS and Windows file systems)
+RESERVED_NAMES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
+                            "metrics.jsonl"})
 
 
 def unencodable(text: str) -> int | None:
@@ -83,6 +88,11 @@ def validate_artifact_name(name: str, what: str = "Artifact name") -> str:
         raise ArtifactNameError(
             f"{what} {name!r} has an empty or '.' path component (a trailing '/', '//' or "
             "'/./'); name a file, e.g. 'plots/loss.png'.")
+    if parts[0].lower() in RESERVED_NAMES:
+        raise ArtifactNameError(
+            f"{what} {name!r} is the name of a file the file store keeps for the run itself "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name, e.g. "
+            f"'outputs/{parts[-1]}'.")
     if len(name) > NAME_CHARS:
         raise ArtifactNameError(
             f"{what} {name[:40]!r}... is {len(name)} characters long; the SQL stores keep "

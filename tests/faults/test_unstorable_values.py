@@ -60,6 +60,12 @@ def _run_calling(url, tmp_path, call):
                        "characters."),
     ("bad\udcffname", "Artifact name 'bad\\udcffname' is not valid Unicode text (character 3 "
                       "is a lone surrogate"),
+    # the file store's own files: an artifact of that name used to overwrite the config
+    ("config.json", "Artifact name 'config.json' is the name of a file the file store keeps "
+                    "for the run itself (config.json, cout.txt, info.json, metrics.json, "
+                    "metrics.jsonl, run.json); choose another name, e.g. "
+                    "'outputs/config.json'."),
+    ("Run.JSON", "Artifact name 'Run.JSON' is the name of a file the file store keeps"),
 ])
 def test_artifact_names_no_store_can_hold_fail_at_the_call(url, tmp_path, name, message):
     error, stored = _run_calling(url, tmp_path, lambda run, path: run.add_artifact(path, name))

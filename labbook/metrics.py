@@ -119,12 +119,14 @@ class MetricBuffer:
         if metric_name not in self._names:
             check_metric_name(metric_name)
             self._names.add(metric_name)
-        if value.__class__ not in _REAL_TYPES or value.__class__ is int and not \
-                _INT_MIN <= value <= _INT_MAX:
+        # literals, not the module's constants: this is the hot path (2**53 and 64 bits)
+        if value.__class__ is not float and (value.__class__ is not int or value > 0x20000000000000
+                                             or value < -0x20000000000000):
             value = coerce_value(metric_name, value)
         if step is None:
             step = self._counters[metric_name] = self._counters.get(metric_name, -1) + 1
-        elif step.__class__ is not int or not _STEP_MIN <= step <= _STEP_MAX:
+        elif step.__class__ is not int or step > 0x7FFFFFFFFFFFFFFF or \
+                step < -0x8000000000000000:
             step = _check_step(metric_name, step)
         self._points.append((metric_name, step, value, time.time()))
 

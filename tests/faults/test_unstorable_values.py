@@ -304,3 +304,32 @@ def test_results_and_info_with_lone_surrogates_are_stored_with_escapes(kind, tmp
     else:  # UTF-8 databases: each lone surrogate as the text of its escape
         assert stored.result == "res\\udc80"
         assert stored.info["bad\\udcffkey"] == ["val\\udcff", "ok"]
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite", "postgresql", "mysql", "mongo"])
+def test_filters_on_integers_beyond_64_bits_answer_exactly(kind, tmp_path, request):
+    # a filter with such an operand used to end in an OverflowError traceback on SQLite
+    if kind == "file":
+        url = f"file://{tmp_path / 'runs'}"
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'l.db'}"
+    elif kind == "mongo":
+        url = request.getfixturevalue("mongo_url")
+    else:
+        from tests.stores.conftest import backend_url
+
+        url = backend_url(request, kind, tmp_path)
+    ex = Experiment("bigfilters")
+    ex.add_config(n=2 ** 70 + 1, m=-(2 ** 64) - 3, s=2 ** 53 + 1)
+    ex.main(lambda: 1)
+    ex.run(options={"--store": url, **OPTIONS})
+    api = labbook.Api(url)
+    hits = [{"config.n": 2 ** 70 + 1}, {"config.n": {"$gte": 2 ** 70 + 1}},
+            {"config.n": {"$gt": 2 ** 70}}, {"config.m": -(2 ** 64) - 3},
+            {"config.m": {"$lt": -(2 ** 64) - 2}}, {"config.s": 2 ** 53 + 1},
+            {"config.s": {"$gt": 2 ** 53}}, {"config.n": {"$in": [2 ** 70 + 1, 3]}},
+            {"_id": {"$lt": 2 ** 70}}]
+    misses = [{"config.n": 2 ** 70}, {"config.n": {"$gt": 2 ** 70 + 1}},
+              {"config.s": 2 ** 53}, {"config.m": {"$gt": -(2 ** 64) - 3}}, {"_id": 2 ** 70}]
+    assert [len(api.runs(f)) for f in hits] == [1] * len(hits)
+    assert [len(api.runs(f)) for f in misses] == [0] * len(misses)

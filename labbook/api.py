@@ -318,14 +318,12 @@ def warn_absent_fields(store: Store, node: Any, order: str | None, options: dict
     if order:
         paths.add(order.lstrip("+-"))
     paths = {p for p in paths if p.split(".", 1)[0] not in _ALWAYS_THERE}
-    lasts: dict = {}
-    if found and any(p.startswith("summary.") for p in paths) and \
-            any(LAST_KEY not in doc for doc in found):
-        lasts = store.last_values([doc["_id"] for doc in found if LAST_KEY not in doc])
-    for doc in found:
+    if found:  # fields the filter itself makes every match have
+        paths -= _required_paths(node)
+    for doc in found:  # (summaries only where the store sent them along: no extra reads)
         if not paths:
             break
-        view = _query.query_view(doc, doc.get(LAST_KEY) or lasts.get(doc.get("_id")) or {})
+        view = _query.query_view(doc, doc.get(LAST_KEY) or {})
         paths = {p for p in paths if _query.lookup(view, p) is _query._MISSING}
     if not paths:
         return []
@@ -363,6 +361,21 @@ def warn_absent_fields(store: Store, node: Any, order: str | None, options: dict
             f"No run has the field '{path}'; it is treated as missing in every run."
             f"{did_you_mean(path, known)}"), stacklevel=4)
     return absent
+
+
+def _required_paths(node: Any) -> set[str]:
+    """Fields every run matching ``node`` has (conditions no missing field can satisfy, in a
+    conjunction)."""
+    if isinstance(node, _query.Cond):
+        op, value = node.op, node.value
+        if op in ("$gt", "$gte", "$lt", "$lte", "$regex", "$all", "$size") or \
+                (op == "$eq" and value is not None) or (op == "$exists" and value) or \
+                (op == "$in" and None not in value):
+            return {node.path}
+        return set()
+    if isinstance(node, _query.Logical) and node.op == "$and":
+        return set().union(*(_required_paths(p) for p in node.parts))
+    return set()
 
 
 def _find_options(store: Store, node: Any, order: str | None) -> dict:

@@ -233,7 +233,6 @@ def unescape_keys(value: Any) -> Any:
 
 # -- strict JSON: no NaN literals; tagged non-finite floats and times ---------------------------
 
-_FLOAT_TAGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _TAGGED_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 #: one-key dicts the reader turns into values; a user's dict of that shape is written as
 #: ``{"$esc": [key, value]}`` so that it reads back as itself
@@ -243,8 +242,11 @@ _TAG_KEYS = frozenset({"$float", "$time", "$esc"})
 def tag_special(value: Any, times: bool = False) -> Any:
     """``value`` with non-finite floats as ``{"$float": "NaN"}`` and, with ``times``,
     datetimes as ``{"$time": ISO}``; other objects as :func:`flatten` gives them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"$float": _FLOAT_TAGS[repr(value)]}
+    if isinstance(value, float):  # numpy's float64 too: a subclass, whose repr differs
+        if math.isfinite(value):
+            return value
+        tag = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return {"$float": tag}
     if isinstance(value, dict):
         out = {k: tag_special(v, times) for k, v in value.items()}
         if len(out) == 1:

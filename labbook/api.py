@@ -142,7 +142,7 @@ class Api:
         if experiment is not None:
             by_name = {"experiment.name": experiment}
             flt = by_name if not flt else {"$and": [flt, by_name]}
-        return Runs(self.store, flt, order, per_page)
+        return Runs(self.store, flt, _query.canonical_order(order), per_page)
 
     def run(self, run_id: Any) -> RunView:
         """One run by id (``3`` and ``"3"`` are the same run)."""
@@ -182,6 +182,7 @@ class Runs:
         self._ids: set = set()
         self._limit = 0
         self._exhausted = False
+        self._fields_checked = False
 
     def __repr__(self) -> str:
         shown = f"{len(self._views)}{'' if self._exhausted else '+'}"
@@ -217,6 +218,9 @@ class Runs:
                 limit = -(-limit // self.per_page) * self.per_page  # whole pages
             docs = self.store.find(self.filters, order=self.order, limit=limit,
                                    **self._find_options)
+            if not self._fields_checked:
+                self._fields_checked = True
+                warn_absent_fields(self.store, self._node, self.order, self._find_options, docs)
             self._add(docs)
             self._limit = limit or 0
             if limit is None or len(docs) < limit:
@@ -300,6 +304,80 @@ class Runs:
 #: fields a listing does not need: left out by stores whose ``find`` takes ``exclude`` and read
 #: on first use (``run.captured_out``, ``run.doc``)
 LISTING_LEAVES_OUT = ("captured_out",)
+
+
+#: fields every run has in the query model (derived, or written with every run)
+_ALWAYS_THERE = {"_id", "status", "name", "tags", "notes", "start_time", "experiment"}
+
+
+def warn_absent_fields(store: Store, node: Any, order: str | None, options: dict,
+                       found: Sequence[dict] = ()) -> list[str]:
+    """Warn (:class:`~labbook.errors.LabbookWarning`) about each field a filter or order names
+    that no stored run has, with close matches among the fields the runs do have: a typo
+    (``config.lrr``) would otherwise give a wrong answer without a word. ``found``: documents
+    already read (a field one of them has needs no query). Returns the fields warned about."""
+    paths = set(_query.node_paths(node))
+    if order:
+        paths.add(order.lstrip("+-"))
+    paths = {p for p in paths if p.split(".", 1)[0] not in _ALWAYS_THERE}
+    if found:  # fields the filter itself makes every match have
+        paths -= _required_paths(node)
+    for doc in found:  # (summaries only where the store sent them along: no extra reads)
+        if not paths:
+            break
+        view = _query.query_view(doc, doc.get(LAST_KEY) or {})
+        paths = {p for p in paths if _query.lookup(view, p) is _query._MISSING}
+    if not paths:
+        return []
+    lean = {k: v for k, v in options.items() if k == "exclude"}
+    absent = sorted(p for p in paths if not store.find({p: {"$exists": True}}, limit=1, **lean))
+    if not absent:
+        return []
+    sample = store.find(None, order="-start_time", limit=20, **options)
+    if not sample:
+        return []  # an empty store: every field is absent, nothing to warn about
+    import warnings
+
+    from labbook.errors import LabbookWarning, did_you_mean
+
+    known: set[str] = set()
+    for doc in sample:
+        last = doc.pop(LAST_KEY, None)
+        view = _query.query_view(doc, last if last is not None else
+                                 store.last_values([doc["_id"]]).get(doc["_id"]))
+        for key, value in view.items():
+            if key in ("captured_out", "host", "experiment", "fail_trace"):
+                continue
+            if key == "summary" and isinstance(value, dict):
+                known.update(f"summary.{name}" for name in value)
+                continue
+            if not isinstance(value, dict):
+                known.add(key)
+                continue
+            for path in flatten_dict(value, key + "."):
+                known.add(path)
+                parts = path.split(".")
+                known.update(".".join(parts[:i]) for i in range(2, len(parts)))
+    for path in absent:
+        warnings.warn(LabbookWarning(
+            f"No run has the field '{path}'; it is treated as missing in every run."
+            f"{did_you_mean(path, known)}"), stacklevel=4)
+    return absent
+
+
+def _required_paths(node: Any) -> set[str]:
+    """Fields every run matching ``node`` has (conditions no missing field can satisfy, in a
+    conjunction)."""
+    if isinstance(node, _query.Cond):
+        op, value = node.op, node.value
+        if op in ("$gt", "$gte", "$lt", "$lte", "$regex", "$all", "$size") or \
+                (op == "$eq" and value is not None) or (op == "$exists" and value) or \
+                (op == "$in" and None not in value):
+            return {node.path}
+        return set()
+    if isinstance(node, _query.Logical) and node.op == "$and":
+        return set().union(*(_required_paths(p) for p in node.parts))
+    return set()
 
 
 def _find_options(store: Store, node: Any, order: str | None) -> dict:

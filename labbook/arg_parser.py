@@ -153,18 +153,78 @@ def parse_value(text: str, key: str = "value") -> Any:
     raises :class:`UsageError` saying how to write it.
     """
     try:
-        return _literal(text)
-    except (SyntaxError, ValueError, TypeError, OverflowError, MemoryError,
-            RecursionError) as exc:
-        stripped = text.strip()
-        if (_BARE_WORD.fullmatch(stripped) or _PLAIN_TEXT.fullmatch(stripped)) \
-                and not _INTEGER_LIKE.fullmatch(stripped):
-            return stripped
-        raise _value_error(key, text, exc) from None
+        value = _literal(text)
+    except _LITERAL_ERRORS as exc:
+        return _text_or_error(text, key, exc)
+    if "#" in text and _has_comment(text):
+        # Python reads '1#2' as 1 followed by a comment: never what a command line meant
+        raise _value_error(key, text, SyntaxError("'#' outside quotes starts a comment, which "
+                                                  "would drop the rest"))
+    _check_int_size(value, key)
+    return value
+
+
+_LITERAL_ERRORS = (SyntaxError, ValueError, TypeError, OverflowError, MemoryError,
+                   RecursionError)
+
+
+#: digits of the longest integer a store can write (Python's int-to-text limit)
+def _int_digit_limit() -> int:
+    import sys
+
+    get = getattr(sys, "get_int_max_str_digits", None)
+    return get() if get is not None else 0
+
+
+def _check_int_size(value: Any, key: str) -> None:
+    """Integers beyond Python's int-to-text limit cannot be printed or stored as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        limit = _int_digit_limit()
+        # a cheap bound first: bit_length * log10(2) is the number of decimal digits
+        if limit and value.bit_length() * 0.30103 > limit - 1:
+            try:
+                str(value)
+            except ValueError:
+                raise UsageError(
+                    f"The value of '{key}' is an integer of about "
+                    f"{int(value.bit_length() * 0.30103) + 1} decimal digits, beyond Python's "
+                    f"limit of {limit} digits for integers as text, so it can be neither "
+                    "printed nor stored. Quote it to keep it as a string.") from None
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_int_size(item, key)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_int_size(item, key)
+
+
+def _has_comment(text: str) -> bool:
+    import io
+    import tokenize
+
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text.strip()).readline):
+            if token.type == tokenize.COMMENT:
+                return True
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return False
+    return False
+
+
+def _text_or_error(text: str, key: str, exc: BaseException) -> Any:
+    """A bare word or plain text as a string, or the error saying how to write the value."""
+    stripped = text.strip()
+    if (_BARE_WORD.fullmatch(stripped) or _PLAIN_TEXT.fullmatch(stripped)) \
+            and not _INTEGER_LIKE.fullmatch(stripped):
+        return stripped
+    raise _value_error(key, text, exc) from None
 
 
 def _value_error(key: str, text: str, exc: BaseException) -> UsageError:
-    if isinstance(exc, SyntaxError):
+    if "integer string conversion" in str(exc):
+        reason = (f"an integer beyond Python's limit of {_int_digit_limit()} digits for "
+                  "integers as text, which can be neither printed nor stored")
+    elif isinstance(exc, SyntaxError):
         reason = exc.msg
     elif isinstance(exc, (MemoryError, RecursionError)):
         reason = "too deeply nested"
@@ -173,6 +233,8 @@ def _value_error(key: str, text: str, exc: BaseException) -> UsageError:
     else:  # ValueError: a name, call or operator; its message shows an object address
         reason = "not a literal; names, calls and operators are not evaluated"
     stripped = text.strip()
+    if len(text) > 80:
+        text = text[:60] + f"... ({len(text)} characters)"
     if not stripped:
         return UsageError(
             f"Missing value for '{key}' in '{key}='. Give a value, or write "
@@ -180,7 +242,7 @@ def _value_error(key: str, text: str, exc: BaseException) -> UsageError:
     message = (f"Cannot parse the value of '{key}': {text!r} ({reason}). Values are Python "
                "literals: numbers, 'strings', [lists], {dicts}, True/False/None; words and "
                "text without quotes or brackets are strings.")
-    if not stripped.startswith(_STRUCTURED):
+    if not stripped.startswith(_STRUCTURED) and len(stripped) <= 80:
         suggestion = f"{key}={stripped!r}"
         if not re.search(r"[\"$`\\!]", suggestion):
             message += f" For a string, quote it: with \"{suggestion}\""

@@ -34,7 +34,9 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
         argv = sys.argv
     elif isinstance(argv, str):
         argv = shlex.split(argv)
-    argv = list(argv)
+    # bytes that are not UTF-8 reach Python as lone surrogates, which no store can write as
+    # UTF-8: they become backslash escapes ('\\xff'), kept faithfully in config and options
+    argv = [_faithful_text(arg) for arg in argv]
     prog = os.path.basename(argv[0]) if argv and argv[0] else program_name()
     args = argv[1:]
     # Known before parsing, so that errors while parsing can show their traceback too.
@@ -81,6 +83,16 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
             _print_traceback(debug)
         sys.exit(EXIT_FAILED)
     return run
+
+
+def _faithful_text(arg: str) -> str:
+    if arg.isascii():
+        return arg
+    try:
+        arg.encode("utf-8")
+        return arg
+    except UnicodeEncodeError:
+        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _print_help(ex: Experiment, command: str | None, prog: str) -> None:

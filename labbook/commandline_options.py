@@ -11,7 +11,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from labbook.errors import DefinitionError, UsageError, did_you_mean
+from labbook.errors import DefinitionError, OptionValueError, UsageError, did_you_mean
 from labbook.observers.registry import STORE_FLAGS
 
 if TYPE_CHECKING:
@@ -149,12 +149,34 @@ BUILTIN_OPTIONS = [
 DEFAULT_OPTIONS: dict[str, Any] = {option.key: option.default for option in BUILTIN_OPTIONS}
 
 
-def normalize_options(options: dict | None) -> dict[str, Any]:
+def normalize_options(options: dict | None, ex: Experiment | None = None) -> dict[str, Any]:
     """The options of a run with canonical keys (``--beat-interval``, ``--beat_interval`` and
-    ``beat_interval`` are one key) over :data:`DEFAULT_OPTIONS`."""
+    ``beat_interval`` are one key) over :data:`DEFAULT_OPTIONS`.
+
+    A key that is neither a built-in option nor one of ``ex``'s own options raises
+    :class:`OptionValueError` naming it with close matches (``ex.run(options={"--group": ...})``
+    would otherwise be ignored without a word). ``--capture-env`` given as text is a comma list,
+    as on the command line.
+    """
     result = dict(DEFAULT_OPTIONS)
+    known: set[str] | None = None
     for key, value in (options or {}).items():
-        result[key.lstrip("-").replace("-", "_")] = value
+        if not isinstance(key, str):
+            raise OptionValueError(f"Run option names are strings such as '--name', got {key!r}.")
+        canonical = key.lstrip("-").replace("-", "_")
+        if canonical not in DEFAULT_OPTIONS:
+            if known is None:
+                known = {opt.key for opt in (custom_options(ex) if ex is not None else ())}
+            if canonical not in known:
+                flags = [o.long_flag for o in BUILTIN_OPTIONS] + \
+                    ["--" + k.replace("_", "-") for k in sorted(known)]
+                hint = did_you_mean("--" + canonical.replace("_", "-"), flags)
+                raise OptionValueError(
+                    f"Unknown run option '{key}'.{hint} Run options are the command line's "
+                    f"long flags: {', '.join(flags)}.")
+        if canonical == "capture_env" and isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        result[canonical] = value
     return result
 
 

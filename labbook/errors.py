@@ -17,7 +17,8 @@ shows the traceback.
     ├── ConfigError                     .key: the dotted path
     │   ├── ConfigAddedError            an update sets a key nothing uses (typo check)
     │   ├── ConfigFileError             a config file cannot be read (.filename, .line)
-    │   │   └── ConfigFileSaveError     ... or written
+    │   │   ├── ConfigFileSaveError     ... or written
+    │   │   └── UntrustedConfigFileError  ... would run code (pickle, jsonpickle tags)
     │   ├── UnserializableConfigError   a value no store can hold
     │   ├── InvalidConfigKeyError       a key no store can hold
     │   ├── NamedConfigNotFoundError    .available
@@ -31,6 +32,7 @@ shows the traceback.
     ├── RunStateError                   (RuntimeError) a Run started twice
     ├── RunValueError                   (TypeError) a param or tag that cannot be stored
     ├── MetricValueError                (TypeError) a metric that is no real number
+    ├── MetricNameError                 (ValueError) a metric name no store can hold
     ├── ArtifactNameError               (ValueError) a name escaping the run's storage
     ├── MissingFileError                (FileNotFoundError) a file the user named is absent
     │   └── SourceNotFoundError         add_source_file
@@ -53,6 +55,8 @@ shows the traceback.
     │   └── ArgumentTypeError           (TypeError) ... or of the wrong kind
     ├── ExperimentNotFoundError         (ValueError) no runs of that experiment
     └── SyncError                       exit status 1: labbook sync cannot copy
+
+    LabbookWarning                      (UserWarning) an answer that may not be what was meant
 """
 from __future__ import annotations
 
@@ -412,6 +416,12 @@ class SyncError(LabbookError):
     exit_code = 1
 
 
+class LabbookWarning(UserWarning):
+    """Something is probably not what was meant or not whole (a query on a field no run has, a
+    damaged stored run); the answer is still given. The ``labbook`` command prints each as one
+    ``Warning:`` line."""
+
+
 # --- stores checked before use (issue 12: nothing lost, nothing leaked) -------------------------
 # StoreError
 # ├── StoreUnusableError     a store that cannot record at all, found before the run starts
@@ -445,7 +455,7 @@ __all__ += ["StoreUnusableError", "StoreURLError", "NoStoreError"]
 
 
 # -- the read side: damaged stored runs ---------------------------------------------------------
-class CorruptRunWarning(UserWarning):
+class CorruptRunWarning(LabbookWarning):
     """A stored run's file could not be read (a truncated ``run.json``, a damaged
     ``metrics.jsonl`` line, ...): the run is still listed, what was readable is kept, and the
     message names the run, the file and the problem. The ``labbook`` command prints it as
@@ -461,3 +471,17 @@ class MissingExtraError(LabbookError, ImportError):
     ``pip install 'labbook[...]'`` that adds it."""
 
     exit_code = 1
+
+
+# --- issue 12: values a store cannot hold, untrusted config files, unknown fields ---------------
+
+class UntrustedConfigFileError(ConfigFileError):
+    """A config file that would run code when loaded (pickle, jsonpickle object tags) and is
+    not trusted; the message names the file and how to trust it."""
+
+
+class MetricNameError(LabbookError, ValueError):
+    """A metric name that a store cannot hold (empty, too long, not text)."""
+
+
+__all__ += ["UntrustedConfigFileError", "MetricNameError", "LabbookWarning"]

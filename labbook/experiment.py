@@ -133,7 +133,7 @@ class Experiment(Ingredient):
 
         from labbook.commandline_options import normalize_options
 
-        opts = normalize_options(options)
+        opts = normalize_options(options, self)
         for hook in self.option_hooks:
             hook(options=opts)
         run_logger = self._run_logger(opts.get("loglevel"))

@@ -88,12 +88,17 @@ class Ingredient:
         return scope
 
     def add_config(self, cfg_or_file: dict | PathType | None = None, **kw_conf: Any) -> None:
-        """Add config entries from a dict, keyword arguments, or a json/yaml/pickle file."""
+        """Add config entries from a dict, keyword arguments, or a json/yaml/pickle file.
+
+        With a file name, ``trusted=True`` allows a file that runs code when loaded (pickle,
+        jsonpickle object tags); without a file, ``trusted`` is a config entry like any other.
+        """
         self.configurations.append(self._make_config(cfg_or_file, kw_conf))
 
     def add_named_config(self, name: str, cfg_or_file: dict | PathType | None = None,
                          **kw_conf: Any) -> None:
-        """Add a named config from a dict, keyword arguments, or a json/yaml/pickle file."""
+        """Add a named config from a dict, keyword arguments, or a json/yaml/pickle file
+        (``trusted=True`` as in :meth:`add_config`)."""
         self._add_named_config(name, self._make_config(cfg_or_file, kw_conf))
 
     def _add_named_config(self, name: str, conf: Any) -> None:
@@ -105,6 +110,9 @@ class Ingredient:
     def _make_config(cfg_or_file: Any, kw_conf: dict):
         from labbook.config.scope import ConfigDict
 
+        trusted = None
+        if isinstance(cfg_or_file, str | bytes | os.PathLike) and set(kw_conf) == {"trusted"}:
+            trusted = bool(kw_conf.pop("trusted"))
         if cfg_or_file is not None and kw_conf:
             raise DefinitionError("add_config takes a dict or a file name, or keyword arguments, "
                                   "not both.")
@@ -115,7 +123,7 @@ class Ingredient:
         if isinstance(cfg_or_file, dict):
             return ConfigDict(cfg_or_file)
         if isinstance(cfg_or_file, str | bytes | os.PathLike):
-            return _FileConfig(os.fsdecode(cfg_or_file))
+            return _FileConfig(os.fsdecode(cfg_or_file), trusted)
         raise ConfigError(
             f"add_config expects a dict or a file name, got {type(cfg_or_file).__name__}.")
 
@@ -274,15 +282,16 @@ class Ingredient:
 class _FileConfig:
     """A config file, read when the config is resolved (not when it is declared)."""
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str, trusted: bool | None = None):
         self.filename = os.path.abspath(filename)
+        self.trusted = trusted
 
     def __call__(self, fixed=None, preset=None, fallback=None):
         from labbook.config.files import load_config_file
         from labbook.config.scope import ConfigDict
 
-        return ConfigDict(load_config_file(self.filename))(fixed=fixed, preset=preset,
-                                                           fallback=fallback)
+        config = ConfigDict(load_config_file(self.filename, self.trusted))
+        return config(fixed=fixed, preset=preset, fallback=fallback)
 
     def __repr__(self):
         return f"<config file {self.filename}>"

@@ -30,7 +30,9 @@ from labbook.randomness import SeedStream, set_global_seed
 from labbook.redact import redact_text, redact_value, secret_paths
 
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
-           "validate_artifact_name", "elapsed_since", "format_fail_trace", "Run"]
+           "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES", "unencodable",
+           "validate_artifact_name", "validate_resource_path", "elapsed_since",
+           "format_fail_trace", "Run"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,20 +40,93 @@ QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
 
 
-def validate_artifact_name(name: str) -> str:
+#: the longest path component the file store can create (NAME_MAX of Linux and macOS), in
+#: UTF-8 bytes
+NAME_COMPONENT_BYTES = 255
+#: the longest artifact or resource name the SQL stores keep (``artifacts.name``, VARCHAR)
+NAME_CHARS = 1024
+#: the file store's own files in a run's directory (Sacred's layout), which an artifact of the
+#: same name would overwrite (compared without case: macOS and Windows file systems)
+RESERVED_NAMES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
+                            "metrics.jsonl"})
+
+
+def unencodable(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (a lone surrogate, as Python makes
+    of bytes that are not UTF-8 in file names and arguments), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def validate_artifact_name(name: str, what: str = "Artifact name") -> str:
+    """``name`` if every store can hold it as a file's name inside the run, else
+    :class:`ArtifactNameError` naming the value and the limit."""
     if not isinstance(name, str) or not name:
-        raise ArtifactNameError(f"Artifact name must be a non-empty string, got {name!r}.")
+        raise ArtifactNameError(f"{what} must be a non-empty string, got {name!r}.")
     if "\x00" in name:
-        raise ArtifactNameError(f"Artifact name {name!r} contains a NUL character.")
+        raise ArtifactNameError(f"{what} {name!r} contains a NUL character.")
+    bad = unencodable(name)
+    if bad is not None:
+        raise ArtifactNameError(
+            f"{what} {name!r} is not valid Unicode text (character {bad} is a lone surrogate, "
+            "as Python decodes bytes that are not UTF-8); stores keep UTF-8 names. Give the "
+            "name explicitly: add_artifact(path, name='...').")
     normalized = name.replace("\\", "/")
     if normalized.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise ArtifactNameError(
-            f"Artifact name {name!r} is an absolute path; give a relative name "
+            f"{what} {name!r} is an absolute path; give a relative name "
             "(add_artifact(path, name='model.pt')).")
-    if ".." in normalized.split("/"):
+    parts = normalized.split("/")
+    if ".." in parts:
         raise ArtifactNameError(
-            f"Artifact name {name!r} contains '..'; artifact names must stay inside the run.")
+            f"{what} {name!r} contains '..'; artifact names must stay inside the run.")
+    if "." in parts or "" in parts:
+        raise ArtifactNameError(
+            f"{what} {name!r} has an empty or '.' path component (a trailing '/', '//' or "
+            "'/./'); name a file, e.g. 'plots/loss.png'.")
+    if parts[0].lower() in RESERVED_NAMES:
+        raise ArtifactNameError(
+            f"{what} {name!r} is the name of a file the file store keeps for the run itself "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name, e.g. "
+            f"'outputs/{parts[-1]}'.")
+    if len(name) > NAME_CHARS:
+        raise ArtifactNameError(
+            f"{what} {name[:40]!r}... is {len(name)} characters long; the SQL stores keep "
+            f"names of at most {NAME_CHARS} characters.")
+    for part in parts:
+        size = len(part.encode("utf-8"))
+        if size > NAME_COMPONENT_BYTES:
+            raise ArtifactNameError(
+                f"{what} {name[:40]!r}... has a path component of {size} bytes; the file store "
+                f"keeps at most {NAME_COMPONENT_BYTES} bytes per file or directory name.")
     return name
+
+
+def validate_resource_path(filename: str) -> str:
+    """An absolute resource path every store can record (its stored copy is named
+    ``<stem>_<md5><ext>``, 33 bytes longer than the file's own name)."""
+    bad = unencodable(filename)
+    if bad is not None:
+        raise ArtifactNameError(
+            f"Resource path {filename!r} is not valid Unicode text (character {bad} is a lone "
+            "surrogate, as Python decodes bytes that are not UTF-8); stores keep UTF-8 names. "
+            "Rename the file.")
+    if len(filename) > NAME_CHARS:
+        raise ArtifactNameError(
+            f"Resource path {filename[:40]!r}... is {len(filename)} characters long; the SQL "
+            f"stores keep paths of at most {NAME_CHARS} characters.")
+    size = len(os.path.basename(filename).encode("utf-8")) + 33
+    if size > NAME_COMPONENT_BYTES:
+        raise ArtifactNameError(
+            f"Resource file name {os.path.basename(filename)[:40]!r}... makes a stored copy "
+            f"name of {size} bytes (the name plus '_' and its md5); the file store keeps at "
+            f"most {NAME_COMPONENT_BYTES} bytes per file name.")
+    return filename
 
 
 def elapsed_since(start: _dt.datetime, stop: _dt.datetime) -> _dt.timedelta:
@@ -212,7 +287,7 @@ class Run:
 
     def add_resource(self, filename) -> None:
         """Record a file the run used (stored once per content by the observers)."""
-        filename = os.path.abspath(os.fspath(filename))
+        filename = validate_resource_path(os.path.abspath(os.fspath(filename)))
         if self._bus is not None:
             self._bus.emit("resource_event", filename=filename)
 

@@ -10,9 +10,10 @@ file and journal.
   JavaScript literals ``NaN``/``Infinity`` that Python's json module reads back (Sacred's file
   format); where the reader is stricter (SQL JSON columns) :func:`dumps_strict` tags them
   ``{"$float": "NaN"}`` and :func:`loads_strict` reads the tags back, as it reads
-  ``{"$time": ISO}`` (journals) back as datetimes;
-- keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.`` and a leading
-  ``$`` safe for MongoDB;
+  ``{"$time": ISO}`` (journals) back as datetimes; a user's one-key dict of such a shape is
+  written as ``{"$esc": [key, value]}`` so that it reads back as itself;
+- keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.``, a leading
+  ``$`` and NUL safe for MongoDB;
 - :func:`copy_plain` copies JSON-like data: every dict and list, leaves shared.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from labbook.clock import to_utc
 
 __all__ = ["flatten", "pickle_object", "restore", "copy_plain", "dumps", "dumps_pretty",
            "iter_pretty", "loads", "escape_key", "unescape_key", "escape_keys", "unescape_keys",
-           "tag_special", "untag_special", "dumps_strict", "loads_strict"]
+           "tag_special", "untag_special", "dumps_strict", "loads_strict", "utf8_safe"]
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -193,15 +194,17 @@ def loads(text: str) -> Any:
 
 
 def escape_key(key: str) -> str:
-    """Make a key storable in MongoDB (no ``.``, no leading ``$``); reversible."""
+    """Make a key storable in MongoDB (no ``.``, no leading ``$``, no NUL); reversible."""
     key = key.replace("\\", "\\\\").replace(".", "\\u002e")
     if key.startswith("$"):
         key = "\\u0024" + key[1:]
+    if "\x00" in key:  # BSON keys are NUL-terminated C strings
+        key = key.replace("\x00", "\\u0000")
     return key
 
 
-_ESCAPES = {"\\\\": "\\", "\\u002e": ".", "\\u0024": "$"}
-_ESCAPED = re.compile(r"\\\\|\\u002e|\\u0024")
+_ESCAPES = {"\\\\": "\\", "\\u002e": ".", "\\u0024": "$", "\\u0000": "\x00"}
+_ESCAPED = re.compile(r"\\\\|\\u002e|\\u0024|\\u0000")
 
 
 def unescape_key(key: str) -> str:
@@ -230,17 +233,27 @@ def unescape_keys(value: Any) -> Any:
 
 # -- strict JSON: no NaN literals; tagged non-finite floats and times ---------------------------
 
-_FLOAT_TAGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _TAGGED_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: one-key dicts the reader turns into values; a user's dict of that shape is written as
+#: ``{"$esc": [key, value]}`` so that it reads back as itself
+_TAG_KEYS = frozenset({"$float", "$time", "$esc"})
 
 
 def tag_special(value: Any, times: bool = False) -> Any:
     """``value`` with non-finite floats as ``{"$float": "NaN"}`` and, with ``times``,
     datetimes as ``{"$time": ISO}``; other objects as :func:`flatten` gives them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"$float": _FLOAT_TAGS[repr(value)]}
+    if isinstance(value, float):  # numpy's float64 too: a subclass, whose repr differs
+        if math.isfinite(value):
+            return value
+        tag = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return {"$float": tag}
     if isinstance(value, dict):
-        return {k: tag_special(v, times) for k, v in value.items()}
+        out = {k: tag_special(v, times) for k, v in value.items()}
+        if len(out) == 1:
+            (key, item), = out.items()
+            if key in _TAG_KEYS:
+                return {"$esc": [key, item]}
+        return out
     if isinstance(value, list | tuple):
         return [tag_special(v, times) for v in value]
     if times and isinstance(value, _dt.datetime):
@@ -253,11 +266,42 @@ def tag_special(value: Any, times: bool = False) -> Any:
 def untag_special(obj: dict) -> Any:
     """The ``object_hook`` reading :func:`tag_special`'s tags back."""
     if len(obj) == 1:
-        if "$float" in obj and obj["$float"] in _TAGGED_FLOATS:
-            return _TAGGED_FLOATS[obj["$float"]]
-        if "$time" in obj and isinstance(obj["$time"], str):
-            return to_utc(obj["$time"])
+        (key, value), = obj.items()
+        if key == "$float" and isinstance(value, str) and value in _TAGGED_FLOATS:
+            return _TAGGED_FLOATS[value]
+        if key == "$time" and isinstance(value, str):
+            return to_utc(value)
+        if key == "$esc" and isinstance(value, list) and len(value) == 2 \
+                and isinstance(value[0], str):
+            return {value[0]: value[1]}
     return obj
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with each lone surrogate (what Python makes of bytes that are not UTF-8 in
+    file names, arguments and environment) written as its escape ``\\udcff``: the text then
+    encodes as UTF-8 for a database, and nothing is lost."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _json_utf8_safe(text: str) -> str:
+    # in JSON text the escape's backslash is itself escaped
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text)
 
 
 def dumps_strict(value: Any, times: bool = False) -> str:
@@ -266,13 +310,18 @@ def dumps_strict(value: Any, times: bool = False) -> str:
     import json  # here, not at the top: `import labbook` stays without json
 
     if times:
-        return json.dumps(tag_special(value, times=True), allow_nan=False, ensure_ascii=False)
+        return _json_utf8_safe(json.dumps(tag_special(value, times=True), allow_nan=False,
+                                          ensure_ascii=False))
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, default=flatten)
     except ValueError:
-        # the rare document with a non-finite float pays for a second pass
-        return json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
-                          default=flatten)
+        pass  # the rare document with a non-finite float pays for a second pass
+    else:
+        if '"$' not in text or not any(f'"{key}"' in text for key in _TAG_KEYS):
+            return _json_utf8_safe(text)
+        # ... and so does one with a key that could be read as a tag
+    return _json_utf8_safe(json.dumps(tag_special(value), allow_nan=False, ensure_ascii=False,
+                                      default=flatten))
 
 
 def loads_strict(text: str | bytes) -> Any:

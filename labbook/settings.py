@@ -45,8 +45,19 @@ def defaults() -> dict[str, Any]:
             "READ_ONLY_CONFIG": True,
             # _rnd: numpy's RandomState (True) or a Generator (False, Sacred 0.8's default)
             "NUMPY_RANDOM_LEGACY_API": False,
+            # config files allowed to run code when loaded (pickle, jsonpickle object tags):
+            # True for all, or a list of files and directories; LABBOOK_TRUSTED_CONFIG_FILES
+            # is "1" or paths separated by os.pathsep
+            "TRUSTED_FILES": _trusted_from_env(),
         },
     }
+
+
+def _trusted_from_env() -> bool | list[str]:
+    text = os.environ.get("LABBOOK_TRUSTED_CONFIG_FILES", "").strip()
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    return [p for p in text.split(os.pathsep) if p and text.lower() not in ("0", "false", "no")]
 
 
 _SETTINGS: Any = None

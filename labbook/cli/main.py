@@ -157,18 +157,18 @@ def _unknown_command(argv: list[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``labbook`` command: its exit status. Warnings about damaged stored runs are
-    printed as one ``Warning:`` line each; a closed standard output (``| head``) ends it
+    """The ``labbook`` command: its exit status. labbook's warnings (damaged stored runs, a
+    query on a field no run has) are printed as one ``Warning:`` line each; a closed standard output (``| head``) ends it
     quietly with status 141."""
     import warnings
 
-    from labbook.errors import CorruptRunWarning
+    from labbook.errors import LabbookWarning
 
     seen: set[str] = set()
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if not issubclass(category, CorruptRunWarning):
+        if not issubclass(category, LabbookWarning):
             return original(message, category, filename, lineno, file, line)
         text = " ".join(str(message).split())
         if text not in seen:
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", CorruptRunWarning)
+            warnings.simplefilter("always", LabbookWarning)
             warnings.showwarning = show
             status = _main(argv)
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -195,8 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
-
-    from labbook._version import __version__
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -76,6 +76,10 @@ def normalize_value(value: Any, key: str) -> Any:
 def _normalize(value: Any, path: str, active: set[int]) -> Any:
     kind = type(value)
     if kind in _PLAIN_TYPES:
+        if kind is str and not value.isascii():
+            _check_text(value, path)
+        elif kind is int and value.bit_length() > _BIG_INT_BITS:
+            _check_int(value, path)
         return value
     if isinstance(value, Mapping):
         with _Visiting(value, path, active):
@@ -109,6 +113,30 @@ class _Visiting:
         self.active.discard(self.ident)
 
 
+#: integers beyond this many bits may exceed Python's int-to-text limit (checked exactly then)
+_BIG_INT_BITS = 4000
+
+
+def _check_text(value: str, path: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnserializableConfigError(
+            path or "(config)", value, f"character {exc.start} of the text is a lone surrogate "
+            "(Python decodes bytes that are not UTF-8 so), which no store can write as UTF-8; "
+            "decode the bytes yourself, e.g. with errors='backslashreplace'") from None
+
+
+def _check_int(value: int, path: str) -> None:
+    try:
+        str(value)
+    except ValueError:
+        raise UnserializableConfigError(
+            path or "(config)", value, f"an integer of {value.bit_length()} bits is beyond "
+            "Python's limit for integers as text (sys.get_int_max_str_digits()), so it can be "
+            "neither printed nor stored") from None
+
+
 def _check_key(key: Any, parent: str) -> None:
     if not isinstance(key, str):
         where = f"'{parent}'" if parent else "the config"
@@ -116,6 +144,13 @@ def _check_key(key: Any, parent: str) -> None:
             f"Invalid config key {key!r} in {where}: keys must be strings, got "
             f"{type(key).__name__}.", key=join_path(parent, str(key)))
     full = join_path(parent, key)
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidConfigKeyError(
+                f"Invalid config key {full!r}: character {exc.start} is a lone surrogate (from "
+                "bytes that are not UTF-8), which no store can write.", key=full) from None
     if "." in key:
         raise InvalidConfigKeyError(
             f"Invalid config key '{full}': keys must not contain '.' (use a nested dict "

@@ -508,9 +508,11 @@ class FileStore(Store):
         """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`), sorted
         by ``order``; ``exclude``'d top-level fields (``captured_out``) are not read unless the
         filter or the order looks at them. Served from the index when it is on."""
-        from labbook.stores.query import evaluate, heads, parse, query_view, sort_runs
+        from labbook.stores.query import (canonical_order, evaluate, heads, parse, query_view,
+                                          sort_runs)
 
         node = parse(filter)  # an invalid filter fails even on an empty store
+        order = canonical_order(order)  # wandb's spellings (-created_at)
         looked_at = heads(node, order)
         skip_output = "captured_out" in exclude and "captured_out" not in looked_at
         summary = "summary" in looked_at

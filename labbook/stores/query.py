@@ -6,6 +6,11 @@ does (MongoDB's rule). An invalid filter raises :class:`QueryError` naming the o
 On the time fields (``start_time``, ``stop_time``, ``heartbeat``, ``queue_time``) an ISO text
 operand (or ``YYYY`` / ``YYYY-MM``: the first day) stands for the naive UTC datetime it names:
 ``{"start_time": {"$gte": "2024-03-01"}}``; a text that is no time there is a QueryError.
+
+wandb's spellings are aliases with wandb's meaning (:func:`canonical_path`), in filters and
+orders: ``summary_metrics.X`` is ``summary.X``, ``created_at`` is ``start_time``, ``state`` is
+``status`` (with wandb's lowercase states: ``finished`` is COMPLETED, ``crashed`` DIED, ...),
+and ``config.X.value`` is ``config.X``.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ __all__ = ["COMPARISONS", "Cond", "Logical", "Not", "parse", "TIME_PATHS", "look
            "matches", "sort_runs", "DERIVED_FIELDS", "DEFAULT_BEAT_INTERVAL", "MIN_SILENCE",
            "UNRECORDED_SILENCE", "DIED_SENSITIVE", "run_name", "run_tags", "run_notes",
            "recorded_beat_interval", "beat_interval", "silence_limit", "as_time",
-           "reported_status", "summary_of", "query_view", "node_paths", "heads", "evaluate_run"]
+           "reported_status", "summary_of", "query_view", "node_paths", "heads", "evaluate_run",
+           "WANDB_STATES", "canonical_path", "canonical_order"]
 
 _MISSING = object()
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex",
@@ -114,8 +120,47 @@ def _regex(path: str, pattern: Any, options: Any = "") -> re.Pattern:
         raise QueryError(f"Invalid $regex on '{path}': {exc}.") from None
 
 
+#: wandb's run states and the statuses that mean the same
+WANDB_STATES = {"running": "RUNNING", "finished": "COMPLETED", "crashed": "DIED",
+                "failed": "FAILED", "killed": "INTERRUPTED", "pending": "QUEUED"}
+_WANDB_HEADS = {"summary_metrics": "summary", "created_at": "start_time", "state": "status"}
+
+
+def canonical_path(path: str) -> str:
+    """A field path with wandb's spellings replaced by the query model's (``summary_metrics.loss``
+    -> ``summary.loss``, ``created_at`` -> ``start_time``, ``state`` -> ``status``,
+    ``config.lr.value`` -> ``config.lr``)."""
+    head, dot, rest = path.partition(".")
+    if head in _WANDB_HEADS and (dot or head != "summary_metrics"):
+        return _WANDB_HEADS[head] + dot + rest
+    if head == "config" and rest.endswith(".value") and len(rest) > 6:
+        return "config." + rest[:-6]  # wandb wraps each config entry as {"value": ...}
+    return path
+
+
+def canonical_order(order: str | None) -> str | None:
+    """An order (``-created_at``, ``+summary_metrics.loss``) with :func:`canonical_path`."""
+    if not order:
+        return order
+    sign = order[0] if order[0] in "+-" else ""
+    return sign + canonical_path(order[len(sign):])
+
+
+def _wandb_state(value: Any) -> Any:
+    """wandb's lowercase states as statuses (in operands of ``state``)."""
+    if isinstance(value, list):
+        return [_wandb_state(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _wandb_state(v) if k in ("$eq", "$ne", "$in", "$nin") else v
+                for k, v in value.items()}
+    return WANDB_STATES.get(value, value) if isinstance(value, str) else value
+
+
 def _parse_field(path: str, spec: Any) -> list:
     _check_path(path)
+    if path == "state":
+        spec = _wandb_state(spec)
+    path = canonical_path(path)
     if isinstance(spec, dict) and any(isinstance(k, str) and k.startswith("$") for k in spec):
         fields = [k for k in spec if not (isinstance(k, str) and k.startswith("$"))]
         if fields:

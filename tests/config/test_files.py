@@ -24,10 +24,10 @@ CONFIG = {"lr": 0.1, "name": "näive", "layers": [64, 32], "flag": True, "nothin
 def test_save_and_load_round_trip(tmp_path, ext):
     path = tmp_path / f"config{ext}"
     save_config_file(CONFIG, path)
-    loaded = load_config_file(path)
+    loaded = load_config_file(path, trusted=True)
     assert loaded == CONFIG
     assert list(loaded) == list(CONFIG)  # order kept
-    assert load_config_file(str(path)) == CONFIG
+    assert load_config_file(str(path), trusted=True) == CONFIG
 
 
 def test_json_is_indented_and_unsorted(tmp_path):
@@ -49,7 +49,7 @@ def test_json_round_trips_objects_through_jsonpickle(tmp_path):
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert raw["n"] == 1
     assert raw["p"]["py/object"].endswith("test_scope.Point")
-    loaded = load_config_file(path)
+    loaded = load_config_file(path, trusted=True)
     assert loaded == config
     assert type(loaded["p"]) is Point
     assert type(loaded["nested"]["points"][0]) is Point
@@ -59,7 +59,7 @@ def test_json_round_trips_objects_through_jsonpickle(tmp_path):
 def test_pickle_keeps_python_objects(tmp_path):
     path = tmp_path / "c.pkl"
     save_config_file({"t": (1, 2), "p": Point(5, 6)}, path)
-    assert load_config_file(path) == {"t": (1, 2), "p": Point(5, 6)}
+    assert load_config_file(path, trusted=True) == {"t": (1, 2), "p": Point(5, 6)}
 
 
 def test_hand_written_yaml_with_comments(tmp_path):
@@ -111,7 +111,7 @@ def test_broken_pickle(tmp_path):
     path = tmp_path / "bad.pickle"
     path.write_bytes(b"not a pickle")
     with pytest.raises(ConfigFileError) as info:
-        load_config_file(path)
+        load_config_file(path, trusted=True)
     assert str(info.value).startswith(
         f"Cannot load config file {path}: cannot unpickle (UnpicklingError: ")
 
@@ -159,7 +159,7 @@ def test_pickle_top_level_must_be_a_mapping(tmp_path):
     path = tmp_path / "c.pickle"
     path.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(ConfigFileError, match="top level must be a mapping, got list$"):
-        load_config_file(path)
+        load_config_file(path, trusted=True)
 
 
 def test_yaml_refuses_objects_when_saving(tmp_path):

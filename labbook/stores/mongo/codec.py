@@ -22,24 +22,37 @@ _SPILL_OVERHEAD = 200
 
 _NATIVE = (str, bool, float, type(None), _dt.datetime, ObjectId, bytes)
 
+#: BSON's integers are 64-bit; a bigger one is kept as ``{"\\int": "<decimal digits>"}``.
+#: escape_key doubles every backslash of a user's key, so no stored key is one backslash and
+#: ``int``: the tag cannot be confused with data.
+BIG_INT_TAG = "\\int"
+_INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
 
 def _to_bson(value: Any) -> Any:
-    """Escape keys for MongoDB and coerce what BSON cannot hold (numpy scalars, tuples...)."""
-    if isinstance(value, _NATIVE) or type(value) is int:
+    """Escape keys for MongoDB and coerce what BSON cannot hold (numpy scalars, tuples,
+    integers beyond 64 bits...)."""
+    if type(value) is int:
+        return value if _INT_MIN <= value <= _INT_MAX else {BIG_INT_TAG: str(value)}
+    if type(value) is str:
+        return serialize.utf8_safe(value)  # lone surrogates as escapes: BSON is UTF-8
+    if isinstance(value, _NATIVE):
         return value
     if isinstance(value, dict):
-        return {serialize.escape_key(k if isinstance(k, str) else str(k)): _to_bson(v)
-                for k, v in value.items()}
+        return {serialize.escape_key(serialize.utf8_safe(k if isinstance(k, str) else str(k))):
+                _to_bson(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_to_bson(v) for v in value]
     if isinstance(value, int):  # int subclasses (IntEnum, numpy via flatten below)
-        return int(value)
+        return _to_bson(int(value))
     return _to_bson(serialize.flatten(value))
 
 
 def _from_bson(value: Any) -> Any:
     """Unescape keys; file ids become strings so documents stay JSON-friendly."""
     if isinstance(value, dict):
+        if len(value) == 1 and BIG_INT_TAG in value:
+            return int(value[BIG_INT_TAG])
         return {serialize.unescape_key(k): _from_bson(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_bson(v) for v in value]

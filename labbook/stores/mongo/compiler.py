@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from labbook import serialize
 from labbook.stores import query as _query
+from labbook.stores.mongo.codec import BIG_INT_TAG
 from labbook.stores.mongo.schema import LAST_FIELD, SPILLABLE
 from labbook.stores.query import Cond, Not
 
@@ -255,7 +256,9 @@ def _native_compare(path: str, op: str, value: Any) -> tuple[dict, dict]:
         # Python orders True/False among the numbers; MongoDB keeps booleans apart
         bools = [b for b in (False, True) if _COMPARE[op](int(b), number)]
         extra = [{path: {"$in": bools}}] if bools else []
-        exact = _or([{path: {op: number}}] + extra)
+        # integers beyond 64 bits are stored as {"\\int": digits} (codec): always candidates
+        big = [{f"{path}.{BIG_INT_TAG}": {"$exists": True}}]
+        exact = _or([{path: {op: number}}] + extra + big)
         # Some servers order NaN below every number; Python never orders it
         typed = _or([{path: {op: number, "$type": "number"}}] + extra)
         return exact, _and([typed, {path: {"$ne": float("nan")}}, _not_array(path)])

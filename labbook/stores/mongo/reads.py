@@ -75,6 +75,7 @@ class ReadsMixin:
         ``captured_out``) are left out of them unless the filter or the order needs them;
         ``with_last`` adds each run's last values (``LAST_KEY``) where its document has them."""
         node = filter if isinstance(filter, Cond | Logical | Not) else parse(filter)
+        order = _query.canonical_order(order)  # wandb's spellings (-created_at)
         native = native_filter(node)
         if _is_none(native) or (limit is not None and limit == 0):
             return []

@@ -24,7 +24,8 @@ Metric times are integer microseconds since 1970-01-01 UTC (``time_us``), read b
 UTC datetimes.
 
 Non-finite metric values are stored as ``value`` NULL plus ``special`` = 'nan' / 'inf' /
-'-inf', because MySQL has no NaN and SQLite turns NaN into NULL. Non-finite floats inside
+'-inf', because MySQL has no NaN and SQLite turns NaN into NULL; -0.0 likewise as '-0' (SQLite
+and MariaDB drop the sign of zero). Non-finite floats inside
 JSON columns become ``{"$float": "NaN"}`` (JSON has no NaN; PostgreSQL and MySQL refuse it).
 
 Filters are translated to SQL where the translation is sure not to lose a match (the run id,

@@ -199,6 +199,8 @@ class Translator:
             if isinstance(value, bool) or (isinstance(value, float)
                                            and not math.isfinite(value)):
                 return None
+            if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+                return None  # no database binds it; the Python check decides
             return isinstance(value, int | float)
         if kind == "time":
             return isinstance(value, _dt.datetime) and value.tzinfo is None
@@ -243,8 +245,12 @@ def _mentions_died(op: str, value: Any) -> bool:
 
 
 def _plain_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
+    """A finite number the database can take as a parameter and compare without rounding
+    (integers beyond 2**53 are left to the Python check: SQLite cannot bind those beyond 64
+    bits, and JSON functions read them as doubles)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -2 ** 53 <= value <= 2 ** 53
+    return isinstance(value, float) and math.isfinite(value)
 
 
 class JsonPaths:

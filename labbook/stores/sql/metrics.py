@@ -3,7 +3,8 @@ page, the last values and the counts.
 
 One row per point in ``metrics`` (run_id, name, step, value, special, time_us): non-finite
 values are ``value`` NULL plus ``special`` = 'nan' / 'inf' / '-inf' (MySQL has no NaN and
-SQLite turns NaN into NULL); times are integer microseconds since 1970-01-01 UTC, read back as
+SQLite turns NaN into NULL), and so is -0.0 (``special`` '-0': SQLite and MariaDB keep no sign
+of zero); times are integer microseconds since 1970-01-01 UTC, read back as
 naive UTC datetimes. Each run's last values are kept in ``runs.last_metrics``.
 
 :class:`MetricsMixin` is part of :class:`~labbook.stores.sql.store.SqlStore`; it uses the
@@ -11,9 +12,11 @@ store's transactions (``_read``/``_write``), its engine and its dialect.
 """
 from __future__ import annotations
 
+import array
 import itertools
 import math
 import operator
+import struct
 from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
@@ -28,13 +31,25 @@ __all__ = ["MetricsMixin"]
 
 
 def _special(value: float) -> str | None:
-    """The ``special`` column of a metric value: 'nan', 'inf', '-inf' or None (finite)."""
+    """The ``special`` column of a metric value: 'nan', 'inf', '-inf', '-0' (SQLite and
+    MariaDB store -0.0 as 0) or None (finite)."""
     if value - value == 0.0:
-        return None
+        if value or math.copysign(1.0, value) > 0:
+            return None
+        return "-0"
     return "nan" if value != value else ("inf" if value > 0 else "-inf")
 
 
-_SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "-0": -0.0}
+_NEGATIVE_ZERO = struct.pack("=d", -0.0)
+
+
+def _has_negative_zero(values: list[float]) -> bool:
+    """Whether -0.0 may be among ``values`` (at C speed; a rare false positive only costs the
+    slow path)."""
+    return 0.0 in values and array.array("d", values).tobytes().find(_NEGATIVE_ZERO) >= 0
+
+
 _RUN_AND_NAME = operator.itemgetter(0, 1)
 
 
@@ -102,7 +117,7 @@ class MetricsMixin:
             times = _microseconds(series.get("timestamps"), n)
             last[name] = values[-1]
             # NaN and +-inf make the sum non-finite (a finite overflow only costs the slow path)
-            if math.isfinite(sum(values)):
+            if math.isfinite(sum(values)) and not _has_negative_zero(values):
                 parts.append((False, zip(itertools.repeat(rid, n), itertools.repeat(name, n),
                                          steps, values, times)))
             else:

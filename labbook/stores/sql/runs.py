@@ -303,6 +303,7 @@ class RunsMixin:
         look at, and the documents of the runs kept are read afterwards, ``exclude``'d
         top-level fields (such as ``captured_out``) left out."""
         node = _query.parse(filter)
+        order = _query.canonical_order(order)  # wandb's spellings (-created_at)
         where, exact = Translator(self.dialect_name, strings_exact=not self._is_mysql
                                   ).node(node)
         path = order.lstrip("+-") if order else None

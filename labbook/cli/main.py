@@ -158,8 +158,8 @@ def _unknown_command(argv: list[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``labbook`` command: its exit status. labbook's warnings (damaged stored runs, a
-    query on a field no run has) are printed as one ``Warning:`` line each; a closed standard output (``| head``) ends it
-    quietly with status 141."""
+    query on a field no run has) are printed as one ``Warning:`` line each; a closed standard
+    output (``| head``) ends it quietly with status 141."""
     import warnings
 
     from labbook.errors import LabbookWarning
@@ -206,6 +206,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return UsageError.exit_code
         print(USAGE.split("Options:")[0].strip(), file=sys.stderr)
         return UsageError.exit_code
+    from labbook._version import __version__
+
     try:
         if args["--version"]:
             print(f"labbook {__version__}")

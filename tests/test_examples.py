@@ -95,7 +95,8 @@ def test_metrics_example_records_into_a_file_store(tmp_path):
 # -- examples that record into stores: run in a temporary directory, then read the store ----------
 
 #: examples with a test of their own below (not in CASES: they write stores into the cwd)
-OWN_TESTS = {"sql_store.py", "queued_observer.py", "store_sync.py", "all_jobs_metrics.py",
+OWN_TESTS = {"sql_store.py", "queued_observer.py", "store_sync.py", "store_outage.py",
+             "all_jobs_metrics.py",
              "mongo_store.py", "store_by_url.py", "labbook_command.py"}
 
 
@@ -239,6 +240,29 @@ def test_store_sync_example_copies_a_file_store_into_sqlite(tmp_path):
     finally:
         src.close()
         dst.close()
+
+
+def test_store_outage_example_journals_the_missed_points_and_syncs_them(tmp_path):
+    proc = run_example("store_outage.py", cwd=tmp_path, TMPDIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    workdir = working_dir(proc, tmp_path)
+    assert proc.stdout.splitlines()[1:] == [
+        "the database is locked from step 200",
+        "the run ended: COMPLETED done",
+        "$ labbook sync waiting --store sqlite:///lab.db",
+        f"run_1: {proc.stdout.split('run_1: ')[1].split(' event')[0]} event(s) delivered to "
+        "run 1 in sqlite:///lab.db",
+        "stored run 1: COMPLETED, result 'done', 400 of 400 loss points"]
+    loud = [line for line in proc.stderr.splitlines() if "could not reach" in line]
+    assert len(loud) == 1, proc.stderr
+    assert loud[0].endswith(f"Upload them with: labbook sync {workdir}/waiting --store "
+                            f"sqlite:///{workdir}/lab.db?timeout=0.2")
+    store = open_store("sqlite:///" + os.path.join(workdir, "lab.db"))
+    try:
+        assert store.history(1)["loss"]["steps"] == list(range(400))
+        assert store.get(1)["status"] == "COMPLETED"
+    finally:
+        store.close()
 
 
 def test_all_jobs_metrics_example_prints_one_row_per_run(tmp_path):

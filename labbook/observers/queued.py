@@ -482,6 +482,8 @@ class QueuedObserver(RunObserver):
     def _journal(self, run_id: Any, undelivered: list[_Item], handoff: _Handoff | None) -> None:
         name = type(self.observer).__name__
         target = self.describe()
+        if target and "://" in target:
+            target = sync_url(target)  # an absolute SQLite path: sync may run elsewhere
         directory, first = write_journal(
             self.failure_dir, run_id, [(item.event, item.kwargs) for item in undelivered],
             in_doubt=handoff is not None, observer=name, store=target)
@@ -669,17 +671,31 @@ def replay(failure_dir: str | os.PathLike, store_url: str) -> list[tuple[str, An
     return results
 
 
+#: URL parameters that name a part of a store (the others tune the connection: timeouts, TLS...)
+_IDENTITY_PARAMETERS = ("collection_prefix",)
+
+
 def _store_key(url: str) -> str:
-    """What identifies a store in a URL: no password, no driver, absolute paths."""
+    """What identifies a store in a URL: the scheme without its driver, the host and the
+    database or absolute path, and the parameters that name a part of it. The account, the
+    password and the connection's settings (``?timeout=``, ``?connectTimeoutMS=``) do not."""
+    from urllib.parse import parse_qsl
+
     if "://" not in url:
         url = "file://" + os.path.abspath(url)
     url = sync_url(url)
     scheme, rest = url.split("://", 1)
     scheme = scheme.split("+")[0]
     scheme = {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
+    rest, _, query = rest.partition("?")
     if scheme == "file":
         rest = os.path.abspath(rest)
-    return f"{scheme}://{rest.rstrip('/')}"
+    else:
+        rest = rest.rpartition("@")[2]
+    kept = sorted((key, value) for key, value in parse_qsl(query)
+                  if key in _IDENTITY_PARAMETERS)
+    suffix = "?" + "&".join(f"{key}={value}" for key, value in kept) if kept else ""
+    return f"{scheme}://{rest.rstrip('/')}{suffix}"
 
 
 def _replay_journal(directory: str, observer: Any) -> tuple[Any, int]:

@@ -100,6 +100,7 @@ def test_a_field_no_run_has_warns_with_close_matches(kind, tmp_path):
         warnings.simplefilter("error", LabbookWarning)
         assert _ids(api.runs({"config.opt.momentum": 0.9}, order="_id")) == [1, 2, 3]
         assert _ids(api.runs({"status": "COMPLETED", "name": "aliases"}, order="_id")) == [1, 2]
+        (tmp_path / "empty").mkdir()  # an empty store (a missing one is an error)
         assert list(labbook.Api(f"file://{tmp_path / 'empty'}").runs({"config.x": 1})) == []
 
 

@@ -375,3 +375,14 @@ def test_numpy_nan_in_result_and_info_is_stored(kind, tmp_path, request):
     assert stored.result == float("inf")
     assert stored.info["x"]["nan"] != stored.info["x"]["nan"]
     assert stored.info["x"]["inf"] == -float("inf")
+
+
+@pytest.mark.parametrize("value", [{"$int": "5"}, {"$float": "1.0"}, {"$float": "Infinity"},
+                                   1.0, -0.0, 2 ** 70, float("inf"), "1.0", {"$esc": ["a", 1]}])
+def test_sqlite_json_columns_keep_top_level_values_apart_from_their_tags(value):
+    # SQLite's JSON columns tag whole-number floats and >64-bit ints; a user's dict of the
+    # tags' shape must not be read back as the number
+    from labbook.stores.sql.values import dumps_sqlite_json, loads_sqlite_json
+
+    back = loads_sqlite_json(dumps_sqlite_json(value))
+    assert back == value and type(back) is type(value)

@@ -62,25 +62,29 @@ def dumps_sqlite_json(value: Any) -> str:
     that reads as a number is stored as that number, so a top-level ``1.0`` would come back as
     the integer 1 and an integer beyond 64 bits as a float. Those two are written tagged,
     ``{"$float": "1.0"}`` / ``{"$int": "..."}``, which :func:`loads_sqlite_json` reads back;
-    everything else as :func:`labbook.serialize.dumps_strict` writes it."""
+    everything else as :func:`labbook.serialize.dumps_strict` writes it (which escapes a
+    user's dict shaped like a tag, ``{"$esc": [...]}``; a ``{"$int": ...}`` is escaped here)."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return '{"$float": "%r"}' % value
     if type(value) is int and not -2 ** 63 <= value < 2 ** 63:
         return '{"$int": "%d"}' % value
+    if isinstance(value, dict) and list(value) == ["$int"]:
+        return '{"$esc": %s}' % serialize.dumps_strict(["$int", value["$int"]])
     return serialize.dumps_strict(value)
+
+
+#: the texts of the tags dumps_sqlite_json writes (a user's dict of that shape is escaped)
+_SQLITE_TAGS = ('{"$float": "', '{"$int": "')
 
 
 def loads_sqlite_json(text: Any) -> Any:
     """Inverse of :func:`dumps_sqlite_json` (a number SQLite already converted is kept)."""
     if isinstance(text, int | float):  # written before the tags: as SQLite converted it
         return text
-    value = serialize.loads_strict(text)
-    if isinstance(value, dict) and len(value) == 1:
+    if isinstance(text, str) and text.startswith(_SQLITE_TAGS) and text.endswith('"}'):
+        tag, _, number = text[2:-2].partition('": "')
         try:
-            if isinstance(value.get("$float"), str):
-                return float(value["$float"])
-            if isinstance(value.get("$int"), str):
-                return int(value["$int"])
+            return float(number) if tag == "$float" else int(number)
         except ValueError:
             pass
-    return value
+    return serialize.loads_strict(text)

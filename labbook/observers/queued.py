@@ -482,11 +482,11 @@ class QueuedObserver(RunObserver):
     def _journal(self, run_id: Any, undelivered: list[_Item], handoff: _Handoff | None) -> None:
         name = type(self.observer).__name__
         target = self.describe()
-        if target and "://" in target:
-            target = sync_url(target)  # an absolute SQLite path: sync may run elsewhere
+        # the journal names its store by an absolute URL: sync may run in another directory
         directory, first = write_journal(
             self.failure_dir, run_id, [(item.event, item.kwargs) for item in undelivered],
-            in_doubt=handoff is not None, observer=name, store=target)
+            in_doubt=handoff is not None, observer=name,
+            store=sync_url(target) if "://" in target else target)
         if handoff is not None:
             handoff.directory, handoff.index = directory, first
         points = sum(len(series["steps"]) for item in undelivered if item.event == "log_metrics"

@@ -485,3 +485,25 @@ class MetricNameError(LabbookError, ValueError):
 
 
 __all__ += ["UntrustedConfigFileError", "MetricNameError", "LabbookWarning"]
+
+
+# --- issue 13: Sacred's config behaviour ------------------------------------------------------
+
+class ConfigScopeArgumentError(_PlainMessage, ConfigError, KeyError):
+    """A config scope takes a parameter that nothing available at its turn provides. The first
+    line is Sacred's KeyError text; a KeyError, as in Sacred."""
+
+    def __init__(self, scope: str, name: str, available: Iterable[str]):
+        self.scope = scope
+        self.available = sorted(set(available))
+        shown = "{" + ", ".join(repr(a) for a in self.available) + "}" if self.available \
+            else "set()"
+        super().__init__(
+            f"'{name}' not in preset for ConfigScope. Available options are: {shown}\n"
+            f"Config scope '{scope}' reads '{name}', which neither the config updates, the named "
+            "configs given before it, the earlier config scopes of its ingredient nor the configs "
+            f"of the ingredients it uses provide; define '{name}' there or remove the parameter.",
+            key=name)
+
+
+__all__ += ["ConfigScopeArgumentError"]

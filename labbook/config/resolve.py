@@ -161,12 +161,19 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
     explicit_by_path = _split_updates(explicit, paths)
 
     # Named configs: evaluated with the explicit updates fixed; later ones win.
+    # Like Sacred, a named config reads (as preset) what the named configs before it set for
+    # its ingredient, and a config scope may take ``_log``, its ingredient's logger.
+    def log_for(path: str) -> logging.Logger:
+        return logger.getChild(path) if path else logger
+
     named_total: dict = {}
     doc_sources: list[tuple[str, Any, bool]] = []
     for name in named_configs:
         ingredient, ncfg = _find_named_config(name, ingredients, root)
         path = path_of.get(id(ingredient), "")
-        result = ncfg(fixed=explicit_by_path.get(path, {}), preset={}, fallback={})
+        preset = _split_updates(named_total, paths).get(path, {})
+        result = ncfg(fixed=explicit_by_path.get(path, {}), preset=preset,
+                      fallback={"_log": log_for(path)})
         values = result.values
         if path:
             values = {}
@@ -182,6 +189,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
     for ingredient, path in zip(ingredients, paths):
         fixed = fixed_by_path.get(path, {})
         fallback = _fixture({}, ingredient, path, configs, path_of)
+        fallback["_log"] = log_for(path)
         values: dict = dict_merge({}, fixed)
         preset: dict = {}
         for scope in ingredient.configurations:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from labbook.config.paths import dict_merge, has_path, join_path
-from labbook.errors import ConfigError, InvalidConfigKeyError, UnserializableConfigError
+from labbook.errors import (ConfigError, ConfigScopeArgumentError, InvalidConfigKeyError,
+                            UnserializableConfigError)
 from labbook.serialize import copy_plain
 
 __all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict"]
@@ -561,11 +562,8 @@ class ConfigScope:
         for name in self.arg_names:
             if name in fixed or name in preset or name in fallback or name in self._defaults:
                 continue
-            raise ConfigError(
-                f"Config scope '{self.__name__}' has a parameter '{name}' that no config entry "
-                "provides. Parameters are read from config updates, earlier config scopes of "
-                f"the same ingredient and other ingredients' configs; define '{name}' there or "
-                "remove the parameter.", key=name)
+            raise ConfigScopeArgumentError(self.__name__, name,
+                                           [*fixed, *preset, *fallback, *self._defaults])
 
     def __call__(self, fixed: dict | None = None, preset: dict | None = None,
                  fallback: dict | None = None) -> ScopeResult:

@@ -374,9 +374,10 @@ def test_missing_parameter_names_function_and_parameter():
     with pytest.raises(ConfigError) as info:
         ConfigScope(cfg2)(preset={"a": 1})
     assert str(info.value) == (
-        "Config scope 'cfg2' has a parameter 'b' that no config entry provides. Parameters "
-        "are read from config updates, earlier config scopes of the same ingredient and other "
-        "ingredients' configs; define 'b' there or remove the parameter.")
+        "'b' not in preset for ConfigScope. Available options are: {'a'}\n"
+        "Config scope 'cfg2' reads 'b', which neither the config updates, the named configs "
+        "given before it, the earlier config scopes of its ingredient nor the configs of the "
+        "ingredients it uses provide; define 'b' there or remove the parameter.")
     assert info.value.key == "b"
 
 

@@ -1,0 +1,78 @@
+"""Sacred 0.8.7's config behaviour that labbook reproduces (issue 13): special arguments of
+config scopes, named configs reading earlier ones, dict merging across scopes, the check of
+nested keys against prefixed captured functions, error wording and key order."""
+import logging
+
+import pytest
+
+from labbook import Experiment
+from labbook.errors import ConfigError, ConfigScopeArgumentError
+
+
+# --- config scopes may take _log ---------------------------------------------------------------
+
+def test_config_scope_takes_log_like_sacreds_hello_config_scope(caplog):
+    ex = Experiment("hello_cs")
+
+    @ex.config
+    def cfg(_log):
+        recipient = "world"
+        message = "Hello {}!".format(recipient)
+        _log.warning("config scope says %s", message)
+
+    @ex.main
+    def main(message):
+        return message
+
+    with caplog.at_level(logging.WARNING):
+        run = ex.run()
+    assert run.result == "Hello world!"
+    assert "config scope says Hello world!" in caplog.text
+    # the logger is an argument, not a config entry
+    assert sorted(run.config) == ["message", "recipient", "seed"]
+
+
+# --- named configs read what earlier named configs set ----------------------------------------
+
+def _doubling_experiment():
+    ex = Experiment("named_order")
+
+    @ex.config
+    def cfg():
+        a = 1
+
+    @ex.named_config
+    def first():
+        a = 10
+
+    @ex.named_config
+    def second(a):
+        a = a * 2
+
+    @ex.main
+    def main(a):
+        return a
+
+    return ex
+
+
+def test_named_config_reads_the_value_an_earlier_named_config_set():
+    run = _doubling_experiment().run(named_configs=["first", "second"])
+    assert run.result == 20
+    assert run.config["a"] == 20
+
+
+def test_named_config_reads_explicit_updates():
+    run = _doubling_experiment().run(named_configs=["second"], config_updates={"a": 3})
+    # the update is fixed: the named config's assignment cannot change it
+    assert run.result == 3
+
+
+def test_named_config_before_its_input_fails_with_sacreds_key_error():
+    with pytest.raises(ConfigScopeArgumentError) as info:
+        _doubling_experiment().run(named_configs=["second", "first"])
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ConfigError)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "'a' not in preset for ConfigScope. Available options are: {'_log'}"
+    assert lines[1].startswith("Config scope 'second' reads 'a'")
+    assert info.value.key == "a"

@@ -341,6 +341,15 @@ def _apply_fixed(values: dict, fixed: Mapping, path: str, record: Recorder) -> d
     return values
 
 
+def _fill_in(values: dict, preset: Mapping) -> None:
+    """Like Sacred, a dict a later scope assigns over an earlier scope's dict updates it: the
+    earlier keys it does not set are kept (recursively, in the earlier order)."""
+    for key, old in preset.items():
+        new = values.get(key, _MISSING)
+        if isinstance(old, dict) and isinstance(new, dict):
+            values[key] = dict_merge(old, new)
+
+
 def _equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b) and type(a) is type(b)
@@ -605,6 +614,7 @@ class ConfigScope:
         for key, value in dict.items(namespace):
             if _is_entry(key, value):
                 values[key] = normalize_value(value, key)
+        _fill_in(values, preset)
         # Fixed keys the body never saw assigned are entries too; this also undoes in-place
         # mutation of fixed values that bypassed the guards.
         _apply_fixed(values, fixed, "", record)
@@ -663,9 +673,8 @@ class ConfigDict:
         fixed = normalize_value(fixed, "") if fixed else {}
         overridden: dict[str, Any] = {}
         _record_conflicts(self._conf, fixed, "", lambda p, v: overridden.setdefault(p, v))
-        values = copy_plain(preset or {})
-        # Like an assignment in a scope, a top-level entry replaces the preset value.
-        values.update(copy_plain(self._conf))
+        # Like an assignment in a scope (and as in Sacred), a dict updates the preset's dict
+        values = dict_merge(preset or {}, self._conf)
         values = dict_merge(values, fixed)
         return ScopeResult(values=values, docs={}, overridden=overridden,
                            assigned=set(self._conf))

@@ -76,3 +76,44 @@ def test_named_config_before_its_input_fails_with_sacreds_key_error():
     assert lines[0] == "'a' not in preset for ConfigScope. Available options are: {'_log'}"
     assert lines[1].startswith("Config scope 'second' reads 'a'")
     assert info.value.key == "a"
+
+
+# --- a dict assigned by several scopes is merged ----------------------------------------------
+
+def test_later_scope_dict_updates_the_earlier_one_and_keeps_its_other_keys():
+    ex = Experiment("merge")
+
+    @ex.config
+    def one():
+        settings = {"key_1": 1, "key_2": 2, "deep": {"x": 1, "y": 2}}
+
+    @ex.config
+    def two():
+        settings = {"key_2": 20, "key_3": 30, "deep": {"y": 3}}
+
+    ex.add_config({"settings": {"key_4": 4, "deep": {"z": 5}}})
+
+    @ex.main
+    def main(settings):
+        return settings
+
+    run = ex.run(config_updates={"settings.key_3": 300})
+    assert run.result == {"key_1": 1, "key_2": 20, "key_3": 300, "key_4": 4,
+                          "deep": {"x": 1, "y": 3, "z": 5}}
+    assert run.config_modifications.modified == {"settings.key_3"}
+    assert run.config_modifications.added == set()
+
+
+def test_a_non_dict_value_still_replaces_an_earlier_dict():
+    ex = Experiment("replace")
+    ex.add_config({"opt": {"lr": 1}})
+
+    @ex.config
+    def two():
+        opt = "adam"
+
+    @ex.main
+    def main(opt):
+        return opt
+
+    assert ex.run().result == "adam"

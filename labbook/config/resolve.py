@@ -192,13 +192,17 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
         fallback["_log"] = log_for(path)
         values: dict = dict_merge({}, fixed)
         preset: dict = {}
+        defined: dict[str, None] = {}
         for scope in ingredient.configurations:
             result = scope(fixed=fixed, preset=preset, fallback=fallback)
             preset = result.values
             values = result.values
+            defined.update(dict.fromkeys(k for k in result.order if k in values))
             for key, old in result.overridden.items():
                 overridden.setdefault(_join(path, key), old)
             doc_sources.append((path, result.docs, False))
+        # An entry stays where its scope defines it; updates to keys no scope defines follow.
+        values = {k: values[k] for k in {**defined, **dict.fromkeys(values)} if k in values}
         assigned_by_path[path] = bool(ingredient.configurations)
         configs[path] = values
         if ingredient.config_hooks:

@@ -58,6 +58,8 @@ class ScopeResult:
     overridden: dict[str, Any] = field(default_factory=dict)
     #: top-level names the scope itself assigned
     assigned: set[str] = field(default_factory=set)
+    #: the same names in the order the scope assigned them first
+    order: list[str] = field(default_factory=list)
 
 
 # --- value normalisation ----------------------------------------------------------------------
@@ -311,9 +313,12 @@ class _ScopeNamespace(dict):
         self._lookups = list(lookups)
         self._record = record
         self.assigned: set[str] = set()
+        #: names in the order the body first assigned them (fixed ones too)
+        self.order: dict[str, None] = {}
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.assigned.add(key)
+        self.order.setdefault(key, None)
         _store(self, key, value, self._fixed, "", self._record)
 
     def __delitem__(self, key: str) -> None:
@@ -610,9 +615,13 @@ class ConfigScope:
 
         exec(code, namespace)
 
+        # Entries keep their place: earlier scopes' first, then in the order the body assigns
+        # them, whether or not an update fixed them (an update does not move its key first).
         values = {}
-        for key, value in dict.items(namespace):
-            if _is_entry(key, value):
+        order = {**dict.fromkeys(preset), **namespace.order, **dict.fromkeys(namespace)}
+        for key in order:
+            value = dict.get(namespace, key, _MISSING)
+            if value is not _MISSING and _is_entry(key, value):
                 values[key] = normalize_value(value, key)
         _fill_in(values, preset)
         # Fixed keys the body never saw assigned are entries too; this also undoes in-place
@@ -623,6 +632,7 @@ class ConfigScope:
             docs=_LazyDocs(self, values),
             overridden={p: _try_normalize(v, p) for p, v in overridden.items()},
             assigned={k for k in namespace.assigned if k in values},
+            order=[k for k in namespace.order if k in values],
         )
 
 
@@ -677,4 +687,4 @@ class ConfigDict:
         values = dict_merge(preset or {}, self._conf)
         values = dict_merge(values, fixed)
         return ScopeResult(values=values, docs={}, overridden=overridden,
-                           assigned=set(self._conf))
+                           assigned=set(self._conf), order=list(self._conf))

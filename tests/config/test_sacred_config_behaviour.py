@@ -117,3 +117,52 @@ def test_a_non_dict_value_still_replaces_an_earlier_dict():
         return opt
 
     assert ex.run().result == "adam"
+
+
+# --- key order ---------------------------------------------------------------------------------
+
+def test_an_update_does_not_move_its_key_to_the_front():
+    ex = Experiment("order")
+
+    @ex.config
+    def cfg():
+        a = 1
+        b = 2
+        c = 3
+        d = {"x": 1, "y": 2}
+
+    ex.add_config({"e": 1, "f": 2})
+
+    @ex.main
+    def main(a, b, c, d, e, f):
+        return c
+
+    run = ex.run(config_updates={"c": 5, "d.x": 3, "f": 4})
+    assert run.result == 5
+    assert list(run.config) == ["a", "b", "c", "d", "e", "f", "seed"]
+    assert list(run.config["d"]) == ["x", "y"]
+    assert list(ex.run(config_updates={"c": 5}).config) == ["a", "b", "c", "d", "e", "f", "seed"]
+
+
+def test_stored_config_keeps_the_order(tmp_path):
+    import json
+
+    from labbook.observers import FileStorageObserver
+
+    ex = Experiment("order_stored")
+
+    @ex.config
+    def cfg():
+        a = 1
+        b = 2
+        c = 3
+
+    @ex.main
+    def main(c):
+        return c
+
+    ex.observers.append(FileStorageObserver(str(tmp_path / "runs")))
+    run = ex.run(config_updates={"c": 5})
+    stored = json.loads((tmp_path / "runs" / str(run._id) / "config.json").read_text())
+    assert list(stored) == ["a", "b", "c", "seed"]
+    assert stored["c"] == 5

@@ -238,6 +238,20 @@ class Ingredient:
                 names.update(getattr(scope, "arg_names", ()))
         return names
 
+    def captured_arg_paths(self) -> set[str]:
+        """The config paths the tree reads: ``ingredient.prefix.argument`` of every captured
+        function and command, ``ingredient.parameter`` of every config scope (as Sacred, a
+        function with ``prefix="optimizer"`` reads ``optimizer.lr``, not ``optimizer``)."""
+        paths: set[str] = set()
+        for ingredient, _ in self.traverse_ingredients():
+            own = "" if ingredient is self else ingredient.config_path
+            for func in [*ingredient.captured_functions, *ingredient.commands.values()]:
+                base = getattr(func, "ingredient_path", own)
+                paths.update(join_path(base, func.prefix, arg) for arg in func.signature.arguments)
+            for scope in ingredient.configurations:
+                paths.update(join_path(own, arg) for arg in getattr(scope, "arg_names", ()))
+        return paths
+
     def get_experiment_info(self) -> dict:
         """Name, base_dir, sources, dependencies and git repositories of this experiment."""
         from labbook.dependencies import gather_experiment_info

@@ -334,8 +334,13 @@ def _check_changes(root: Ingredient, summary: ConfigSummary, config: dict, force
                        old.__name__, new.__name__)
     if not summary.added:
         return
-    used = root.captured_arg_names()
-    unused = sorted(p for p in summary.added if not set(p.split(".")) & used)
+    # As in Sacred: an added entry is used when it or one of its parents is a path a captured
+    # function reads (its ingredient's path, its prefix and the argument name).
+    used = root.captured_arg_paths()
+    unused = sorted(p for p in summary.added if not {p, *_prefixes(p)} & used)
+    for path in sorted(summary.added):
+        if path not in unused:
+            logger.warning('Added new config entry: "%s"', path)
     if not unused:
         return
     if force:

@@ -166,3 +166,74 @@ def test_stored_config_keeps_the_order(tmp_path):
     stored = json.loads((tmp_path / "runs" / str(run._id) / "config.json").read_text())
     assert list(stored) == ["a", "b", "c", "seed"]
     assert stored["c"] == 5
+
+
+# --- typos inside nested keys --------------------------------------------------------------------
+
+def _optimizer_experiment(main_takes_the_dict: bool):
+    ex = Experiment("nested_typo")
+
+    @ex.config
+    def cfg():
+        optimizer = {"lr": 0.1, "name": "sgd"}
+
+    @ex.capture(prefix="optimizer")
+    def make(lr, name):
+        return f"{name}@{lr}"
+
+    if main_takes_the_dict:
+        @ex.main
+        def main(optimizer):
+            return make(), optimizer
+    else:
+        @ex.main
+        def main():
+            return make()
+
+    return ex
+
+
+def test_typo_in_a_key_read_through_a_prefix_is_refused():
+    from labbook.errors import ConfigAddedError
+
+    ex = _optimizer_experiment(main_takes_the_dict=False)
+    with pytest.raises(ConfigAddedError) as info:
+        ex.run(config_updates={"optimizer.lrr": 0.5})
+    assert info.value.keys == ["optimizer.lrr"]
+    assert "Did you mean one of 'optimizer.lr'," in str(info.value)
+    # the correct key still works, and -f adds the typo anyway
+    assert ex.run(config_updates={"optimizer.lr": 0.5}).result == "sgd@0.5"
+    forced = ex.run(config_updates={"optimizer.lrr": 0.5}, options={"--force": True})
+    assert forced.config["optimizer"] == {"lr": 0.1, "name": "sgd", "lrr": 0.5}
+
+
+def test_new_key_of_a_dict_a_function_takes_whole_is_added_with_a_warning(caplog):
+    ex = _optimizer_experiment(main_takes_the_dict=True)
+    with caplog.at_level(logging.WARNING):
+        run = ex.run(config_updates={"optimizer.lrr": 0.5})
+    assert [r.getMessage() for r in caplog.records if "Added new" in r.getMessage()] == [
+        'Added new config entry: "optimizer.lrr"']
+    assert run.result == ("sgd@0.1", {"lr": 0.1, "name": "sgd", "lrr": 0.5})
+    assert run.config_modifications.added == {"optimizer.lrr"}
+
+
+def test_new_key_read_through_a_prefix_is_added_with_a_warning(caplog):
+    ex = Experiment("prefixed_new_key")
+
+    @ex.capture(prefix="optimizer")
+    def make(lr, momentum=0.0):
+        return lr, momentum
+
+    @ex.config
+    def cfg():
+        optimizer = {"lr": 0.1}
+
+    @ex.main
+    def main():
+        return make()
+
+    with caplog.at_level(logging.WARNING):
+        run = ex.run(config_updates={"optimizer.momentum": 0.9})
+    assert run.result == (0.1, 0.9)
+    assert [r.getMessage() for r in caplog.records if "Added new" in r.getMessage()] == [
+        'Added new config entry: "optimizer.momentum"']

@@ -75,7 +75,10 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
     except BaseException:
         exc = sys.exc_info()[1]
         if run.fail_trace:
-            print("".join(run.fail_trace), file=sys.stderr, end="")
+            from labbook.run import with_filtered_header
+
+            trace = run.fail_trace if run.debug else with_filtered_header(run.fail_trace)
+            print("".join(trace), file=sys.stderr, end="")
         elif isinstance(exc, LabbookError) and not debug:
             # refused before the main function started (e.g. --id of a stored run)
             print(f"Error: {exc}", file=sys.stderr)
@@ -153,11 +156,11 @@ def _message_for(exc: LabbookError, parsed: ParsedArgs | None, prog: str) -> str
 
 def _print_traceback(full: bool) -> None:
     """The current exception's traceback on stderr, without labbook's frames unless ``full``."""
-    from labbook.run import format_fail_trace
+    from labbook.run import format_fail_trace, with_filtered_header
 
     exc_type, exc, tb = sys.exc_info()
     if full:
         lines = traceback.format_exception(exc_type, exc, tb)
     else:
-        lines = format_fail_trace(exc_type, exc, tb)
+        lines = with_filtered_header(format_fail_trace(exc_type, exc, tb))
     print("".join(lines), file=sys.stderr, end="")

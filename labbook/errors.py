@@ -61,7 +61,7 @@ shows the traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 __all__ = ["suggest", "did_you_mean", "LabbookError", "DefinitionError", "CircularDependencyError",
            "InteractiveSessionError", "DuplicateNameError", "SignatureError", "ConfigError",
@@ -120,8 +120,8 @@ class CircularDependencyError(DefinitionError):
     def __init__(self, cycle: Sequence[str]):
         self.cycle = list(cycle)
         super().__init__(
-            "Circular dependency between ingredients: " + " -> ".join(self.cycle)
-            + ". An ingredient cannot (indirectly) use itself."
+            "Circular dependency detected: " + " -> ".join(self.cycle)
+            + "\nAn ingredient cannot (indirectly) use itself."
         )
 
 
@@ -148,29 +148,40 @@ class ConfigError(LabbookError):
 
 
 class ConfigAddedError(ConfigError):
-    """Updates set keys that no config scope defines and no captured function uses."""
+    """Updates set keys that no config scope defines and no captured function uses.
 
-    def __init__(self, keys: Sequence[str], known: Iterable[str] = ()):
+    The first lines are Sacred's (the message and the conflicting values); labbook's hints
+    follow."""
+
+    def __init__(self, keys: Sequence[str], known: Iterable[str] = (),
+                 config: Mapping | None = None):
         self.keys = list(keys)
         known = sorted(set(known))
         plural = len(self.keys) > 1
-        names = ", ".join(f"'{key}'" for key in self.keys)
+        lines = ["Added new config entry that is not used anywhere",
+                 "Conflicting configuration values:"]
+        for key in self.keys:
+            lines.append(f"  {key}={_value_at(config, key)}" if config is not None
+                         else f"  {key}")
         hints = []
         for key in self.keys:
             hint = did_you_mean(key, known).strip()
             if hint:
-                hints.append(f"{hint[:1].lower()}{hint[1:]}" if not plural else
-                             f"'{key}': {hint[:1].lower()}{hint[1:]}")
-        hint_text = ""
+                hints.append(hint if not plural else f"'{key}': {hint[:1].lower()}{hint[1:]}")
         if hints:
-            hint_text = " " + ("; ".join(hints) if plural else hints[0][:1].upper() + hints[0][1:])
-        super().__init__(
-            f"Added new config entr{'ies' if plural else 'y'} {names} that "
-            f"{'are' if plural else 'is'} not used anywhere.{hint_text} Check the spelling, "
-            f"or pass force=True (-f/--force on the command line) to add "
-            f"{'them' if plural else 'it'} anyway.",
-            key=self.keys[0] if self.keys else None,
-        )
+            lines.append("; ".join(hints))
+        lines.append(f"Check the spelling, or pass force=True (-f/--force on the command line) "
+                     f"to add {'them' if plural else 'it'} anyway.")
+        super().__init__("\n".join(lines), key=self.keys[0] if self.keys else None)
+
+
+def _value_at(config: Mapping | None, path: str) -> object:
+    value: object = config
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 class ConfigFileError(ConfigError):
@@ -215,9 +226,12 @@ class NamedConfigNotFoundError(ConfigError):
         self.name = name
         self.available = sorted(available)
         known = ", ".join(self.available) if self.available else "(none defined)"
+        hint = did_you_mean(name, self.available).strip()
+        # Sacred's line first (it shows the names as a tuple), then labbook's
         super().__init__(
-            f"Named config '{name}' not found.{did_you_mean(name, self.available)} "
-            f"Available named configs: {known}.",
+            f'Named config not found: "{name}". Available config values are: '
+            f"{tuple(self.available)!r}\n" + (f"{hint} " if hint else "")
+            + f"Available named configs: {known}.",
             key=name,
         )
 

@@ -32,7 +32,7 @@ from labbook.redact import redact_text, redact_value, secret_paths
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
            "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES", "unencodable",
            "validate_artifact_name", "validate_resource_path", "elapsed_since",
-           "format_fail_trace", "Run"]
+           "format_fail_trace", "with_filtered_header", "FILTERED_TRACEBACK_HEADER", "Run"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -131,6 +131,17 @@ def validate_resource_path(filename: str) -> str:
 
 def elapsed_since(start: _dt.datetime, stop: _dt.datetime) -> _dt.timedelta:
     return _dt.timedelta(seconds=round((stop - start).total_seconds()))
+
+
+#: what a traceback printed without labbook's frames starts with (Sacred names itself there)
+FILTERED_TRACEBACK_HEADER = "Traceback (most recent calls WITHOUT labbook internals):\n"
+_TRACEBACK_HEADER = "Traceback (most recent call last):\n"
+
+
+def with_filtered_header(lines: list[str]) -> list[str]:
+    """``lines`` of a filtered traceback, each header saying that labbook's frames are left
+    out (as Sacred prints on the command line; stored traces keep Python's header)."""
+    return [FILTERED_TRACEBACK_HEADER if line == _TRACEBACK_HEADER else line for line in lines]
 
 
 def format_fail_trace(exc_type, exc_value, tb, filter_frames: bool = True) -> list[str]:

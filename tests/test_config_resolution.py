@@ -42,7 +42,7 @@ def test_update_of_unknown_key_suggests_the_right_one():
     with pytest.raises(ConfigAddedError) as info:
         make_hello().run(config_updates={"recipent": "Bob"})
     message = str(info.value)
-    assert "'recipent'" in message and "Did you mean 'recipient'?" in message
+    assert "  recipent=Bob" in message and "Did you mean 'recipient'?" in message
     assert "force=True" in message
 
 
@@ -194,8 +194,9 @@ def test_unknown_named_config_lists_available():
 
     with pytest.raises(NamedConfigNotFoundError) as info:
         ex.run(named_configs=["smal"])
-    assert str(info.value) == ("Named config 'smal' not found. Did you mean 'small'? "
-                               "Available named configs: large, small.")
+    assert str(info.value) == (
+        "Named config not found: \"smal\". Available config values are: ('large', 'small')\n"
+        "Did you mean 'small'? Available named configs: large, small.")
 
 
 def make_with_ingredients():

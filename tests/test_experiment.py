@@ -17,7 +17,7 @@ def test_traverse_and_circular_dependency_names_the_cycle():
     a.ingredients.append(b)
     with pytest.raises(CircularDependencyError) as info:
         list(ex.traverse_ingredients())
-    assert str(info.value).startswith("Circular dependency between ingredients: b -> a -> b")
+    assert str(info.value).startswith("Circular dependency detected: b -> a -> b\n")
 
 
 def test_gather_commands_and_named_configs():

@@ -352,4 +352,4 @@ def _check_changes(root: Ingredient, summary: ConfigSummary, config: dict, force
         known.add(key)
         known.update(_prefixes(key))
     known -= summary.added
-    raise ConfigAddedError(unused, known)
+    raise ConfigAddedError(unused, known, config)

@@ -492,7 +492,8 @@ def test_run_commandline_returns_the_run_and_exits_with_the_status(capsys):
     assert "Usage:\n  prog [(with UPDATE...)]" in capsys.readouterr().out
     for argv, status, stderr in [
             (["prog", "--nope"], EXIT_USAGE, "Error: Unknown option '--nope'."),
-            (["prog", "boom", "-u", "-C", "no"], EXIT_FAILED, "Traceback (most recent call last)"),
+            (["prog", "boom", "-u", "-C", "no"], EXIT_FAILED,
+             "Traceback (most recent calls WITHOUT labbook internals):\n"),
             (["prog", "stop", "-u", "-C", "no"], EXIT_INTERRUPTED, "")]:
         with pytest.raises(SystemExit) as info:
             ex.run_commandline(argv)

@@ -237,3 +237,56 @@ def test_new_key_read_through_a_prefix_is_added_with_a_warning(caplog):
     assert run.result == (0.1, 0.9)
     assert [r.getMessage() for r in caplog.records if "Added new" in r.getMessage()] == [
         'Added new config entry: "optimizer.momentum"']
+
+
+# --- Sacred's wording first ---------------------------------------------------------------
+
+def test_config_added_error_starts_with_sacreds_lines():
+    from labbook.errors import ConfigAddedError
+
+    ex = _optimizer_experiment(main_takes_the_dict=False)
+    with pytest.raises(ConfigAddedError) as info:
+        ex.run(config_updates={"optimizer.lrr": 0.5})
+    assert str(info.value).splitlines() == [
+        "Added new config entry that is not used anywhere",
+        "Conflicting configuration values:",
+        "  optimizer.lrr=0.5",
+        "Did you mean one of 'optimizer.lr', 'optimizer', 'optimizer.name'?",
+        "Check the spelling, or pass force=True (-f/--force on the command line) to add it "
+        "anyway.",
+    ]
+
+
+def test_named_config_not_found_and_circular_dependency_start_with_sacreds_words():
+    from labbook import Ingredient
+    from labbook.errors import CircularDependencyError, NamedConfigNotFoundError
+
+    ex = _doubling_experiment()
+    with pytest.raises(NamedConfigNotFoundError) as info:
+        ex.run(named_configs=["frist"])
+    assert str(info.value).splitlines()[0] == (
+        'Named config not found: "frist". Available config values are: (\'first\', \'second\')')
+    assert str(info.value).splitlines()[1].startswith("Did you mean 'first'?")
+
+    a = Ingredient("a")
+    b = Ingredient("b", ingredients=[a])
+    a.ingredients.append(b)
+    with pytest.raises(CircularDependencyError) as info:
+        Experiment("cyclic", ingredients=[a]).run()
+    assert str(info.value).splitlines()[0].startswith("Circular dependency detected: ")
+
+
+def test_command_line_prints_the_filtered_traceback_header(tmp_path, capsys):
+    ex = Experiment("tb")
+
+    @ex.main
+    def main():
+        raise ZeroDivisionError("boom")
+
+    with pytest.raises(SystemExit) as info:
+        ex.run_commandline(["prog", "-u", "-C", "no"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent calls WITHOUT labbook internals):\n" in err
+    assert "most recent call last" not in err
+    assert err.splitlines()[-1] == "ZeroDivisionError: boom"

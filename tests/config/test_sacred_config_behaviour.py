@@ -290,3 +290,24 @@ def test_command_line_prints_the_filtered_traceback_header(tmp_path, capsys):
     assert "Traceback (most recent calls WITHOUT labbook internals):\n" in err
     assert "most recent call last" not in err
     assert err.splitlines()[-1] == "ZeroDivisionError: boom"
+
+
+def test_nested_typo_on_the_command_line_exits_2_and_stores_nothing(tmp_path, capsys):
+    from labbook.observers import FileStorageObserver
+
+    ex = _optimizer_experiment(main_takes_the_dict=False)
+    runs = tmp_path / "runs"
+    ex.observers.append(FileStorageObserver(str(runs)))
+    ok = ex.run(config_updates={"optimizer.lr": 0.5})
+    before = sorted(p.name for p in runs.iterdir())
+    with pytest.raises(SystemExit) as info:
+        ex.run_commandline(["prog", "with", "optimizer.lrr=0.5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == ["Error: Added new config entry that is not used anywhere",
+                       "Conflicting configuration values:", "  optimizer.lrr=0.5"]
+    # no run was started; the earlier run is untouched
+    assert sorted(p.name for p in runs.iterdir()) == before
+    import json
+    stored = json.loads((runs / str(ok._id) / "config.json").read_text())
+    assert stored["optimizer"] == {"lr": 0.5, "name": "sgd"}

@@ -23,6 +23,8 @@ SACRED_NAMES = {
     "config": ["ConfigDict", "ConfigScope", "load_config_file", "save_config_file",
                "create_captured_function", "chain_evaluate_config_scopes", "dogmatize",
                "undogmatize"],
+    "observers": ["FileStorageObserver", "RunObserver", "MongoObserver", "QueuedMongoObserver",
+                  "SqlObserver", "QueueObserver"],
     "utils": ["NO_LOGGER", "PYTHON_IDENTIFIER", "CircularDependencyError", "ObserverError",
               "SacredInterrupt", "TimeoutInterrupt", "create_basic_stream_logger",
               "recursive_update", "iterate_flattened", "iterate_flattened_separately",
@@ -45,6 +47,26 @@ SACRED_NAMES = {
     "dependencies": ["Source", "PackageDependency", "get_digest"],
     "commandline_options": ["cli_option", "CLIOption"],
 }
+
+
+# Not yet: Sacred's observers that need back-ends labbook does not have. They are left out on
+# purpose (see docs/sacred_compatibility.md), not skipped; this list must shrink, not grow.
+NOT_YET = {
+    "observers": ["TinyDbObserver", "TinyDbReader", "SlackObserver", "TelegramObserver",
+                  "S3Observer", "GoogleCloudStorageObserver"],
+}
+SACRED_OBSERVERS_ALL = ["FileStorageObserver", "RunObserver", "MongoObserver",
+                        "QueuedMongoObserver", "SqlObserver", "TinyDbObserver",
+                        "TinyDbReader", "SlackObserver", "TelegramObserver", "S3Observer",
+                        "QueueObserver", "GoogleCloudStorageObserver"]
+
+
+def test_the_checklist_covers_sacreds_observers():
+    assert sorted(SACRED_NAMES["observers"] + NOT_YET["observers"]) == \
+        sorted(SACRED_OBSERVERS_ALL)
+    import labbook.observers
+
+    assert [n for n in NOT_YET["observers"] if hasattr(labbook.observers, n)] == []
 
 
 def _resolve(module: str, name: str):

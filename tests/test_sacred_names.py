@@ -409,3 +409,75 @@ def test_ordered_dict_configs_are_plain():
     from labbook.config import undogmatize
 
     assert undogmatize(OrderedDict(a=1)) == {"a": 1}
+
+
+# --- dependencies.Source, Ingredient.sources -------------------------------------------------
+
+def test_source_create_outside_git(tmp_path):
+    import hashlib
+
+    from labbook.dependencies import Source
+
+    path = tmp_path / "helper.py"
+    path.write_text("X = 1\n")
+    source = Source.create(str(path))
+    assert source.filename == os.path.realpath(path)
+    assert source.digest == hashlib.md5(b"X = 1\n").hexdigest()
+    assert (source.repo, source.commit, source.isdirty) == (None, None, None)
+
+
+def test_source_create_in_a_git_work_tree(tmp_path):
+    import subprocess
+
+    from labbook.dependencies import Source
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    path = tmp_path / "helper.py"
+    path.write_text("X = 1\n")
+    git("add", "helper.py")
+    git("commit", "-q", "-m", "one")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    source = Source.create(str(path))
+    assert (source.repo, source.commit, source.isdirty) == (
+        os.path.realpath(tmp_path), commit, False)
+    path.write_text("X = 2\n")
+    assert Source.create(str(path)).isdirty is True
+    assert Source.create(str(path), save_git_info=False).repo is None
+
+
+def test_ingredient_sources_hold_source_objects_and_the_run_records_them(tmp_path):
+    from labbook import Experiment, Ingredient
+    from labbook.dependencies import Source
+    from labbook.errors import SourceNotFoundError
+    from labbook.observers import FileStorageObserver
+
+    helper = tmp_path / "helper.py"
+    helper.write_text("X = 1\n")
+    ing = Ingredient("data", interactive=True)
+    ing.add_source_file(str(helper))
+    (source,) = ing.sources
+    assert isinstance(source, Source) and source.filename == os.path.realpath(helper)
+    with pytest.raises(SourceNotFoundError) as info:
+        ing.add_source_file(str(tmp_path / "missing.py"))
+    assert str(info.value).startswith(f"Source file '{tmp_path / 'missing.py'}' not found.")
+    assert ing.sources == {source}
+
+    ex = Experiment("names", ingredients=[ing], interactive=True, base_dir=str(tmp_path))
+    ex.main(lambda: None)
+    ex.observers.append(FileStorageObserver(tmp_path / "runs"))
+    run = ex.run(options={"--no_system_metrics": True})
+    recorded = dict(run.experiment_info["sources"])
+    assert recorded["helper.py"] == source.digest
+    stored = dict(labbook_api(tmp_path / "runs").run(run._id).experiment["sources"])
+    assert list(stored) == list(recorded) and "helper.py" in stored
+
+
+def labbook_api(path):
+    from labbook import Api
+
+    return Api(str(path))

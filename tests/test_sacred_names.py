@@ -481,3 +481,17 @@ def labbook_api(path):
     from labbook import Api
 
     return Api(str(path))
+
+
+def test_top_level_cli_option_makes_a_working_flag():
+    from labbook import Experiment, cli_option
+
+    @cli_option("-o", "--own-flag", is_flag=True)
+    def own_flag(value, run):
+        """Remember that the flag was given."""
+        run.info["own_flag"] = value
+
+    ex = Experiment("names", interactive=True, additional_cli_options=[own_flag])
+    ex.main(lambda: None)
+    run = ex.run_commandline(["prog", "-o", "--no-system-metrics"])
+    assert run.info["own_flag"] is True and run.status == "COMPLETED"

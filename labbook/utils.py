@@ -28,7 +28,7 @@ __all__ = ["LabbookInterrupt", "SacredInterrupt", "TimeoutInterrupt", "SacredErr
            "is_prefix", "convert_to_nested_dict", "convert_camel_case_to_snake_case",
            "format_filtered_stacktrace", "print_filtered_stacktrace",
            "optional_kwargs_decorator", "get_inheritors", "rel_path", "IntervalTimer",
-           "PathType"]
+           "PathType", "PATHCHANGE"]
 
 #: Sacred's name for the base class of every error labbook raises for the user
 SacredError = LabbookError

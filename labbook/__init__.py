@@ -8,7 +8,7 @@ Only light modules load here; stores, the query API and reports load on first us
 from __future__ import annotations
 
 from labbook._lazy import lazy_names
-from labbook._version import __version__
+from labbook._version import __author__, __author_email__, __url__, __version__  # noqa: F401
 from labbook.errors import LabbookError, RunExistsError
 from labbook.experiment import Experiment
 from labbook.ingredient import Ingredient
@@ -22,7 +22,9 @@ __all__ = [
     "RunExistsError",
     "TimeoutInterrupt",
     "host_info_getter",
+    "host_info_gatherer",
     "cli_option",
+    "observers",
     "SETTINGS",
     "Api",
     "open_store",
@@ -30,9 +32,11 @@ __all__ = [
     "get_metrics_for_all_jobs",
     "__version__",
 ]
+# Sacred's package metadata (__author__, __author_email__, __url__) is importable too
 
-__getattr__ = lazy_names(globals(), {
+_lazy_getattr = lazy_names(globals(), {
     "host_info_getter": "labbook.host_info",
+    "host_info_gatherer": "labbook.host_info",
     "SETTINGS": "labbook.settings",
     "cli_option": "labbook.commandline_options",
     "Api": "labbook.api",
@@ -40,6 +44,14 @@ __getattr__ = lazy_names(globals(), {
     "compare_runs": "labbook.report",
     "get_metrics_for_all_jobs": "labbook.api",
 })
+
+
+def __getattr__(name: str) -> object:
+    if name == "observers":  # Sacred's ``sacred.observers``, as an attribute of the package
+        import importlib
+
+        return importlib.import_module("labbook.observers")
+    return _lazy_getattr(name)
 
 
 def __dir__() -> list[str]:

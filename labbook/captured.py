@@ -19,7 +19,8 @@ from labbook.config.paths import join_path
 from labbook.context import current_run
 from labbook.errors import MissingConfigError
 
-__all__ = ["Signature", "captured_function", "check_missing_config", "SPECIAL_ARGS"]
+__all__ = ["Signature", "captured_function", "create_captured_function",
+           "check_missing_config", "SPECIAL_ARGS"]
 
 SPECIAL_ARGS = frozenset({"_config", "_run", "_log", "_seed", "_rnd"})
 _EMPTY = inspect.Parameter.empty
@@ -103,6 +104,12 @@ def captured_function(func: Callable, ingredient_path: str = "", prefix: str | N
     captured.ingredient_path = ingredient_path
     captured.uncaptured_function = func
     return captured
+
+
+def create_captured_function(function: Callable, prefix: str | None = None) -> Callable:
+    """Sacred's spelling: ``function`` captured at the top level, its arguments read from the
+    config under the dotted ``prefix`` (the whole config when None)."""
+    return captured_function(function, "", prefix)
 
 
 def _special(name: str, run: Any, ingredient_path: str, full_name: str, func: Callable) -> Any:

@@ -2,7 +2,7 @@
 print_named_configs."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from labbook.captured import captured_function
 from labbook.config.text import _aligned, format_config
@@ -10,8 +10,46 @@ from labbook.config.text import _aligned, format_config
 if TYPE_CHECKING:
     from labbook.experiment import Experiment
 
-__all__ = ["print_config", "format_dependencies", "print_dependencies", "save_config",
-           "format_named_configs", "make_print_named_configs", "builtin_commands"]
+__all__ = ["ConfigEntry", "PathEntry", "help_for_command", "print_config",
+           "format_dependencies", "print_dependencies", "save_config",
+           "format_named_configs", "make_print_named_configs", "print_named_configs",
+           "builtin_commands"]
+
+
+class ConfigEntry(NamedTuple):
+    """One config value as ``print_config`` shows it (Sacred's field names)."""
+
+    key: str
+    value: Any
+    added: bool
+    modified: bool
+    typechanged: Any
+    doc: str | None
+
+
+class PathEntry(NamedTuple):
+    """One dict of the config (a path above values) as ``print_config`` shows it."""
+
+    key: str
+    added: bool
+    modified: bool
+    typechanged: Any
+    doc: str | None
+
+
+def help_for_command(command: Callable) -> str:
+    """The help text of a command: its name and signature, then its docstring."""
+    import inspect
+
+    func = getattr(command, "__wrapped__", command)
+    name = getattr(func, "__name__", repr(func))
+    try:
+        signature = str(inspect.signature(func))
+    except (TypeError, ValueError):
+        signature = "(...)"
+    doc = inspect.getdoc(func) or ""
+    body = "\n".join(f"    {line}" if line else "" for line in doc.splitlines())
+    return f"{name}{signature}" + (f"\n{body}" if body else "")
 
 
 def print_config(_run):
@@ -76,6 +114,10 @@ def make_print_named_configs(ex: Experiment) -> Callable:
         """Print the available named configs."""
         print(format_named_configs(ex))
     return print_named_configs
+
+
+#: Sacred's name: ``print_named_configs(ex)`` makes the command for experiment ``ex``
+print_named_configs = make_print_named_configs
 
 
 def _scope_doc(conf: Any) -> str:

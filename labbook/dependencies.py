@@ -66,6 +66,11 @@ class Source:
             raise SourceNotFoundError(filename)
         return _make_source(os.path.realpath(filename), {} if save_git_info else None)
 
+    @property
+    def isdirty(self) -> bool | None:
+        """Sacred's name for :attr:`is_dirty`."""
+        return self.is_dirty
+
     def to_json(self, base_dir: str) -> list[str]:
         """``[path relative to base_dir with "/" separators, digest]``."""
         return [_relative(self.filename, base_dir), self.digest]

@@ -26,6 +26,8 @@ __all__ = [
     "get_host_info",
     "host_info_gatherers",
     "host_info_getter",
+    "host_info_gatherer",
+    "HostInfoGetter",
     "redact",
     "redact_env",
 ]
@@ -57,6 +59,41 @@ def host_info_getter(func: Callable[[], Any] | None = None,
         return functools.partial(host_info_getter, name=name)
     host_info_gatherers[name or func.__name__] = func
     return func
+
+
+class HostInfoGetter:
+    """A named host-info entry made by :func:`host_info_gatherer`: pass it to
+    ``Experiment(additional_host_info=[...])``. Calling it returns the entry's value."""
+
+    def __init__(self, getter_function: Callable[[], Any], name: str):
+        self.getter_function = getter_function
+        self.name = name
+        self.__name__ = name
+
+    def __call__(self) -> Any:
+        return self.getter_function()
+
+    def get_info(self) -> Any:
+        return self.getter_function()
+
+    def __repr__(self) -> str:
+        return f"<HostInfoGetter {self.name!r}>"
+
+
+def host_info_gatherer(name: str) -> Callable[[Callable[[], Any]], HostInfoGetter]:
+    """Sacred 0.8's decorator: ``@host_info_gatherer("gpu_temp")`` turns a zero-argument
+    function into a :class:`HostInfoGetter` stored under ``name`` by the experiments that
+    list it in ``additional_host_info`` (unlike :func:`host_info_getter`, which registers
+    the entry for every experiment)."""
+    if not isinstance(name, str) or not name:
+        from labbook.errors import DefinitionError
+
+        raise DefinitionError(f"host_info_gatherer needs the entry's name as a non-empty "
+                              f"string, got {name!r}; write @host_info_gatherer(\"name\").")
+
+    def decorator(func: Callable[[], Any]) -> HostInfoGetter:
+        return HostInfoGetter(func, name)
+    return decorator
 
 
 # --- redaction ---------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ class Ingredient:
         self.commands: dict[str, Callable] = {}
         self.pre_run_hooks: list[Callable] = []
         self.post_run_hooks: list[Callable] = []
-        self.sources: set[str] = set()
+        #: :class:`labbook.dependencies.Source` objects added with add_source_file (the main
+        #: file and imported modules are gathered when a run starts)
+        self.sources: set = set()
         self.dependencies: set = set()
         self.save_git_info = save_git_info
         self._is_traversing = False
@@ -186,10 +188,16 @@ class Ingredient:
     # -- sources and dependencies --------------------------------------------------------------
     def add_source_file(self, filename: PathType) -> None:
         """Record ``filename`` as a source of this experiment."""
+        from labbook.dependencies import Source
+        from labbook.errors import SourceNotFoundError
+
         filename = os.fsdecode(filename)
         if not os.path.isabs(filename):
             filename = os.path.join(self.base_dir, filename)
-        self.sources.add(os.path.abspath(filename))
+        filename = os.path.abspath(filename)
+        if not os.path.isfile(filename):
+            raise SourceNotFoundError(filename, self.base_dir)
+        self.sources.add(Source.create(filename, save_git_info=self.save_git_info))
 
     def add_package_dependency(self, package_name: str, version: str | None) -> None:
         """Record a package (and minimum version) this experiment depends on."""
@@ -260,7 +268,8 @@ class Ingredient:
         deps: set = set()
         save_git = True
         for ingredient, _ in self.traverse_ingredients():
-            sources |= ingredient.sources
+            # the digests are taken again when the run starts: the files may have changed
+            sources |= {source.filename for source in ingredient.sources}
             deps |= ingredient.dependencies
             if ingredient.mainfile:
                 sources.add(os.path.abspath(ingredient.mainfile))

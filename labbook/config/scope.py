@@ -31,7 +31,8 @@ from labbook.errors import (ConfigError, ConfigScopeArgumentError, InvalidConfig
                             UnserializableConfigError)
 from labbook.serialize import copy_plain
 
-__all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict"]
+__all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict", "dogmatize",
+           "undogmatize", "chain_evaluate_config_scopes"]
 
 _MISSING = object()
 
@@ -688,3 +689,35 @@ class ConfigDict:
         values = dict_merge(values, fixed)
         return ScopeResult(values=values, docs={}, overridden=overridden,
                            assigned=set(self._conf), order=list(self._conf))
+
+
+# --- Sacred's names for evaluating scopes by hand ---------------------------------------------
+
+def dogmatize(value: Any, fixed: Mapping | None = None) -> Any:
+    """A copy of ``value`` whose dicts keep ``fixed`` values: writes to a fixed key are ignored
+    (Sacred's dogmatic containers). Lists and other values are copied as they are."""
+    plain = copy_plain(value)
+    if not isinstance(plain, dict):
+        return plain
+    fixed = copy_plain(dict(fixed or {}))
+    return _guard(dict_merge(plain, fixed), fixed, "", lambda path, value: None)
+
+
+def undogmatize(value: Any) -> Any:
+    """Plain dicts and lists again (the inverse of :func:`dogmatize`)."""
+    return copy_plain(value)
+
+
+def chain_evaluate_config_scopes(config_scopes: Iterable[Callable[..., ScopeResult]],
+                                 fixed: dict | None = None, preset: dict | None = None,
+                                 fallback: dict | None = None) -> tuple[dict, list]:
+    """Run ``config_scopes`` in order, each seeing the entries of the ones before it, with
+    ``fixed`` values enforced; return ``(config, [each scope's ScopeResult])``."""
+    fixed = fixed or {}
+    config = copy_plain(dict(preset or {}))
+    results = []
+    for scope in config_scopes:
+        result = scope(fixed=fixed, preset=config, fallback=fallback)
+        results.append(result)
+        config = dict_merge(config, result.values)
+    return dict_merge(config, fixed), results

@@ -8,7 +8,8 @@ from labbook._lazy import lazy_names
 from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "DurableObserver", "FileStorageObserver",
-           "StoreObserver", "MongoObserver", "SqlObserver", "create", "observers_from_options"]
+           "StoreObserver", "MongoObserver", "SqlObserver", "QueueObserver",
+           "QueuedMongoObserver", "create", "observers_from_options"]
 
 __getattr__ = lazy_names(globals(), {
     "QueuedObserver": "labbook.observers.queued",
@@ -17,6 +18,8 @@ __getattr__ = lazy_names(globals(), {
     "StoreObserver": "labbook.observers.store_observer",
     "MongoObserver": "labbook.observers.mongo",
     "SqlObserver": "labbook.observers.sql",
+    "QueueObserver": "labbook.observers.queue",
+    "QueuedMongoObserver": "labbook.observers.queue",
 })
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from labbook import serialize
-from labbook.errors import MissingFileError, StoreURLError
+from labbook.errors import ArtifactNameError, MissingFileError, ObserverError, StoreURLError
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import check_url, redact_url, store_class
 
@@ -50,6 +50,27 @@ class FileStorageObserver(StoreObserver):
             default = os.path.join(self.basedir, "template.html")
             template = default if os.path.isfile(default) else None
         self.template = template
+
+    def save_file(self, filename: str | os.PathLike, target_name: str | None = None) -> None:
+        """Copy ``filename`` into the current run's directory as ``target_name`` (default: its
+        base name), as Sacred's observer does for artifacts; labbook also lists it among the
+        run's artifacts so that the read API and ``labbook show`` find it."""
+        if self.run_id is None:
+            raise ObserverError("FileStorageObserver.save_file needs a started run: call it "
+                                "while the run is going (or use _run.add_artifact).")
+        source = os.fspath(filename)
+        if not os.path.isfile(source):
+            raise MissingFileError(f"FileStorageObserver.save_file: {source} is not a file.")
+        name = os.path.basename(source) if target_name is None else os.fspath(target_name)
+        parts = name.replace("\\", "/").split("/")
+        if not name or os.path.isabs(name) or any(p in ("", ".", "..") for p in parts):
+            raise ArtifactNameError(f"FileStorageObserver.save_file: target name {name!r} must "
+                                    "be a relative path inside the run's directory.")
+        if parts[0].lower() in self.store.RUN_FILES:
+            raise ArtifactNameError(
+                f"FileStorageObserver.save_file: {name!r} is a file the store keeps for the run "
+                f"itself ({', '.join(sorted(self.store.RUN_FILES))}); choose another name.")
+        self.artifact_event(name, source)
 
     def completed_event(self, stop_time, result):
         super().completed_event(stop_time, result)

@@ -67,6 +67,36 @@ class MongoObserver(StoreObserver):
                         "when it ends.", str(exc).split(" Check that")[0], self.failure_dir)
 
     @classmethod
+    def create_from(cls, runs_collection: Any, fs: Any = None, overwrite: Any = None,
+                    metrics_collection: Any = None, failure_dir: str | os.PathLike | None = None,
+                    priority: int = 30) -> MongoObserver:
+        """Sacred's constructor from pymongo objects: the observer records into the database of
+        ``runs_collection`` through its client. Its collections are named as Sacred names them
+        (``runs``, ``metrics`` and GridFS ``fs``, or ``<prefix>_runs`` ...); collections named
+        otherwise are refused rather than written somewhere else."""
+        name = getattr(runs_collection, "name", None)
+        database = getattr(runs_collection, "database", None)
+        if not isinstance(name, str) or database is None:
+            raise ObserverError(f"MongoObserver.create_from needs a pymongo Collection, got "
+                                f"{type(runs_collection).__name__}.")
+        if name != "runs" and not name.endswith("_runs"):
+            raise ObserverError(f"MongoObserver.create_from: the runs collection is named "
+                                f"{name!r}; labbook keeps runs in 'runs' or '<prefix>_runs'.")
+        prefix = name[:-len("_runs")] if name != "runs" else ""
+        expected = f"{prefix}_metrics" if prefix else "metrics"
+        given = getattr(metrics_collection, "name", expected)
+        if given != expected or (metrics_collection is not None
+                                 and metrics_collection.database.name != database.name):
+            raise ObserverError(f"MongoObserver.create_from: the metrics collection must be "
+                                f"{database.name}.{expected} to go with {database.name}.{name}.")
+        fs_collection = getattr(fs, "_GridFS__collection", None)
+        if fs_collection is not None and fs_collection.full_name != f"{database.name}.fs":
+            raise ObserverError(f"MongoObserver.create_from: GridFS must be the default 'fs' "
+                                f"of database {database.name}, got {fs_collection.full_name}.")
+        return cls(db_name=database.name, collection_prefix=prefix, overwrite=overwrite,
+                   priority=priority, client=database.client, failure_dir=failure_dir)
+
+    @classmethod
     def from_db_arg(cls, arg: str) -> MongoObserver:
         """The observer of Sacred's ``-m`` argument: ``[host:port:]db_name[.prefix]`` or a
         ``mongodb://`` URL."""

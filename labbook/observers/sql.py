@@ -6,8 +6,9 @@ back-end.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from labbook.errors import ObserverError
 from labbook.observers.store_observer import StoreObserver
 from labbook.stores import check_url, store_class
 
@@ -57,6 +58,28 @@ class SqlObserver(StoreObserver):
                priority: int = DEFAULT_SQL_PRIORITY) -> SqlObserver:
         """Sacred's spelling of the constructor."""
         return cls(url, echo=echo, priority=priority)
+
+    @classmethod
+    def create_from(cls, engine: sa.engine.Engine, session: Any = None,
+                    priority: int = DEFAULT_SQL_PRIORITY) -> SqlObserver:
+        """Sacred's constructor from an SQLAlchemy ``engine`` and ``session``: the observer
+        records into the database ``engine`` points at, through a connection of its own (it
+        manages its transactions itself, so the session is not used; one bound to another
+        database is refused)."""
+        url = getattr(engine, "url", None)
+        if url is None:
+            raise ObserverError(f"SqlObserver.create_from needs an SQLAlchemy Engine, got "
+                                f"{type(engine).__name__}.")
+        bind = getattr(session, "bind", None) if session is not None else None
+        if bind is not None and getattr(bind, "url", None) != url:
+            raise ObserverError("SqlObserver.create_from: the session is bound to another "
+                                "database than the engine; give the engine the session uses.")
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ObserverError("SqlObserver.create_from cannot record into an in-memory SQLite "
+                                "engine (labbook opens its own connection, which would see "
+                                "another, empty database); use a file: sqlite:///runs.db.")
+        return cls(url.render_as_string(hide_password=False), echo=bool(engine.echo),
+                   priority=priority)
 
     @property
     def engine(self) -> sa.engine.Engine:

@@ -88,6 +88,10 @@ def write_json_atomic(path: str, data: Any, long_lists: bool = False) -> None:
 
 class FileStore(Store):
     schemes = ("file",)
+    #: the files this store keeps in a run's directory (labbook.run.RESERVED_NAMES, which
+    #: artifact names may not take, is the same set; a test keeps them equal)
+    RUN_FILES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
+                           "metrics.jsonl"})
 
     def __init__(self, basedir: str | os.PathLike, index: bool | None = None,
                  resource_dir: str | os.PathLike | None = None,

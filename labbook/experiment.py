@@ -100,7 +100,11 @@ class Experiment(Ingredient):
         return captured
 
     def option_hook(self, function: Callable) -> Callable:
-        """Decorator: ``function(options)`` may change the options right before a run."""
+        """Decorator: ``function(options)`` may change the options right before a run.
+
+        ``options`` has Sacred's keys, the long flags (``--name``, ``--beat-interval``,
+        ``--enforce_clean``, ...), every option present (``None``/``False`` when not given).
+        """
         if "options" not in inspect.signature(function).parameters:
             raise SignatureError(f"Option hook {function.__name__} must have an argument "
                                  "'options'.")
@@ -134,8 +138,13 @@ class Experiment(Ingredient):
         from labbook.commandline_options import normalize_options
 
         opts = normalize_options(options, self)
-        for hook in self.option_hooks:
-            hook(options=opts)
+        if self.option_hooks:
+            # Sacred hands option hooks its docopt dict: ``--``-prefixed keys; what a hook
+            # changes, adds (``--name`` or ``name``) or deletes is what the run uses
+            hooked = {_DASHED_OPTIONS.get(key, f"--{key}"): value for key, value in opts.items()}
+            for hook in self.option_hooks:
+                hook(options=hooked)
+            opts = normalize_options(hooked, self)
         run_logger = self._run_logger(opts.get("loglevel"))
         resolved = resolve_config(self, command_name, config_updates, named_configs,
                                   force=bool(opts.get("force")), logger=run_logger)

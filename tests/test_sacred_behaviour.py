@@ -59,3 +59,76 @@ def test_option_hook_adding_an_unknown_option_is_a_clear_error():
 
     with pytest.raises(OptionValueError, match=r"Unknown run option '--nmae'\. Did you mean"):
         ex.run()
+
+
+# -- the file store's layout ---------------------------------------------------------------------
+def _file_experiment(tmp_path, name="fs"):
+    from labbook.observers import FileStorageObserver
+
+    ex = Experiment(name)
+    ex.observers.append(FileStorageObserver(str(tmp_path / "runs")))
+    return ex
+
+
+def test_cout_txt_exists_from_the_start_of_a_run(tmp_path):
+    ex = _file_experiment(tmp_path)
+    seen = {}
+
+    @ex.main
+    def main(_run):
+        run_dir = tmp_path / "runs" / str(_run._id)
+        seen["files"] = sorted(p.name for p in run_dir.iterdir())
+        print("hello from the run")
+
+    run = ex.run()
+    assert "cout.txt" in seen["files"]
+    cout = (tmp_path / "runs" / str(run._id) / "cout.txt").read_text()
+    assert "hello from the run" in cout
+
+
+def test_resources_directory_only_when_a_resource_is_added(tmp_path):
+    ex = _file_experiment(tmp_path)
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+
+    @ex.main
+    def main(_run, add=False):
+        if add:
+            _run.add_resource(str(data))
+
+    ex.run()
+    assert not (tmp_path / "runs" / "_resources").exists()
+    run = ex.run(config_updates={"add": True})
+    stored = list((tmp_path / "runs" / "_resources").iterdir())
+    assert [p.read_text() for p in stored] == ["a,b\n1,2\n"]
+    assert run.observers[0].store.get(run._id)["resources"][0][0] == str(data)
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_fail_trace_given_as_text_is_stored_as_text(tmp_path, kind, capsys):
+    import json
+
+    from labbook import Api
+    from labbook.cli.main import main as labbook_main
+    from labbook.clock import utcnow
+    from labbook.observers.registry import observer_for_url
+
+    if kind == "sqlite":
+        pytest.importorskip("sqlalchemy")
+    url = f"file://{tmp_path / 'runs'}" if kind == "file" else f"sqlite:///{tmp_path / 'l.db'}"
+    observer = observer_for_url(url)
+    trace = "Traceback (most recent call last):\nValueError: from a string\n"
+    run_id = observer.started_event({"name": "raw", "sources": [], "dependencies": []}, "main",
+                                    {"hostname": "h"}, utcnow(), {"x": 1}, {"command": "main"},
+                                    None)
+    observer.failed_event(utcnow(), trace)
+    if kind == "file":
+        stored = json.loads((tmp_path / "runs" / str(run_id) / "run.json").read_text())
+        assert stored["fail_trace"] == trace
+    assert observer.store.get(run_id)["fail_trace"] == trace  # not a list of its letters
+    view = Api(url).run(run_id)
+    assert view.fail_trace == trace and view.status == "FAILED"
+    assert view.config == {"x": 1}
+    assert labbook_main(["show", str(run_id), "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert "    ValueError: from a string" in out

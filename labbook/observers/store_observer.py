@@ -104,8 +104,11 @@ class StoreObserver(RunObserver):
         self.store.update_run(self.run_id, {"stop_time": interrupt_time, "status": status})
 
     def failed_event(self, fail_time, fail_trace):
+        # kept as given, as Sacred stores it: a list of lines, or one text (never its letters)
+        trace = fail_trace if isinstance(fail_trace, str) or fail_trace is None \
+            else list(fail_trace)
         self.store.update_run(self.run_id, {"stop_time": fail_time, "status": "FAILED",
-                                            "fail_trace": list(fail_trace)})
+                                            "fail_trace": trace})
 
     def resource_event(self, filename):
         self.store.put_resource(self.run_id, filename)

@@ -132,3 +132,49 @@ def test_fail_trace_given_as_text_is_stored_as_text(tmp_path, kind, capsys):
     assert labbook_main(["show", str(run_id), "--store", url]) == 0
     out = capsys.readouterr().out
     assert "    ValueError: from a string" in out
+
+
+# -- experiment.dependencies ---------------------------------------------------------------------
+_TWO_RUNS = '''
+import json, sys
+from labbook import Experiment
+from labbook.observers import FileStorageObserver
+
+ex = Experiment("deps")
+ex.observers.append(FileStorageObserver(sys.argv[1]))
+
+@ex.main
+def main(_run):
+    import time
+    time.sleep(0.3)  # a few system-metrics samples: the sampler imports its own packages
+
+first = ex.run(options={"--beat-interval": 0.1}).experiment_info["dependencies"]
+second = ex.run(options={"--beat-interval": 0.1}).experiment_info["dependencies"]
+import markupsafe  # noqa: E402  an import of the main namespace between runs (a notebook)
+third = ex.run(options={"--beat-interval": 0.1}).experiment_info["dependencies"]
+print(json.dumps([first, second, third, "psutil" in sys.modules]))
+'''
+
+
+def test_dependencies_are_the_same_for_every_run_of_a_process(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "two_runs.py"
+    script.write_text(_TWO_RUNS)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first, second, third, sampled = json.loads(proc.stdout.splitlines()[-1])
+    assert sampled  # the sampler did import psutil during the first run ...
+    assert second == first  # ... and it does not join the second run's list
+    assert not [d for d in first if d.lower().startswith("psutil")]
+    assert [d for d in third if d not in first] == [
+        d for d in third if d.lower().startswith("markupsafe")] != []
+    stored = [json.loads((tmp_path / "runs" / str(i) / "run.json").read_text())
+              ["experiment"]["dependencies"] for i in (1, 2)]
+    assert stored == [first, first]

@@ -141,7 +141,8 @@ class Experiment(Ingredient):
         if self.option_hooks:
             # Sacred hands option hooks its docopt dict: ``--``-prefixed keys; what a hook
             # changes, adds (``--name`` or ``name``) or deletes is what the run uses
-            hooked = {_DASHED_OPTIONS.get(key, f"--{key}"): value for key, value in opts.items()}
+            hooked = _HookOptions((_DASHED_OPTIONS.get(key, f"--{key}"), value)
+                                  for key, value in opts.items())
             for hook in self.option_hooks:
                 hook(options=hooked)
             opts = normalize_options(hooked, self)
@@ -308,6 +309,33 @@ def preflight(observers: Sequence) -> None:
 
 #: options Sacred records with a dash (its docopt names); the others keep the underscore
 _DASHED_OPTIONS = {"beat_interval": "--beat-interval", "print_config": "--print-config"}
+
+
+class _HookOptions(dict):
+    """The options an option hook gets: Sacred's ``--`` keys; a bare name (``options["sql"]``,
+    labbook's spelling before) reads and writes the same entry."""
+
+    def _key(self, key: Any) -> Any:
+        if isinstance(key, str) and not key.startswith("-"):
+            for dashed in (f"--{key}", "--" + key.replace("_", "-")):
+                if dict.__contains__(self, dashed):
+                    return dashed
+        return key
+
+    def __getitem__(self, key: Any) -> Any:
+        return dict.__getitem__(self, self._key(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, self._key(key), value)
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, self._key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._key(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(key), default)
 
 
 def _jsonable_options(opts: dict) -> dict:

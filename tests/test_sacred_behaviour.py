@@ -178,3 +178,20 @@ def test_dependencies_are_the_same_for_every_run_of_a_process(tmp_path):
     stored = [json.loads((tmp_path / "runs" / str(i) / "run.json").read_text())
               ["experiment"]["dependencies"] for i in (1, 2)]
     assert stored == [first, first]
+
+
+def test_option_hook_bare_names_reach_the_same_entries():
+    ex = Experiment("opts_bare")
+
+    @ex.option_hook
+    def hook(options):
+        assert "comment" in options and options["comment"] == options["--comment"] == "c"
+        options["beat_interval"] = 3.0  # the entry '--beat-interval'
+        del options["name"]
+        assert "--name" not in options and options.get("name", "gone") == "gone"
+
+    @ex.main
+    def main(_run):
+        return _run.meta_info["options"]["--beat-interval"], _run.meta_info.get("name")
+
+    assert ex.run(options={"--comment": "c", "--name": "n"}).result == (3.0, None)

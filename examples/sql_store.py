@@ -22,8 +22,8 @@ ex = Experiment("sql_store")
 @ex.option_hook
 def default_database(options):
     """Without -s URL, record into DEFAULT_URL (as if -s sqlite:///labbook.db was given)."""
-    if not options["sql"]:
-        options["sql"] = DEFAULT_URL
+    if not options["--sql"]:
+        options["--sql"] = DEFAULT_URL
 
 
 @ex.config

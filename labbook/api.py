@@ -772,7 +772,8 @@ class RunView:
     # -- editing --------------------------------------------------------------------------------
     def update(self) -> None:
         """Save edited ``name``, ``tags``, ``notes`` and ``summary`` to the store
-        (``meta.name``, ``meta.tags``, ``meta.notes``, ``info.tags``, ``info.summary``)."""
+        (``meta.name``, ``meta.tags``, ``meta.notes``, ``info.tags``, ``info.summary``, and
+        Omniboard's ``omniboard.tags`` / ``omniboard.notes`` where the run has them)."""
         meta = dict(self.meta)
         info = dict(self.info)
         fields: dict[str, Any] = {}
@@ -784,6 +785,12 @@ class RunView:
             if self.notes != notes:
                 meta["notes"] = self.notes
             fields["meta"] = meta
+            omniboard = self._doc.get("omniboard")
+            if isinstance(omniboard, dict):  # Omniboard shows (and edits) these
+                omniboard = dict(omniboard, tags=list(meta["tags"]))
+                if self.notes != notes:
+                    omniboard["notes"] = self.notes
+                fields["omniboard"] = omniboard
             valued = info.get("tags") or {}
             # a removed tag goes from both places, or it would come back on the next read
             kept = {k: v for k, v in valued.items() if str(k) in meta["tags"]}

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Iterable, Mapping
 
 from labbook.errors import DirtyRepositoryError, SourceNotFoundError
@@ -258,19 +259,50 @@ def gather_dependencies(globs: Mapping[str, Any] | None = None,
 
     Standard library modules and modules without a distribution are left out. An import name
     provided by several distributions (namespace packages) records all of them. An ``extra``
-    entry replaces the detected one of the same name. ``globs`` is accepted for Sacred's
-    signature; imports are read from ``sys.modules``.
+    entry replaces the detected one of the same name. Imports are read from ``sys.modules``,
+    the same for every run of a process (see :func:`_imported_names`); ``globs`` is the main
+    file's namespace.
     """
     by_import = _distributions_by_import_name()
     found: dict[str, PackageDependency] = {}
-    for name in list(sys.modules):
-        if "." in name or name in sys.stdlib_module_names or name in _IMPLICIT_IMPORTS:
+    for name in sorted(_imported_names(globs or {})):
+        if name in sys.stdlib_module_names or name in _IMPLICIT_IMPORTS:
             continue
         for dist, version in by_import.get(name, ()):
             found.setdefault(_normalize(dist), PackageDependency(dist, version))
     for dep in extra:
         found[_normalize(dep.name)] = dep
     return set(found.values())
+
+
+#: the top-level modules imported when this process first gathered its dependencies
+_FIRST_GATHERED: frozenset[str] | None = None
+
+
+def _imported_names(globs: Mapping[str, Any]) -> set[str]:
+    """The top-level import names whose packages a run of this process depends on.
+
+    Every run of a process lists the same packages: those imported when the process first
+    gathered them (before its first run starts), plus packages imported later that the main
+    file's namespace refers to (``import torch`` in a notebook cell between two runs). A
+    package imported later by anything else (labbook's own system-metrics sampler, a store's
+    migration tool) is not the experiment's and does not join from the second run on.
+    """
+    global _FIRST_GATHERED
+    names = {name for name in list(sys.modules) if "." not in name}
+    if _FIRST_GATHERED is None:
+        _FIRST_GATHERED = frozenset(names)
+        return names
+    referenced = set()
+    for value in list(globs.values()):
+        try:
+            module = value.__name__ if isinstance(value, ModuleType) else \
+                getattr(value, "__module__", None)
+        except Exception:  # lazy objects can raise from __getattr__
+            continue
+        if isinstance(module, str):
+            referenced.add(module.partition(".")[0])
+    return (names & _FIRST_GATHERED) | (names & referenced)
 
 
 def _normalize(dist: str) -> str:

@@ -100,7 +100,11 @@ class Experiment(Ingredient):
         return captured
 
     def option_hook(self, function: Callable) -> Callable:
-        """Decorator: ``function(options)`` may change the options right before a run."""
+        """Decorator: ``function(options)`` may change the options right before a run.
+
+        ``options`` has Sacred's keys, the long flags (``--name``, ``--beat-interval``,
+        ``--enforce_clean``, ...), every option present (``None``/``False`` when not given).
+        """
         if "options" not in inspect.signature(function).parameters:
             raise SignatureError(f"Option hook {function.__name__} must have an argument "
                                  "'options'.")
@@ -134,8 +138,14 @@ class Experiment(Ingredient):
         from labbook.commandline_options import normalize_options
 
         opts = normalize_options(options, self)
-        for hook in self.option_hooks:
-            hook(options=opts)
+        if self.option_hooks:
+            # Sacred hands option hooks its docopt dict: ``--``-prefixed keys; what a hook
+            # changes, adds (``--name`` or ``name``) or deletes is what the run uses
+            hooked = _HookOptions((_DASHED_OPTIONS.get(key, f"--{key}"), value)
+                                  for key, value in opts.items())
+            for hook in self.option_hooks:
+                hook(options=hooked)
+            opts = normalize_options(hooked, self)
         run_logger = self._run_logger(opts.get("loglevel"))
         resolved = resolve_config(self, command_name, config_updates, named_configs,
                                   force=bool(opts.get("force")), logger=run_logger)
@@ -299,6 +309,33 @@ def preflight(observers: Sequence) -> None:
 
 #: options Sacred records with a dash (its docopt names); the others keep the underscore
 _DASHED_OPTIONS = {"beat_interval": "--beat-interval", "print_config": "--print-config"}
+
+
+class _HookOptions(dict):
+    """The options an option hook gets: Sacred's ``--`` keys; a bare name (``options["sql"]``,
+    labbook's spelling before) reads and writes the same entry."""
+
+    def _key(self, key: Any) -> Any:
+        if isinstance(key, str) and not key.startswith("-"):
+            for dashed in (f"--{key}", "--" + key.replace("_", "-")):
+                if dict.__contains__(self, dashed):
+                    return dashed
+        return key
+
+    def __getitem__(self, key: Any) -> Any:
+        return dict.__getitem__(self, self._key(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, self._key(key), value)
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, self._key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._key(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(key), default)
 
 
 def _jsonable_options(opts: dict) -> dict:

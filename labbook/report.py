@@ -22,7 +22,20 @@ from labbook.errors import ArgumentError, ArgumentTypeError, ArtifactNameError, 
 if TYPE_CHECKING:
     from labbook.api import RunView
 
-__all__ = ["compare_runs", "plot_metric", "require_matplotlib", "PLOT_FORMATS", "IMAGE_TYPES"]
+__all__ = ["compare_runs", "plot_metric", "require_matplotlib", "split_system_metrics",
+           "PLOT_FORMATS", "IMAGE_TYPES", "SYSTEM_METRIC_PREFIX"]
+
+#: the metrics labbook samples itself (CPU, memory, GPU): shown apart from the user's own
+SYSTEM_METRIC_PREFIX = "system."
+
+
+def split_system_metrics(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(the user's metric names, the system.* ones)``, each sorted: readers list the user's
+    metrics first and the sampled system metrics in a block of their own."""
+    names = sorted(names)
+    return ([n for n in names if not n.startswith(SYSTEM_METRIC_PREFIX)],
+            [n for n in names if n.startswith(SYSTEM_METRIC_PREFIX)])
+
 
 #: what :func:`plot_metric` draws: matplotlib's formats, and a page with the SVG inline
 PLOT_FORMATS = ("png", "svg", "pdf", "html")
@@ -266,8 +279,7 @@ def _plots(runs: list[RunView]) -> str:
                        f"<figcaption>{_esc(name)}</figcaption></figure>")
         return "<div class='plots'>" + "".join(out) + "</div>"
 
-    user = [n for n in shared if not n.startswith("system.")]
-    system = [n for n in shared if n.startswith("system.")]
+    user, system = split_system_metrics(shared)
     parts = ["<h2>Metrics</h2>"]
     if user:
         parts.append(figures(user))
@@ -337,12 +349,18 @@ def compare_runs(*runs: Any, path: str | os.PathLike | None = None,
     ids = ", ".join(str(r.id) for r in views)
     heading = title or f"Comparison of runs {ids}"
     configs = [_flatten(r.doc.get("config") or {}) for r in views]
-    summaries = [dict(r.summary) for r in views]
+    summaries, system = [], []
+    for run in views:
+        user_names, system_names = split_system_metrics(run.summary)
+        summaries.append({n: run.summary[n] for n in user_names})
+        system.append({n: run.summary[n] for n in system_names})
     body = [f"<h1>{_esc(heading)}</h1>",
             f"<p class='sub'>{len(views)} run(s). Highlighted rows differ between runs.</p>",
             _overview(views),
             _flat_table("Config", views, configs, highlight=True, toggle_id="only-diff"),
             _flat_table("Summary", views, summaries, highlight=True),
+            _flat_table("System metrics", views, system, highlight=False)
+            if any(system) else "",
             _plots(views),
             _artifacts(views),
             _failures(views)]

@@ -222,9 +222,14 @@ def cmd_show(run_id: str, url: str | None) -> str:
     # the last values and the counts: no series is read, however long
     last = store.last_values([parsed]).get(parsed) or {}
     counts = store.metric_counts([parsed]).get(parsed) or {}
-    if counts or last:
-        lines.append("  metrics (last value, points):")
-        for name in sorted(set(counts) | set(last)):
+    from labbook.report import split_system_metrics
+
+    # the user's metrics first; the sampled system.* ones in a block of their own after them
+    user, system = split_system_metrics(set(counts) | set(last))
+    for title, names in (("metrics", user), ("system metrics", system)):
+        if names:
+            lines.append(f"  {title} (last value, points):")
+        for name in names:
             value = repr(last[name]) if name in last else "-"
             lines.append(f"    {name} = {value}  ({counts.get(name, 0)} points)")
     from labbook.stores.base import artifact_names
@@ -295,8 +300,19 @@ def cmd_compare(run_ids: list[str], url: str | None, html_path: str | None) -> s
                 ["  start"] + [_fmt_time(v.start_time) for v in views],
                 ["  duration"] + [_duration(v.doc) for v in views]]
     out += [_table(overview), ""]
-    for title, values in (("config", [flatten_dict(v.doc.get("config") or {}) for v in views]),
-                          ("summary", [dict(v.summary) for v in views])):
+    from labbook.report import split_system_metrics
+
+    summaries: list[dict] = []
+    system: list[dict] = []
+    for view in views:
+        user_names, system_names = split_system_metrics(view.summary)
+        summaries.append({n: view.summary[n] for n in user_names})
+        system.append({n: view.summary[n] for n in system_names})
+    blocks = [("config", [flatten_dict(v.doc.get("config") or {}) for v in views]),
+              ("summary", summaries)]
+    if any(system):  # the sampled system.* metrics apart, after the user's own
+        blocks.append(("system metrics", system))
+    for title, values in blocks:
         rows = _flat_rows(values)
         out.append(f"{title}:")
         out.append(_table([[""] + header[1:]] + rows) if rows else "  (none)")

@@ -129,4 +129,5 @@ class MongoObserver(StoreObserver):
                            meta_info)
         doc["experiment"] = self.store.put_sources(doc["experiment"])
         self.run_id = self.store.create_run(doc, _id, overwrite=self.overwrite is not None)
+        self._meta = doc["meta"]
         return self.run_id

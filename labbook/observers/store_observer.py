@@ -53,6 +53,7 @@ class StoreObserver(RunObserver):
         if priority is not None:
             self.priority = priority
         self.run_id: Any = None
+        self._meta: dict | None = None  # the run's meta as stored (see _keep_tags)
 
     def preflight(self) -> None:
         """Check, before the run starts, that the store can record it at all (see
@@ -78,7 +79,21 @@ class StoreObserver(RunObserver):
                            meta_info)
         doc["experiment"] = self.store.put_sources(doc["experiment"])
         self.run_id = self.store.create_run(doc, _id)
+        self._meta = doc["meta"]
         return self.run_id
+
+    def _keep_tags(self, info: Any) -> None:
+        """``meta.tags`` of the run: the command line's, then each ``_run.set_tag`` as it
+        arrives (in ``info.tags`` with the heartbeats); every store keeps them there."""
+        meta = self._meta
+        valued = info.get("tags") if isinstance(info, dict) else None
+        if not isinstance(meta, dict) or not isinstance(valued, dict):
+            return
+        listed = meta.get("tags") if isinstance(meta.get("tags"), list) else []
+        new = [str(k) for k in valued if str(k) not in [str(t) for t in listed]]
+        if new:
+            self._meta = dict(meta, tags=list(listed) + new)
+            self.store.update_run(self.run_id, {"meta": self._meta})
 
     def queued_event(self, ex_info, command, host_info, queue_time, config, meta_info, _id):
         return self._begin("QUEUED", "queue_time", queue_time, ex_info, command, host_info,
@@ -89,6 +104,7 @@ class StoreObserver(RunObserver):
                            config, meta_info, _id)
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
+        self._keep_tags(info)
         self.store.heartbeat(self.run_id, serialize.flatten(info), captured_out, beat_time,
                              serialize.flatten(result))
 
@@ -104,8 +120,11 @@ class StoreObserver(RunObserver):
         self.store.update_run(self.run_id, {"stop_time": interrupt_time, "status": status})
 
     def failed_event(self, fail_time, fail_trace):
+        # kept as given, as Sacred stores it: a list of lines, or one text (never its letters)
+        trace = fail_trace if isinstance(fail_trace, str) or fail_trace is None \
+            else list(fail_trace)
         self.store.update_run(self.run_id, {"stop_time": fail_time, "status": "FAILED",
-                                            "fail_trace": list(fail_trace)})
+                                            "fail_trace": trace})
 
     def resource_event(self, filename):
         self.store.put_resource(self.run_id, filename)

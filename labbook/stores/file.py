@@ -265,8 +265,9 @@ class FileStore(Store):
         self._write_run_json(run_id)
         if doc.get("info"):
             write_json_atomic(os.path.join(directory, "info.json"), doc["info"])
-        if doc.get("captured_out"):
-            self._write_cout(run_id, doc["captured_out"])
+        if doc.get("captured_out") or doc.get("status") == "RUNNING":
+            # as Sacred's: a started run has its cout.txt from the start, empty until output
+            self._write_cout(run_id, doc.get("captured_out") or "")
 
     def _write_run_json(self, run_id: Any) -> None:
         doc = self._doc(run_id)
@@ -305,6 +306,9 @@ class FileStore(Store):
                 self._written[(str(run_id), "info")] = fields["info"]
         if "captured_out" in fields:
             self._write_cout(run_id, fields["captured_out"] or "")
+        elif fields.get("status") == "RUNNING" and \
+                not os.path.exists(os.path.join(directory, "cout.txt")):
+            self._write_cout(run_id, doc.get("captured_out") or "")  # a queued run started
         if set(fields) - {"config", "info", "captured_out"}:
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):

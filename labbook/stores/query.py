@@ -321,8 +321,10 @@ def sort_runs(runs: list, order: str, view: Callable[[Any], dict] | None = None)
 #: the same way (here), so a filter means the same on every store:
 #:
 #: - ``name``: ``meta.name`` (``--name``), else the experiment's name;
-#: - ``tags``: ``meta.tags`` then the keys of ``info.tags`` (``_run.set_tag``), as strings;
-#: - ``notes``: ``meta.notes``, else Sacred's ``meta.comment``;
+#: - ``tags``: ``meta.tags``, Omniboard's ``omniboard.tags``, then the keys of ``info.tags``
+#:   (``_run.set_tag``), as strings;
+#: - ``notes``: Omniboard's ``omniboard.notes``, else ``meta.notes``, else Sacred's
+#:   ``meta.comment``;
 #: - ``summary``: each metric's last logged value, overridden by ``info.summary``; in a path,
 #:   what follows ``summary.`` is a metric name, dots included (``summary.train.loss``);
 #: - ``status`` is the one reported: DIED for a RUNNING run whose heartbeat stopped.
@@ -355,12 +357,17 @@ def run_name(doc: dict) -> Any:
                                       else None)
 
 
+def _omniboard(doc: dict) -> dict:
+    omniboard = doc.get("omniboard")
+    return omniboard if isinstance(omniboard, dict) else {}
+
+
 def run_tags(doc: dict) -> list[str]:
     tags: list[str] = []
-    listed = _meta(doc).get("tags")
-    for tag in listed if isinstance(listed, list) else []:
-        if str(tag) not in tags:
-            tags.append(str(tag))
+    for listed in (_meta(doc).get("tags"), _omniboard(doc).get("tags")):
+        for tag in listed if isinstance(listed, list) else []:
+            if str(tag) not in tags:
+                tags.append(str(tag))
     valued = _info(doc).get("tags")
     # sorted: some stores keep info's keys sorted, others in insertion order
     for key in sorted(str(k) for k in (valued if isinstance(valued, dict) else {})):
@@ -370,7 +377,11 @@ def run_tags(doc: dict) -> list[str]:
 
 
 def run_notes(doc: dict) -> Any:
-    meta = _meta(doc)
+    # Omniboard's notes (written there, or by labbook on MongoDB), else labbook's, else
+    # Sacred's --comment, which Omniboard shows as the notes too
+    omniboard, meta = _omniboard(doc), _meta(doc)
+    if "notes" in omniboard:
+        return omniboard["notes"]
     return meta.get("notes", meta.get("comment"))
 
 

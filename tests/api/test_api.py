@@ -63,11 +63,11 @@ QUERIES = [
     ("status != 'COMPLETED'", [3]),
     ("status in ['FAILED', 'INTERRUPTED']", [3]),
     ("status not in ['FAILED']", [1, 2, 4, 5]),
-    ("tags contains 'best'", [2]),  # set while running: it is in info.tags only
+    ("tags contains 'best'", [2]),  # set while running: in info.tags and meta.tags
     ("tags contains 'tuned'", [2, 4]),
     ("not tags contains 'tuned'", [1, 3, 5]),
     ("tags not contains 'tuned'", [1, 3, 5]),
-    ("meta.tags contains 'best'", []),  # the raw path holds the tags given at the start
+    ("meta.tags contains 'best'", [2]),  # set_tag during the run joins meta.tags too
     ("config.optimizer.name = 'adam'", [2, 3]),
     ("config.optimizer.name matches '^s'", [1, 4]),
     ("config.optimizer.momentum > 0", [1, 4]),

@@ -115,14 +115,14 @@ def _native_derived(cond: Cond) -> tuple[dict, dict] | None:
         tags = value if op == "$in" else [value]
         # tags are compared as text: a number in meta.tags is the tag of its digits
         listed = tags + [int(t) for t in tags if t.isascii() and t.lstrip("-").isdigit()]
-        return _or([{"meta.tags": {"$in": listed}}]
+        return _or([{"meta.tags": {"$in": listed}}, {"omniboard.tags": {"$in": listed}}]
                    + [{f"info.tags.{serialize.escape_key(t)}": {"$exists": True}}
                       for t in tags]), _NONE
     if path in ("name", "notes"):
         if not positive:
             return _ALL, _NONE
         fields = ("meta.name", "experiment.name") if path == "name" else \
-            ("meta.notes", "meta.comment")
+            ("omniboard.notes", "meta.notes", "meta.comment")
         spec = value if op == "$eq" else {"$in": value}
         return _or([{f: spec} for f in fields]), _NONE
     if head == "summary":
@@ -308,7 +308,8 @@ def _native(node: Any) -> tuple[dict, dict]:
 
 #: the document fields a derived field is made of (labbook.stores.query)
 _DERIVED_FROM = {"status": ("status", "heartbeat", "start_time", "meta"),
-                 "name": ("meta", "experiment"), "tags": ("meta", "info"), "notes": ("meta",),
+                 "name": ("meta", "experiment"), "tags": ("meta", "info", "omniboard"),
+                 "notes": ("meta", "omniboard"),
                  "summary": ("info",)}
 
 

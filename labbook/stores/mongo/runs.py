@@ -39,6 +39,20 @@ class _RunState:
     fresh: bool = False  # created here: no metric documents can exist yet
 
 
+def _omniboard_fields(meta: Any) -> dict:
+    """Omniboard's ``omniboard`` entry for a run's meta: ``tags`` (``--tag``, ``set_tag``) and
+    ``notes`` (``--notes``; Omniboard shows ``meta.comment`` where no notes are written)."""
+    if not isinstance(meta, dict):
+        return {}
+    out: dict = {}
+    tags = meta.get("tags")
+    if isinstance(tags, list) and tags:
+        out["tags"] = list(dict.fromkeys(str(t) for t in tags))
+    if isinstance(meta.get("notes"), str):
+        out["notes"] = meta["notes"]
+    return out
+
+
 class RunsMixin:
     """Writing runs, for :class:`~labbook.stores.mongo.MongoStore`."""
 
@@ -51,6 +65,9 @@ class RunsMixin:
             items = list(body.items())
             at = list(body).index("experiment") + 1 if "experiment" in body else 0
             body = dict(items[:at] + [("format", FORMAT)] + items[at:])
+        omniboard = _omniboard_fields(body.get("meta"))
+        if omniboard and "omniboard" not in body:
+            body["omniboard"] = omniboard  # where Omniboard reads (and edits) tags and notes
         late = {}
         sizes = {k: _elem_size(k, v) for k, v in body.items()}
         if _doc_size(sizes) + 64 > self.max_document_bytes:
@@ -233,6 +250,10 @@ class RunsMixin:
         update: dict = {"$set": update_set}
         if unset:
             update["$unset"] = unset
+        tags = _omniboard_fields(changed.get("meta")).get("tags")
+        if tags and "omniboard" not in changed:
+            # tags set during the run join Omniboard's list; tags added in Omniboard stay
+            update["$addToSet"] = {"omniboard.tags": {"$each": tags}}
         result = self.runs.update_one({"_id": run_id}, update)
         if result.matched_count == 0:
             self._state.pop(run_id, None)

@@ -16,6 +16,7 @@ from labbook.arg_parser import (ParsedArgs, help_for_command, looks_like_config_
 from labbook.captured import check_missing_config
 from labbook.commandline_options import custom_options
 from labbook.errors import LabbookError, MissingConfigError, UsageError
+from labbook.serialize import unencodable
 
 if TYPE_CHECKING:
     from labbook.experiment import Experiment
@@ -89,13 +90,9 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
 
 
 def _faithful_text(arg: str) -> str:
-    if arg.isascii():
+    if unencodable(arg) is None:
         return arg
-    try:
-        arg.encode("utf-8")
-        return arg
-    except UnicodeEncodeError:
-        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _print_help(ex: Experiment, command: str | None, prog: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from labbook.clock import from_timestamps
 from labbook.errors import MetricNameError, MetricValueError
+from labbook.serialize import unencodable
 
 __all__ = ["METRIC_NAME_CHARS", "check_metric_name", "coerce_value", "flatten", "MetricBuffer"]
 
@@ -37,14 +38,11 @@ def check_metric_name(name: Any) -> None:
     if "\x00" in name:
         raise MetricNameError(f"Metric name {name!r} contains a NUL character, which "
                               "PostgreSQL cannot store.")
-    if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise MetricNameError(
-                f"Metric name {name!r} is not valid Unicode text (character {exc.start} is a "
-                "lone surrogate, as Python decodes bytes that are not UTF-8); stores keep "
-                "UTF-8 names.") from None
+    bad = unencodable(name)
+    if bad is not None:
+        raise MetricNameError(
+            f"Metric name {name!r} is not valid Unicode text (character {bad} is a lone "
+            "surrogate, as Python decodes bytes that are not UTF-8); stores keep UTF-8 names.")
 
 
 def _too_big(name: str, value: int) -> None:

@@ -28,9 +28,10 @@ from labbook.interrupts import LabbookInterrupt
 from labbook.metrics import MetricBuffer
 from labbook.randomness import SeedStream, set_global_seed
 from labbook.redact import redact_text, redact_value, secret_paths
+from labbook.serialize import unencodable
 
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
-           "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES", "unencodable",
+           "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES",
            "validate_artifact_name", "validate_resource_path", "elapsed_since",
            "format_fail_trace", "with_filtered_header", "FILTERED_TRACEBACK_HEADER", "Run"]
 
@@ -49,18 +50,6 @@ NAME_CHARS = 1024
 #: same name would overwrite (compared without case: macOS and Windows file systems)
 RESERVED_NAMES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
                             "metrics.jsonl"})
-
-
-def unencodable(text: str) -> int | None:
-    """Index of the first character UTF-8 cannot encode (a lone surrogate, as Python makes
-    of bytes that are not UTF-8 in file names and arguments), or None."""
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
-    return None
 
 
 def validate_artifact_name(name: str, what: str = "Artifact name") -> str:

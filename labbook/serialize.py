@@ -28,7 +28,8 @@ from labbook.clock import to_utc
 
 __all__ = ["flatten", "pickle_object", "restore", "copy_plain", "dumps", "dumps_pretty",
            "iter_pretty", "loads", "escape_key", "unescape_key", "escape_keys", "unescape_keys",
-           "tag_special", "untag_special", "dumps_strict", "loads_strict", "utf8_safe"]
+           "tag_special", "untag_special", "dumps_strict", "loads_strict", "unencodable",
+           "utf8_safe"]
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -280,28 +281,29 @@ def untag_special(obj: dict) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def utf8_safe(text: str) -> str:
-    """``text`` with each lone surrogate (what Python makes of bytes that are not UTF-8 in
-    file names, arguments and environment) written as its escape ``\\udcff``: the text then
-    encodes as UTF-8 for a database, and nothing is lost."""
+def unencodable(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (a lone surrogate, as Python makes
+    of bytes that are not UTF-8 in file names, arguments and environment), or None."""
     if text.isascii():
-        return text
+        return None
     try:
         text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def utf8_safe(text: str, backslash: str = "\\") -> str:
+    """``text`` with each lone surrogate written as its escape ``\\udcff``: the text then
+    encodes as UTF-8 for a database, and nothing is lost. ``backslash`` is how the escape's
+    backslash is written (doubled inside JSON text)."""
+    if unencodable(text) is None:
         return text
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _SURROGATE.sub(lambda m: f"{backslash}u{ord(m.group()):04x}", text)
 
 
 def _json_utf8_safe(text: str) -> str:
-    # in JSON text the escape's backslash is itself escaped
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text)
+    return utf8_safe(text, "\\\\")
 
 
 def dumps_strict(value: Any, times: bool = False) -> str:

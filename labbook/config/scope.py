@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 from labbook.config.paths import dict_merge, has_path, join_path
 from labbook.errors import (ConfigError, ConfigScopeArgumentError, InvalidConfigKeyError,
                             UnserializableConfigError)
-from labbook.serialize import copy_plain
+from labbook.serialize import copy_plain, unencodable
 
 __all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict", "dogmatize",
            "undogmatize", "chain_evaluate_config_scopes"]
@@ -122,13 +122,12 @@ _BIG_INT_BITS = 4000
 
 
 def _check_text(value: str, path: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
+    bad = unencodable(value)
+    if bad is not None:
         raise UnserializableConfigError(
-            path or "(config)", value, f"character {exc.start} of the text is a lone surrogate "
+            path or "(config)", value, f"character {bad} of the text is a lone surrogate "
             "(Python decodes bytes that are not UTF-8 so), which no store can write as UTF-8; "
-            "decode the bytes yourself, e.g. with errors='backslashreplace'") from None
+            "decode the bytes yourself, e.g. with errors='backslashreplace'")
 
 
 def _check_int(value: int, path: str) -> None:
@@ -148,13 +147,11 @@ def _check_key(key: Any, parent: str) -> None:
             f"Invalid config key {key!r} in {where}: keys must be strings, got "
             f"{type(key).__name__}.", key=join_path(parent, str(key)))
     full = join_path(parent, key)
-    if not key.isascii():
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidConfigKeyError(
-                f"Invalid config key {full!r}: character {exc.start} is a lone surrogate (from "
-                "bytes that are not UTF-8), which no store can write.", key=full) from None
+    bad = unencodable(key)
+    if bad is not None:
+        raise InvalidConfigKeyError(
+            f"Invalid config key {full!r}: character {bad} is a lone surrogate (from bytes that "
+            "are not UTF-8), which no store can write.", key=full)
     if "." in key:
         raise InvalidConfigKeyError(
             f"Invalid config key '{full}': keys must not contain '.' (use a nested dict "

@@ -25,9 +25,9 @@ fields), so a long outage keeps one copy of the captured output, not one per bea
 batches, artifacts and resources all wait. An artifact file is copied aside while its event
 waits (the run may delete it; the copies go at the end). The end's warning is ONE line: how many
 events (and metric points) of which run wait in which journal, and the ``labbook sync`` command
-naming the store without its password. A journal never holds a password (store URLs in the
-run's options are redacted) and names its store, and a journal of run N of one store is never
-replayed into another store.
+naming the store without its password. A journal never holds a password (the run masks
+secrets before any observer sees its events) and names its store, and a journal of run N of
+one store is never replayed into another store.
 
 :class:`~labbook.observers.durable.DurableObserver`, the default wrapper of store observers, is
 this class waiting for each delivery while the store answers.
@@ -72,7 +72,6 @@ from labbook import clock, serialize
 from labbook.errors import LabbookError, ObserverError
 from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
-from labbook.redact import redact_value
 
 __all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "DEFAULT_FAILURE_DIR", "QueuedObserver",
            "sync_url", "write_journal", "record_outcome", "replay"]
@@ -525,10 +524,6 @@ def _snapshot_start(kwargs: dict) -> dict:
 
 # -- the journal -------------------------------------------------------------------------------
 
-#: event arguments passed through labbook.redact before they are journaled
-_MASKED_ARGUMENTS = frozenset({"config", "meta_info", "host_info", "ex_info", "fail_trace"})
-
-
 def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
     data = {}
     for key, value in kwargs.items():
@@ -544,8 +539,6 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
             data["original_filename"] = value
             value = copy_path
         else:  # times (start_time, ...) tagged, to come back as datetimes
-            if key in _MASKED_ARGUMENTS:  # no secret reaches the disk (labbook.redact)
-                value = redact_value(value)
             value = serialize.tag_special(value, times=True)
         data[key] = value
     return {"event": event, "kwargs": data}

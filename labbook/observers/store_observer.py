@@ -12,7 +12,6 @@ from typing import Any
 from labbook import serialize
 from labbook.errors import LabbookError, StoreUnusableError
 from labbook.observers.base import RunObserver
-from labbook.redact import redact_value
 from labbook.stores import redact_url
 from labbook.stores.base import Store
 
@@ -24,15 +23,14 @@ def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: 
     """The document of a run as the start (or queue) event describes it: every field a store
     keeps, with the values flattened to plain JSON-compatible data. ``time_key`` is
     ``start_time`` or ``queue_time``."""
-    # the run masks secrets before it announces itself; masked again here for runs described
-    # by other code (the default rules of labbook.redact)
+    # secrets are already masked: the run masks them once, before it announces itself
     return {
-        "experiment": redact_value(serialize.flatten(ex_info)),
+        "experiment": serialize.flatten(ex_info),
         "command": command,
-        "host": redact_value(serialize.flatten(host_info)),
+        "host": serialize.flatten(host_info),
         time_key: when,
-        "config": redact_value(serialize.flatten(config)),
-        "meta": redact_value(serialize.flatten(meta_info)),
+        "config": serialize.flatten(config),
+        "meta": serialize.flatten(meta_info),
         "status": status,
         "resources": [],
         "artifacts": [],

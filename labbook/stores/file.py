@@ -100,6 +100,7 @@ class FileStore(Store):
         self.basedir = os.path.abspath(os.fspath(basedir))
         self.local_dir = self.basedir
         self.url = "file://" + self.basedir
+        self._checked = False  # check() has found the directory writable
         # Sacred's options: where stored copies go, and whether to copy at all
         self.resource_dir = os.path.abspath(os.fspath(resource_dir)) if resource_dir \
             else os.path.join(self.basedir, "_resources")
@@ -142,7 +143,11 @@ class FileStore(Store):
         return store
 
     def check(self) -> None:
-        """The directory exists (made if needed) and a file can be written into it."""
+        """The directory exists (made if needed) and a file can be written into it. Probed
+        once per store object: a directory that goes bad later is an outage, which durable
+        delivery journals."""
+        if self._checked:
+            return
         try:
             os.makedirs(self.basedir, exist_ok=True)
             probe = os.path.join(self.basedir, f".labbook-write-check-{os.getpid()}")
@@ -155,6 +160,7 @@ class FileStore(Store):
                 f"Cannot record runs in the file store {self.basedir}: {reason} "
                 f"({exc.filename or self.basedir}). Give a directory you can write to.",
                 self.url) from None
+        self._checked = True
 
     def _dir(self, run_id: Any) -> str:
         """The run's directory; an id that would name another place (``../x``, ``/x``, ``a/b``)

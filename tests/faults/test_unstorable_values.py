@@ -13,6 +13,7 @@ import labbook
 from labbook import Experiment
 from labbook.errors import (ArtifactNameError, InvalidConfigKeyError, MetricNameError,
                             MetricValueError, UnserializableConfigError)
+from tests.api.conftest import STORE_KINDS, server_databases  # noqa: F401 (a fixture)
 from tests.stores.conftest import mysql_database, postgresql_database  # noqa: F401
 from tests.stores.mongo_server import mongo_db, mongo_server, mongo_url  # noqa: F401
 
@@ -276,16 +277,7 @@ def test_strict_json_codec_escapes_tag_shaped_dicts():
 def test_results_and_info_with_lone_surrogates_are_stored_with_escapes(kind, tmp_path, request):
     # text decoded from bytes that are not UTF-8 (os.listdir, os.environ) used to make the SQL
     # and Mongo observers fail at the heartbeat: the run stayed RUNNING, its result lost
-    if kind == "file":
-        url = f"file://{tmp_path / 'runs'}"
-    elif kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'l.db'}"
-    elif kind == "mongo":
-        url = request.getfixturevalue("mongo_url")
-    else:
-        from tests.stores.conftest import backend_url
-
-        url = backend_url(request, kind, tmp_path)
+    url = STORE_KINDS[kind](request, tmp_path)
     ex = Experiment("surrogates")
 
     @ex.main
@@ -309,16 +301,7 @@ def test_results_and_info_with_lone_surrogates_are_stored_with_escapes(kind, tmp
 @pytest.mark.parametrize("kind", ["file", "sqlite", "postgresql", "mysql", "mongo"])
 def test_filters_on_integers_beyond_64_bits_answer_exactly(kind, tmp_path, request):
     # a filter with such an operand used to end in an OverflowError traceback on SQLite
-    if kind == "file":
-        url = f"file://{tmp_path / 'runs'}"
-    elif kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'l.db'}"
-    elif kind == "mongo":
-        url = request.getfixturevalue("mongo_url")
-    else:
-        from tests.stores.conftest import backend_url
-
-        url = backend_url(request, kind, tmp_path)
+    url = STORE_KINDS[kind](request, tmp_path)
     ex = Experiment("bigfilters")
     ex.add_config(n=2 ** 70 + 1, m=-(2 ** 64) - 3, s=2 ** 53 + 1)
     ex.main(lambda: 1)

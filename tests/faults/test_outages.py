@@ -600,3 +600,21 @@ def test_a_call_that_never_returns_does_not_hold_the_run(tmp_path, monkeypatch, 
     doc = store.inner.get(run._id)
     assert doc["status"] == "COMPLETED" and doc["result"] == 4
     assert store.inner.history(run._id)["x"]["steps"] == [0, 1]  # once each
+
+
+def test_the_pools_outage_tracebacks_stay_out_of_the_runs_output(tmp_path):
+    # a failed rollback during an outage is logged by SQLAlchemy's pool with a traceback;
+    # without configured logging Python printed it to stderr, into the run's captured output
+    script = (
+        "import logging, sys\n"
+        "from labbook.stores.sql.store import SqlStore\n"
+        f"SqlStore('sqlite:///{tmp_path / 'x.db'}').check()\n"
+        "pool = logging.getLogger('sqlalchemy.pool.impl.QueuePool')\n"
+        "pool.error('Exception during reset or similar')\n"
+        "logging.basicConfig(stream=sys.stdout)\n"
+        "pool.error('seen by the program\\'s own handler')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "seen by the program's own handler" in proc.stdout

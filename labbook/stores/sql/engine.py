@@ -11,6 +11,7 @@ opened, with the password hidden.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 import weakref
@@ -75,9 +76,17 @@ def is_memory_sqlite(url: sa.engine.URL) -> bool:
         not url.database or url.database == ":memory:" or "mode=memory" in url.database)
 
 
+_NULL_HANDLER = logging.NullHandler()
+
+
 # -- engines -------------------------------------------------------------------------------------
 def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.Engine:
     """The engine of the store at ``url`` (``redacted``: the store URL for messages)."""
+    # During an outage the pool logs each failed rollback of a returned connection with its
+    # traceback. With no logging configured, Python prints that to stderr, which a run
+    # captures into its output. The outage itself is reported by durable delivery, so the
+    # pool's records go only to handlers the program configured (they still propagate).
+    logging.getLogger("sqlalchemy.pool").addHandler(_NULL_HANDLER)
     dialect = url.get_backend_name()
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": serialize.dumps_strict,
                               "json_deserializer": serialize.loads_strict}

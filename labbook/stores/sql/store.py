@@ -80,10 +80,9 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
         self._engine.dispose()
 
     def release(self) -> None:
-        # SQLite only: its last connection closing writes the log back into the database file;
-        # a server's connections need nothing (they close with the process)
-        if self._engine.dialect.name != "sqlite":
-            return
+        # SQLite's last connection closing writes the log back into the database file; a
+        # server's idle connections are closed so that many stores in one process do not
+        # exhaust its connection limit
         with self._lock:  # not while another thread holds a connection of the pool
             self._engine.dispose()
 

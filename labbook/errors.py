@@ -521,3 +521,20 @@ class ConfigScopeArgumentError(_PlainMessage, ConfigError, KeyError):
 
 
 __all__ += ["ConfigScopeArgumentError"]
+
+
+# --- remote file stores (s3://, gs://, memory://) ----------------------------------------------
+
+class RemoteStoreError(StoreError):
+    """A remote file store (``s3://``, ``gs://``) failed: its server cannot be reached, access
+    is refused, the bucket is missing. Deliberately no OSError, so that an outage is never
+    taken for one unreadable file; the message names the store (secrets hidden) and the
+    cause in one line."""
+
+    def __init__(self, message: str, url: str = "", reason: str = ""):
+        self.url = url
+        self.reason = reason or message
+        super().__init__(message)
+
+
+__all__ += ["RemoteStoreError"]

@@ -1,7 +1,9 @@
 """Stores: one back-end per URL scheme, opened with :func:`open_store`.
 
 ``file://DIR`` (or a plain directory path), ``sqlite:///file.db``, ``postgresql://...``,
-``mysql://...`` / ``mariadb://...``, ``mongodb://.../db``. Third-party back-ends register a
+``mysql://...`` / ``mariadb://...``, ``mongodb://.../db``, and file stores on object storage
+``s3://bucket/prefix``, ``gs://bucket/prefix`` (``gcs://``) and ``memory://name`` (fsspec,
+:mod:`labbook.stores.remote`). Third-party back-ends register a
 ``Store`` subclass in the ``labbook.stores`` entry-point group under their scheme.
 """
 from __future__ import annotations
@@ -30,6 +32,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "mysql": ("labbook.stores.sql", "SqlStore"),
     "mariadb": ("labbook.stores.sql", "SqlStore"),
     "mongodb": ("labbook.stores.mongo", "MongoStore"),
+    "s3": ("labbook.stores.remote", "RemoteFileStore"),
+    "gs": ("labbook.stores.remote", "RemoteFileStore"),
+    "gcs": ("labbook.stores.remote", "RemoteFileStore"),
+    "memory": ("labbook.stores.remote", "RemoteFileStore"),
 }
 
 
@@ -107,7 +113,8 @@ def check_url(url: str, writing: bool = True) -> None:
     if not isinstance(url, str) or not url.strip():
         raise StoreURLError(f"No store URL given ({url!r}). Write a directory, file://DIR, "
                             "sqlite:///file.db, postgresql://user@host/db, "
-                            "mysql://user@host/db or mongodb://host/db.")
+                            "mysql://user@host/db, mongodb://host/db or "
+                            "s3://bucket/prefix.")
     shown = redact_url(url)
     match = _SCHEME_WITHOUT_SLASHES.fullmatch(url)
     if match and "://" not in url:
@@ -129,6 +136,11 @@ def check_url(url: str, writing: bool = True) -> None:
         raise StoreURLError("'file://' names no directory (it would write into the current "
                             "one): write file://DIR, file:///absolute/dir or just the "
                             "directory, e.g. file://runs.")
+    if scheme in ("s3", "gs", "gcs", "memory"):
+        from labbook.stores.remote import parse_remote_url
+
+        parse_remote_url(url)  # no bucket, an invalid bucket name, an unknown option
+        return
     if scheme == "sqlite":
         path = rest.partition("?")[0]
         if path.strip("/") in ("", ":memory:") or "mode=memory" in rest:

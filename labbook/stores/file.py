@@ -16,12 +16,15 @@ Ids are allocated with ``os.mkdir`` (atomic): the next free integer wins, a coll
 to the next one. JSON files are replaced atomically (temp file + ``os.replace``). Metrics are
 appended at every beat; ``metrics.json`` is assembled once at the end, so the total cost is
 linear in the number of points.
+
+All I/O goes through ``self.fs`` (:mod:`labbook.stores.filesystem`): ``os`` for a local
+directory, an fsspec filesystem for the remote stores of :mod:`labbook.stores.remote`
+(``s3://``, ``gs://``, ``memory://``), which keep the same layout.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from typing import Any, BinaryIO, Iterable, Iterator
 
@@ -29,8 +32,9 @@ from labbook import clock, serialize
 from labbook.errors import (ArtifactNameError, CorruptRunWarning, InvalidRunIdError,
                             NoStoreError, RunExistsError, RunNotFoundError,
                             StoreUnusableError)
-from labbook.fileio import atomic_open, copy_atomic, file_md5
+from labbook.fileio import file_md5
 from labbook.stores import file_series
+from labbook.stores.filesystem import LOCAL
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
 
@@ -73,11 +77,12 @@ def _relative_resource(entry: Any) -> Any:
     return entry
 
 
-def write_json_atomic(path: str, data: Any, long_lists: bool = False) -> None:
+def write_json_atomic(path: str, data: Any, long_lists: bool = False, fs: Any = LOCAL) -> None:
     """Write ``data`` as Sacred writes its JSON files (sorted keys, indent 2, non-ASCII as
-    ``\\u`` escapes), to a temporary file renamed into place. ``long_lists``: the data holds
-    long lists (metrics.json): their items go through the C encoder, in pieces."""
-    with atomic_open(path) as fh:
+    ``\\u`` escapes), to a temporary file renamed into place (on ``fs``: one object written
+    whole). ``long_lists``: the data holds long lists (metrics.json): their items go through
+    the C encoder, in pieces."""
+    with fs.replace_text(path) as fh:
         if long_lists:
             for piece in serialize.iter_pretty(data):
                 fh.write(piece)
@@ -92,20 +97,29 @@ class FileStore(Store):
     #: artifact names may not take, is the same set; a test keeps them equal)
     RUN_FILES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
                            "metrics.jsonl"})
+    #: where the files live (:mod:`labbook.stores.filesystem`); remote stores set their own
+    fs: Any = LOCAL
 
     def __init__(self, basedir: str | os.PathLike, index: bool | None = None,
                  resource_dir: str | os.PathLike | None = None,
                  source_dir: str | os.PathLike | None = None,
                  copy_artifacts: bool = True, copy_sources: bool = True):
-        self.basedir = os.path.abspath(os.fspath(basedir))
-        self.local_dir = self.basedir
-        self.url = "file://" + self.basedir
+        if self.fs.remote:  # a remote store (labbook.stores.remote) set fs, basedir and url
+            self.local_dir = None
+            self.resource_dir = self.fs.join(self.basedir, os.fspath(resource_dir)) \
+                if resource_dir else self.fs.join(self.basedir, "_resources")
+            self.source_dir = self.fs.join(self.basedir, os.fspath(source_dir)) \
+                if source_dir else self.fs.join(self.basedir, "_sources")
+        else:
+            self.basedir = os.path.abspath(os.fspath(basedir))
+            self.local_dir = self.basedir
+            self.url = "file://" + self.basedir
+            # Sacred's options: where stored copies go, and whether to copy at all
+            self.resource_dir = os.path.abspath(os.fspath(resource_dir)) if resource_dir \
+                else os.path.join(self.basedir, "_resources")
+            self.source_dir = os.path.abspath(os.fspath(source_dir)) if source_dir \
+                else os.path.join(self.basedir, "_sources")
         self._checked = False  # check() has found the directory writable
-        # Sacred's options: where stored copies go, and whether to copy at all
-        self.resource_dir = os.path.abspath(os.fspath(resource_dir)) if resource_dir \
-            else os.path.join(self.basedir, "_resources")
-        self.source_dir = os.path.abspath(os.fspath(source_dir)) if source_dir \
-            else os.path.join(self.basedir, "_sources")
         self.copy_artifacts = copy_artifacts
         self.copy_sources = copy_sources
         self._runs: dict[str, dict] = {}
@@ -113,7 +127,7 @@ class FileStore(Store):
         if index is None:  # LABBOOK_FILE_INDEX=0 turns the index off (see file_index.py)
             index = os.environ.get("LABBOOK_FILE_INDEX", "1").strip().lower() not in (
                 "0", "false", "no", "off")
-        self.use_index = index
+        self.use_index = bool(index) and not self.fs.remote  # the index is local-only
         self._index: Any = None
 
     @property
@@ -136,8 +150,8 @@ class FileStore(Store):
     def open_existing(cls, url: str) -> FileStore:
         """The store at ``url`` for reading: a missing directory is an error, never made."""
         store = cls.from_url(url)
-        if not os.path.isdir(store.basedir):
-            what = "is not a directory" if os.path.exists(store.basedir) else "does not exist"
+        if not store.fs.isdir(store.basedir):
+            what = "is not a directory" if store.fs.exists(store.basedir) else "does not exist"
             raise NoStoreError(f"No store at {url} (the directory {store.basedir} {what}).",
                                url)
         return store
@@ -149,11 +163,7 @@ class FileStore(Store):
         if self._checked:
             return
         try:
-            os.makedirs(self.basedir, exist_ok=True)
-            probe = os.path.join(self.basedir, f".labbook-write-check-{os.getpid()}")
-            with open(probe, "w", encoding="utf-8"):
-                pass
-            os.remove(probe)
+            self.fs.probe(self.basedir)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise StoreUnusableError(
@@ -170,17 +180,17 @@ class FileStore(Store):
                 or (os.altsep and os.altsep in name):
             raise InvalidRunIdError(f"{name!r} is not a run id of the file store {self.basedir}:"
                                     " an id names one directory inside the store.")
-        return os.path.join(self.basedir, name)
+        return self.fs.join(self.basedir, name)
 
     def _inside(self, path: str, within: str) -> bool:
         """Whether ``path``, links resolved, lies inside the directory ``within``."""
-        real, base = os.path.realpath(path), os.path.realpath(within)
+        real, base = self.fs.realpath(path), self.fs.realpath(within)
         return real != base and os.path.commonpath([real, base]) == base
 
     def _links_out(self, run_id: Any) -> bool:
         """Whether the run's directory is a link to a place outside the store (never read)."""
         directory = self._dir(run_id)
-        return os.path.islink(directory) and not self._inside(directory, self.basedir)
+        return self.fs.islink(directory) and not self._inside(directory, self.basedir)
 
     def _read_dir(self, run_id: Any) -> str:
         """The run's directory for reading its files; one linking out of the store is an
@@ -198,7 +208,7 @@ class FileStore(Store):
         if not isinstance(name, str) or not name or "\0" in name:
             raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
                                     " that is no file name; refused.")
-        path = os.path.normpath(os.path.join(directory, name))
+        path = self.fs.normpath(self.fs.join(directory, name))
         if os.path.isabs(name) or not self._inside(path, directory):
             raise ArtifactNameError(f"Run {run_id} in {self.basedir} names an artifact {name!r}"
                                     " that points outside its directory; refused.")
@@ -206,7 +216,7 @@ class FileStore(Store):
 
     # -- write side ----------------------------------------------------------------------------
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
-        os.makedirs(self.basedir, exist_ok=True)
+        self.fs.makedirs(self.basedir)
         if run_id is None:
             run_id = self._allocate_id()
         else:
@@ -225,12 +235,12 @@ class FileStore(Store):
                                     "run's directory (no slashes, no leading '_' or '.').")
         directory = self._dir(run_id)
         try:
-            os.mkdir(directory)
+            self.fs.mkdir_exclusive(directory)
             return
         except FileExistsError:
             pass
         try:
-            existing = self._read_json(os.path.join(directory, "run.json"))
+            existing = self._read_json(self.fs.join(directory, "run.json"))
         except ValueError:
             existing = None
         existing = existing if isinstance(existing, dict) else {}
@@ -239,20 +249,19 @@ class FileStore(Store):
                 f"A run with id {name} already exists in {self.basedir}. Choose another id, or "
                 "leave the id out to get the next free one.")
         # what the old run wrote must not mix with the new one: metrics, output, artifacts
-        doomed = os.path.join(self.basedir, f".replaced-{name}-{os.getpid()}")
-        os.replace(directory, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
-        os.mkdir(directory)
+        self.fs.remove_tree(directory,
+                            self.fs.join(self.basedir, f".replaced-{name}-{os.getpid()}"))
+        self.fs.mkdir_exclusive(directory)
         self._runs.pop(name, None)
         for key in [k for k in self._written if k[0] == name]:
             del self._written[key]
 
     def _allocate_id(self) -> int:
-        existing = [int(n) for n in os.listdir(self.basedir) if n.isdigit()]
+        existing = [int(n) for n in self.fs.listdir(self.basedir) if n.isdigit()]
         candidate = max(existing, default=0) + 1
         while True:
             try:
-                os.mkdir(self._dir(candidate))
+                self.fs.mkdir_exclusive(self._dir(candidate))
                 return candidate
             except FileExistsError:
                 candidate += 1
@@ -267,10 +276,11 @@ class FileStore(Store):
     def _write_all(self, run_id: Any) -> None:
         doc = self._doc(run_id)
         directory = self._dir(run_id)
-        write_json_atomic(os.path.join(directory, "config.json"), doc.get("config", {}))
+        write_json_atomic(self.fs.join(directory, "config.json"), doc.get("config", {}),
+                          fs=self.fs)
         self._write_run_json(run_id)
         if doc.get("info"):
-            write_json_atomic(os.path.join(directory, "info.json"), doc["info"])
+            write_json_atomic(self.fs.join(directory, "info.json"), doc["info"], fs=self.fs)
         if doc.get("captured_out") or doc.get("status") == "RUNNING":
             # as Sacred's: a started run has its cout.txt from the start, empty until output
             self._write_cout(run_id, doc.get("captured_out") or "")
@@ -278,17 +288,18 @@ class FileStore(Store):
     def _write_run_json(self, run_id: Any) -> None:
         doc = self._doc(run_id)
         data = {k: v for k, v in doc.items() if k not in _RUN_JSON_EXCLUDE}
-        write_json_atomic(os.path.join(self._dir(run_id), "run.json"), data)
+        write_json_atomic(self.fs.join(self._dir(run_id), "run.json"), data, fs=self.fs)
 
     def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
-        # os.mkdir of DIR/<id>/.claimed is the atomic step: one process wins each run
+        # os.mkdir of DIR/<id>/.claimed is the atomic step: one process wins each run (on
+        # an object store: the exclusive create of its marker object)
         flt: dict = {"status": "QUEUED"}
         if experiment is not None:
             flt["experiment.name"] = experiment
         for doc in sorted(self.find(flt), key=claim_order):
             run_id = doc["_id"]
             try:
-                os.mkdir(os.path.join(self._dir(run_id), ".claimed"))
+                self.fs.mkdir_exclusive(self.fs.join(self._dir(run_id), ".claimed"))
             except FileExistsError:
                 continue  # another worker was quicker
             except FileNotFoundError:
@@ -305,21 +316,24 @@ class FileStore(Store):
         doc.update(fields)
         directory = self._dir(run_id)
         if "config" in fields:
-            write_json_atomic(os.path.join(directory, "config.json"), fields["config"])
+            write_json_atomic(self.fs.join(directory, "config.json"), fields["config"],
+                              fs=self.fs)
         if "info" in fields and (fields["info"] or self._written.get((str(run_id), "info"))):
             if fields["info"] != self._written.get((str(run_id), "info")):
-                write_json_atomic(os.path.join(directory, "info.json"), fields["info"] or {})
+                write_json_atomic(self.fs.join(directory, "info.json"), fields["info"] or {},
+                                  fs=self.fs)
                 self._written[(str(run_id), "info")] = fields["info"]
         if "captured_out" in fields:
             self._write_cout(run_id, fields["captured_out"] or "")
         elif fields.get("status") == "RUNNING" and \
-                not os.path.exists(os.path.join(directory, "cout.txt")):
+                not self.fs.exists(self.fs.join(directory, "cout.txt")):
             self._write_cout(run_id, doc.get("captured_out") or "")  # a queued run started
         if set(fields) - {"config", "info", "captured_out"}:
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):
             history = self._write_metrics_json(run_id)
-            if history and max(len(s["values"]) for s in history.values()) >= \
+            if history and not self.fs.remote and \
+                    max(len(s["values"]) for s in history.values()) >= \
                     file_series.WRITER_MIN_POINTS:
                 file_series.write(self._dir(run_id), history, file_series.WRITER_MIN_POINTS)
             if self.use_index:  # the run ended: one index line, so readers need not parse it
@@ -331,9 +345,7 @@ class FileStore(Store):
         key = (str(run_id), "cout")
         if self._written.get(key) == text:
             return
-        path = os.path.join(self._dir(run_id), "cout.txt")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        self.fs.write_text(self.fs.join(self._dir(run_id), "cout.txt"), text)
         self._written[key] = text
 
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
@@ -342,27 +354,23 @@ class FileStore(Store):
         line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
                                   "timestamps": clock.to_iso(s["timestamps"])}
                            for name, s in metrics_by_name.items()}, allow_nan=True)
-        with open(os.path.join(self._dir(run_id), "metrics.jsonl"), "a",
-                  encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        self.fs.append_text(self.fs.join(self._dir(run_id), "metrics.jsonl"), line + "\n")
 
     def _write_metrics_json(self, run_id: Any) -> dict | None:
         """Assemble metrics.json from metrics.jsonl; the raw history, None without points."""
-        if not os.path.exists(os.path.join(self._dir(run_id), "metrics.jsonl")):
+        if not self.fs.exists(self.fs.join(self._dir(run_id), "metrics.jsonl")):
             return None
         history = self.history(run_id, raw=True)
         out = {name: {"steps": s["steps"], "timestamps": s["timestamps"], "values": s["values"]}
                for name, s in history.items()}
-        write_json_atomic(os.path.join(self._dir(run_id), "metrics.json"), out,
-                          long_lists=True)
+        write_json_atomic(self.fs.join(self._dir(run_id), "metrics.json"), out,
+                          long_lists=True, fs=self.fs)
         return history
 
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
         if self.copy_artifacts:  # Sacred's copy_artifacts=False records the name only
-            target = os.path.join(self._dir(run_id), name)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copyfile(filename, target)
+            self.fs.copy_in(filename, self.fs.join(self._dir(run_id), name))
         doc = self._doc(run_id)
         artifacts = doc.setdefault("artifacts", [])
         if name not in artifacts:
@@ -375,10 +383,9 @@ class FileStore(Store):
         md5 = file_md5(filename)
         base = os.path.basename(relname or filename)
         stem, ext = os.path.splitext(base)
-        target = os.path.join(directory, f"{stem}_{md5}{ext}")
-        if not os.path.exists(target):
-            os.makedirs(directory, exist_ok=True)
-            copy_atomic(filename, target)
+        target = self.fs.join(directory, f"{stem}_{md5}{ext}")
+        if not self.fs.exists(target):
+            self.fs.copy_in(filename, target, atomic=True)
         return target
 
     def put_resource(self, run_id: Any, filename: str) -> None:
@@ -395,7 +402,7 @@ class FileStore(Store):
         info = dict(experiment_info)
         base_dir = info.get("base_dir") or ""
         sources = []
-        os.makedirs(self.basedir, exist_ok=True)
+        self.fs.makedirs(self.basedir)
         for relname, _md5sum in info.get("sources", []):
             path = os.path.join(base_dir, relname)
             if os.path.isfile(path):
@@ -403,15 +410,17 @@ class FileStore(Store):
                 # record points at the file where it is
                 stored = self._store_blob(self.source_dir, path, relname) \
                     if self.copy_sources else os.path.abspath(path)
-                sources.append([relname, os.path.relpath(stored, self.basedir)])
+                # (a local file named by a remote store's run: its absolute path)
+                sources.append([relname, stored if self.fs.remote and not self.copy_sources
+                                else os.path.relpath(stored, self.basedir)])
         info["sources"] = sources
         return info
 
     # -- read side -----------------------------------------------------------------------------
     def _read_json(self, path: str, default: Any = None) -> Any:
         try:
-            with open(path, encoding="utf-8") as fh:
-                return json.load(fh)
+            with self.fs.open_read(path) as fh:
+                return json.loads(fh.read().decode("utf-8"))
         except FileNotFoundError:
             return default
 
@@ -430,7 +439,7 @@ class FileStore(Store):
         """The JSON object of the run's file ``name``; ``default`` when the file is absent, or
         cannot be read (then the reason is added to ``problems``)."""
         try:
-            value = self._read_json(os.path.join(self._dir(run_id), name), default)
+            value = self._read_json(self.fs.join(self._dir(run_id), name), default)
         except ValueError as exc:
             problems.append(self._problem(run_id, f"{name} {_json_problem(exc)}"))
             return default
@@ -445,9 +454,9 @@ class FileStore(Store):
         return value
 
     def _read_cout(self, run_id: Any, problems: list[str] | None = None) -> str:
-        path = os.path.join(self._dir(run_id), "cout.txt")
+        path = self.fs.join(self._dir(run_id), "cout.txt")
         try:
-            with open(path, "rb") as fh:
+            with self.fs.open_read(path) as fh:
                 data = fh.read()
         except FileNotFoundError:
             return ""
@@ -477,7 +486,7 @@ class FileStore(Store):
         """:meth:`get` without the warnings: ``(document or None, problems)``."""
         problems: list[str] = []
         directory = self._dir(run_id)
-        if os.path.islink(directory) and not self._inside(directory, self.basedir):
+        if self.fs.islink(directory) and not self._inside(directory, self.basedir):
             problems.append(self._problem(run_id, f"the run's directory is a link to "
                                                   f"{os.path.realpath(directory)}, outside the "
                                                   "store; not read"))
@@ -512,9 +521,11 @@ class FileStore(Store):
         return run, problems
 
     def run_ids(self) -> list:
-        if not os.path.isdir(self.basedir):
+        try:
+            names = self.fs.listdir(self.basedir)
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted((int(n) for n in os.listdir(self.basedir) if n.isdigit()))
+        return sorted((int(n) for n in names if n.isdigit()))
 
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None, *, exclude: Iterable[str] = (),
@@ -605,8 +616,8 @@ class FileStore(Store):
         problems: list[str] = []
         if self._links_out(run_id):  # reported by read_run; nothing of it is read
             return out, problems
-        path = os.path.join(self._dir(run_id), "metrics.jsonl")
-        if not os.path.exists(path):
+        path = self.fs.join(self._dir(run_id), "metrics.jsonl")
+        if not self.fs.exists(path):
             legacy = self._read_object(run_id, "metrics.json", problems, {})
             for name, series in legacy.items():
                 if wanted is None or name in wanted:
@@ -641,7 +652,7 @@ class FileStore(Store):
         """``(name, series)`` of each readable line of ``metrics.jsonl``; each line that is
         not (a truncated or damaged line) is added to ``problems``, its points left out."""
         try:
-            fh = open(path, "rb")
+            fh = self.fs.open_read(path)
         except OSError as exc:
             problems.append(self._problem(run_id, f"metrics.jsonl cannot be read "
                                                   f"({exc.strerror or exc})"))
@@ -667,8 +678,8 @@ class FileStore(Store):
     def iter_series(self, run_id: Any, name: str, page_size: int = 1000
                     ) -> Iterator[dict[str, list]]:
         """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
-        path = os.path.join(self._read_dir(run_id), "metrics.jsonl")
-        if not os.path.exists(path):
+        path = self.fs.join(self._read_dir(run_id), "metrics.jsonl")
+        if not self.fs.exists(path):
             yield from super().iter_series(run_id, name, page_size)
             return
         page: dict[str, list] = {"steps": [], "values": [], "timestamps": []}
@@ -699,6 +710,8 @@ class FileStore(Store):
         of 10^6 points without parsing 10^6 JSON points."""
         if samples is None:
             return self.history(run_id, names)
+        if self.fs.remote:  # no binary copy on an object store: sampled from the JSON
+            return super().history_sampled(run_id, names, samples)
         wanted = None if names is None else list(names)
         directory = self._read_dir(run_id)
         found = file_series.read_sampled(directory, wanted,
@@ -720,28 +733,27 @@ class FileStore(Store):
 
     def _ended(self, run_id: Any) -> bool:
         try:
-            doc = self._read_json(os.path.join(self._dir(run_id), "run.json"))
+            doc = self._read_json(self.fs.join(self._dir(run_id), "run.json"))
         except (ValueError, OSError):
             return False
         status = doc.get("status") if isinstance(doc, dict) else None
         return status not in (None, "RUNNING", "QUEUED")
 
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:
-        return open(self.artifact_path(run_id, name), "rb")
+        return self.fs.open_stream(self.artifact_path(run_id, name))
 
     def delete_run(self, run_id: Any) -> None:
         """Remove the run's directory; ``_sources`` and ``_resources`` are shared, so they stay."""
         try:  # an id like "../x" must not reach outside the store
-            directory = os.path.normpath(self._dir(run_id))
+            directory = self.fs.normpath(self._dir(run_id))
         except InvalidRunIdError:
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.") from None
-        inside = os.path.dirname(directory) == self.basedir
-        if not inside or not os.path.isfile(os.path.join(directory, "run.json")):
+        inside = self.fs.dirname(directory) == self.basedir
+        if not inside or not self.fs.isfile(self.fs.join(directory, "run.json")):
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.basedir}.")
         # rename first, so a reader never sees a half-deleted run
-        doomed = os.path.join(self.basedir, f".deleted-{run_id}-{os.getpid()}")
-        os.replace(directory, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        self.fs.remove_tree(directory,
+                            self.fs.join(self.basedir, f".deleted-{run_id}-{os.getpid()}"))
         self._runs.pop(str(run_id), None)
         for key in [k for k in self._written if k[0] == str(run_id)]:
             del self._written[key]

@@ -9,7 +9,8 @@ from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "DurableObserver", "FileStorageObserver",
            "StoreObserver", "MongoObserver", "SqlObserver", "QueueObserver",
-           "QueuedMongoObserver", "create", "observers_from_options"]
+           "QueuedMongoObserver", "S3Observer", "GoogleCloudStorageObserver", "create",
+           "observers_from_options"]
 
 __getattr__ = lazy_names(globals(), {
     "QueuedObserver": "labbook.observers.queued",
@@ -20,13 +21,16 @@ __getattr__ = lazy_names(globals(), {
     "SqlObserver": "labbook.observers.sql",
     "QueueObserver": "labbook.observers.queue",
     "QueuedMongoObserver": "labbook.observers.queue",
+    "S3Observer": "labbook.observers.remote",
+    "GoogleCloudStorageObserver": "labbook.observers.remote",
 })
 
 
 def create(url: str, priority: int | None = None) -> RunObserver:
     """The observer that records into the store at ``url``, chosen by its scheme:
     ``file://DIR`` or a directory, ``sqlite:///x.db``, ``postgresql://...``, ``mysql://...``,
-    ``mongodb://host/db``. ``--store URL`` on the command line does the same.
+    ``mongodb://host/db``, ``s3://bucket/prefix``, ``gs://bucket/prefix``. ``--store URL``
+    on the command line does the same.
 
     >>> ex.observers.append(create("sqlite:///labbook.db"))  # doctest: +SKIP
     """

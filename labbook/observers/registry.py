@@ -49,7 +49,7 @@ STORE_FLAGS: tuple[StoreFlag, ...] = (
     StoreFlag("-m", "--mongo_db", "DB", "Store the run in MongoDB: [host:port:]db or a "
               "mongodb:// URL.", "labbook.observers.mongo:MongoObserver.from_db_arg"),
     StoreFlag(None, "--store", "URL", "Store the run in the store at this URL (file://, "
-              "sqlite:///, postgresql://, mysql://, mongodb://).",
+              "sqlite:///, postgresql://, mysql://, mongodb://, s3://, gs://).",
               "labbook.observers.registry:observer_for_url"),
 )
 

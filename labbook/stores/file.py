@@ -106,10 +106,10 @@ class FileStore(Store):
                  copy_artifacts: bool = True, copy_sources: bool = True):
         if self.fs.remote:  # a remote store (labbook.stores.remote) set fs, basedir and url
             self.local_dir = None
-            self.resource_dir = self.fs.join(self.basedir, os.fspath(resource_dir)) \
-                if resource_dir else self.fs.join(self.basedir, "_resources")
-            self.source_dir = self.fs.join(self.basedir, os.fspath(source_dir)) \
-                if source_dir else self.fs.join(self.basedir, "_sources")
+            self.resource_dir = os.fspath(resource_dir) if resource_dir \
+                else self.fs.join(self.basedir, "_resources")
+            self.source_dir = os.fspath(source_dir) if source_dir \
+                else self.fs.join(self.basedir, "_sources")
         else:
             self.basedir = os.path.abspath(os.fspath(basedir))
             self.local_dir = self.basedir

@@ -161,7 +161,10 @@ class RemoteFS:
         return False  # object stores have no links
 
     def listdir(self, path: str) -> list[str]:
-        entries = self._call("list", "ls", path, detail=False)
+        try:
+            entries = self._call("list", "ls", path, detail=False)
+        except FileNotFoundError:
+            return []  # a prefix holding nothing: an empty directory of an object store
         base = path.rstrip("/")
         return [posixpath.basename(str(e).rstrip("/")) for e in entries
                 if str(e).rstrip("/") != base]

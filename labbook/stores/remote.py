@@ -27,12 +27,14 @@ and no message shows a secret (:func:`labbook.stores.redact_url`).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
-from labbook.errors import (LabbookError, MissingExtraError, NoStoreError, RemoteStoreError,
-                            StoreUnusableError, StoreURLError)
+from labbook.errors import (ArtifactNameError, LabbookError, MissingExtraError, NoStoreError,
+                            RemoteStoreError, StoredFileNotFoundError, StoreUnusableError,
+                            StoreURLError)
 from labbook.stores.file import FileStore
 from labbook.stores.filesystem import RemoteFS
 
@@ -130,6 +132,11 @@ def _filesystem(scheme: str, options: dict[str, str]) -> Any:
         kwargs["project"] = options["project"]
     if options.get("region"):
         kwargs["client_kwargs"] = {"region_name": options["region"]}
+    if protocol == "s3":
+        # a server that does not answer is an outage for durable delivery to retry and
+        # journal, not something to wait for here: few quick attempts per call
+        kwargs["config_kwargs"] = {"connect_timeout": 10, "read_timeout": 60,
+                                   "retries": {"max_attempts": 2, "mode": "standard"}}
     return cls(**kwargs)
 
 
@@ -141,15 +148,33 @@ class RemoteFileStore(FileStore):
     def __init__(self, url: str, resource_dir: str | None = None, source_dir: str | None = None,
                  copy_artifacts: bool = True, copy_sources: bool = True,
                  filesystem: Any = None):
+        """``resource_dir`` / ``source_dir``: keys inside the bucket (as Sacred's S3Observer
+        takes them), default ``<prefix>/_resources`` and ``<prefix>/_sources``."""
         self.scheme, path, self.options = parse_remote_url(url)
         fs = filesystem if filesystem is not None else _filesystem(self.scheme, self.options)
         self.fs = RemoteFS(fs, failure=self.failure)
-        self.basedir = fs._strip_protocol(path).rstrip("/") or "/"
         self.bucket = urlsplit(url).netloc
+        #: the bucket's root as the filesystem names paths (``bucket``, ``/name`` in memory)
+        self.root = fs._strip_protocol(f"{self.scheme}://{self.bucket}").rstrip("/")
+        self.basedir = fs._strip_protocol(path).rstrip("/") or "/"
         self.url = url
-        super().__init__(self.basedir, index=False, resource_dir=resource_dir,
-                         source_dir=source_dir, copy_artifacts=copy_artifacts,
-                         copy_sources=copy_sources)
+        keys = [self.fs.join(self.root, os.fspath(d).strip("/")) if d else None
+                for d in (resource_dir, source_dir)]
+        super().__init__(self.basedir, index=False, resource_dir=keys[0], source_dir=keys[1],
+                         copy_artifacts=copy_artifacts, copy_sources=copy_sources)
+
+    def open_blob(self, stored: Any) -> BinaryIO:
+        """A stored source or resource by the path its run records (relative to the store);
+        one leading out of the bucket is refused."""
+        path = self.fs.normpath(self.fs.join(self.basedir, str(stored)))
+        if not (path + "/").startswith(self.root + "/"):
+            raise ArtifactNameError(f"{stored!r} is recorded outside the bucket of "
+                                    f"{self.shown}; refused.")
+        try:
+            return self.fs.open_stream(path)
+        except FileNotFoundError:
+            raise StoredFileNotFoundError(f"No stored file {stored!r} in {self.shown}.") \
+                from None
 
     @property
     def shown(self) -> str:

@@ -147,7 +147,7 @@ def test_unknown_scheme_is_a_clear_error():
     with pytest.raises(UnknownStoreError) as info:
         open_store("ftp://user:secret@host/x")
     assert "ftp" in str(info.value) and "secret" not in str(info.value)
-    assert "Known schemes: file, mariadb, mongodb" in str(info.value)
+    assert "Known schemes: file, gcs, gs, mariadb, memory, mongodb" in str(info.value)
 
 
 # -- Sacred's FileStorageObserver options --------------------------------------------------------

@@ -56,6 +56,7 @@ CASES = [
     ("metrics_and_artifacts.py", ("with", "epochs=3"), "final loss 0.7290"),
     ("custom_observer.py", (), "[observer] loss: [0.5, 0.25, 0.16666666666666666]"),
     ("analysis.py", (), "runs with accuracy > 0.9: [4, 3]"),
+    ("remote_store.py", (), "best run: 2 lr=0.3 final loss 0.3430, artifact says lr=0.3"),
 ]
 
 

@@ -202,6 +202,33 @@ def test_two_writers_never_share_an_id(remote_url):
     assert [open_store(remote_url).get(i)["config"]["i"] for i in range(1, 6)] == [0, 1, 2, 3, 9]
 
 
+WRITER = """
+import sys
+from labbook.stores import open_store
+store = open_store(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    run_id = store.create_run({"status": "RUNNING", "config": {"writer": sys.argv[2], "i": i}})
+    store.update_run(run_id, {"status": "COMPLETED", "result": [sys.argv[2], i]})
+"""
+
+
+def test_parallel_processes_get_distinct_complete_runs(s3_server):
+    import subprocess
+
+    url = s3_server.url()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, f"w{n}", "4"], env=env,
+                                stderr=subprocess.PIPE, text=True) for n in range(4)]
+    for proc in writers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    store = open_store(url, must_exist=True)
+    assert store.run_ids() == list(range(1, 17))
+    results = sorted(tuple(store.get(i)["result"]) for i in store.run_ids())
+    assert results == sorted((f"w{n}", i) for n in range(4) for i in range(4))
+
+
 def test_a_claim_is_an_exclusive_create(remote_url):
     store = open_store(remote_url)
     path = store.fs.join(store.basedir, "9", ".claimed")

@@ -20,7 +20,7 @@ DEFAULT_GCS_PRIORITY = 20
 
 def _bucket_url(scheme: str, bucket: str, basedir: Any, options: dict[str, Any]) -> str:
     prefix = str(basedir or "").strip("/")
-    query = urlencode({k: v for k, v in options.items() if v})
+    query = urlencode({k: v for k, v in options.items() if v}, safe=":/")
     return f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "") + \
         (f"?{query}" if query else "")
 

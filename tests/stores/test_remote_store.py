@@ -278,6 +278,23 @@ def test_s3_observer_creates_its_bucket_and_records(s3_server):
     assert S3Observer(bucket, "exp/runs") == S3Observer(bucket, "exp/runs/")
 
 
+def test_google_cloud_storage_observer_takes_sacreds_arguments():
+    from labbook.observers import GoogleCloudStorageObserver
+
+    # made without contacting the service: the bucket is first used when a run starts
+    observer = GoogleCloudStorageObserver("lab-results", "exp/runs", source_dir="shared/src",
+                                          endpoint_url="http://127.0.0.1:9")
+    assert observer.priority == 20 and observer.dir is None
+    assert observer.store.url == "gs://lab-results/exp/runs?endpoint_url=http://127.0.0.1:9"
+    assert observer.store.basedir == "lab-results/exp/runs"
+    assert observer.store.source_dir == "lab-results/shared/src"
+    assert observer.resource_dir == "exp/runs/_resources"
+    assert observer.store.resource_dir == "lab-results/exp/runs/_resources"
+    assert observer == GoogleCloudStorageObserver("lab-results", "/exp/runs",
+                                                  endpoint_url="http://127.0.0.1:9")
+    assert open_store("gcs://lab-results/exp?endpoint_url=http://127.0.0.1:9").scheme == "gcs"
+
+
 def test_memory_store_through_create_and_the_generic_observer(memory_url):
     from labbook.observers import create
 

@@ -482,8 +482,9 @@ class FileStore(Store):
         self.warn(problems)
         return run
 
-    def read_run(self, run_id: Any) -> tuple[dict | None, list[str]]:
-        """:meth:`get` without the warnings: ``(document or None, problems)``."""
+    def read_run(self, run_id: Any, output: bool = True) -> tuple[dict | None, list[str]]:
+        """:meth:`get` without the warnings: ``(document or None, problems)``; ``output``
+        False leaves ``captured_out`` out (``cout.txt`` is not read)."""
         problems: list[str] = []
         directory = self._dir(run_id)
         if self.fs.islink(directory) and not self._inside(directory, self.basedir):
@@ -504,7 +505,8 @@ class FileStore(Store):
         run["_id"] = parsed_id
         run["config"] = self._read_object(run_id, "config.json", problems, {})
         run["info"] = self._read_object(run_id, "info.json", problems, {})
-        run["captured_out"] = self._read_cout(run_id, problems)
+        if output:
+            run["captured_out"] = self._read_cout(run_id, problems)
         for key in ("start_time", "stop_time", "heartbeat", "queue_time"):
             if isinstance(run.get(key), str):
                 try:
@@ -546,7 +548,12 @@ class FileStore(Store):
             pairs = [(entries[name]["doc"], entries[name]["last"])
                      for name in sorted(entries, key=int)]
         else:
-            docs = [r for r in (self.get(i) for i in self.run_ids()) if r is not None]
+            docs = []
+            for run_id in self.run_ids():  # the output only where it is wanted
+                doc, problems = self.read_run(run_id, output=not skip_output)
+                self.warn(problems)
+                if doc is not None:
+                    docs.append(doc)
             # summaries read from the metric files only where the filter or order needs them
             lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
             pairs = [(d, lasts.get(d["_id"])) for d in docs]

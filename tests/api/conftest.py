@@ -39,7 +39,15 @@ def _mongo_url(request, tmp) -> str:
     return request.getfixturevalue("server_databases").new("mongo", request)
 
 
+def _memory_url(request, tmp) -> str:
+    # the file store over fsspec's in-memory filesystem (labbook.stores.remote): the same
+    # layout and read API as "file", through the remote code path; a fresh name per store
+    return f"memory://labbook-api-{os.getpid()}-{secrets.token_hex(4)}/runs"
+
+
 STORE_KINDS = {"file": _file_url}
+if importlib.util.find_spec("fsspec"):
+    STORE_KINDS["memory"] = _memory_url
 if importlib.util.find_spec("sqlalchemy") and os.path.exists(
         os.path.join(os.path.dirname(__file__), "..", "..", "labbook", "stores", "sql")):
     STORE_KINDS["sqlite"] = _sqlite_url

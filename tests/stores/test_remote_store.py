@@ -264,12 +264,17 @@ def test_s3_observer_creates_its_bucket_and_records(s3_server):
     from labbook.observers import S3Observer
 
     bucket = f"labbook-new-{secrets.token_hex(4)}"
-    observer = S3Observer(bucket, "exp/runs", endpoint_url=s3_server.endpoint)
+    observer = S3Observer(bucket, "exp/runs", region="eu-west-1",
+                          endpoint_url=s3_server.endpoint)
     assert observer.priority == 20 and observer.resource_dir == "exp/runs/_resources"
     ex = _experiment(lambda _run: _run.add_artifact(__file__, "code.py"))
     ex.observers.append(observer)
     run = ex.run(options=OPTS)
     assert observer.dir == f"exp/runs/{run._id}"
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint)
+    assert client.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
     api = Api(f"s3://{bucket}/exp/runs?endpoint_url={s3_server.endpoint}")
     (stored,) = api.runs()
     assert stored.status == "COMPLETED" and stored.config["lr"] == 0.1
@@ -406,6 +411,22 @@ def test_labbook_ls_reads_a_remote_store(s3_server, capsys):
     assert main(["ls", "--store", url]) == 0
     out = capsys.readouterr().out
     assert "remote" in out and "COMPLETED" in out
+
+
+def test_an_experiment_script_records_with_store_url_on_its_command_line(s3_server, tmp_path):
+    import subprocess
+
+    url = s3_server.url()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, os.path.join(root, "examples", "store_by_url.py"),
+                           "with", "steps=4", "--store", url],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    assert f"recording into: {url}" in proc.stdout
+    (run,) = Api(url).runs()
+    assert run.config["steps"] == 4 and run.result == 4
+    assert [row["value"] for row in run.history(pandas=False)] == [0, 10, 20, 30]
 
 
 def test_missing_packages_name_the_extra(monkeypatch):

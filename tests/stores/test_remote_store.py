@@ -23,8 +23,6 @@ from labbook.errors import (MissingExtraError, NoStoreError, RemoteStoreError, R
 from labbook.stores import open_store
 from tests.api.conftest import OPTS, record_standard_runs
 
-pytest.importorskip("fsspec", reason="remote stores need fsspec (pip install 'labbook[remote]')")
-
 SECRET = "test-secret-" + secrets.token_hex(4)
 
 
@@ -39,6 +37,16 @@ def _no_server(reason: str) -> None:
     if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+try:
+    import fsspec  # noqa: F401
+except ImportError:
+    _REASON = "remote stores need fsspec: pip install -e '.[test]'"
+    print(f"\n[labbook tests] {_REASON}", file=sys.stderr)
+    if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):
+        raise
+    pytest.skip(_REASON, allow_module_level=True)
 
 
 class S3Server:

@@ -357,6 +357,13 @@ def test_an_unreachable_endpoint_is_one_line_without_secrets(aws_environment):
     assert SECRET not in message and ran == []
     with pytest.raises(RemoteStoreError, match="Cannot read the store s3://labbook-away"):
         Api(url)
+    # a password in the endpoint's URL is masked wherever the store's URL is shown
+    store = open_store(f"s3://labbook-away/runs?endpoint_url=http://minio:{SECRET}@127.0.0.1:"
+                       f"{_free_port()}")
+    assert store.shown.startswith("s3://labbook-away/runs?endpoint_url=http://minio:****@")
+    with pytest.raises(StoreURLError) as info:
+        open_store(f"s3://labbook-away/runs?endpoint_url=http://minio:{SECRET}@host&colour=red")
+    assert SECRET not in str(info.value) and "minio:****@" in str(info.value)
 
 
 def _delivery_settled(limit: float = 120.0) -> None:

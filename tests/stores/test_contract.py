@@ -1,4 +1,5 @@
-"""The store contract: one suite, every store (file, SQLite, PostgreSQL, MariaDB/MySQL, MongoDB).
+"""The store contract: one suite, every store (file, SQLite, PostgreSQL, MariaDB/MySQL, MongoDB,
+and the file store over fsspec on ``memory://``, except where other processes must reach it).
 
 Runs go through the public Experiment API with ``--store URL``; what they recorded is then read
 back through the store's read side (get, find, history, history_sampled, history_many,
@@ -36,7 +37,9 @@ THIS_FILE = os.path.abspath(__file__)
 WORKER = os.path.join(HERE, "contract_worker.py")
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-STORES = ("file", "sqlite", "postgresql", "mysql", "mongo")
+STORES = ("file", "sqlite", "postgresql", "mysql", "mongo", "memory")
+#: stores other processes can reach (``memory://`` lives in one process)
+SHARED_STORES = tuple(k for k in STORES if k != "memory")
 BIG_SIZE = 50 * 1024 * 1024
 POINTS = 100_000
 CHUNKS = 4
@@ -128,6 +131,8 @@ def store_url(request, kind, tmp_path) -> str:
     """An empty store of each kind in turn."""
     if kind == "file":
         return f"file://{tmp_path / 'runs'}"
+    if kind == "memory":  # the file store over fsspec (labbook.stores.remote), in memory
+        return f"memory://labbook-contract-{os.getpid()}-{tmp_path.name}/runs"
     if kind == "mongo":
         return request.getfixturevalue("mongo_url")
     return backend_url(request, kind, tmp_path)
@@ -449,6 +454,7 @@ def test_queued_run_is_stored(kind, store_url, store):
 
 # -- many processes at once --------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind", SHARED_STORES)
 def test_parallel_processes_get_distinct_complete_runs(kind, store_url, tmp_path):
     # the store is opened only afterwards: the 32 processes create its tables or directory
     workdir = tmp_path / "workers"
@@ -594,6 +600,7 @@ print(json.dumps(claimed))
 """
 
 
+@pytest.mark.parametrize("kind", SHARED_STORES)
 def test_workers_claim_each_queued_run_once(kind, store_url, store, tmp_path):
     ex = Experiment("contract_claim")
     ex.add_config(n=0)

@@ -132,6 +132,8 @@ class RemoteFS:
         self._appended: dict[str, bytes] = {}
         #: turns a failure of the service into the error raised (see :meth:`_call`)
         self.failure = failure
+        #: objects fetched ahead by :meth:`prefetch` (None: known to be absent)
+        self._fetched: dict[str, bytes | None] = {}
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``self.fs.<method>(...)``; a missing or existing object stays the OSError it is,
@@ -147,7 +149,35 @@ class RemoteFS:
             raise self.failure(what, exc) from exc
 
     # -- reading ------------------------------------------------------------------------------
+    def prefetch(self, paths: list[str]) -> None:
+        """Fetch many objects in one concurrent batch; until :meth:`forget`, reading them (or
+        asking whether they exist) costs no request. An object that is absent is remembered
+        as absent; any other failure raises, so nothing is taken for missing by mistake."""
+        wanted = [p for p in paths if p not in self._fetched]
+        if not wanted:
+            return
+        got = self._call("read", "cat", wanted, on_error="return")
+        if not isinstance(got, dict):
+            got = {wanted[0]: got}
+        for path in wanted:
+            value = got.get(path)
+            if isinstance(value, bytes):
+                self._fetched[path] = value
+            elif isinstance(value, FileNotFoundError):
+                self._fetched[path] = None
+            elif isinstance(value, BaseException):
+                if isinstance(value, _PASSED) or self.failure is None:
+                    raise value
+                raise self.failure("read", value) from value
+            # a path the filesystem answered under another name: read it as usual
+
+    def forget(self) -> None:
+        """Drop what :meth:`prefetch` fetched (it may be stale by now)."""
+        self._fetched.clear()
+
     def exists(self, path: str) -> bool:
+        if path in self._fetched:
+            return self._fetched[path] is not None
         return bool(self._call("read", "exists", path))
 
     def isdir(self, path: str) -> bool:
@@ -171,6 +201,11 @@ class RemoteFS:
 
     def open_read(self, path: str) -> BinaryIO:
         # the whole object in one GET: the store's files are read whole anyway
+        if path in self._fetched:
+            data = self._fetched[path]
+            if data is None:
+                raise FileNotFoundError(path)
+            return io.BytesIO(data)
         return io.BytesIO(self._call("read", "cat_file", path))
 
     def open_stream(self, path: str) -> BinaryIO:

@@ -197,6 +197,43 @@ def test_the_layout_is_the_file_stores(memory_url):
         assert store.open_artifact(run._id, "copy.py").read() == fh.read()
 
 
+def test_listing_many_runs_fetches_their_files_in_batches(memory_url, monkeypatch):
+    import collections
+
+    from labbook.stores.filesystem import RemoteFS
+
+    store = open_store(memory_url)
+    for i in range(30):
+        run_id = store.create_run({"status": "RUNNING", "config": {"i": i}})
+        store.append_metrics(run_id, {"x": {"steps": [0], "values": [i], "timestamps": [None]}})
+        store.update_run(run_id, {"status": "COMPLETED"})
+    calls: collections.Counter = collections.Counter()
+    real = RemoteFS._call
+
+    def counted(self, what, method, *args, **kwargs):
+        calls[method] += 1
+        return real(self, what, method, *args, **kwargs)
+
+    monkeypatch.setattr(RemoteFS, "_call", counted)
+    runs = Api(memory_url).runs(order="_id")
+    assert [run.summary["x"] for run in runs] == list(range(30))
+    # one listing, one batch of documents, one batch of metric files: not a request per file
+    assert calls["cat"] == 2 and calls["cat_file"] == 0 and calls["exists"] <= 1
+
+
+def test_a_failing_batch_read_is_an_error_not_a_missing_file(memory_url, monkeypatch):
+    store = open_store(memory_url)
+    store.create_run({"status": "COMPLETED", "config": {}})
+    reader = open_store(memory_url, must_exist=True)
+
+    def refused(paths, on_error="raise"):
+        return {path: PermissionError("Access Denied") for path in paths}
+
+    monkeypatch.setattr(reader.fs.fs, "cat", refused)
+    with pytest.raises(RemoteStoreError, match="access denied"):
+        reader.find()
+
+
 # -- ids: never one run over another --------------------------------------------------------------
 
 def test_two_writers_never_share_an_id(remote_url):

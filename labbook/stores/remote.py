@@ -16,7 +16,7 @@ reading, queries and read API. What differs:
   written again at each heartbeat from what the writer holds (the cost grows with the run's
   points; ``metrics.json`` is assembled at the end as locally).
 - No index and no binary copy of long series (those are caches on local disk): queries read
-  each run's files.
+  every run's files, fetched in concurrent batches (:meth:`RemoteFS.prefetch`).
 
 URL options (the query string): ``endpoint_url`` (an S3-compatible server, or a GCS emulator),
 ``region``, ``profile`` (a named AWS profile) and ``anon`` (``true``: no credentials); ``gs://``

@@ -3,7 +3,8 @@
 Every store kind in ``STORE_KINDS`` gets the same runs; a new back-end plugs in by adding a
 function ``(request, tmp_path)`` that returns the URL of an empty store: the file store and
 SQLite under the temporary directory, PostgreSQL, MariaDB and MongoDB in a fresh database on
-the test servers (:class:`ServerDatabases`).
+the test servers (:class:`ServerDatabases`), and the file store over fsspec under a fresh
+``memory://`` name.
 """
 from __future__ import annotations
 

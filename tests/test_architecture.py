@@ -162,6 +162,7 @@ ALLOWED_BUILTIN_RAISES = {
     ("stores/file_series.py", "ValueError"),  # "aware time": caught, encoded another way
     ("stores/file_index.py", "OSError"),  # a short write: caught, the index is rebuilt
     ("stores/filesystem.py", "FileExistsError"),  # os.mkdir's protocol: caught, next id
+    ("stores/filesystem.py", "FileNotFoundError"),  # open()'s protocol: caught, file absent
     ("host_info.py", "ValueError"),  # nvidia-smi output: caught, the GPU info is skipped
     ("arg_parser.py", "ValueError"),  # '...' in a value: caught, read as a bare word
     ("stores/sql/migrations/env.py", "RuntimeError"),  # Alembic run by hand on the folder

@@ -249,6 +249,10 @@ class RemoteFS:
 
     def remove_tree(self, directory: str, doomed: str) -> None:
         self._call("delete from", "rm", directory, recursive=True)
+        self.drop_appended(directory)
+
+    def drop_appended(self, directory: str) -> None:
+        """Forget what this process appended under ``directory`` (a run that ended)."""
         for key in [k for k in self._appended if k.startswith(directory.rstrip("/") + "/")]:
             del self._appended[key]
 

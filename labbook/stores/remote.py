@@ -244,6 +244,11 @@ class RemoteFileStore(FileStore):
     def _problem(self, run_id: Any, text: str) -> str:
         return f"run {run_id} in {self.shown}: {text}"
 
+    def update_run(self, run_id: Any, fields: dict) -> None:
+        super().update_run(run_id, fields)
+        if fields.get("status") not in (None, "RUNNING", "QUEUED"):
+            self.fs.drop_appended(self._dir(run_id))  # the run ended: its metrics leave memory
+
     # -- reading many runs: their files fetched in one concurrent batch, not one GET at a time
     def _ahead(self, run_ids: Iterable[Any], names: Iterable[str]) -> None:
         names = list(names)

@@ -195,6 +195,13 @@ def test_the_layout_is_the_file_stores(memory_url):
     assert store.history(run._id)["loss"]["values"] == [1.0, 0.5, 1 / 3]
     with open(__file__, "rb") as fh:
         assert store.open_artifact(run._id, "copy.py").read() == fh.read()
+    writer = open_store(memory_url)  # a writer holds a run's metrics only while it runs
+    run_id = writer.create_run({"status": "RUNNING", "config": {}})
+    writer.append_metrics(run_id, {"x": {"steps": [0], "values": [1], "timestamps": [None]}})
+    assert list(writer.fs._appended) == [f"{writer.basedir}/{run_id}/metrics.jsonl"]
+    writer.update_run(run_id, {"status": "COMPLETED"})
+    assert writer.fs._appended == {}
+    assert writer.history(run_id, raw=True)["x"]["values"] == [1]
 
 
 def test_listing_many_runs_fetches_their_files_in_batches(memory_url, monkeypatch):

@@ -10,10 +10,12 @@ schemes ``s3://``, ``gs://`` / ``gcs://`` and ``memory://``:
 - :class:`RemoteFS` wraps an fsspec filesystem. Objects are written whole with one PUT (an
   object store shows the old object or the new one, never half), "directories" are key
   prefixes, and what needs an atomic step (taking a run id, claiming a queued run) creates a
-  marker object with an *exclusive create* (S3 and GCS conditional writes, fsspec's ``"xb"``
-  mode): of two writers, exactly one succeeds, the other gets ``FileExistsError`` and moves on.
+  marker object with an *exclusive create* (S3 and GCS conditional writes, fsspec's
+  ``mode="create"``): of two writers, exactly one succeeds, the other gets
+  ``FileExistsError`` and moves on.
 
-Only the standard library is imported here; fsspec is imported by :func:`remote_fs`.
+Only the standard library is imported here; fsspec is imported by
+:mod:`labbook.stores.remote`, which makes the filesystem.
 """
 from __future__ import annotations
 
@@ -113,9 +115,10 @@ class _ObjectWriter(io.StringIO):
 class RemoteFS:
     """An fsspec filesystem seen as the file store needs it (see the module docstring).
 
-    ``exclusive``: the filesystem honours ``"xb"`` (create only when absent) atomically. When
-    it does not, a claim is a check followed by a write and a read-back of a random token:
-    that detects most races but not all, so such a prefix must have one writer at a time."""
+    ``exclusive``: the filesystem honours an exclusive create (``pipe_file(...,
+    mode="create")``, fsspec's ``"xb"``: create only when absent) atomically. When it does
+    not, a claim is a check followed by a write and a read-back of a random token: that
+    detects most races but not all, so such a prefix must have one writer at a time."""
 
     remote = True
     join = staticmethod(posixpath.join)

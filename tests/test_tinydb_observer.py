@@ -163,6 +163,7 @@ def test_a_taken_id_is_refused_and_overwrite_replaces_a_run(tmp_path):
     reader = TinyDbReader(root)
     (doc,) = reader.fetch_metadata(indices=[0])
     assert len(reader.runs) == 1 and doc["result"] == 2 and doc["_id"] == second._id
+    assert second._id == first._id
     with pytest.raises(ObserverError, match="no run 'nope' to overwrite"):
         TinyDbObserver(root, overwrite="nope").started_event(
             {"name": "x", "sources": []}, "main", {}, datetime.datetime(2024, 1, 1), {}, {},
@@ -276,6 +277,13 @@ def test_the_reader_refuses_what_it_cannot_answer(tmp_path):
         reader.fetch_metadata()
     with pytest.raises(ArgumentError, match="index 3 is out of range: the store holds 3 runs"):
         reader.fetch_files(indices=[0, 3])
+
+
+def test_a_text_that_only_looks_like_a_tag_is_read_as_text(tmp_path):
+    texts = ["{TinyDate}:yesterday", "{TinyFile}:not json", "{TinyArray}:[1,", "{Tiny}"]
+    _run(_experiment(TinyDbObserver(tmp_path / "db"), lambda: texts))
+    (doc,) = TinyDbReader(tmp_path / "db").fetch_metadata(indices=0)
+    assert doc["result"] == texts
 
 
 def test_queued_runs_are_refused_in_one_line(tmp_path):

@@ -130,6 +130,12 @@ class _Decoder:
     def value(self, text: str) -> Any:
         if not text.startswith("{Tiny"):
             return text
+        try:
+            return self._decode(text)
+        except ValueError:  # a text that only looks like a tag stays as it is
+            return text
+
+    def _decode(self, text: str) -> Any:
         if text.startswith(_DATE_TAG):
             return _dt.datetime.strptime(text[len(_DATE_TAG):], _DATE_FORMAT)
         if text.startswith(_FILE_TAG):
@@ -222,7 +228,7 @@ class TinyDbObserver(RunObserver):
     """Records runs into the directory ``path`` (created if needed), in the layout of Sacred's
     TinyDbObserver: ``metadata.json`` (TinyDB, table ``runs``) and ``hashfs/`` for sources,
     resources and artifacts. Metrics go to the table ``metrics``. ``overwrite``: the ``_id`` of
-    a stored run whose document this run replaces (its doc id is kept).
+    a stored run (or its document) that this run replaces, taking its id and place.
 
     >>> ex.observers.append(TinyDbObserver("runs_db"))  # doctest: +SKIP
     """
@@ -350,8 +356,12 @@ class TinyDbObserver(RunObserver):
             "captured_out": "",
             "info": {},
             "heartbeat": None,
-            "_id": uuid.uuid4().hex if _id is None else _id,
+            "_id": _id,
         }
+        if _id is None:  # the run replacing another takes its id, as with Sacred's MongoObserver
+            overwritten = self.overwrite.get("_id") if isinstance(self.overwrite, dict) \
+                else self.overwrite
+            self.run_entry["_id"] = uuid.uuid4().hex if overwritten is None else overwritten
         experiment["sources"] = self._save_sources(experiment)
         self.save()
         return self.run_entry["_id"]

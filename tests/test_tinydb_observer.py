@@ -286,6 +286,25 @@ def test_a_text_that_only_looks_like_a_tag_is_read_as_text(tmp_path):
     assert doc["result"] == texts
 
 
+def test_sacreds_numpy_and_pandas_tags_are_read_back_as_such(tmp_path):
+    import numpy
+    import pandas
+
+    frame = pandas.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
+    series = pandas.Series([3, 4], name="s")
+    (tmp_path / "db").mkdir()
+    doc = {"_id": "x", "experiment": {"name": "tags", "sources": []},
+           "info": {"array": "{TinyArray}:" + json.dumps([[1, 2], [3, 4]]),
+                    "frame": "{TinyDataFrame}:" + frame.to_json(),
+                    "series": "{TinySeries}:" + series.to_json()}}
+    (tmp_path / "db" / "metadata.json").write_text(json.dumps({"runs": {"1": doc}}))
+    (read,) = TinyDbReader(tmp_path / "db").fetch_metadata(indices=0)
+    assert isinstance(read["info"]["array"], numpy.ndarray)
+    assert read["info"]["array"].tolist() == [[1, 2], [3, 4]]
+    pandas.testing.assert_frame_equal(read["info"]["frame"], frame)
+    assert read["info"]["series"].tolist() == [3, 4]
+
+
 def test_queued_runs_are_refused_in_one_line(tmp_path):
     with pytest.raises(ObserverError, match="cannot record queued runs"):
         TinyDbObserver(tmp_path / "db").queued_event({}, "main", {}, None, {}, {}, None)

@@ -24,7 +24,8 @@ SACRED_NAMES = {
                "create_captured_function", "chain_evaluate_config_scopes", "dogmatize",
                "undogmatize"],
     "observers": ["FileStorageObserver", "RunObserver", "MongoObserver", "QueuedMongoObserver",
-                  "SqlObserver", "QueueObserver"],
+                  "SqlObserver", "QueueObserver", "TinyDbObserver", "TinyDbReader",
+                  "SlackObserver", "TelegramObserver"],
     "utils": ["NO_LOGGER", "PYTHON_IDENTIFIER", "CircularDependencyError", "ObserverError",
               "SacredInterrupt", "TimeoutInterrupt", "create_basic_stream_logger",
               "recursive_update", "iterate_flattened", "iterate_flattened_separately",
@@ -52,8 +53,7 @@ SACRED_NAMES = {
 # Not yet: Sacred's observers that need back-ends labbook does not have. They are left out on
 # purpose (see docs/sacred_compatibility.md), not skipped; this list must shrink, not grow.
 NOT_YET = {
-    "observers": ["TinyDbObserver", "TinyDbReader", "SlackObserver", "TelegramObserver",
-                  "S3Observer", "GoogleCloudStorageObserver"],
+    "observers": ["S3Observer", "GoogleCloudStorageObserver"],
 }
 SACRED_OBSERVERS_ALL = ["FileStorageObserver", "RunObserver", "MongoObserver",
                         "QueuedMongoObserver", "SqlObserver", "TinyDbObserver",

@@ -9,7 +9,8 @@ from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "DurableObserver", "FileStorageObserver",
            "StoreObserver", "MongoObserver", "SqlObserver", "QueueObserver",
-           "QueuedMongoObserver", "create", "observers_from_options"]
+           "QueuedMongoObserver", "TinyDbObserver", "TinyDbReader", "SlackObserver",
+           "TelegramObserver", "create", "observers_from_options"]
 
 __getattr__ = lazy_names(globals(), {
     "QueuedObserver": "labbook.observers.queued",
@@ -20,6 +21,10 @@ __getattr__ = lazy_names(globals(), {
     "SqlObserver": "labbook.observers.sql",
     "QueueObserver": "labbook.observers.queue",
     "QueuedMongoObserver": "labbook.observers.queue",
+    "TinyDbObserver": "labbook.observers.tinydb",
+    "TinyDbReader": "labbook.observers.tinydb",
+    "SlackObserver": "labbook.observers.notify",
+    "TelegramObserver": "labbook.observers.notify",
 })
 
 

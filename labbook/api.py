@@ -11,7 +11,6 @@ Mongo stores read the same. pandas is imported only by the methods that return D
 from __future__ import annotations
 
 import datetime as _dt
-import heapq
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
@@ -702,8 +701,9 @@ class RunView:
         """Every point, as rows aligned on step like :meth:`history` with ``samples=None``,
         streamed: each metric is read from the store ``page_size`` points at a time
         (``Store.iter_series``) and the metrics are merged by step, so a run of any length
-        is scanned in bounded memory. (Steps are expected to grow, as ``log_scalar`` and
-        ``log`` make them; steps logged out of order come in the order stored.)
+        is scanned in bounded memory and in time linear in its points. (Steps are expected
+        to grow, as ``log_scalar`` and ``log`` make them; a step logged out of order is
+        still yielded, in the window of points it was read with.)
 
         With ``keys``, as in wandb's ``scan_history(keys=...)``, only the rows that have a
         value for every key are yielded (a step where one of them was not logged is left
@@ -715,27 +715,78 @@ class RunView:
         names = list(dict.fromkeys(keys)) if keys is not None else self.metrics
         columns = ["_step"] + [n for n in names if n != "_step"]
 
-        def points(name: str) -> Iterator[tuple]:
-            for page in self._store.iter_series(self.id, name, page_size):
-                for step, value in zip(page["steps"], page["values"]):
-                    yield _step_key(step), step, name, value
+        if len(columns) == 2:  # one metric: its points in order, no merge needed
+            yield from self._scan_one(columns[1], page_size)
+        else:
+            yield from self._scan_merged(columns, keys is not None, page_size)
 
-        complete = keys is not None  # wandb: with keys, only rows holding all of them
-        wanted = len(columns) - 1
+    def _scan_merged(self, columns: list[str], complete: bool, page_size: int
+                     ) -> Iterator[dict]:
+        """scan_history of several metrics, merged by step a window at a time: every metric
+        holds at least one page; the smallest last step among those with more to read bounds
+        the window; the points before it become rows (a dict per step, sorted once per
+        window) and the metric that set the bound reads its next page. With ``complete``
+        (wandb: with keys, only rows holding all of them) a row needs every metric."""
+        names = columns[1:]
+        pages = {name: iter(self._store.iter_series(self.id, name, page_size)) for name in names}
+        buffers: dict[str, list[tuple]] = {name: [] for name in names}
+        reading = set(names)
+
+        def read(name: str) -> None:
+            page = next(pages[name], None)
+            if page is None:
+                reading.discard(name)
+                return
+            steps = page["steps"]
+            keys = [(0, step, "") if step.__class__ in _NUMBER_TYPES else _step_key(step)
+                    for step in steps]
+            buffers[name].extend(zip(keys, steps, page["values"]))
+
+        while True:
+            for name in names:
+                while name in reading and not buffers[name]:
+                    read(name)
+            bounding = min(reading, key=lambda name: buffers[name][-1][0], default=None)
+            bound = buffers[bounding][-1][0] if bounding is not None else None
+            rows: dict[tuple, dict] = {}
+            filled: dict[tuple, set] = {}
+            for name in names:
+                buffer = buffers[name]
+                if bound is None or (buffer and buffer[-1][0] < bound):
+                    taken, buffers[name] = buffer, []
+                elif not buffer or buffer[0][0] >= bound:
+                    continue
+                else:
+                    taken = [point for point in buffer if point[0] < bound]
+                    buffers[name] = [point for point in buffer if point[0] >= bound]
+                for key, step, value in taken:
+                    row = rows.get(key)
+                    if row is None:
+                        rows[key] = row = dict.fromkeys(columns)
+                        row["_step"] = step
+                    row[name] = value  # a repeated step: the last value wins, as in history()
+                    if complete:
+                        filled.setdefault(key, set()).add(name)
+            for key in sorted(rows):
+                if not complete or len(filled[key]) == len(names):
+                    yield rows[key]
+            if bounding is None:
+                return
+            read(bounding)
+
+    def _scan_one(self, name: str, page_size: int) -> Iterator[dict]:
+        """scan_history of one metric: a row per step (a repeated step keeps its last value)."""
         row: dict | None = None
-        row_key: tuple | None = None
-        seen: set[str] = set()
-        for key, step, name, value in heapq.merge(*map(points, columns[1:]),
-                                                  key=lambda point: point[0]):
-            if row is None or key != row_key:
-                if row is not None and (not complete or len(seen) == wanted):
+        last: Any = _NO_STEP
+        for page in self._store.iter_series(self.id, name, page_size):
+            for step, value in zip(page["steps"], page["values"]):
+                if step == last and _step_key(step) == _step_key(last):
+                    row[name] = value  # type: ignore[index]
+                    continue
+                if row is not None:
                     yield row
-                row, row_key = dict.fromkeys(columns), key
-                row["_step"] = step
-                seen = set()
-            row[name] = value  # a repeated step: the last value wins, as in history()
-            seen.add(name)
-        if row is not None and (not complete or len(seen) == wanted):
+                row, last = {"_step": step, name: value}, step
+        if row is not None:
             yield row
 
     # -- files ----------------------------------------------------------------------------------
@@ -831,6 +882,10 @@ class RunView:
 def _same(a: Any, b: Any) -> bool:
     # NaN != NaN, yet a NaN summary equal to the logged NaN is no edit
     return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+_NO_STEP = object()
+_NUMBER_TYPES = (int, float, bool)
 
 
 def _step_key(value: Any) -> tuple:

@@ -98,7 +98,7 @@ def test_metrics_example_records_into_a_file_store(tmp_path):
 #: examples with a test of their own below (not in CASES: they write stores into the cwd)
 OWN_TESTS = {"sql_store.py", "queued_observer.py", "store_sync.py", "store_outage.py",
              "all_jobs_metrics.py",
-             "mongo_store.py", "store_by_url.py", "labbook_command.py"}
+             "mongo_store.py", "store_by_url.py", "labbook_command.py", "notify_and_tinydb.py"}
 
 
 def toy_losses(lr, epochs):
@@ -398,3 +398,30 @@ def test_labbook_command_example_uses_every_reading_command(tmp_path):
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     with open(os.path.join(workdir, "compare.html"), encoding="utf-8") as fh:
         assert "<img src=\"data:image/png;base64," in fh.read()
+
+
+def test_notify_and_tinydb_example_records_into_tinydb_and_posts_to_slack(tmp_path):
+    from labbook.observers import TinyDbReader
+
+    proc = run_example("notify_and_tinydb.py", cwd=tmp_path, TMPDIR=str(tmp_path),
+                       LABBOOK_EXAMPLE_SLACK_URL="")
+    assert proc.returncode == 0, proc.stderr
+    workdir = working_dir(proc, tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[1:6] == [
+        "[slack] lab-bot: :white_check_mark: *notify_and_tinydb* completed after _less than a "
+        "second_ with result=`0.4095`",
+        "[slack] lab-bot: :x: *notify_and_tinydb* failed after _less than a second_ with "
+        "`FloatingPointError: loss diverged at epoch 3`",
+        "COMPLETED: lr=0.1 result=0.4095 loss=[0.9, 0.81, 0.729, 0.6561, 0.5905]",
+        "FAILED: lr=0.1 result=None loss=[0.9, 0.81, 0.729]",
+        "artifact weights.txt: lr=0.1 loss=0.5905"]
+    assert "Experiment: notify_and_tinydb" in lines and "    0.4095" in lines
+    assert "could not send" not in proc.stderr
+
+    reader = TinyDbReader(os.path.join(workdir, "runs_db"))
+    docs = reader.runs.all()
+    assert [(d["status"], d["config"]["diverge_at"]) for d in docs] == [
+        ("COMPLETED", None), ("FAILED", 3)]
+    assert docs[1]["fail_trace"][-1] == "FloatingPointError: loss diverged at epoch 3\n"
+    assert os.path.isfile(os.path.join(workdir, "runs_db", "metadata.json"))

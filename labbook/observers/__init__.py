@@ -9,7 +9,8 @@ from labbook.observers.base import RunObserver
 
 __all__ = ["RunObserver", "QueuedObserver", "DurableObserver", "FileStorageObserver",
            "StoreObserver", "MongoObserver", "SqlObserver", "QueueObserver",
-           "QueuedMongoObserver", "S3Observer", "GoogleCloudStorageObserver", "create",
+           "QueuedMongoObserver", "TinyDbObserver", "TinyDbReader", "SlackObserver",
+           "TelegramObserver", "S3Observer", "GoogleCloudStorageObserver", "create",
            "observers_from_options"]
 
 __getattr__ = lazy_names(globals(), {
@@ -21,6 +22,10 @@ __getattr__ = lazy_names(globals(), {
     "SqlObserver": "labbook.observers.sql",
     "QueueObserver": "labbook.observers.queue",
     "QueuedMongoObserver": "labbook.observers.queue",
+    "TinyDbObserver": "labbook.observers.tinydb",
+    "TinyDbReader": "labbook.observers.tinydb",
+    "SlackObserver": "labbook.observers.notify",
+    "TelegramObserver": "labbook.observers.notify",
     "S3Observer": "labbook.observers.remote",
     "GoogleCloudStorageObserver": "labbook.observers.remote",
 })

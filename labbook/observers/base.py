@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RunObserver"]
+__all__ = ["RunObserver", "td_format"]
 
 
 class RunObserver:
@@ -49,3 +49,18 @@ class RunObserver:
 
     def join(self) -> None:
         """Block until everything this observer was handed is stored."""
+
+
+def td_format(td_object) -> str:
+    """A duration in words, as Sacred's chat observers write it: ``"1 hour, 2 seconds"``;
+    ``"less than a second"`` under one second."""
+    seconds = int(td_object.total_seconds())
+    if seconds == 0:
+        return "less than a second"
+    parts = []
+    for unit, length in (("year", 365 * 86400), ("month", 30 * 86400), ("day", 86400),
+                         ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= length:
+            count, seconds = divmod(seconds, length)
+            parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
+    return ", ".join(parts)

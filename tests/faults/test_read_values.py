@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labbook import Api
 from labbook.stores import open_store
@@ -86,3 +88,34 @@ def test_scan_history_with_keys_yields_only_complete_rows(tmp_path):
     # history keeps every row of the keys (documented): NaN / None where one is missing
     assert [r["acc"] for r in run.history(["loss", "acc"], samples=None, pandas=False)] == [
         0.1, None, 0.5, None]
+
+
+_series = st.lists(st.tuples(st.integers(0, 6), st.floats(-5, 5)), max_size=12).map(
+    lambda points: sorted(points, key=lambda point: point[0]))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(series=st.lists(_series, min_size=1, max_size=3), page_size=st.integers(1, 5))
+def test_scan_history_merges_pages_into_the_rows_history_gives(tmp_path, series, page_size):
+    # scan_history merges the metrics a window of pages at a time (it was a heap merge
+    # of every point): whatever the page size, its rows are history()'s rows, repeated
+    # steps keeping their last value, a metric's gaps None
+    store = open_store(f"file://{tmp_path / 'runs'}")
+    run_id = store.create_run({
+        "experiment": {"name": "scan"}, "command": "main", "host": {}, "meta": {},
+        "config": {}, "status": "RUNNING", "start_time": T0, "resources": [], "artifacts": [],
+        "captured_out": "", "info": {}, "heartbeat": None, "result": None})
+    metrics = {f"m{i}": {"steps": [s for s, _ in points], "values": [v for _, v in points],
+                         "timestamps": [T0] * len(points)}
+               for i, points in enumerate(series) if points}
+    if metrics:
+        store.append_metrics(run_id, metrics)
+    run = Api(store).run(run_id)
+    expected = run.history(samples=None, pandas=False)
+    assert list(run.scan_history(page_size=page_size)) == expected
+    if len(metrics) > 1:
+        both = list(metrics)[:2]
+        complete = [row for row in run.history(both, samples=None, pandas=False)
+                    if all(row[name] is not None for name in both)]
+        assert list(run.scan_history(keys=both, page_size=page_size)) == complete

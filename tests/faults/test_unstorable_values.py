@@ -369,3 +369,13 @@ def test_sqlite_json_columns_keep_top_level_values_apart_from_their_tags(value):
 
     back = loads_sqlite_json(dumps_sqlite_json(value))
     assert back == value and type(back) is type(value)
+
+
+@pytest.mark.parametrize("value", [np.float64(0.0), np.float32(3.0), np.float64(-2.0)])
+def test_sqlite_json_columns_read_numpy_whole_floats_back_as_floats(value):
+    # numpy 2's repr of a float64 names its type ('np.float64(0.0)'): the SQLite tag held that
+    # text and a run returning np.float64(0.0) came back as {"$float": "np.float64(0.0)"}
+    from labbook.stores.sql.values import dumps_sqlite_json, loads_sqlite_json
+
+    back = loads_sqlite_json(dumps_sqlite_json(value))
+    assert back == float(value) and type(back) is float

@@ -65,7 +65,7 @@ def dumps_sqlite_json(value: Any) -> str:
     everything else as :func:`labbook.serialize.dumps_strict` writes it (which escapes a
     user's dict shaped like a tag, ``{"$esc": [...]}``; a ``{"$int": ...}`` is escaped here)."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return '{"$float": "%r"}' % value
+        return '{"$float": "%r"}' % float(value)  # a numpy float's repr names its type
     if type(value) is int and not -2 ** 63 <= value < 2 ** 63:
         return '{"$int": "%d"}' % value
     if isinstance(value, dict) and list(value) == ["$int"]:

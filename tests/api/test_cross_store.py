@@ -596,7 +596,7 @@ def bucketed_mongo(request, server_databases):
     pytest.importorskip("pymongo")
     from labbook.stores.mongo import MongoStore
 
-    store = MongoStore(server_databases.new("mongo", request), bucket_size=7)
+    store = MongoStore(server_databases.new("mongo", request), bucket_size=7, series_points=10)
     for run in range(1, 5):
         store.create_run(copy.deepcopy(RUNS[0][0]))
     store.metrics.insert_one({"run_id": 2, "name": "loss", "steps": [-2, -1],

@@ -243,6 +243,13 @@ def test_omniboard_shows_labbook_runs_as_it_shows_sacred_runs(
         # -- the metric names Omniboard offers for columns: no system metrics -----------------
         names = {key: sorted(board.get(key, "Metrics", distinct="name")) for key in databases}
         assert names["labbook"] == names["sacred"] == ["acc", "loss"]
+        # labbook sampled them (its own reads have them), in a collection Omniboard skips
+        client = mongo_server.client()
+        try:
+            system = client[databases["labbook"]]["system_metrics"].distinct("name")
+        finally:
+            client.close()
+        assert "system.cpu_percent" in system
         assert names["summary"] == ["loss"]
 
         # -- the metrics plot: every series whole, the same points ----------------------------

@@ -401,7 +401,9 @@ def test_the_document_omniboard_reads_has_the_exact_last_max_and_min(mongo_url):
                                               "values": batch, "timestamps": [t0] * n}})
         step += n
         if turn % 7 == 6:
-            store = MongoStore(mongo_url, bucket_size=5, series_points=8)  # another process
+            # another process, with other sizes: it goes on from what the documents say
+            store = MongoStore(mongo_url, bucket_size=rng.choice([3, 5, 9]),
+                               series_points=rng.choice([6, 8, 12]))
         first = store.metrics.find_one({"run_id": run_id, "name": "acc"})
         assert first["values"][-1] == values[-1]
         assert max(first["values"]) == max(values) and min(first["values"]) == min(values)
@@ -415,6 +417,37 @@ def test_the_document_omniboard_reads_has_the_exact_last_max_and_min(mongo_url):
     for samples in (2, 9, 50, 1000):
         assert reader.history_sampled(run_id, None, samples) == Store.history_sampled(
             reader, run_id, None, samples)
+
+
+def test_a_batch_sent_again_after_its_summary_was_lost_is_stored_once(mongo_url):
+    """The points reached the server, the summary write did not: sending the batch again
+    stores no point twice and writes the summary of all of them."""
+    store = MongoStore(mongo_url, bucket_size=4, series_points=5)
+    run_id = store.create_run(new_doc())
+    t0 = dt.datetime(2024, 1, 1)
+
+    def batch(start, values):
+        return {"m": {"steps": list(range(start, start + len(values))), "values": values,
+                      "timestamps": [t0] * len(values)}}
+
+    store.append_metrics(run_id, batch(0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    real_bulk, calls = store._bulk, []
+
+    def losing(collection, ops):
+        calls.append(collection.name)
+        if calls == ["metrics_overflow", "metrics"]:  # the points are in; the summary is not
+            raise pymongo.errors.AutoReconnect("connection lost")
+        return real_bulk(collection, ops)
+
+    store._bulk = losing
+    with pytest.raises(MongoConnectionError):
+        store.append_metrics(run_id, batch(6, [9.0, -7.0, 0.5]))
+    assert calls == ["metrics_overflow", "metrics"]
+    store.append_metrics(run_id, batch(6, [9.0, -7.0, 0.5]))
+    assert store.history(run_id)["m"]["values"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, -7.0, 0.5]
+    first = store.metrics.find_one({"run_id": run_id})
+    assert first["values"][-1] == 0.5 and max(first["values"]) == 9.0
+    assert min(first["values"]) == -7.0 and first["labbook_n"] == 5
 
 
 def test_long_series_stays_below_the_document_limit(mongo_url):

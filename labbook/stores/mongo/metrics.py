@@ -163,14 +163,19 @@ class MetricsMixin:
             return self.series_points
         return self.bucket_size
 
-    def _extremes(self, run_id: Any, name: str, bucket: int, count: int) -> tuple | None:
-        """(min point, max point) of the ``count`` points of an overflow document, each point
-        ``(index, step, value, timestamp)``: from memory, else read once."""
+    def _extremes(self, run_id: Any, name: str, bucket: int, count: int | None
+                  ) -> tuple | None:
+        """(min point, max point) of the first ``count`` points (None: all) of an overflow
+        document, each point ``(index, step, value, timestamp)``: from memory, else read."""
         known = self._extremes_cache.get((run_id, name, bucket))
         if known is not None or count == 0:
             return known
         doc = self.overflow.find_one({"run_id": run_id, "name": name, "bucket": bucket},
-                                     projection={"_id": 0, **{k: 1 for k in _ARRAYS}}) or {}
+                                     projection={"_id": 0, BUCKET_LENGTH: 1,
+                                                 COUNTED_FROM_START: 1,
+                                                 **{k: 1 for k in _ARRAYS}}) or {}
+        if count is None:
+            count = self._length(doc)
         points = list(zip(range(count), *((doc.get(k) or [])[:count] for k in _ARRAYS)))
         return self._merge_extremes(None, points)
 
@@ -286,10 +291,10 @@ class MetricsMixin:
         low = min(set(touched) | position.stale)
         slots: list[tuple] = []
         for bucket in range(low, position.bucket + 1):
-            count = position.count if bucket == position.bucket else self.bucket_size
             new = touched.get(bucket, [])
-            ext = self._merge_extremes(
-                self._extremes(run_id, name, bucket, count - len(new)), new)
+            # the points stored before this batch: up to the first new one, else all
+            before = new[0][0] if new else None
+            ext = self._merge_extremes(self._extremes(run_id, name, bucket, before), new)
             extremes[(run_id, name, bucket)] = ext
             last = new[-1] if new else self._last_point(run_id, name, bucket)
             if ext is None or last is None:

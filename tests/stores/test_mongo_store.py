@@ -412,6 +412,9 @@ def test_the_document_omniboard_reads_has_the_exact_last_max_and_min(mongo_url):
         assert None not in first["values"]
     reader = MongoStore(mongo_url)
     assert reader.history(run_id)["acc"]["values"] == values
+    pages = list(reader.iter_series(run_id, "acc", page_size=4))
+    assert [v for page in pages for v in page["values"]] == values
+    assert reader.last_values([run_id]) == {run_id: {"acc": values[-1]}}
     assert reader.metric_counts([run_id]) == {run_id: {"acc": len(values)}}
     from labbook.stores.base import Store
     for samples in (2, 9, 50, 1000):

@@ -492,8 +492,8 @@ class MetricsMixin:
     def _counted(field: str) -> dict:
         """The number of points of a document, on the server: its stored length where labbook
         counted it, else the length of the array ``field``."""
-        return {"$cond": [{"$and": [{"$eq": [f"${COUNTED_FROM_START}", True]},
-                                    {"$isNumber": f"${BUCKET_LENGTH}"}]},
+        number = {"$in": [{"$type": f"${BUCKET_LENGTH}"}, ["int", "long", "double"]]}
+        return {"$cond": [{"$and": [{"$eq": [f"${COUNTED_FROM_START}", True]}, number]},
                           f"${BUCKET_LENGTH}", {"$size": {"$ifNull": [f"${field}", []]}}]}
 
     @translated

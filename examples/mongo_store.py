@@ -1,7 +1,11 @@
 #!/usr/bin/env python
 """Record runs into MongoDB with MongoObserver, then read them back with ``labbook.Api``.
 
-The documents are the ones Sacred's MongoObserver writes, so Omniboard shows these runs. The
+The documents are the ones Sacred's MongoObserver writes, so Omniboard shows these runs
+(``omniboard -m localhost:27017:labbook_example``): each metric is one document of the
+``metrics`` collection, whole up to 82,241 points and summarised past that so Omniboard's plot
+and last/max/min columns cover all of it; the sampled ``system.*`` metrics are in
+``system_metrics``, apart from the metrics Omniboard lists. The
 server comes from ``$LABBOOK_EXAMPLE_MONGO_URL`` (default
 ``mongodb://localhost:27017/labbook_example``; the URL's path names the database). Needs
 pymongo (``pip install "labbook[mongo]"``) and a running server (docs/stores_mongo.md).

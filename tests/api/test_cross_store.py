@@ -596,7 +596,7 @@ def bucketed_mongo(request, server_databases):
     pytest.importorskip("pymongo")
     from labbook.stores.mongo import MongoStore
 
-    store = MongoStore(server_databases.new("mongo", request), bucket_size=7)
+    store = MongoStore(server_databases.new("mongo", request), bucket_size=7, series_points=10)
     for run in range(1, 5):
         store.create_run(copy.deepcopy(RUNS[0][0]))
     store.metrics.insert_one({"run_id": 2, "name": "loss", "steps": [-2, -1],
@@ -623,6 +623,9 @@ def test_mongo_native_metric_reads_over_buckets(bucketed_mongo):
         assert len(many[1]["loss"]["values"]) == 100 and many[4] == {} and many[77] == {}
         assert many[2]["loss"]["steps"] == [-2, -1, 0, 1, 2]  # Sacred's document first
         assert many[3]["loss"]["steps"] == list(range(20))
+        # counted on the server: labbook's documents by their count, not their summary points
+        assert store.metric_counts(run_ids) == Store.metric_counts(store, run_ids)
+        assert store.metric_counts([1, 2])[2] == {"loss": 5}
 
         counting.queries.clear()
         last = store.last_values(run_ids)

@@ -497,11 +497,11 @@ def test_cli_on_sacred_mongo(sacred_mongo, capsys):
 
 
 # -- writing: labbook's MongoDB documents against Sacred's -----------------------------------------
-#: keys of labbook's metric documents that Sacred's do not have (buckets of 50,000 points and
-#: the token that makes a repeated append harmless)
+#: keys of labbook's metric documents that Sacred's do not have (the document's number in the
+#: series, its count of points and the token that makes a repeated append harmless)
+LABBOOK_EXTRA_METRIC_KEYS = {"bucket", "labbook_batch", "labbook_n", "labbook_counted"}
 #: what labbook keeps in a run document besides Sacred's fields: each metric's last value
 LABBOOK_EXTRA_RUN_KEYS = {"labbook_last"}
-LABBOOK_EXTRA_METRIC_KEYS = {"bucket", "labbook_batch", "labbook_n", "labbook_counted"}
 #: labbook records the md5 of sources and resources in GridFS to store each content once
 LABBOOK_EXTRA_FILE_KEYS = {"md5"}
 #: lines Sacred's MongoObserver prints into the captured output itself

@@ -29,9 +29,13 @@ def _record(url: str, run_id: int, acc: float) -> None:
                               "heartbeat": T0 + dt.timedelta(seconds=5), "result": acc})
 
 
-@pytest.fixture
-def url(tmp_path):
-    url = f"file://{tmp_path / 'runs'}"
+@pytest.fixture(params=["file", "mongo"])
+def url(request, tmp_path):
+    if request.param == "mongo":  # system metrics in their own collection, read back the same
+        pytest.importorskip("pymongo")
+        url = request.getfixturevalue("server_databases").new("mongo", request)
+    else:
+        url = f"file://{tmp_path / 'runs'}"
     _record(url, 1, 0.8)
     _record(url, 2, 0.9)
     return url

@@ -330,8 +330,10 @@ def test_large_info_moves_to_gridfs(mongo_url):
     assert fresh.find({"info.best": {"$exists": False}}) == []
 
 
-def test_metric_series_continue_in_buckets(mongo_url):
-    store = MongoStore(mongo_url, bucket_size=7)
+def test_metric_series_continue_past_the_document_omniboard_reads(mongo_url):
+    # the first 10 points whole in the series' one metrics document, the rest in overflow
+    # documents of 7 (in production about 82,000 and 50,000)
+    store = MongoStore(mongo_url, bucket_size=7, series_points=10)
     run_id = store.create_run(new_doc())
     t0 = dt.datetime(2024, 1, 1)
     points = []
@@ -345,11 +347,17 @@ def test_metric_series_continue_in_buckets(mongo_url):
     store.append_metrics(run_id, batch(0, 5))
     store.append_metrics(run_id, batch(5, 10))
     # a store in another process continues where this one stopped
-    MongoStore(mongo_url, bucket_size=7).append_metrics(run_id, batch(15, 1))
+    other = MongoStore(mongo_url, bucket_size=7, series_points=10)
+    other.append_metrics(run_id, batch(15, 1))
     client, db = raw_db(mongo_url)
     try:
-        docs = sorted(db.metrics.find({"run_id": run_id}), key=lambda d: d["bucket"])
-        assert [(d["bucket"], len(d["steps"])) for d in docs] == [(0, 7), (1, 7), (2, 2)]
+        (first,) = db.metrics.find({"run_id": run_id})
+        assert first["labbook_n"] == 10 and first["steps"][:10] == list(range(10))
+        # after the whole points: the summary of each overflow document (min, max, last)
+        assert first["steps"][10:] == [10, 15, 15]
+        assert first["values"][-1] == points[-1] and max(first["values"]) == max(points)
+        docs = sorted(db.metrics_overflow.find({"run_id": run_id}), key=lambda d: d["bucket"])
+        assert [(d["bucket"], len(d["steps"])) for d in docs] == [(1, 6)]
     finally:
         client.close()
     history = store.history(run_id)["loss"]
@@ -357,16 +365,97 @@ def test_metric_series_continue_in_buckets(mongo_url):
     assert history["timestamps"][-1] == t0 + dt.timedelta(seconds=15)
 
     # repeating an append whose reply was lost (same starting point) stores nothing twice
-    before = dict(store._buckets)
+    store = other
+    before = dict(store._positions)
     store.append_metrics(run_id, batch(16, 9))
-    store._buckets.clear()
-    store._buckets.update(before)
+    store._positions.clear()
+    store._positions.update(before)
     points[-9:] = []
     store.append_metrics(run_id, batch(16, 9))
     assert store.history(run_id)["loss"]["steps"] == list(range(25))
+    client, db = raw_db(mongo_url)
+    try:
+        first = db.metrics.find_one({"run_id": run_id})
+        # documents 1 (steps 10-16), 2 (17-23) and 3 (24): three summary points each
+        assert first["steps"][10:] == [10, 16, 16, 17, 23, 23, 24, 24, 24]
+    finally:
+        client.close()
+
+
+def test_the_document_omniboard_reads_has_the_exact_last_max_and_min(mongo_url):
+    """Past the whole points, the first document keeps every overflow document's minimum,
+    maximum and last point: the whole range, and the last value, maximum and minimum of
+    the whole series, whatever the batches."""
+    import random
+
+    rng = random.Random(3)
+    store = MongoStore(mongo_url, bucket_size=5, series_points=8)
+    run_id = store.create_run(new_doc())
+    t0 = dt.datetime(2024, 1, 1)
+    values, step = [], 0
+    for turn in range(30):
+        n = rng.randint(1, 11)
+        batch = [rng.choice([rng.uniform(-50, 50), float(rng.randint(-3, 3))]) for _ in range(n)]
+        values += batch
+        store.append_metrics(run_id, {"acc": {"steps": list(range(step, step + n)),
+                                              "values": batch, "timestamps": [t0] * n}})
+        step += n
+        if turn % 7 == 6:
+            # another process, with other sizes: it goes on from what the documents say
+            store = MongoStore(mongo_url, bucket_size=rng.choice([3, 5, 9]),
+                               series_points=rng.choice([6, 8, 12]))
+        first = store.metrics.find_one({"run_id": run_id, "name": "acc"})
+        assert first["values"][-1] == values[-1]
+        assert max(first["values"]) == max(values) and min(first["values"]) == min(values)
+        assert first["steps"][0] == 0 and first["steps"][-1] == step - 1
+        assert first["steps"] == sorted(first["steps"])  # a line from left to right
+        assert None not in first["values"]
+    reader = MongoStore(mongo_url)
+    assert reader.history(run_id)["acc"]["values"] == values
+    pages = list(reader.iter_series(run_id, "acc", page_size=4))
+    assert [v for page in pages for v in page["values"]] == values
+    assert reader.last_values([run_id]) == {run_id: {"acc": values[-1]}}
+    assert reader.metric_counts([run_id]) == {run_id: {"acc": len(values)}}
+    from labbook.stores.base import Store
+    for samples in (2, 9, 50, 1000):
+        assert reader.history_sampled(run_id, None, samples) == Store.history_sampled(
+            reader, run_id, None, samples)
+
+
+def test_a_batch_sent_again_after_its_summary_was_lost_is_stored_once(mongo_url):
+    """The points reached the server, the summary write did not: sending the batch again
+    stores no point twice and writes the summary of all of them."""
+    store = MongoStore(mongo_url, bucket_size=4, series_points=5)
+    run_id = store.create_run(new_doc())
+    t0 = dt.datetime(2024, 1, 1)
+
+    def batch(start, values):
+        return {"m": {"steps": list(range(start, start + len(values))), "values": values,
+                      "timestamps": [t0] * len(values)}}
+
+    store.append_metrics(run_id, batch(0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    real_bulk, calls = store._bulk, []
+
+    def losing(collection, ops):
+        calls.append(collection.name)
+        if calls == ["metrics_overflow", "metrics"]:  # the points are in; the summary is not
+            raise pymongo.errors.AutoReconnect("connection lost")
+        return real_bulk(collection, ops)
+
+    store._bulk = losing
+    with pytest.raises(MongoConnectionError):
+        store.append_metrics(run_id, batch(6, [9.0, -7.0, 0.5]))
+    assert calls == ["metrics_overflow", "metrics"]
+    store.append_metrics(run_id, batch(6, [9.0, -7.0, 0.5]))
+    assert store.history(run_id)["m"]["values"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, -7.0, 0.5]
+    first = store.metrics.find_one({"run_id": run_id})
+    assert first["values"][-1] == 0.5 and max(first["values"]) == 9.0
+    assert min(first["values"]) == -7.0 and first["labbook_n"] == 5
 
 
 def test_long_series_stays_below_the_document_limit(mongo_url):
+    from labbook.stores.mongo.schema import MAX_BSON_BYTES, POINT_BYTES, SERIES_DOC_POINTS
+
     n = 60_000
     store = open_store(mongo_url)
     run_id = store.create_run(new_doc())
@@ -377,14 +466,73 @@ def test_long_series_stays_below_the_document_limit(mongo_url):
                                         "timestamps": stamps}})
     client, db = raw_db(mongo_url)
     try:
+        # one document, as Sacred writes it and Omniboard reads it whole
         sizes = [len(bson.encode(d)) for d in db.metrics.find({"run_id": run_id})]
+        assert db.metrics_overflow.count_documents({}) == 0
     finally:
         client.close()
-    assert len(sizes) == math.ceil(n / METRICS_BUCKET_SIZE)
-    # a full bucket is ~2.4 MB: 10 million points are 200 documents, each far below 16 MB
-    assert max(sizes) < 4 * 1024 * 1024
+    assert len(sizes) == 1 and sizes[0] < n * POINT_BYTES
+    # the whole points a document keeps take at most a quarter of the 16 MB limit
+    assert SERIES_DOC_POINTS * POINT_BYTES <= MAX_BSON_BYTES // 4 and SERIES_DOC_POINTS > n
     history = store.history(run_id)["m"]
     assert history["steps"] == list(range(n)) and history["timestamps"][-1] == stamps[-1]
+    assert METRICS_BUCKET_SIZE * POINT_BYTES < 4 * 1024 * 1024  # an overflow document
+
+
+def test_series_written_in_buckets_by_earlier_labbook_read_and_continue(mongo_url):
+    """Stores written before the overflow layout (buckets 0, 1, 2... in the metrics
+    collection) read whole, and their series continue in buckets."""
+    client, db = raw_db(mongo_url)
+    t0 = dt.datetime(2024, 1, 1)
+    try:
+        db.runs.insert_one(new_doc(_id=5))
+        for bucket, steps in enumerate([[0, 1, 2], [3, 4, 5], [6]]):
+            db.metrics.insert_one({"run_id": 5, "name": "loss", "bucket": bucket,
+                                   "steps": steps, "values": [s * 1.0 for s in steps],
+                                   "timestamps": [t0] * len(steps), "labbook_n": len(steps),
+                                   "labbook_counted": True, "labbook_batch": "x"})
+        store = MongoStore(mongo_url, bucket_size=3)
+        assert store.history(5)["loss"]["steps"] == list(range(7))
+        store.append_metrics(5, {"loss": {"steps": [7, 8, 9], "values": [7.0, 8.0, 9.0],
+                                          "timestamps": [t0] * 3}})
+        assert store.history(5)["loss"]["steps"] == list(range(10))
+        assert sorted(d["bucket"] for d in db.metrics.find({"run_id": 5})) == [0, 1, 2, 3]
+        assert db.metrics_overflow.count_documents({}) == 0
+        assert store.metric_counts([5]) == {5: {"loss": 10}}
+    finally:
+        client.close()
+
+
+def test_system_metrics_are_stored_apart_from_omniboards_metrics(mongo_url):
+    ex = experiment(mongo_url)
+
+    @ex.main
+    def main_fn(_run):
+        for i in range(3):
+            _run.log_scalar("loss", 1.0 / (i + 1))
+        time.sleep(0.5)
+
+    run = ex.run(options={"--beat-interval": 0.1})
+    client, db = raw_db(mongo_url)
+    try:
+        assert [d["name"] for d in db.metrics.find({"run_id": run._id})] == ["loss"]
+        system = sorted(d["name"] for d in db.system_metrics.find({"run_id": run._id}))
+        assert system and all(name.startswith("system.") for name in system)
+        raw = db.runs.find_one({"_id": run._id})
+        assert [r["name"] for r in raw["info"]["metrics"]] == ["loss"]
+    finally:
+        client.close()
+    store = open_store(mongo_url)
+    history = store.history(run._id)
+    assert sorted(history) == sorted(["loss", *system])
+    assert store.history(run._id, ["system.cpu_percent"])["system.cpu_percent"]["values"]
+    assert set(store.metric_counts([run._id])[run._id]) == {"loss", *system}
+    store.delete_run(run._id)
+    client, db = raw_db(mongo_url)
+    try:
+        assert db.system_metrics.count_documents({"run_id": run._id}) == 0
+    finally:
+        client.close()
 
 
 def test_updates_do_not_clobber_fields_other_tools_write(mongo_url):

@@ -148,12 +148,8 @@ class RunsMixin:
             update["$unset"] = unset
         self.runs.update_one({"_id": run_id}, update, upsert=True)
         # the replaced run's series, files and spilled fields belong to nobody now
-        self.metrics.delete_many({"run_id": run_id})
-        self.samples.delete_many({"run_id": run_id})
+        self._delete_series(run_id)
         self._metric_refs.pop(run_id, None)
-        for key in list(self._buckets):
-            if key[0] == run_id:
-                del self._buckets[key]
         stale = list((old.get("labbook_spill") or {}).values())
         stale += [a.get("file_id") for a in old.get("artifacts") or [] if isinstance(a, dict)]
         for file_id in stale:
@@ -289,13 +285,10 @@ class RunsMixin:
         if raw is None:
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_name}.{self.runs.name}.")
         self.runs.delete_one({"_id": raw["_id"]})
-        self.metrics.delete_many({"run_id": raw["_id"]})
-        self.samples.delete_many({"run_id": raw["_id"]})
+        self._delete_series(raw["_id"])
         files = list((raw.get("labbook_spill") or {}).values())
         files += [a.get("file_id") for a in raw.get("artifacts") or [] if isinstance(a, dict)]
         for file_id in files:
             self._delete_file(file_id)
         self._state.pop(raw["_id"], None)
         self._metric_refs.pop(raw["_id"], None)
-        for key in [k for k in self._buckets if k[0] == raw["_id"]]:
-            del self._buckets[key]

@@ -19,7 +19,8 @@ from labbook.stores.mongo.connection import connection_error
 from labbook.stores.mongo.metrics import MetricsMixin
 from labbook.stores.mongo.reads import ReadsMixin
 from labbook.stores.mongo.runs import RunsMixin, _RunState
-from labbook.stores.mongo.schema import COUNTERS, MAX_BSON_BYTES, METRICS_BUCKET_SIZE
+from labbook.stores.mongo.schema import (COUNTERS, MAX_BSON_BYTES, METRICS_BUCKET_SIZE, OVERFLOW,
+                                         SERIES_DOC_POINTS, SYSTEM_METRICS)
 from labbook.stores.mongo.url import (CONNECT_TIMEOUT_MS, DEFAULT_DB, DEFAULT_URL,
                                       SERVER_SELECTION_TIMEOUT_MS, SOCKET_TIMEOUT_MS,
                                       _compose_url, parse_mongo_db_arg, split_url)
@@ -43,13 +44,16 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
 
     def __init__(self, url: str | None = None, db_name: str | None = None,
                  collection_prefix: str = "", client: Any = None,
-                 bucket_size: int = METRICS_BUCKET_SIZE, **client_kwargs: Any):
+                 bucket_size: int = METRICS_BUCKET_SIZE,
+                 series_points: int = SERIES_DOC_POINTS, **client_kwargs: Any):
         parts = split_url(url or DEFAULT_URL)
         self.db_name = db_name or parts.database or DEFAULT_DB
         self.collection_prefix = collection_prefix or parts.collection_prefix
         self.bucket_size = int(bucket_size)
-        if self.bucket_size < 1:
-            raise ArgumentError("bucket_size must be at least 1")
+        #: the points a series keeps whole in the document Omniboard reads
+        self.series_points = int(series_points)
+        if self.bucket_size < 1 or self.series_points < 1:
+            raise ArgumentError("bucket_size and series_points must be at least 1")
         self._owns_client = client is None
         if client is None:
             query = parts.client_url.partition("?")[2].lower()
@@ -83,20 +87,22 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
         prefix = f"{self.collection_prefix}_" if self.collection_prefix else ""
         self.runs = self.db[prefix + "runs"]
         self.metrics = self.db[prefix + "metrics"]
+        self.overflow = self.db[prefix + OVERFLOW]
+        self.system_metrics = self.db[prefix + SYSTEM_METRICS]
         self.counters = self.db[COUNTERS]
         self.samples = self.db[prefix + "labbook_samples"]
         self.fs = gridfs.GridFS(self.db)
         self.files = self.db["fs.files"]
         self._state: dict[Any, _RunState] = {}
-        self._buckets: dict[tuple, tuple[int, int]] = {}
+        #: (run_id, name) -> where the series' next point goes
+        self._positions: dict[tuple, Any] = {}
+        #: (run_id, name, overflow document) -> its (min point, max point), for its summary
+        self._extremes_cache: dict[tuple, Any] = {}
         #: {run_id: [{"name", "id"}]}: the series this store started, which update_run writes
         #: into ``info.metrics`` as Sacred does (Omniboard's metric columns look them up there)
         self._metric_refs: dict[Any, list[dict]] = {}
         self._indexed = False
         self._timeout_s = client.options.server_selection_timeout
-
-    #: the database used when neither the URL nor ``db_name`` names one (Sacred's)
-    default_db = DEFAULT_DB
 
     #: the database used when neither the URL nor ``db_name`` names one (Sacred's)
     default_db = DEFAULT_DB
@@ -154,6 +160,8 @@ class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
             # old data (several documents per series) cannot take a unique index
             log.debug("metrics: unique index refused, using a plain one", exc_info=True)
             self.metrics.create_index(keys, name="labbook_run_name_bucket_plain")
+        for collection in (self.overflow, self.system_metrics):
+            collection.create_index(keys, unique=True, name="labbook_run_name_bucket")
         self.files.create_index("md5", name="labbook_md5")
         # what listings sort and filter by: the first page of 10^5 runs reads one page
         for key, direction in (("start_time", -1), ("status", 1), ("experiment.name", 1),

@@ -94,7 +94,7 @@ def save_config(_config, _log, config_filename="config.json"):
     # the command's own argument is not part of the experiment's configuration
     config.pop("config_filename", None)
     save_config_file(config, config_filename)
-    _log.info("Saved config to %s", config_filename)
+    _log.info('Saving config to "%s"', config_filename)
 
 
 def format_named_configs(ex: Experiment) -> str:

@@ -238,7 +238,10 @@ class Run:
         return value
 
     def logger_for(self, name: str) -> logging.Logger:
-        return self.run_logger.getChild(name)
+        """The logger of a captured function (``name`` is its dotted ingredient path and
+        function name): as in Sacred, a child of the base logger (``ex.logger`` or the root
+        logger), not of the experiment-named run logger."""
+        return self.root_logger.getChild(name)
 
     @property
     def debug_logging(self) -> bool:
@@ -315,7 +318,20 @@ class Run:
             return
         self._announced = True
         self.warn_if_unobserved()
+        self.run_logger.debug('Using capture mode "%s"', self._capture_mode_now())
         self.run_logger.info("Running command '%s'", self.command)
+
+    def _capture_mode_now(self) -> str:
+        """The capture mode a start now would use: the chosen one, else ``fd`` (``sys``
+        where descriptors cannot be captured) for an observed run and ``no`` otherwise."""
+        mode = self.capture_mode or self._default_capture
+        if mode is None:
+            from labbook.output import default_capture_mode
+
+            observed = bool(self._bus) if self._bus is not None \
+                else bool(self.observers) and not self.unobserved
+            mode = default_capture_mode() if observed else "no"
+        return mode
 
     def warn_if_unobserved(self) -> None:
         if not self.observers and not self.debug and not self.unobserved \
@@ -363,12 +379,9 @@ class Run:
             self._bus.join()  # observers that deliver in the background finish (or journal)
             return None
 
-        from labbook.output import capture_output, default_capture_mode
+        from labbook.output import capture_output
 
-        mode = self.capture_mode or self._default_capture
-        if mode is None:
-            mode = default_capture_mode() if self._bus else "no"
-        self.run_logger.debug("Using capture mode '%s'", mode)
+        mode = self._capture_mode_now()
         out_filter = self.captured_out_filter
         if out_filter is None:
             from labbook.output import apply_backspaces_and_linefeeds as out_filter

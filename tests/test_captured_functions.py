@@ -93,7 +93,7 @@ def test_special_values():
     run = ex.run()
     assert seen["config"]["a"] == 1
     assert seen["run"] is run
-    assert seen["log"].name == "capture.special"
+    assert seen["log"].name == "special"  # as in Sacred: not under the experiment's name
     assert isinstance(seen["seed"], int)
     assert hasattr(seen["rnd"], "randint")
 

@@ -145,9 +145,11 @@ def _same_kind(old: Any, new: Any) -> bool:
 
 def resolve_config(root: Ingredient, command_name: str | None = None,
                    config_updates: dict | None = None, named_configs: Sequence[str] = (),
-                   force: bool = False, logger: logging.Logger | None = None
-                   ) -> ResolvedConfig:
-    """Resolve the config of ``root`` and its ingredients; see the module docstring."""
+                   force: bool = False, logger: logging.Logger | None = None,
+                   scope_logger: logging.Logger | None = None) -> ResolvedConfig:
+    """Resolve the config of ``root`` and its ingredients; see the module docstring.
+    ``logger`` gets the warnings; config scopes' ``_log`` is ``scope_logger`` (default:
+    ``logger``) for the experiment and its child named after the path for an ingredient."""
     from labbook.config.scope import normalize_value
 
     logger = logger or logging.getLogger("labbook")
@@ -164,7 +166,8 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
     # Like Sacred, a named config reads (as preset) what the named configs before it set for
     # its ingredient, and a config scope may take ``_log``, its ingredient's logger.
     def log_for(path: str) -> logging.Logger:
-        return logger.getChild(path) if path else logger
+        base = scope_logger or logger
+        return base.getChild(path) if path else base
 
     named_total: dict = {}
     doc_sources: list[tuple[str, Any, bool]] = []

@@ -412,7 +412,7 @@ def test_usage_text_lists_every_option_and_command():
 def test_docstrings_with_dashes_or_usage_do_not_confuse_docopt():
     ex = make_experiment()
     ex.doc = "Notes:\n- a bullet that looks like an option\nUsage: not the real usage\n"
-    assert usage_text(ex, "prog").startswith("Notes:\n- a bullet")
+    assert "[options]\n\nNotes:\n- a bullet" in usage_text(ex, "prog")
     assert parse_argv(ex, ["with", "lr=2"]).config_updates == {"lr": 2}
 
 

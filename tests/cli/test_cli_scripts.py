@@ -485,8 +485,8 @@ def test_print_dependencies(tmp_path):
 def test_save_config(tmp_path):
     proc = exp("save_config", "with", "value=4", "seed=2", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stderr.splitlines()[-2] == "INFO - cli_exp.save_config - Saved config to " \
-                                           "config.json"
+    # Sacred's line, on the command's own logger
+    assert proc.stderr.splitlines()[-2] == 'INFO - save_config - Saving config to "config.json"'
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved == {**DEFAULTS, "value": 4, "seed": 2}
     proc = exp("save_config", "with", "config_filename=out.yaml", "seed=2", cwd=tmp_path)
@@ -527,20 +527,27 @@ def test_help():
     proc = run("commands.py", "--help")
     assert proc.returncode == 0 and proc.stderr == ""
     text = proc.stdout
-    assert text.startswith("Commands: functions runnable by name besides the main function.")
-    assert "Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n" in text
-    assert "\nCommands:\n  main                 (default)\n" in text
+    # Sacred's order: usage first, then the docstring, options, arguments and commands
+    assert text.startswith("Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n")
+    assert "[options]\n\nCommands: functions runnable by name besides the main function." in text
+    assert text.index("\nOptions:\n") < text.index("\nArguments:\n") < text.index(
+        "\nCommands:\n  print_config ")
+    # built-in commands first, then the experiment's in the order they were defined
+    names = [line.split()[0] for line in text.split("\nCommands:\n")[1].splitlines() if line]
+    assert names == ["print_config", "print_dependencies", "save_config",
+                     "print_named_configs", "scream", "whisper", "main"]
+    assert "  main                 (default)\n" in text
     assert "  scream               Say the message loudly.\n" in text
     assert "  -F DIR --file_storage=DIR           Store the run in this directory" in text
     assert run("commands.py", "-h").stdout == text
     assert run("commands.py", "help").stdout == text
     proc = run("commands.py", "help", "whisper")
     assert proc.returncode == 0
-    assert proc.stdout == ("Usage: commands.py whisper [with UPDATE...] [options]\n\n"
-                           "Say the message quietly (never recorded by observers).\n\n"
-                           "Config entries it reads: message\n")
+    # Sacred's text: the signature, then the docstring indented
+    assert proc.stdout == ("whisper(message)\n"
+                           "    Say the message quietly (never recorded by observers).\n\n")
     proc = exp("help", "dataset.describe")
-    assert proc.stdout.endswith("Config entries it reads: dataset.path, dataset.size\n")
+    assert proc.stdout == "describe(path, size)\n    Describe the dataset.\n\n"
 
 
 # --- --queued ---------------------------------------------------------------------------------
@@ -621,7 +628,7 @@ def test_text_with_spaces_is_a_string_as_in_sacred(tmp_path):
     script.write_text(LOGGING_SCRIPT)
     proc = run(str(script), "with", "message=Ciao world!")
     assert proc.returncode == 0, proc.stderr
-    assert "INFO - logs.main - main says Ciao world!" in proc.stderr
+    assert "INFO - main - main says Ciao world!" in proc.stderr
     assert "INFO - logs - Result: Ciao world!" in proc.stderr
 
 
@@ -632,13 +639,14 @@ def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
     lines = proc.stderr.splitlines()
     # the program's own module loggers print in the same format
     assert "INFO - my.module - module says hello" in lines
-    assert "INFO - logs.main - main says hello" in lines
+    # captured functions log on the base logger's child named after them, as in Sacred
+    assert "INFO - main - main says hello" in lines
     assert not any(line.startswith("DEBUG") for line in lines)
     # -l sets the level for everything; DEBUG shows Sacred's lines around captured calls
     debug = run(str(script), "-l", "DEBUG").stderr.splitlines()
-    for line in ("DEBUG - logs - Using capture mode 'no'", "DEBUG - logs - Starting Heartbeat",
-                 "DEBUG - logs.main - Started", "DEBUG - logs.helper - Started",
-                 "DEBUG - logs.helper - Finished after 0:00:00.",
+    for line in ('DEBUG - logs - Using capture mode "no"', "DEBUG - logs - Starting Heartbeat",
+                 "DEBUG - main - Started", "DEBUG - helper - Started",
+                 "DEBUG - helper - Finished after 0:00:00.",
                  "DEBUG - logs - Stopping Heartbeat"):
         assert line in debug, line
     quiet = run(str(script), "-l", "WARNING").stderr.splitlines()
@@ -646,7 +654,55 @@ def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
     # ex.logger: the run logs on its child named after the experiment, as in Sacred
     own = run(str(script), "--own-logger").stderr.splitlines()
     assert "INFO - mine.logs - Running command 'main'" in own
-    assert "INFO - mine.logs.main - main says hello" in own
+    assert "INFO - mine.main - main says hello" in own
+
+
+INGREDIENT_LOGGING_SCRIPT = '''
+from labbook import Experiment, Ingredient
+
+data = Ingredient("data")
+
+
+@data.config
+def data_cfg(_log):
+    _log.info("data scope runs")
+    rows = 3
+
+
+@data.capture
+def load(rows, _log):
+    _log.info("loading %d rows", rows)
+
+
+ex = Experiment("logs", ingredients=[data])
+
+
+@ex.config
+def cfg(_log):
+    _log.info("experiment scope runs")
+    size = 1
+
+
+@ex.automain
+def main(size):
+    load()
+'''
+
+
+def test_loggers_of_scopes_and_ingredient_functions_are_named_as_in_sacred(tmp_path):
+    script = tmp_path / "logs.py"
+    script.write_text(INGREDIENT_LOGGING_SCRIPT)
+    lines = run(str(script), "-l", "DEBUG").stderr.splitlines()
+    # a config scope logs on the base logger (the root logger here), an ingredient's on its
+    # child named after the ingredient; an ingredient's function on "<ingredient>.<function>"
+    assert lines[:2] == ["INFO - data - data scope runs", "INFO - root - experiment scope runs"]
+    # Sacred says which capture mode it uses before it names the command
+    assert lines[2:5] == ["WARNING - logs - No observers have been added to this run",
+                          'DEBUG - logs - Using capture mode "no"',
+                          "INFO - logs - Running command 'main'"]
+    assert lines.index("DEBUG - data.load - Started") < lines.index(
+        "INFO - data.load - loading 3 rows") < lines.index(
+        "DEBUG - data.load - Finished after 0:00:00.")
 
 
 def test_the_log_level_of_one_run_does_not_stick_to_the_next():

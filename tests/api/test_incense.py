@@ -8,7 +8,8 @@ registry the tests skip and say why (they fail with ``LABBOOK_TEST_REQUIRE_SERVE
 
 labbook records runs into a MongoDB database (the mongoeco test server) and a file store; a
 script in the side venv reads them with ``ExperimentLoader`` and ``FileSystemExperimentLoader``
-and prints what incense gives as JSON, which the tests compare with what was recorded.
+and prints what incense gives as JSON, which the tests compare with what was recorded, and
+with what incense gives for the same experiment recorded by Sacred 0.8.7 itself.
 """
 from __future__ import annotations
 
@@ -91,6 +92,35 @@ print(json.dumps(result))
 """
 
 
+# The same experiment for Sacred and labbook: argv[1] is a JSON job naming the package, the
+# MongoDB server and database, and the folder of the artifact files.
+RECORDER = r"""
+import importlib, json, sys
+job = json.loads(sys.argv[1])
+Experiment = importlib.import_module(job["package"]).Experiment
+MongoObserver = importlib.import_module(job["package"] + ".observers").MongoObserver
+ex = Experiment("incense_exp")
+ex.observers.append(MongoObserver(url=job["url"], db_name=job["db"]))
+ex.add_config(lr=0.1, optimizer="adam", layers={"n": 2, "act": "relu"})
+
+
+@ex.main
+def main(lr, _run):
+    for step in range(3):
+        _run.log_scalar("loss", lr / (step + 1), step * 10)
+    _run.log_scalar("accuracy", 0.75)
+    _run.info["best"] = {"epoch": 2, "loss": lr / 3}
+    for name in ("table.csv", "model.pkl", "curve.png"):
+        _run.add_artifact(job["files"] + "/" + name)
+    print(f"training with lr={lr}", flush=True)  # Sacred's fd capture misses a buffered line
+    return lr * 10
+
+
+ex.run()
+ex.run(config_updates={"lr": 0.2, "optimizer": "sgd"})
+"""
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):
         pytest.fail(reason)
@@ -118,16 +148,21 @@ def incense_python() -> str:
     return python
 
 
-def _record(url: str, files_dir, make_png) -> list[int]:
-    """Two runs: config with a nested dict, metrics, info, printed output, three artifacts."""
-    ex = Experiment("incense_exp")
-    ex.add_config(lr=0.1, optimizer="adam", layers={"n": 2, "act": "relu"})
+def _write_files(files_dir, make_png) -> tuple:
     table = files_dir / "table.csv"
     table.write_text(CSV)
     model = files_dir / "model.pkl"
     model.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     png = files_dir / "curve.png"
     png.write_bytes(make_png())
+    return table, model, png
+
+
+def _record(url: str, files_dir, make_png) -> list[int]:
+    """Two runs: config with a nested dict, metrics, info, printed output, three artifacts."""
+    ex = Experiment("incense_exp")
+    ex.add_config(lr=0.1, optimizer="adam", layers={"n": 2, "act": "relu"})
+    table, model, png = _write_files(files_dir, make_png)
 
     @ex.main
     def main(lr, _run):
@@ -175,12 +210,21 @@ def _check_run(seen: dict, run_id: int) -> None:
     assert seen["metrics"]["accuracy"]["values"] == [0.75]
 
 
+def _server_and_db(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}/" + (f"?{parts.query}" if parts.query else "")
+    return base, parts.path.strip("/")
+
+
+def _read_mongo(python: str, url: str, ids: list[int]) -> dict:
+    base, db = _server_and_db(url)
+    return _read(python, {"mongo": base, "db": db, "ids": ids})
+
+
 def test_incense_reads_a_labbook_mongodb_store(incense_python, request, tmp_path, make_png):
     url = request.getfixturevalue("server_databases").new("mongo", request)
     ids = _record(url, tmp_path, make_png)
-    parts = urlsplit(url)
-    base = f"{parts.scheme}://{parts.netloc}/" + (f"?{parts.query}" if parts.query else "")
-    seen = _read(incense_python, {"mongo": base, "db": parts.path.strip("/"), "ids": ids})
+    seen = _read_mongo(incense_python, url, ids)
 
     run = seen["mongo"]
     _check_run(run, ids[0])
@@ -220,3 +264,38 @@ def test_incense_reads_a_labbook_file_store(incense_python, tmp_path, make_png):
     # records; labbook's metrics.jsonl (the points as they arrived) is one of them
     assert seen["artifact_names"] == ["curve.png", "info.json", "metrics.jsonl", "model.pkl",
                                       "table.csv"]
+
+
+def _comparable(seen: dict) -> dict:
+    """What incense read, without what differs from run to run (seeds, metric document ids)
+    and labbook's sampled system.* metrics."""
+    out = json.loads(json.dumps(seen))
+    run = out["mongo"]
+    run["config"].pop("seed")
+    run["info"]["metrics"] = sorted(link["name"] for link in run["info"]["metrics"]
+                                    if not link["name"].startswith("system."))
+    run["metrics"] = {k: v for k, v in run["metrics"].items() if not k.startswith("system.")}
+    assert "training with lr=0.1" in run.pop("captured_out")  # labbook's has its log lines too
+    return out
+
+
+def test_incense_reads_labbook_runs_as_it_reads_sacreds(incense_python, request, tmp_path,
+                                                        make_png):
+    """The same experiment recorded by Sacred 0.8.7 (in the incense venv) and by labbook, into
+    two databases: incense gives the same answers for both."""
+    _write_files(tmp_path, make_png)
+    script = tmp_path / "record.py"
+    script.write_text(RECORDER)
+    seen = {}
+    for package, python in (("sacred", incense_python), ("labbook", sys.executable)):
+        url = request.getfixturevalue("server_databases").new("mongo", request)
+        base, db = _server_and_db(url)
+        job = {"package": package, "url": base, "db": db, "files": str(tmp_path)}
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        env.pop("LABBOOK_STORE", None)
+        proc = subprocess.run([python, str(script), json.dumps(job)], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        seen[package] = _comparable(_read_mongo(incense_python, url, [1, 2]))
+    assert seen["labbook"] == seen["sacred"]
+    assert seen["sacred"]["by_lr"] == [2] and seen["sacred"]["csv"]["epoch"] == [1, 2]

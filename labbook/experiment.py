@@ -147,7 +147,8 @@ class Experiment(Ingredient):
                 hook(options=hooked)
             opts = normalize_options(hooked, self)
         base_logger = self._base_logger(opts.get("loglevel"))
-        run_logger = base_logger.getChild(self.path)
+        # as in Sacred, a run given a name (-n/--name) logs under that name
+        run_logger = base_logger.getChild(str(opts.get("name") or self.path))
         resolved = resolve_config(self, command_name, config_updates, named_configs,
                                   force=bool(opts.get("force")), logger=run_logger,
                                   scope_logger=base_logger)

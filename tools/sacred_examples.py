@@ -29,11 +29,16 @@ from pathlib import Path
 
 # example file -> command lines (after the script name) its docstring or purpose suggests
 INVOCATIONS: dict[str, list[list[str]]] = {
-    "01_hello_world.py": [[], ["-l", "WARNING"], ["print_config"], ["help"], ["-h"]],
+    "01_hello_world.py": [[], ["-l", "WARNING"], ["print_config"], ["help"], ["-h"],
+                          ["-F", "my_runs"], ["-u"], ["-d"], ["-n", "first"], ["save_config"],
+                          ["-c", "a comment", "-l", "WARNING"], ["nonsense_command"],
+                          ["with", "typo=1"]],
     "02_hello_config_dict.py": [[], ["with", "message=Ciao world!"], ["print_config"],
                                 ["print_config", "with", "message=Ciao world!"]],
     "03_hello_config_scope.py": [[], ["with", "message=Ciao world!"], ["with", "recipient=Bob"],
-                                 ["print_config", "with", "recipient=Bob"]],
+                                 ["print_config", "with", "recipient=Bob"],
+                                 ["-p", "with", "recipient=Bob"], ["with", "recipient=3"],
+                                 ["with", "recipient"], ["with", "recipient=[1, 2]"]],
     "04_captured_functions.py": [["-l", "WARNING"], [], ["print_config"]],
     "05_my_commands.py": [["greet"], ["shout"], ["greet", "with", "name=Jane", "-l", "WARNING"],
                           ["main"], ["help", "greet"], ["help", "shout"], ["-h"]],
@@ -48,7 +53,8 @@ INVOCATIONS: dict[str, list[list[str]]] = {
                       ["dataset.stats", "with", "dataset.foo=3"],
                       ["with", "dataset.normalize=False"]],
     "named_config.py": [[], ["with", "rude"], ["print_config", "with", "rude"],
-                        ["print_named_configs"]],
+                        ["print_named_configs"], ["with", "rude", "recipient=you"],
+                        ["with", "polite"]],
     "modular.py": [[], ["print_config"], ["with", "dataset.paths.base=/data/"]],
     "captured_out_filter.py": [[]],
     "log_example.py": [[], ["with", "got_gizmo=True"], ["with", "got_gizmo=True", "-l", "DEBUG"],

@@ -274,15 +274,16 @@ def test_interrupted_runs(command, tmp_path):
 
 P = "cli_exp.py"
 NAMED = "big, broken, dataset.small, from_dict, from_file"
-COMMANDS = ("answer, dataset.describe, fail, interrupt, main, needs, needs_deep, print_config, "
-            "print_dependencies, print_named_configs, save_config, show, timeout")
+# Sacred's order: built-in commands, then the experiment's and its ingredients' as defined
+COMMANDS = ("print_config, print_dependencies, save_config, print_named_configs, show, answer, "
+            "fail, interrupt, timeout, needs, needs_deep, main, dataset.describe")
 USAGE_ERRORS = [
     (["--foo"], "Unknown option '--foo'. Did you mean '--force'?\n" + USAGE.format(p=P)),
     (["-Z"], "Unknown option '-Z'.\n" + USAGE.format(p=P)),
-    (["frobnicate"], f"Command 'frobnicate' not found. Available commands: {COMMANDS}.\n"),
-    (["anser"], f"Command 'anser' not found. Did you mean 'answer'? Available commands: "
-                f"{COMMANDS}.\n"),
-    (["help", "nope"], f"Command 'nope' not found. Available commands: {COMMANDS}.\n"),
+    (["frobnicate"], f'Command "frobnicate" not found. Available commands are: {COMMANDS}\n'),
+    (["anser"], f'Command "anser" not found. Available commands are: {COMMANDS}\n'
+                "Did you mean 'answer'?\n"),
+    (["help", "nope"], f'Command "nope" not found. Available commands are: {COMMANDS}\n'),
     (["with", "x=[1,"], "Cannot parse the value of 'x': '[1,' ('[' was never closed). Values "
                         "are Python literals: numbers, 'strings', [lists], {dicts}, "
                         "True/False/None; words and text without quotes or brackets are "
@@ -655,6 +656,11 @@ def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
     own = run(str(script), "--own-logger").stderr.splitlines()
     assert "INFO - mine.logs - Running command 'main'" in own
     assert "INFO - mine.main - main says hello" in own
+    # a named run (-n) logs under its name, as Sacred's does; its functions keep theirs
+    named = run(str(script), "-n", "trial-3").stderr.splitlines()
+    assert "INFO - trial-3 - Running command 'main'" in named
+    assert "INFO - trial-3 - Completed after 0:00:00" in named
+    assert "INFO - main - main says hello" in named
 
 
 INGREDIENT_LOGGING_SCRIPT = '''

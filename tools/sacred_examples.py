@@ -62,10 +62,12 @@ INVOCATIONS: dict[str, list[list[str]]] = {
 }
 # files an example reads from its own folder
 DATA_FILES = ("config.json",)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 IMPORT = re.compile(r"^(\s*)(from|import)(\s+)sacred\b", re.MULTILINE)
 NORMALISE = [
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?"), "TIME"),   # timestamps
     (re.compile(r"\d+:\d\d:\d\d(\.\d+)?"), "H:MM:SS"),                       # durations
+    (re.compile(r"(seed = )\d+ *(?=\S)"), r"\1SEED  "),  # a seed in print_config's column
     (re.compile(r"(seed\s*[=:]\s*)\d+"), r"\1SEED"),                         # random seeds
     (re.compile(r"0x[0-9a-f]{6,}"), "0xADDR"),                               # object addresses
     (re.compile(r"(Result:\s*)\S+"), r"\1RESULT"),                           # scores that vary
@@ -109,12 +111,20 @@ def run_once(python: str, script_text: str, name: str, args: list[str], source: 
         return normalise(text, folder)
 
 
+def _uncoloured(text: str) -> str:
+    """Text without colour codes, labbook's words for them and the padding they shift."""
+    text = re.sub(r" \((modified|added|typechanged)\)", "", ANSI.sub("", text))
+    return re.sub(r" {2,}", "  ", text)
+
+
 def reason(sacred_out: str, labbook_out: str) -> str:
     """A short cause for the table: the first line that differs."""
+    if _uncoloured(sacred_out) == _uncoloured(labbook_out):
+        return "only colour codes (Sacred's even without a terminal)"
     for line in difflib.unified_diff(sacred_out.splitlines(), labbook_out.splitlines(),
                                      lineterm="", n=0):
         if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
-            return line[:70]
+            return ANSI.sub("", line)[:70]
     return ""
 
 

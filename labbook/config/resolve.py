@@ -16,7 +16,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from labbook.config.paths import dict_merge, get_path, iter_paths, set_path
 from labbook.config.summary import ConfigSummary
@@ -245,7 +245,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
         return collected
 
     summary = _summarize(config, fixed_by_path, overridden, docs, hook_changes)
-    _check_changes(root, summary, config, force, logger)
+    _check_changes(root, summary, config, force, _sacred_warner(paths, log_for))
     fixtures = {path: _fixture(configs[path], ing, path, configs, path_of)
                 for ing, path in zip(ingredients, paths) if path}
     return ResolvedConfig(config=config, summary=summary, seed=seed, fixtures=fixtures)
@@ -330,25 +330,45 @@ def _prefixes(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
 
+def _sacred_warner(paths: Sequence[str], log_for: Callable[[str], logging.Logger]
+                   ) -> Callable[..., None]:
+    """``warn(message, path, *args)``: as Sacred, on the logger of the ingredient the entry
+    belongs to (the base logger for the experiment's), with the path inside that ingredient.
+    ``warn.owners`` are the ingredient paths in the order their warnings come."""
+    ingredient_paths = sorted((p for p in paths if p), key=len, reverse=True)
+
+    def owner(path: str) -> str:
+        return next((p for p in ingredient_paths if path.startswith(p + ".")), "")
+
+    def warn(message: str, path: str, *args: Any) -> None:
+        own = owner(path)
+        log_for(own).warning(message, path[len(own) + 1:] if own else path, *args)
+    warn.owner = owner  # type: ignore[attr-defined]
+    warn.owners = list(dict.fromkeys(paths))  # type: ignore[attr-defined]
+    return warn
+
+
 def _check_changes(root: Ingredient, summary: ConfigSummary, config: dict, force: bool,
-                   logger: logging.Logger) -> None:
-    for path, (old, new) in sorted(summary.typechanged.items()):
-        logger.warning('Changed type of config entry "%s" from %s to %s', path,
-                       old.__name__, new.__name__)
-    if not summary.added:
-        return
+                   warn: Any) -> None:
     # As in Sacred: an added entry is used when it or one of its parents is a path a captured
-    # function reads (its ingredient's path, its prefix and the argument name).
+    # function reads (its ingredient's path, its prefix and the argument name). Sacred's
+    # order: ingredient by ingredient (the experiment last), used added entries, then
+    # changed types.
     used = root.captured_arg_paths()
     unused = sorted(p for p in summary.added if not {p, *_prefixes(p)} & used)
-    for path in sorted(summary.added):
-        if path not in unused:
-            logger.warning('Added new config entry: "%s"', path)
+    for own in warn.owners:
+        for path in sorted(summary.added):
+            if path not in unused and warn.owner(path) == own:
+                warn('Added new config entry: "%s"', path)
+        for path, (old, new) in sorted(summary.typechanged.items()):
+            if warn.owner(path) == own:
+                warn('Changed type of config entry "%s" from %s to %s', path, old.__name__,
+                     new.__name__)
     if not unused:
         return
     if force:
         for path in unused:
-            logger.warning('Added new config entry "%s" that is not used anywhere', path)
+            warn('Added new config entry "%s" that is not used anywhere', path)
         return
     known = set()
     for key, _ in iter_paths(config):

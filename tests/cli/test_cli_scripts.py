@@ -149,6 +149,12 @@ def test_loglevel():
     assert "INFO - cli_exp - Result: 42" in proc.stderr
 
 
+def doc(entry: str, comment: str) -> str:
+    """A print_config line with a doc comment, where Sacred puts it: two spaces after the
+    entry padded to 35 characters."""
+    return f"{entry:<35}  # {comment}"
+
+
 def test_print_config_option_prints_before_running():
     proc = run("hello_config_scope.py", "-p", "-C", "sys", "with", "recipient=Bob", "seed=1",
                merge=True)
@@ -157,9 +163,9 @@ def test_print_config_option_prints_before_running():
         "WARNING - hello_cs - No observers have been added to this run",
         "INFO - hello_cs - Running command 'main'",
         "Configuration (modified, added, typechanged, doc):",
-        "  message = 'Hello Bob!'        # the whole greeting",
-        "  recipient = 'Bob' (modified)  # who gets greeted",
-        "  seed = 1 (modified)           # the random seed for this experiment",
+        doc("  message = 'Hello Bob!'", "the whole greeting"),
+        doc("  recipient = 'Bob' (modified)", "who gets greeted"),
+        doc("  seed = 1 (modified)", "the random seed for this experiment"),
         "-" * 79,
         "INFO - hello_cs - Started",
         "Hello Bob!",
@@ -178,8 +184,9 @@ def test_capture_modes(mode, tmp_path):
 def test_force_accepts_new_entries_with_a_warning():
     proc = exp("show", "-f", "with", "newkey=3")
     assert shown_config(proc) == {**DEFAULTS, "newkey": 3}
+    # on the experiment's base logger (the root logger here), as Sacred logs its warnings
     assert proc.stderr.splitlines()[0] == \
-        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere'
+        'WARNING - root - Added new config entry "newkey" that is not used anywhere'
 
 
 def test_custom_options_are_applied_and_listed(tmp_path):
@@ -406,26 +413,28 @@ def test_print_config_marks_changes():
     proc = exp("print_config", "-f", "with", "value='x'", "dataset.path=1", "newkey=3",
                "msg=hi", "seed=5")
     assert proc.returncode == 0
-    assert proc.stdout == (
-        "Configuration (modified, added, typechanged, doc):\n"
-        "  dataset:\n"
-        "    path = 1 (typechanged)   # where the data lives\n"
-        "    size = 10                # number of rows\n"
-        "  flag = False\n"
-        "  items = [1, 2]\n"
-        "  msg = 'hi' (modified)      # a message\n"
-        "  nested:                    # a nested dict\n"
-        "    a = 1\n"
-        "    b:\n"
-        "      c = 2\n"
-        "  newkey = 3 (added)\n"
-        "  nothing = None\n"
-        "  seed = 5 (modified)        # the random seed for this experiment\n"
-        "  value = 'x' (typechanged)  # any value\n")
+    assert proc.stdout.splitlines() == [
+        "Configuration (modified, added, typechanged, doc):",
+        "  dataset:",
+        doc("    path = 1 (typechanged)", "where the data lives"),
+        doc("    size = 10", "number of rows"),
+        "  flag = False",
+        "  items = [1, 2]",
+        doc("  msg = 'hi' (modified)", "a message"),
+        doc("  nested:", "a nested dict"),
+        "    a = 1",
+        "    b:",
+        "      c = 2",
+        "  newkey = 3 (added)",
+        "  nothing = None",
+        doc("  seed = 5 (modified)", "the random seed for this experiment"),
+        doc("  value = 'x' (typechanged)", "any value")]
     assert proc.stderr.splitlines() == [
-        'WARNING - cli_exp - Changed type of config entry "dataset.path" from str to int',
-        'WARNING - cli_exp - Changed type of config entry "value" from int to str',
-        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere',
+        # as Sacred: ingredient by ingredient (the experiment last), on the ingredient's
+        # logger with the path inside it
+        'WARNING - dataset - Changed type of config entry "path" from str to int',
+        'WARNING - root - Changed type of config entry "value" from int to str',
+        'WARNING - root - Added new config entry "newkey" that is not used anywhere',
         "INFO - cli_exp - Running command 'print_config'",
         "INFO - cli_exp - Started",
         "INFO - cli_exp - Completed after 0:00:00",
@@ -434,11 +443,11 @@ def test_print_config_marks_changes():
 
 def test_print_config_of_the_example():
     proc = run("hello_config_scope.py", "print_config", "with", "seed=1")
-    assert proc.stdout == (
-        "Configuration (modified, added, typechanged, doc):\n"
-        "  message = 'Hello world!'  # the whole greeting\n"
-        "  recipient = 'world'       # who gets greeted\n"
-        "  seed = 1 (modified)       # the random seed for this experiment\n")
+    assert proc.stdout.splitlines() == [
+        "Configuration (modified, added, typechanged, doc):",
+        doc("  message = 'Hello world!'", "the whole greeting"),
+        doc("  recipient = 'world'", "who gets greeted"),
+        doc("  seed = 1 (modified)", "the random seed for this experiment")]
 
 
 def test_print_config_is_coloured_on_a_terminal():
@@ -461,7 +470,10 @@ def test_print_config_is_coloured_on_a_terminal():
     text = output.decode()
     assert text.startswith("Configuration (\x1b[34mmodified\x1b[0m, \x1b[32madded\x1b[0m, "
                            "\x1b[31mtypechanged\x1b[0m, \x1b[2mdoc\x1b[0m):")
-    assert "\x1b[34m  msg = 'hi'\x1b[0m" in text and "(modified)" not in text
+    # Sacred's colouring: the whole line, with the dimmed doc comment inside it
+    entry = "  msg = 'hi'"
+    assert f"\x1b[34m{entry:<35}  \x1b[2m# a message\x1b[0m\x1b[0m" in text
+    assert "(modified)" not in text
 
 
 def test_print_dependencies(tmp_path):
@@ -501,15 +513,16 @@ def test_save_config(tmp_path):
 
 def test_print_named_configs():
     proc = exp("print_named_configs")
+    # Sacred's layout: the docstring three spaces after the name
     assert proc.stdout == ("Named Configurations (doc):\n"
-                           "  big            # A big value.\n"
-                           "  broken         # A named config with a bug.\n"
+                           "  big   # A big value.\n"
+                           "  broken   # A named config with a bug.\n"
                            "  from_dict\n"
                            "  from_file\n"
-                           "  dataset.small  # Only two rows.\n")
+                           "  dataset.small   # Only two rows.\n")
     proc = run("named_configs.py", "print_named_configs")
     assert proc.stdout == ("Named Configurations (doc):\n"
-                           "  large  # A bigger network.\n"
+                           "  large   # A bigger network.\n"
                            "  tiny\n")
 
 
@@ -727,3 +740,47 @@ def test_the_log_level_of_one_run_does_not_stick_to_the_next():
     finally:
         root.handlers, level = saved
         root.setLevel(level)
+
+
+WARNINGS_SCRIPT = '''
+from labbook import Experiment, Ingredient
+
+data = Ingredient("data")
+
+
+@data.config
+def data_cfg():
+    rows = 3
+
+
+@data.capture
+def load(rows, extra=None):
+    return rows
+
+
+ex = Experiment("warns", ingredients=[data])
+
+
+@ex.config
+def cfg():
+    name = "x"
+
+
+@ex.automain
+def main(name):
+    load()
+'''
+
+
+def test_config_warnings_come_from_the_entrys_ingredient_as_in_sacred(tmp_path):
+    script = tmp_path / "warns.py"
+    script.write_text(WARNINGS_SCRIPT)
+    proc = run(str(script), "with", "name=3", "data.rows=many", "data.extra=1", "-l", "WARNING")
+    assert proc.returncode == 0, proc.stderr
+    # the ingredient's entries first (added, then changed types), on its logger with the
+    # path inside it; the experiment's last, on the base (root) logger
+    assert proc.stderr.splitlines() == [
+        'WARNING - data - Added new config entry: "extra"',
+        'WARNING - data - Changed type of config entry "rows" from int to str',
+        'WARNING - root - Changed type of config entry "name" from str to int',
+        "WARNING - warns - No observers have been added to this run"]

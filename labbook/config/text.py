@@ -63,7 +63,9 @@ def _isatty(stream: Any) -> bool:
 def _collect(value: dict, prefix: str, depth: int, summary: ConfigSummary | None,
              out: list) -> None:
     indent = "  " * depth
-    for key in sorted(value, key=str):
+    # Sacred's order: the plain values first, then the (non-empty) dicts, each by key
+    for key in sorted(value, key=lambda k: (isinstance(value[k], dict) and bool(value[k]),
+                                            str(k))):
         item = value[key]
         path = f"{prefix}.{key}" if prefix else str(key)
         kind = summary.status_of(path) if summary is not None else None

@@ -414,21 +414,22 @@ def test_print_config_marks_changes():
                "msg=hi", "seed=5")
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == [
+        # Sacred's order: plain values first, then dicts, each sorted by key
         "Configuration (modified, added, typechanged, doc):",
-        "  dataset:",
-        doc("    path = 1 (typechanged)", "where the data lives"),
-        doc("    size = 10", "number of rows"),
         "  flag = False",
         "  items = [1, 2]",
         doc("  msg = 'hi' (modified)", "a message"),
-        doc("  nested:", "a nested dict"),
-        "    a = 1",
-        "    b:",
-        "      c = 2",
         "  newkey = 3 (added)",
         "  nothing = None",
         doc("  seed = 5 (modified)", "the random seed for this experiment"),
-        doc("  value = 'x' (typechanged)", "any value")]
+        doc("  value = 'x' (typechanged)", "any value"),
+        "  dataset:",
+        doc("    path = 1 (typechanged)", "where the data lives"),
+        doc("    size = 10", "number of rows"),
+        doc("  nested:", "a nested dict"),
+        "    a = 1",
+        "    b:",
+        "      c = 2"]
     assert proc.stderr.splitlines() == [
         # as Sacred: ingredient by ingredient (the experiment last), on the ingredient's
         # logger with the path inside it

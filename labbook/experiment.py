@@ -192,6 +192,7 @@ class Experiment(Ingredient):
                   capture_mode=settings["CAPTURE_MODE"],
                   numpy_random_legacy=settings["CONFIG"]["NUMPY_RANDOM_LEGACY_API"])
         run.secret_names = tuple(settings.get("SECRET_NAMES") or ())
+        run.seed_root = self  # _seed and _rnd follow Sacred's chain over this tree
         if not worker and not run_is_unobserved(opts, command):
             preflight(observers)
         run.debug = bool(opts.get("debug"))

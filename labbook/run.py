@@ -201,6 +201,9 @@ class Run:
         self._config_cache: dict[tuple, Any] = {}
         self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
+        #: the experiment whose tree Sacred's seed chain runs over (set by ``ex.run``)
+        self.seed_root: Any = None
+        self._function_streams: dict[int, Any] | None = None
         self._bus: EventBus | None = None
         self._output = None
         self._beat_thread: threading.Thread | None = None
@@ -248,7 +251,20 @@ class Run:
         """Whether the run logs at DEBUG (captured functions then log their calls)."""
         return self.run_logger.isEnabledFor(logging.DEBUG)
 
-    def seed_stream(self, name: str) -> SeedStream:
+    def seed_stream(self, name: str, function: Any = None) -> Any:
+        """The seed stream of a captured function: Sacred's chain over the experiment's tree
+        (see :mod:`labbook.randomness`), or, for a function outside it, one derived from the
+        run's seed and ``name``."""
+        if function is not None and self.seed_root is not None and self.seed is not None:
+            if self._function_streams is None:
+                from labbook.randomness import function_streams
+
+                self._function_streams = function_streams(
+                    self.seed_root, self.seed, self.numpy_random_legacy,
+                    lambda ing: self.config_for(ing.config_path, None).get("seed"))
+            found = self._function_streams.get(id(function))
+            if found is not None:
+                return found
         stream = self._seed_streams.get(name)
         if stream is None:
             stream = self._seed_streams[name] = SeedStream(self.seed or 0, name)

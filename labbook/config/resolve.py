@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SEED_RANGE", "new_seed", "ResolvedConfig", "nest_updates", "resolve_config"]
 
-SEED_RANGE = (1, 2**31 - 1)
+SEED_RANGE = (1, 10**9)  # Sacred's: a seed labbook picks is one Sacred could have picked
 _CONFIG_FILE_EXTENSIONS = (".json", ".yaml", ".yml", ".pickle", ".pkl")
 _MISSING = object()
 

@@ -67,7 +67,9 @@ IMPORT = re.compile(r"^(\s*)(from|import)(\s+)sacred\b", re.MULTILINE)
 NORMALISE = [
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?"), "TIME"),   # timestamps
     (re.compile(r"\d+:\d\d:\d\d(\.\d+)?"), "H:MM:SS"),                       # durations
-    (re.compile(r"(seed = )\d+ *(?=\S)"), r"\1SEED  "),  # a seed in print_config's column
+    # a seed in print_config's column (its width depends on the number's digits)
+    (re.compile(r"(seed = )\d+(?!\d)( +(?=\S))?"),
+     lambda m: m.group(1) + "SEED" + ("  " if m.group(2) else "")),
     (re.compile(r"(seed\s*[=:]\s*)\d+"), r"\1SEED"),                         # random seeds
     (re.compile(r"0x[0-9a-f]{6,}"), "0xADDR"),                               # object addresses
     (re.compile(r"(Result:\s*)\S+"), r"\1RESULT"),                           # scores that vary

@@ -54,9 +54,11 @@ def _docopt_text(ex: Experiment) -> str:
 
 
 def usage_text(ex: Experiment, program_name: str | None = None) -> str:
-    """The full help text of ``ex``: docstring, usage, options, arguments and commands."""
+    """The full help text of ``ex`` in Sacred's order: usage, docstring, options, arguments and
+    commands (built-in ones first, then the experiment's and its ingredients' in the order
+    they were defined)."""
     prog = program_name or program_name()
-    commands = sorted(ex.gather_commands())
+    commands = list(ex.gather_commands())
     width = max([len(n) for n, _ in commands] + [8])
     command_lines = []
     for name, cmd in commands:
@@ -66,8 +68,8 @@ def usage_text(ex: Experiment, program_name: str | None = None) -> str:
         command_lines.append(_wrap(f"  {name:<{width}}  ", summary, width + 4))
     doc = (ex.doc or "").strip()
     return (
-        f"{doc + chr(10) + chr(10) if doc else ''}"
         f"{_usage_lines(prog)}\n\n"
+        f"{doc + chr(10) + chr(10) if doc else ''}"
         f"{_options_section(ex)}\n\n"
         "Arguments:\n"
         "  COMMAND   Name of a command to run (default: the main function).\n"

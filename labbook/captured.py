@@ -73,11 +73,16 @@ def captured_function(func: Callable, ingredient_path: str = "", prefix: str | N
         given = positional[:len(args)] if args else ()
         config = run.config_for(ingredient_path, prefix) if run is not None else None
         missing = None
+        seed = None  # one seed per call: _rnd is seeded with _seed, as in Sacred
         for name in fillable:
             if name in kwargs or name in given:
                 continue
-            if name in SPECIAL_ARGS:
-                kwargs[name] = _special(name, run, ingredient_path, full_name, func)
+            if name in ("_seed", "_rnd"):
+                if seed is None:
+                    seed = _next_seed(run, full_name, captured)
+                kwargs[name] = seed if name == "_seed" else _rnd(seed, run)
+            elif name in SPECIAL_ARGS:
+                kwargs[name] = _special(name, run, ingredient_path, func)
             elif config is not None and name in config:
                 kwargs[name] = config[name]
             elif name not in defaults:
@@ -112,27 +117,31 @@ def create_captured_function(function: Callable, prefix: str | None = None) -> C
     return captured_function(function, "", prefix)
 
 
-def _special(name: str, run: Any, ingredient_path: str, full_name: str, func: Callable) -> Any:
+def _next_seed(run: Any, full_name: str, function: Callable) -> int:
+    """The next seed of ``function``'s stream in ``run`` (a random one outside a run)."""
+    from labbook.randomness import get_seed
+
+    if run is None:
+        return get_seed()
+    return run.seed_stream(full_name, function).next()
+
+
+def _rnd(seed: int, run: Any) -> Any:
+    from labbook.randomness import create_rnd
+
+    return create_rnd(seed, run.numpy_random_legacy if run is not None else None)
+
+
+def _special(name: str, run: Any, ingredient_path: str, func: Callable) -> Any:
     if name == "_run":
         return run
     if name == "_config":
         return run.config_for(ingredient_path, None) if run is not None else {}
-    if name == "_log":
-        log_name = join_path(ingredient_path, getattr(func, "__name__", "function"))
-        if run is not None:
-            return run.logger_for(log_name)
-        return logging.getLogger(log_name)
-    from labbook.randomness import SEED_RANGE, create_rnd
-
+    # _log (_seed and _rnd are drawn by the call itself)
+    log_name = join_path(ingredient_path, getattr(func, "__name__", "function"))
     if run is not None:
-        seed = run.seed_stream(full_name).next()
-    else:
-        import random
-
-        seed = random.randint(*SEED_RANGE)
-    if name == "_seed":
-        return seed
-    return create_rnd(seed, run.numpy_random_legacy if run is not None else None)
+        return run.logger_for(log_name)
+    return logging.getLogger(log_name)
 
 
 def check_missing_config(command: Callable, config_for: Callable[[str, str | None], Any]

@@ -11,7 +11,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Sequence
 
-from labbook.arg_parser import (ParsedArgs, help_for_command, looks_like_config_file,
+from labbook.arg_parser import (ParsedArgs, looks_like_config_file,
                                 parse_argv, program_name, usage_text)
 from labbook.captured import check_missing_config
 from labbook.commandline_options import custom_options
@@ -104,7 +104,10 @@ def _print_help(ex: Experiment, command: str | None, prog: str) -> None:
         from labbook.errors import CommandNotFoundError
 
         raise CommandNotFoundError(command, commands)
-    print(help_for_command(command, commands[command], prog))
+    # Sacred's text: the function's signature, then its docstring indented
+    from labbook.commands import help_for_command as command_help
+
+    print(command_help(commands[command]) + "\n")
 
 
 def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str) -> Run:

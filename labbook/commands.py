@@ -2,10 +2,11 @@
 print_named_configs."""
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from labbook.captured import captured_function
-from labbook.config.text import _aligned, format_config
+from labbook.config.text import _isatty, _paint, format_config
 
 if TYPE_CHECKING:
     from labbook.experiment import Experiment
@@ -94,18 +95,27 @@ def save_config(_config, _log, config_filename="config.json"):
     # the command's own argument is not part of the experiment's configuration
     config.pop("config_filename", None)
     save_config_file(config, config_filename)
-    _log.info("Saved config to %s", config_filename)
+    _log.info('Saving config to "%s"', config_filename)
 
 
-def format_named_configs(ex: Experiment) -> str:
-    """The ``print_named_configs`` text: every named config (dotted for ingredients) with the
-    first line of its docstring."""
-    rows = [(name, name, f"# {doc}" if doc else "")
-            for name, conf in ex.gather_named_configs() for doc in [_scope_doc(conf)]]
-    lines = ["Named Configurations (doc):"]
-    if not rows:
+def format_named_configs(ex: Experiment, colour: bool | None = None) -> str:
+    """The ``print_named_configs`` text, as Sacred prints it: every named config (dotted for
+    ingredients) with its docstring, three spaces after the name (a docstring of several lines
+    in triple quotes below it); the docstrings are dimmed on a terminal (or with ``colour``)."""
+    if colour is None:
+        colour = _isatty(sys.stdout)
+    lines = [f"Named Configurations ({_paint('doc', 'doc', colour)}):"]
+    for name, conf in ex.gather_named_configs():
+        doc = _scope_doc(conf)
+        if not doc:
+            lines.append(f"  {name}")
+        elif "\n" not in doc:
+            lines.append(f"  {name}" + _paint(f"   # {doc}", "doc", colour))
+        else:
+            quoted = '"""' + doc.replace("\n", "\n  ") + '"""'
+            lines.append(f"  {name}" + _paint(f"\n    {quoted}", "doc", colour))
+    if len(lines) == 1:
         lines.append("  No named configs")
-    lines += [f"  {line}" for line in _aligned(rows)]
     return "\n".join(lines)
 
 
@@ -122,8 +132,7 @@ print_named_configs = make_print_named_configs
 
 def _scope_doc(conf: Any) -> str:
     func = getattr(conf, "func", None)
-    doc = (getattr(func, "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return (getattr(func, "__doc__", None) or "").strip()
 
 
 def builtin_commands(ex: Experiment) -> dict[str, Callable]:

@@ -272,10 +272,12 @@ class CommandNotFoundError(LabbookError):
 
     def __init__(self, name: str, available: Iterable[str]):
         self.name = name
-        self.available = sorted(available)
+        self.available = list(available)
+        # Sacred's line (the commands in the order they were defined), then labbook's hint
+        hint = did_you_mean(name, self.available).strip()
         super().__init__(
-            f"Command '{name}' not found.{did_you_mean(name, self.available)} "
-            f"Available commands: {', '.join(self.available) or '(none)'}."
+            f'Command "{name}" not found. Available commands are: '
+            f"{', '.join(self.available) or '(none)'}" + (f"\n{hint}" if hint else "")
         )
 
 

@@ -146,9 +146,12 @@ class Experiment(Ingredient):
             for hook in self.option_hooks:
                 hook(options=hooked)
             opts = normalize_options(hooked, self)
-        run_logger = self._run_logger(opts.get("loglevel"))
+        base_logger = self._base_logger(opts.get("loglevel"))
+        # as in Sacred, a run given a name (-n/--name) logs under that name
+        run_logger = base_logger.getChild(str(opts.get("name") or self.path))
         resolved = resolve_config(self, command_name, config_updates, named_configs,
-                                  force=bool(opts.get("force")), logger=run_logger)
+                                  force=bool(opts.get("force")), logger=run_logger,
+                                  scope_logger=base_logger)
 
         experiment_info = self.get_experiment_info()
         if opts.get("enforce_clean"):
@@ -180,7 +183,7 @@ class Experiment(Ingredient):
         observers = (distributed.attached_observers() if worker
                      else self._observers_for(opts, settings.get("DELIVERY")))
         run = Run(resolved.config, resolved.summary, command, observers,
-                  root_logger=run_logger, run_logger=run_logger,
+                  root_logger=base_logger, run_logger=run_logger,
                   experiment_info=experiment_info, host_info=host_info, pre_run_hooks=pre,
                   post_run_hooks=post, captured_out_filter=self.captured_out_filter,
                   command=command_name, meta_info=meta, info=info, seed=resolved.seed,
@@ -189,6 +192,7 @@ class Experiment(Ingredient):
                   capture_mode=settings["CAPTURE_MODE"],
                   numpy_random_legacy=settings["CONFIG"]["NUMPY_RANDOM_LEGACY_API"])
         run.secret_names = tuple(settings.get("SECRET_NAMES") or ())
+        run.seed_root = self  # _seed and _rnd follow Sacred's chain over this tree
         if not worker and not run_is_unobserved(opts, command):
             preflight(observers)
         run.debug = bool(opts.get("debug"))
@@ -235,9 +239,11 @@ class Experiment(Ingredient):
                 max_backoff=float(delivery.get("MAX_BACKOFF", 5.0))) for o in observers]
         return observers
 
-    def _run_logger(self, level: Any = None) -> logging.Logger:
-        """The run's logger, as Sacred makes it: a child named after the experiment of
-        ``ex.logger``, or of the root logger. When the program has not configured logging,
+    def _base_logger(self, level: Any = None) -> logging.Logger:
+        """The base of the run's loggers, as Sacred makes it: ``ex.logger``, or the root
+        logger. The run logs on its child named after the experiment, captured functions on
+        children named ``[ingredient.]function``, config scopes on the base (ingredients' on
+        its child named after the ingredient). When the program has not configured logging,
         the root logger gets a stderr handler in Sacred's ``LEVEL - name - message`` format
         and starts every run at INFO, so the program's own module loggers print too. Unlike
         Sacred, handlers the program installed are never replaced. ``-l LEVEL`` sets the
@@ -263,7 +269,7 @@ class Experiment(Ingredient):
                         "CRITICAL or a number.")
                 level = numeric
             base.setLevel(int(level))
-        return base.getChild(self.path)
+        return base
 
     def run_commandline(self, argv: str | Sequence[str] | None = None) -> Run | None:
         """Run the command line of this experiment (``argv`` defaults to ``sys.argv``)."""

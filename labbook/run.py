@@ -201,6 +201,9 @@ class Run:
         self._config_cache: dict[tuple, Any] = {}
         self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
+        #: the experiment whose tree Sacred's seed chain runs over (set by ``ex.run``)
+        self.seed_root: Any = None
+        self._function_streams: dict[int, Any] | None = None
         self._bus: EventBus | None = None
         self._output = None
         self._beat_thread: threading.Thread | None = None
@@ -238,14 +241,30 @@ class Run:
         return value
 
     def logger_for(self, name: str) -> logging.Logger:
-        return self.run_logger.getChild(name)
+        """The logger of a captured function (``name`` is its dotted ingredient path and
+        function name): as in Sacred, a child of the base logger (``ex.logger`` or the root
+        logger), not of the experiment-named run logger."""
+        return self.root_logger.getChild(name)
 
     @property
     def debug_logging(self) -> bool:
         """Whether the run logs at DEBUG (captured functions then log their calls)."""
         return self.run_logger.isEnabledFor(logging.DEBUG)
 
-    def seed_stream(self, name: str) -> SeedStream:
+    def seed_stream(self, name: str, function: Any = None) -> Any:
+        """The seed stream of a captured function: Sacred's chain over the experiment's tree
+        (see :mod:`labbook.randomness`), or, for a function outside it, one derived from the
+        run's seed and ``name``."""
+        if function is not None and self.seed_root is not None and self.seed is not None:
+            if self._function_streams is None:
+                from labbook.randomness import function_streams
+
+                self._function_streams = function_streams(
+                    self.seed_root, self.seed, self.numpy_random_legacy,
+                    lambda ing: self.config_for(ing.config_path, None).get("seed"))
+            found = self._function_streams.get(id(function))
+            if found is not None:
+                return found
         stream = self._seed_streams.get(name)
         if stream is None:
             stream = self._seed_streams[name] = SeedStream(self.seed or 0, name)
@@ -315,7 +334,20 @@ class Run:
             return
         self._announced = True
         self.warn_if_unobserved()
+        self.run_logger.debug('Using capture mode "%s"', self._capture_mode_now())
         self.run_logger.info("Running command '%s'", self.command)
+
+    def _capture_mode_now(self) -> str:
+        """The capture mode a start now would use: the chosen one, else ``fd`` (``sys``
+        where descriptors cannot be captured) for an observed run and ``no`` otherwise."""
+        mode = self.capture_mode or self._default_capture
+        if mode is None:
+            from labbook.output import default_capture_mode
+
+            observed = bool(self._bus) if self._bus is not None \
+                else bool(self.observers) and not self.unobserved
+            mode = default_capture_mode() if observed else "no"
+        return mode
 
     def warn_if_unobserved(self) -> None:
         if not self.observers and not self.debug and not self.unobserved \
@@ -363,12 +395,9 @@ class Run:
             self._bus.join()  # observers that deliver in the background finish (or journal)
             return None
 
-        from labbook.output import capture_output, default_capture_mode
+        from labbook.output import capture_output
 
-        mode = self.capture_mode or self._default_capture
-        if mode is None:
-            mode = default_capture_mode() if self._bus else "no"
-        self.run_logger.debug("Using capture mode '%s'", mode)
+        mode = self._capture_mode_now()
         out_filter = self.captured_out_filter
         if out_filter is None:
             from labbook.output import apply_backspaces_and_linefeeds as out_filter

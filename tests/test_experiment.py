@@ -55,8 +55,9 @@ def test_commands_run_by_name_and_unknown_command():
 
     assert ex.run("double").result == 4
     assert ex.run().result == 0
-    with pytest.raises(CommandNotFoundError, match="Command 'dubble' not found. Did you mean "
-                                                   "'double'?"):
+    with pytest.raises(CommandNotFoundError, match="Command \"dubble\" not found. Available "
+                                                   "commands are: print_config, .*, double, "
+                                                   "main\nDid you mean 'double'\\?"):
         ex.run("dubble")
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from labbook.config.paths import dict_merge, get_path, iter_paths, set_path
 from labbook.config.summary import ConfigSummary
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SEED_RANGE", "new_seed", "ResolvedConfig", "nest_updates", "resolve_config"]
 
-SEED_RANGE = (1, 2**31 - 1)
+SEED_RANGE = (1, 10**9)  # Sacred's: a seed labbook picks is one Sacred could have picked
 _CONFIG_FILE_EXTENSIONS = (".json", ".yaml", ".yml", ".pickle", ".pkl")
 _MISSING = object()
 
@@ -145,9 +145,11 @@ def _same_kind(old: Any, new: Any) -> bool:
 
 def resolve_config(root: Ingredient, command_name: str | None = None,
                    config_updates: dict | None = None, named_configs: Sequence[str] = (),
-                   force: bool = False, logger: logging.Logger | None = None
-                   ) -> ResolvedConfig:
-    """Resolve the config of ``root`` and its ingredients; see the module docstring."""
+                   force: bool = False, logger: logging.Logger | None = None,
+                   scope_logger: logging.Logger | None = None) -> ResolvedConfig:
+    """Resolve the config of ``root`` and its ingredients; see the module docstring.
+    ``logger`` gets the warnings; config scopes' ``_log`` is ``scope_logger`` (default:
+    ``logger``) for the experiment and its child named after the path for an ingredient."""
     from labbook.config.scope import normalize_value
 
     logger = logger or logging.getLogger("labbook")
@@ -164,7 +166,8 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
     # Like Sacred, a named config reads (as preset) what the named configs before it set for
     # its ingredient, and a config scope may take ``_log``, its ingredient's logger.
     def log_for(path: str) -> logging.Logger:
-        return logger.getChild(path) if path else logger
+        base = scope_logger or logger
+        return base.getChild(path) if path else base
 
     named_total: dict = {}
     doc_sources: list[tuple[str, Any, bool]] = []
@@ -242,7 +245,7 @@ def resolve_config(root: Ingredient, command_name: str | None = None,
         return collected
 
     summary = _summarize(config, fixed_by_path, overridden, docs, hook_changes)
-    _check_changes(root, summary, config, force, logger)
+    _check_changes(root, summary, config, force, _sacred_warner(paths, log_for))
     fixtures = {path: _fixture(configs[path], ing, path, configs, path_of)
                 for ing, path in zip(ingredients, paths) if path}
     return ResolvedConfig(config=config, summary=summary, seed=seed, fixtures=fixtures)
@@ -327,25 +330,45 @@ def _prefixes(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
 
+def _sacred_warner(paths: Sequence[str], log_for: Callable[[str], logging.Logger]
+                   ) -> Callable[..., None]:
+    """``warn(message, path, *args)``: as Sacred, on the logger of the ingredient the entry
+    belongs to (the base logger for the experiment's), with the path inside that ingredient.
+    ``warn.owners`` are the ingredient paths in the order their warnings come."""
+    ingredient_paths = sorted((p for p in paths if p), key=len, reverse=True)
+
+    def owner(path: str) -> str:
+        return next((p for p in ingredient_paths if path.startswith(p + ".")), "")
+
+    def warn(message: str, path: str, *args: Any) -> None:
+        own = owner(path)
+        log_for(own).warning(message, path[len(own) + 1:] if own else path, *args)
+    warn.owner = owner  # type: ignore[attr-defined]
+    warn.owners = list(dict.fromkeys(paths))  # type: ignore[attr-defined]
+    return warn
+
+
 def _check_changes(root: Ingredient, summary: ConfigSummary, config: dict, force: bool,
-                   logger: logging.Logger) -> None:
-    for path, (old, new) in sorted(summary.typechanged.items()):
-        logger.warning('Changed type of config entry "%s" from %s to %s', path,
-                       old.__name__, new.__name__)
-    if not summary.added:
-        return
+                   warn: Any) -> None:
     # As in Sacred: an added entry is used when it or one of its parents is a path a captured
-    # function reads (its ingredient's path, its prefix and the argument name).
+    # function reads (its ingredient's path, its prefix and the argument name). Sacred's
+    # order: ingredient by ingredient (the experiment last), used added entries, then
+    # changed types.
     used = root.captured_arg_paths()
     unused = sorted(p for p in summary.added if not {p, *_prefixes(p)} & used)
-    for path in sorted(summary.added):
-        if path not in unused:
-            logger.warning('Added new config entry: "%s"', path)
+    for own in warn.owners:
+        for path in sorted(summary.added):
+            if path not in unused and warn.owner(path) == own:
+                warn('Added new config entry: "%s"', path)
+        for path, (old, new) in sorted(summary.typechanged.items()):
+            if warn.owner(path) == own:
+                warn('Changed type of config entry "%s" from %s to %s', path, old.__name__,
+                     new.__name__)
     if not unused:
         return
     if force:
         for path in unused:
-            logger.warning('Added new config entry "%s" that is not used anywhere', path)
+            warn('Added new config entry "%s" that is not used anywhere', path)
         return
     known = set()
     for key, _ in iter_paths(config):

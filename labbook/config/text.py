@@ -26,24 +26,13 @@ def _paint(text: str, kind: str | None, colour: bool) -> str:
     return f"{_COLOURS[kind]}{text}{_RESET}"
 
 
-def _aligned(rows: list[tuple[str, str, str]], gap: int = 2) -> list[str]:
-    """``(shown, plain, comment)`` rows with the comments in one column; ``plain`` is
-    ``shown`` without colour codes, so the padding is measured on what the user sees."""
-    width = max((len(plain) for _, plain, comment in rows if comment), default=0)
-    lines = []
-    for shown, plain, comment in rows:
-        if comment:
-            shown += " " * (width - len(plain) + gap) + comment
-        lines.append(shown)
-    return lines
-
-
 def format_config(config: dict, summary: ConfigSummary | None = None,
                   colour: bool | None = None) -> str:
     """The config as ``key = value`` lines with their doc comments.
 
     Entries the updates added, modified or changed the type of are coloured when ``colour``
-    (by default: when stdout is a terminal) and marked ``(added)`` etc. otherwise.
+    (by default: when stdout is a terminal) and marked ``(added)`` etc. otherwise. Doc
+    comments start where Sacred's do: two spaces after an entry padded to 35 characters.
     """
     if colour is None:
         colour = _isatty(sys.stdout)
@@ -53,13 +42,15 @@ def format_config(config: dict, summary: ConfigSummary | None = None,
     header = f"Configuration ({legend}, {_paint('doc', 'doc', colour)}):"
     entries: list[tuple[str, str, str | None]] = []
     _collect(config, "", 1, summary, entries)
-    rows = []
+    lines = [header]
     for text, path, kind in entries:
-        plain = text if colour or kind is None else f"{text} ({kind})"
-        shown = _paint(text, kind, colour) if colour else plain
+        line = text if colour or kind is None else f"{text} ({kind})"
         doc = docs.get(path)
-        rows.append((shown, plain, _paint(f"# {doc}", "doc", colour) if doc else ""))
-    return "\n".join([header, *_aligned(rows)])
+        if doc:  # Sacred's column: two spaces after 35 characters, four after a longer entry
+            comment = _paint(f"# {doc}", "doc", colour)
+            line = f"{line:<35}  {comment}" if len(line) <= 35 else f"{line}    {comment}"
+        lines.append(_paint(line, kind, colour))
+    return "\n".join(lines)
 
 
 def _isatty(stream: Any) -> bool:
@@ -72,7 +63,9 @@ def _isatty(stream: Any) -> bool:
 def _collect(value: dict, prefix: str, depth: int, summary: ConfigSummary | None,
              out: list) -> None:
     indent = "  " * depth
-    for key in sorted(value, key=str):
+    # Sacred's order: the plain values first, then the (non-empty) dicts, each by key
+    for key in sorted(value, key=lambda k: (isinstance(value[k], dict) and bool(value[k]),
+                                            str(k))):
         item = value[key]
         path = f"{prefix}.{key}" if prefix else str(key)
         kind = summary.status_of(path) if summary is not None else None

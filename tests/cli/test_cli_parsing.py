@@ -412,7 +412,7 @@ def test_usage_text_lists_every_option_and_command():
 def test_docstrings_with_dashes_or_usage_do_not_confuse_docopt():
     ex = make_experiment()
     ex.doc = "Notes:\n- a bullet that looks like an option\nUsage: not the real usage\n"
-    assert usage_text(ex, "prog").startswith("Notes:\n- a bullet")
+    assert "[options]\n\nNotes:\n- a bullet" in usage_text(ex, "prog")
     assert parse_argv(ex, ["with", "lr=2"]).config_updates == {"lr": 2}
 
 
@@ -434,19 +434,26 @@ def test_format_config_plain_and_coloured():
     config = {"a": 1, "b": "x", "seed": 3, "sub": {"c": [1, 2]}}
     summary = ConfigSummary(config, added={"sub.c"}, modified={"a"},
                             typechanged={"b": (int, str)}, docs={"a": "the a"})
+    # doc comments where Sacred puts them: two spaces after the entry padded to 35 characters
     assert format_config(config, summary, colour=False) == (
         "Configuration (modified, added, typechanged, doc):\n"
-        "  a = 1 (modified)  # the a\n"
+        f"{'  a = 1 (modified)':<35}  # the a\n"
         "  b = 'x' (typechanged)\n"
-        "  seed = 3          # the random seed for this experiment\n"
+        f"{'  seed = 3':<35}  # the random seed for this experiment\n"
         "  sub:\n"
         "    c = [1, 2] (added)")
     coloured = format_config(config, summary, colour=True)
-    assert "\033[34m  a = 1\033[0m     \033[2m# the a\033[0m" in coloured
+    # as Sacred colours it: the whole line, the dimmed comment inside
+    assert f"\033[34m{'  a = 1':<35}  \033[2m# the a\033[0m\033[0m" in coloured
     assert "\033[31m  b = 'x'\033[0m" in coloured and "\033[32m    c = [1, 2]\033[0m" in coloured
     assert "(modified)" not in coloured
     # colour follows the terminal by default; a pytest capture is not one
     assert format_config(config, summary) == format_config(config, summary, colour=False)
+    # an entry longer than 35 characters gets its comment four spaces after it
+    long = {"a_rather_long_name": "with a long value"}
+    text = format_config(long, ConfigSummary(long, docs={"a_rather_long_name": "doc"}),
+                         colour=False)
+    assert "  a_rather_long_name = 'with a long value'    # doc" in text
 
 
 def test_format_dependencies():

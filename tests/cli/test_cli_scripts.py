@@ -149,6 +149,12 @@ def test_loglevel():
     assert "INFO - cli_exp - Result: 42" in proc.stderr
 
 
+def doc(entry: str, comment: str) -> str:
+    """A print_config line with a doc comment, where Sacred puts it: two spaces after the
+    entry padded to 35 characters."""
+    return f"{entry:<35}  # {comment}"
+
+
 def test_print_config_option_prints_before_running():
     proc = run("hello_config_scope.py", "-p", "-C", "sys", "with", "recipient=Bob", "seed=1",
                merge=True)
@@ -157,9 +163,9 @@ def test_print_config_option_prints_before_running():
         "WARNING - hello_cs - No observers have been added to this run",
         "INFO - hello_cs - Running command 'main'",
         "Configuration (modified, added, typechanged, doc):",
-        "  message = 'Hello Bob!'        # the whole greeting",
-        "  recipient = 'Bob' (modified)  # who gets greeted",
-        "  seed = 1 (modified)           # the random seed for this experiment",
+        doc("  message = 'Hello Bob!'", "the whole greeting"),
+        doc("  recipient = 'Bob' (modified)", "who gets greeted"),
+        doc("  seed = 1 (modified)", "the random seed for this experiment"),
         "-" * 79,
         "INFO - hello_cs - Started",
         "Hello Bob!",
@@ -178,8 +184,9 @@ def test_capture_modes(mode, tmp_path):
 def test_force_accepts_new_entries_with_a_warning():
     proc = exp("show", "-f", "with", "newkey=3")
     assert shown_config(proc) == {**DEFAULTS, "newkey": 3}
+    # on the experiment's base logger (the root logger here), as Sacred logs its warnings
     assert proc.stderr.splitlines()[0] == \
-        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere'
+        'WARNING - root - Added new config entry "newkey" that is not used anywhere'
 
 
 def test_custom_options_are_applied_and_listed(tmp_path):
@@ -274,15 +281,16 @@ def test_interrupted_runs(command, tmp_path):
 
 P = "cli_exp.py"
 NAMED = "big, broken, dataset.small, from_dict, from_file"
-COMMANDS = ("answer, dataset.describe, fail, interrupt, main, needs, needs_deep, print_config, "
-            "print_dependencies, print_named_configs, save_config, show, timeout")
+# Sacred's order: built-in commands, then the experiment's and its ingredients' as defined
+COMMANDS = ("print_config, print_dependencies, save_config, print_named_configs, show, answer, "
+            "fail, interrupt, timeout, needs, needs_deep, main, dataset.describe")
 USAGE_ERRORS = [
     (["--foo"], "Unknown option '--foo'. Did you mean '--force'?\n" + USAGE.format(p=P)),
     (["-Z"], "Unknown option '-Z'.\n" + USAGE.format(p=P)),
-    (["frobnicate"], f"Command 'frobnicate' not found. Available commands: {COMMANDS}.\n"),
-    (["anser"], f"Command 'anser' not found. Did you mean 'answer'? Available commands: "
-                f"{COMMANDS}.\n"),
-    (["help", "nope"], f"Command 'nope' not found. Available commands: {COMMANDS}.\n"),
+    (["frobnicate"], f'Command "frobnicate" not found. Available commands are: {COMMANDS}\n'),
+    (["anser"], f'Command "anser" not found. Available commands are: {COMMANDS}\n'
+                "Did you mean 'answer'?\n"),
+    (["help", "nope"], f'Command "nope" not found. Available commands are: {COMMANDS}\n'),
     (["with", "x=[1,"], "Cannot parse the value of 'x': '[1,' ('[' was never closed). Values "
                         "are Python literals: numbers, 'strings', [lists], {dicts}, "
                         "True/False/None; words and text without quotes or brackets are "
@@ -405,26 +413,29 @@ def test_print_config_marks_changes():
     proc = exp("print_config", "-f", "with", "value='x'", "dataset.path=1", "newkey=3",
                "msg=hi", "seed=5")
     assert proc.returncode == 0
-    assert proc.stdout == (
-        "Configuration (modified, added, typechanged, doc):\n"
-        "  dataset:\n"
-        "    path = 1 (typechanged)   # where the data lives\n"
-        "    size = 10                # number of rows\n"
-        "  flag = False\n"
-        "  items = [1, 2]\n"
-        "  msg = 'hi' (modified)      # a message\n"
-        "  nested:                    # a nested dict\n"
-        "    a = 1\n"
-        "    b:\n"
-        "      c = 2\n"
-        "  newkey = 3 (added)\n"
-        "  nothing = None\n"
-        "  seed = 5 (modified)        # the random seed for this experiment\n"
-        "  value = 'x' (typechanged)  # any value\n")
+    assert proc.stdout.splitlines() == [
+        # Sacred's order: plain values first, then dicts, each sorted by key
+        "Configuration (modified, added, typechanged, doc):",
+        "  flag = False",
+        "  items = [1, 2]",
+        doc("  msg = 'hi' (modified)", "a message"),
+        "  newkey = 3 (added)",
+        "  nothing = None",
+        doc("  seed = 5 (modified)", "the random seed for this experiment"),
+        doc("  value = 'x' (typechanged)", "any value"),
+        "  dataset:",
+        doc("    path = 1 (typechanged)", "where the data lives"),
+        doc("    size = 10", "number of rows"),
+        doc("  nested:", "a nested dict"),
+        "    a = 1",
+        "    b:",
+        "      c = 2"]
     assert proc.stderr.splitlines() == [
-        'WARNING - cli_exp - Changed type of config entry "dataset.path" from str to int',
-        'WARNING - cli_exp - Changed type of config entry "value" from int to str',
-        'WARNING - cli_exp - Added new config entry "newkey" that is not used anywhere',
+        # as Sacred: ingredient by ingredient (the experiment last), on the ingredient's
+        # logger with the path inside it
+        'WARNING - dataset - Changed type of config entry "path" from str to int',
+        'WARNING - root - Changed type of config entry "value" from int to str',
+        'WARNING - root - Added new config entry "newkey" that is not used anywhere',
         "INFO - cli_exp - Running command 'print_config'",
         "INFO - cli_exp - Started",
         "INFO - cli_exp - Completed after 0:00:00",
@@ -433,11 +444,11 @@ def test_print_config_marks_changes():
 
 def test_print_config_of_the_example():
     proc = run("hello_config_scope.py", "print_config", "with", "seed=1")
-    assert proc.stdout == (
-        "Configuration (modified, added, typechanged, doc):\n"
-        "  message = 'Hello world!'  # the whole greeting\n"
-        "  recipient = 'world'       # who gets greeted\n"
-        "  seed = 1 (modified)       # the random seed for this experiment\n")
+    assert proc.stdout.splitlines() == [
+        "Configuration (modified, added, typechanged, doc):",
+        doc("  message = 'Hello world!'", "the whole greeting"),
+        doc("  recipient = 'world'", "who gets greeted"),
+        doc("  seed = 1 (modified)", "the random seed for this experiment")]
 
 
 def test_print_config_is_coloured_on_a_terminal():
@@ -460,7 +471,10 @@ def test_print_config_is_coloured_on_a_terminal():
     text = output.decode()
     assert text.startswith("Configuration (\x1b[34mmodified\x1b[0m, \x1b[32madded\x1b[0m, "
                            "\x1b[31mtypechanged\x1b[0m, \x1b[2mdoc\x1b[0m):")
-    assert "\x1b[34m  msg = 'hi'\x1b[0m" in text and "(modified)" not in text
+    # Sacred's colouring: the whole line, with the dimmed doc comment inside it
+    entry = "  msg = 'hi'"
+    assert f"\x1b[34m{entry:<35}  \x1b[2m# a message\x1b[0m\x1b[0m" in text
+    assert "(modified)" not in text
 
 
 def test_print_dependencies(tmp_path):
@@ -485,8 +499,8 @@ def test_print_dependencies(tmp_path):
 def test_save_config(tmp_path):
     proc = exp("save_config", "with", "value=4", "seed=2", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stderr.splitlines()[-2] == "INFO - cli_exp.save_config - Saved config to " \
-                                           "config.json"
+    # Sacred's line, on the command's own logger
+    assert proc.stderr.splitlines()[-2] == 'INFO - save_config - Saving config to "config.json"'
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved == {**DEFAULTS, "value": 4, "seed": 2}
     proc = exp("save_config", "with", "config_filename=out.yaml", "seed=2", cwd=tmp_path)
@@ -500,15 +514,16 @@ def test_save_config(tmp_path):
 
 def test_print_named_configs():
     proc = exp("print_named_configs")
+    # Sacred's layout: the docstring three spaces after the name
     assert proc.stdout == ("Named Configurations (doc):\n"
-                           "  big            # A big value.\n"
-                           "  broken         # A named config with a bug.\n"
+                           "  big   # A big value.\n"
+                           "  broken   # A named config with a bug.\n"
                            "  from_dict\n"
                            "  from_file\n"
-                           "  dataset.small  # Only two rows.\n")
+                           "  dataset.small   # Only two rows.\n")
     proc = run("named_configs.py", "print_named_configs")
     assert proc.stdout == ("Named Configurations (doc):\n"
-                           "  large  # A bigger network.\n"
+                           "  large   # A bigger network.\n"
                            "  tiny\n")
 
 
@@ -527,20 +542,27 @@ def test_help():
     proc = run("commands.py", "--help")
     assert proc.returncode == 0 and proc.stderr == ""
     text = proc.stdout
-    assert text.startswith("Commands: functions runnable by name besides the main function.")
-    assert "Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n" in text
-    assert "\nCommands:\n  main                 (default)\n" in text
+    # Sacred's order: usage first, then the docstring, options, arguments and commands
+    assert text.startswith("Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n")
+    assert "[options]\n\nCommands: functions runnable by name besides the main function." in text
+    assert text.index("\nOptions:\n") < text.index("\nArguments:\n") < text.index(
+        "\nCommands:\n  print_config ")
+    # built-in commands first, then the experiment's in the order they were defined
+    names = [line.split()[0] for line in text.split("\nCommands:\n")[1].splitlines() if line]
+    assert names == ["print_config", "print_dependencies", "save_config",
+                     "print_named_configs", "scream", "whisper", "main"]
+    assert "  main                 (default)\n" in text
     assert "  scream               Say the message loudly.\n" in text
     assert "  -F DIR --file_storage=DIR           Store the run in this directory" in text
     assert run("commands.py", "-h").stdout == text
     assert run("commands.py", "help").stdout == text
     proc = run("commands.py", "help", "whisper")
     assert proc.returncode == 0
-    assert proc.stdout == ("Usage: commands.py whisper [with UPDATE...] [options]\n\n"
-                           "Say the message quietly (never recorded by observers).\n\n"
-                           "Config entries it reads: message\n")
+    # Sacred's text: the signature, then the docstring indented
+    assert proc.stdout == ("whisper(message)\n"
+                           "    Say the message quietly (never recorded by observers).\n\n")
     proc = exp("help", "dataset.describe")
-    assert proc.stdout.endswith("Config entries it reads: dataset.path, dataset.size\n")
+    assert proc.stdout == "describe(path, size)\n    Describe the dataset.\n\n"
 
 
 # --- --queued ---------------------------------------------------------------------------------
@@ -621,7 +643,7 @@ def test_text_with_spaces_is_a_string_as_in_sacred(tmp_path):
     script.write_text(LOGGING_SCRIPT)
     proc = run(str(script), "with", "message=Ciao world!")
     assert proc.returncode == 0, proc.stderr
-    assert "INFO - logs.main - main says Ciao world!" in proc.stderr
+    assert "INFO - main - main says Ciao world!" in proc.stderr
     assert "INFO - logs - Result: Ciao world!" in proc.stderr
 
 
@@ -632,13 +654,14 @@ def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
     lines = proc.stderr.splitlines()
     # the program's own module loggers print in the same format
     assert "INFO - my.module - module says hello" in lines
-    assert "INFO - logs.main - main says hello" in lines
+    # captured functions log on the base logger's child named after them, as in Sacred
+    assert "INFO - main - main says hello" in lines
     assert not any(line.startswith("DEBUG") for line in lines)
     # -l sets the level for everything; DEBUG shows Sacred's lines around captured calls
     debug = run(str(script), "-l", "DEBUG").stderr.splitlines()
-    for line in ("DEBUG - logs - Using capture mode 'no'", "DEBUG - logs - Starting Heartbeat",
-                 "DEBUG - logs.main - Started", "DEBUG - logs.helper - Started",
-                 "DEBUG - logs.helper - Finished after 0:00:00.",
+    for line in ('DEBUG - logs - Using capture mode "no"', "DEBUG - logs - Starting Heartbeat",
+                 "DEBUG - main - Started", "DEBUG - helper - Started",
+                 "DEBUG - helper - Finished after 0:00:00.",
                  "DEBUG - logs - Stopping Heartbeat"):
         assert line in debug, line
     quiet = run(str(script), "-l", "WARNING").stderr.splitlines()
@@ -646,7 +669,60 @@ def test_logging_goes_through_the_root_logger_as_in_sacred(tmp_path):
     # ex.logger: the run logs on its child named after the experiment, as in Sacred
     own = run(str(script), "--own-logger").stderr.splitlines()
     assert "INFO - mine.logs - Running command 'main'" in own
-    assert "INFO - mine.logs.main - main says hello" in own
+    assert "INFO - mine.main - main says hello" in own
+    # a named run (-n) logs under its name, as Sacred's does; its functions keep theirs
+    named = run(str(script), "-n", "trial-3").stderr.splitlines()
+    assert "INFO - trial-3 - Running command 'main'" in named
+    assert "INFO - trial-3 - Completed after 0:00:00" in named
+    assert "INFO - main - main says hello" in named
+
+
+INGREDIENT_LOGGING_SCRIPT = '''
+from labbook import Experiment, Ingredient
+
+data = Ingredient("data")
+
+
+@data.config
+def data_cfg(_log):
+    _log.info("data scope runs")
+    rows = 3
+
+
+@data.capture
+def load(rows, _log):
+    _log.info("loading %d rows", rows)
+
+
+ex = Experiment("logs", ingredients=[data])
+
+
+@ex.config
+def cfg(_log):
+    _log.info("experiment scope runs")
+    size = 1
+
+
+@ex.automain
+def main(size):
+    load()
+'''
+
+
+def test_loggers_of_scopes_and_ingredient_functions_are_named_as_in_sacred(tmp_path):
+    script = tmp_path / "logs.py"
+    script.write_text(INGREDIENT_LOGGING_SCRIPT)
+    lines = run(str(script), "-l", "DEBUG").stderr.splitlines()
+    # a config scope logs on the base logger (the root logger here), an ingredient's on its
+    # child named after the ingredient; an ingredient's function on "<ingredient>.<function>"
+    assert lines[:2] == ["INFO - data - data scope runs", "INFO - root - experiment scope runs"]
+    # Sacred says which capture mode it uses before it names the command
+    assert lines[2:5] == ["WARNING - logs - No observers have been added to this run",
+                          'DEBUG - logs - Using capture mode "no"',
+                          "INFO - logs - Running command 'main'"]
+    assert lines.index("DEBUG - data.load - Started") < lines.index(
+        "INFO - data.load - loading 3 rows") < lines.index(
+        "DEBUG - data.load - Finished after 0:00:00.")
 
 
 def test_the_log_level_of_one_run_does_not_stick_to_the_next():
@@ -665,3 +741,47 @@ def test_the_log_level_of_one_run_does_not_stick_to_the_next():
     finally:
         root.handlers, level = saved
         root.setLevel(level)
+
+
+WARNINGS_SCRIPT = '''
+from labbook import Experiment, Ingredient
+
+data = Ingredient("data")
+
+
+@data.config
+def data_cfg():
+    rows = 3
+
+
+@data.capture
+def load(rows, extra=None):
+    return rows
+
+
+ex = Experiment("warns", ingredients=[data])
+
+
+@ex.config
+def cfg():
+    name = "x"
+
+
+@ex.automain
+def main(name):
+    load()
+'''
+
+
+def test_config_warnings_come_from_the_entrys_ingredient_as_in_sacred(tmp_path):
+    script = tmp_path / "warns.py"
+    script.write_text(WARNINGS_SCRIPT)
+    proc = run(str(script), "with", "name=3", "data.rows=many", "data.extra=1", "-l", "WARNING")
+    assert proc.returncode == 0, proc.stderr
+    # the ingredient's entries first (added, then changed types), on its logger with the
+    # path inside it; the experiment's last, on the base (root) logger
+    assert proc.stderr.splitlines() == [
+        'WARNING - data - Added new config entry: "extra"',
+        'WARNING - data - Changed type of config entry "rows" from int to str',
+        'WARNING - root - Changed type of config entry "name" from str to int',
+        "WARNING - warns - No observers have been added to this run"]

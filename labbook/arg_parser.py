@@ -33,7 +33,7 @@ __all__ = ["ParsedArgs", "parse_argv", "parse_updates", "parse_value", "usage_te
 
 
 def _usage_lines(prog: str) -> str:
-    pattern = "[(with UPDATE...)] [-t TAG]... [options]"
+    pattern = "[(with UPDATE...)] [--tag=TAG]... [options]"
     return (
         "Usage:\n"
         f"  {prog} {pattern}\n"

@@ -133,7 +133,8 @@ BUILTIN_OPTIONS = [
     _builtin("-i", "--id", "Use this id for the run.", "ID"),
     _builtin("-n", "--name", "A name for this run.", "NAME"),
     _builtin("-C", "--capture", "Output capture mode: fd, sys or no.", "MODE"),
-    _builtin("-t", "--tag", "Tag the run (repeatable).", "TAG", default=()),
+    # no short flag: Sacred's -t is --tiny_db (a store), which a tag must not be taken for
+    _builtin(None, "--tag", "Tag the run (repeatable).", "TAG", default=()),
     _builtin(None, "--notes", "Notes stored with the run.", "NOTES"),
     # the flags naming a store: one per back-end, from the observer registry
     *(_builtin(f.short, f.long, f.description, f.arg) for f in STORE_FLAGS),

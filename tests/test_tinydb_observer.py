@@ -326,3 +326,21 @@ def test_without_the_extra_the_error_says_what_to_install(tmp_path, monkeypatch,
                                "pip install 'labbook[tinydb]'")
     with pytest.raises(MissingExtraError, match=r"^TinyDbReader needs"):
         TinyDbReader(tmp_path)
+
+
+def test_sacreds_t_flag_records_into_a_tinydb_store(tmp_path):
+    # python exp.py -t DIR, as with Sacred (-t was once labbook's --tag: a Sacred command line
+    # recording into TinyDB would have tagged the run and recorded nothing)
+    ex = labbook.Experiment("tiny_flag", interactive=True)
+
+    @ex.main
+    def main(_run):
+        _run.log_scalar("loss", 0.25)
+        return 3
+
+    path = str(tmp_path / "runs_db")
+    run = ex.run_commandline(["exp", "-t", path, "-l", "WARNING", "--no-system-metrics"])
+    assert run.status == "COMPLETED" and run.meta_info["tags"] == []
+    (entry,) = TinyDbReader(path).fetch_metadata(exp_name="tiny_flag")
+    assert entry["result"] == 3 and entry["meta"]["options"]["--tiny_db"] == path
+    assert TinyDbReader(path).fetch_metrics(run._id)["loss"]["values"] == [0.25]

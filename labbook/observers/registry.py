@@ -1,7 +1,8 @@
 """Which observer records into which store, and the command-line flags that name one.
 
-Each back-end contributes one row to :data:`STORE_FLAGS` (Sacred's ``-F``, ``-s``, ``-m`` and
-labbook's ``--store``); the experiment command line (:mod:`labbook.commandline_options`) takes
+Each back-end contributes one row to :data:`STORE_FLAGS` (Sacred's ``-F``, ``-s``, ``-m``,
+``-t``, ``-S``, ``-G`` and labbook's ``--store``); the experiment command line
+(:mod:`labbook.commandline_options`) takes
 its store options from here, so a back-end is added in one place. Observer classes are imported
 only when a flag is used; the stores behind them are opened through :mod:`labbook.stores`.
 """
@@ -48,6 +49,12 @@ STORE_FLAGS: tuple[StoreFlag, ...] = (
               "labbook.observers.sql:SqlObserver.from_flag"),
     StoreFlag("-m", "--mongo_db", "DB", "Store the run in MongoDB: [host:port:]db or a "
               "mongodb:// URL.", "labbook.observers.mongo:MongoObserver.from_db_arg"),
+    StoreFlag("-t", "--tiny_db", "PATH", "Store the run in a TinyDB database in this directory "
+              "(Sacred's TinyDbObserver layout).", "labbook.observers.tinydb:TinyDbObserver"),
+    StoreFlag("-S", "--s3", "URL", "Store the run in S3 at s3://BUCKET/PATH (file store "
+              "layout).", "labbook.observers.registry:s3_observer"),
+    StoreFlag("-G", "--gcs", "URL", "Store the run in Google Cloud Storage at gs://BUCKET/PATH "
+              "(file store layout).", "labbook.observers.registry:gcs_observer"),
     StoreFlag(None, "--store", "URL", "Store the run in the store at this URL (file://, "
               "sqlite:///, postgresql://, mysql://, mongodb://, s3://, gs://).",
               "labbook.observers.registry:observer_for_url"),
@@ -88,6 +95,32 @@ def observer_for_url(url: str, priority: int | None = None) -> RunObserver:
     from labbook.observers.store_observer import StoreObserver
 
     return StoreObserver(open_store(url), priority)
+
+
+def _bucket_and_path(value: str, scheme: str, flag: str, example: str) -> tuple[str, str]:
+    from labbook.errors import OptionValueError
+
+    bucket, _, path = value[len(scheme) + 3:].partition("/") \
+        if value.startswith(scheme + "://") else ("", "", "")
+    if not bucket or not path.strip("/"):
+        raise OptionValueError(f"{flag} takes {example}, got {value!r}.")
+    return bucket, path
+
+
+def s3_observer(value: str) -> RunObserver:
+    """``-S s3://bucket/path``: Sacred's S3Observer (it creates the bucket when missing)."""
+    from labbook.observers.remote import S3Observer
+
+    bucket, path = _bucket_and_path(value, "s3", "-S/--s3", "s3://BUCKET/PATH")
+    return S3Observer(bucket, path)
+
+
+def gcs_observer(value: str) -> RunObserver:
+    """``-G gs://bucket/path``: Sacred's GoogleCloudStorageObserver."""
+    from labbook.observers.remote import GoogleCloudStorageObserver
+
+    bucket, path = _bucket_and_path(value, "gs", "-G/--gcs", "gs://BUCKET/PATH")
+    return GoogleCloudStorageObserver(bucket, path)
 
 
 def observers_from_options(options: dict) -> list[RunObserver]:

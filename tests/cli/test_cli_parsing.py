@@ -216,8 +216,9 @@ def test_every_option_parses_into_the_options():
     parsed = parse_argv(ex, [
         "print_config", "with", "lr=0.5", "big", "-d", "-D", "-l", "debug", "-c", "a comment",
         "-b", "2.5", "-u", "-q", "-f", "-P", "4", "-e", "-p", "-i", "run7", "-n", "name",
-        "-C", "sys", "-t", "a", "--tag=b", "--notes", "some notes", "-F", "dir", "-s",
-        "sqlite:///x.db", "-m", "host:27017:db", "--store", "file:///tmp/s",
+        "-C", "sys", "--tag", "a", "--tag=b", "--notes", "some notes", "-F", "dir", "-s",
+        "sqlite:///x.db", "-m", "host:27017:db", "-t", "tiny", "-S", "s3://bkt/runs", "-G",
+        "gs://bkt/runs", "--store", "file:///tmp/s",
         "--no-system-metrics", "--capture-env", "HOME,PATH"])
     assert parsed.command == "print_config"
     assert parsed.config_updates == {"lr": 0.5} and parsed.named_configs == ["big"]
@@ -227,7 +228,8 @@ def test_every_option_parses_into_the_options():
         "beat_interval": 2.5, "unobserved": True, "queue": True, "force": True, "priority": 4,
         "enforce_clean": True, "print_config": True, "id": "run7", "name": "name",
         "capture": "sys", "tag": ["a", "b"], "notes": "some notes", "file_storage": "dir",
-        "sql": "sqlite:///x.db", "mongo_db": "host:27017:db", "store": "file:///tmp/s",
+        "sql": "sqlite:///x.db", "mongo_db": "host:27017:db", "tiny_db": "tiny",
+        "s3": "s3://bkt/runs", "gcs": "gs://bkt/runs", "store": "file:///tmp/s",
         "no_system_metrics": True, "capture_env": ["HOME", "PATH"], "help": False,
     }
     assert {k: options[k] for k in expected} == expected
@@ -249,12 +251,15 @@ def test_long_forms_and_defaults():
 
 def test_tags_in_every_spelling_and_position():
     ex = make_experiment()
-    parsed = parse_argv(ex, ["main", "-t", "a", "with", "lr=1", "x=2", "-pt", "b", "--tag", "c",
-                             "--ta=d", "-te", "-c", "-t"])
-    # docopt alone would repeat tags here; '-c -t' is a comment that reads "-t"
-    assert parsed.options["tag"] == ["a", "b", "c", "d", "e"]
-    assert parsed.options["comment"] == "-t" and parsed.options["print_config"]
+    parsed = parse_argv(ex, ["main", "--tag", "a", "with", "lr=1", "x=2", "-p", "--tag=b",
+                             "--tag", "c", "--ta=d", "-c", "--tag"])
+    # docopt alone would repeat tags here; '-c --tag' is a comment that reads "--tag"
+    assert parsed.options["tag"] == ["a", "b", "c", "d"]
+    assert parsed.options["comment"] == "--tag" and parsed.options["print_config"]
     assert parsed.config_updates == {"lr": 1, "x": 2}
+    # -t is Sacred's --tiny_db, never a tag
+    parsed = parse_argv(ex, ["-t", "runs_db"])
+    assert parsed.options["tiny_db"] == "runs_db" and parsed.options["tag"] == []
 
 
 def test_short_flags_bundle():
@@ -272,10 +277,10 @@ def test_help_forms():
 
 
 USAGE = ("Usage:\n"
-         "  prog [(with UPDATE...)] [-t TAG]... [options]\n"
+         "  prog [(with UPDATE...)] [--tag=TAG]... [options]\n"
          "  prog help [COMMAND]\n"
          "  prog (-h | --help)\n"
-         "  prog COMMAND [(with UPDATE...)] [-t TAG]... [options]\n"
+         "  prog COMMAND [(with UPDATE...)] [--tag=TAG]... [options]\n"
          "Run 'prog --help' for the options and commands.")
 
 

@@ -23,10 +23,10 @@ EXAMPLES = os.path.join(ROOT, "examples")
 CLI_EXP = os.path.join(HERE, "scripts", "cli_exp.py")
 
 USAGE = ("Usage:\n"
-         "  {p} [(with UPDATE...)] [-t TAG]... [options]\n"
+         "  {p} [(with UPDATE...)] [--tag=TAG]... [options]\n"
          "  {p} help [COMMAND]\n"
          "  {p} (-h | --help)\n"
-         "  {p} COMMAND [(with UPDATE...)] [-t TAG]... [options]\n"
+         "  {p} COMMAND [(with UPDATE...)] [--tag=TAG]... [options]\n"
          "Run '{p} --help' for the options and commands.\n")
 
 
@@ -112,8 +112,8 @@ def test_file_storage_gives_an_id_and_writes_sacreds_layout(tmp_path):
 
 
 def test_run_metadata_options_reach_the_stored_run(tmp_path):
-    proc = exp("-F", "runs", "-c", "a comment", "-n", "nm", "--notes", "some notes", "-t", "a",
-               "-t", "b", "-P", "3", "-i", "7", "-b", "0.05", "--capture-env", "HOME",
+    proc = exp("-F", "runs", "-c", "a comment", "-n", "nm", "--notes", "some notes", "--tag", "a",
+               "--tag", "b", "-P", "3", "-i", "7", "-b", "0.05", "--capture-env", "HOME",
                "with", "value=5", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert 'Started run with ID "7"' in proc.stderr
@@ -543,7 +543,7 @@ def test_help():
     assert proc.returncode == 0 and proc.stderr == ""
     text = proc.stdout
     # Sacred's order: usage first, then the docstring, options, arguments and commands
-    assert text.startswith("Usage:\n  commands.py [(with UPDATE...)] [-t TAG]... [options]\n")
+    assert text.startswith("Usage:\n  commands.py [(with UPDATE...)] [--tag=TAG]... [options]\n")
     assert "[options]\n\nCommands: functions runnable by name besides the main function." in text
     assert text.index("\nOptions:\n") < text.index("\nArguments:\n") < text.index(
         "\nCommands:\n  print_config ")

@@ -498,3 +498,29 @@ def test_missing_packages_name_the_extra(monkeypatch):
     with pytest.raises(MissingExtraError, match=r"s3:// stores need fsspec and s3fs "
                                                 r".*pip install 'labbook\[remote\]'"):
         open_store("s3://some-bucket/runs")
+
+
+def test_sacreds_s3_flag_records_into_the_bucket(s3_server, monkeypatch):
+    # python exp.py -S s3://bucket/path, as with Sacred: S3Observer, bucket made when missing
+    # (the endpoint comes from the environment, as boto's AWS_ENDPOINT_URL)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    bucket = f"labbook-flag-{secrets.token_hex(4)}"
+    ex = _experiment()
+    run = ex.run_commandline(["exp", "-S", f"s3://{bucket}/exp", "-l", "WARNING",
+                              "with", "lr=0.2"])
+    assert run.status == "COMPLETED"
+    (stored,) = Api(f"s3://{bucket}/exp?endpoint_url={s3_server.endpoint}").runs()
+    assert stored.config["lr"] == 0.2 and stored.meta["options"]["--s3"] == f"s3://{bucket}/exp"
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("-S", "mybucket/exp", "-S/--s3 takes s3://BUCKET/PATH, got 'mybucket/exp'."),
+    ("-S", "s3://mybucket", "-S/--s3 takes s3://BUCKET/PATH, got 's3://mybucket'."),
+    ("-G", "s3://bucket/exp", "-G/--gcs takes gs://BUCKET/PATH, got 's3://bucket/exp'."),
+])
+def test_bucket_flags_refuse_a_value_without_bucket_and_path(flag, value, expected, capsys):
+    ex = _experiment()
+    with pytest.raises(SystemExit) as exit_:
+        ex.run_commandline(["exp", flag, value])
+    assert exit_.value.code == 2
+    assert expected in capsys.readouterr().err

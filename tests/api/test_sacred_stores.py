@@ -50,11 +50,12 @@ LABBOOK_EXTRA_META_KEYS = {"tags", "beat_interval"}
 #: meta entries Sacred writes and labbook's Experiment does not (none: labbook records
 #: ``named_configs`` and ``config_updates`` too; labbook/experiment.py builds ``meta``)
 SACRED_ONLY_META_KEYS: set[str] = set()
-#: run options only labbook has
+#: run options only labbook has (Sacred's --gcs too: the Sacred that wrote the fixtures had
+#: no Google Cloud Storage package, so its option was not registered)
 LABBOOK_EXTRA_OPTIONS = {"--capture_env", "--no_system_metrics", "--notes", "--queued",
-                         "--store", "--tag"}
-#: run options only Sacred has (observers labbook does not ship)
-SACRED_ONLY_OPTIONS = {"--s3", "--tiny_db"}
+                         "--store", "--tag", "--gcs"}
+#: run options only Sacred has (none: labbook has -t/--tiny_db and -S/--s3 too)
+SACRED_ONLY_OPTIONS: set[str] = set()
 #: option keys spelt differently (none: both write ``--beat-interval`` and ``--print-config``)
 OPTION_SPELLING: dict[str, str] = {}
 #: metrics labbook logs by itself (system metrics, on unless --no-system-metrics)

@@ -22,12 +22,14 @@ TYPOS = [
                 "write file://DIR, file:///absolute/dir or just the directory, e.g. "
                 "file://runs."),
     ("sqllite:///x.db", "Error: No store for URL scheme 'sqllite' (in sqllite:///x.db). Known "
-                        "schemes: file, mariadb, mongodb, mysql, postgres, postgresql, sqlite; "
+                        "schemes: file, gcs, gs, mariadb, memory, mongodb, mysql, postgres, "
+                        "postgresql, s3, sqlite; "
                         "a plain directory path means a file store. Did you mean "
                         "sqlite:///x.db?"),
     ("postgressql://u:secretpw@h/db", "Error: No store for URL scheme 'postgressql' (in "
                                       "postgressql://u:****@h/db). Known schemes: file, "
-                                      "mariadb, mongodb, mysql, postgres, postgresql, sqlite; "
+                                      "gcs, gs, mariadb, memory, mongodb, mysql, postgres, "
+                                      "postgresql, s3, sqlite; "
                                       "a plain directory path means a file store. Did you "
                                       "mean postgresql://u:****@h/db?"),
 ]

@@ -438,7 +438,9 @@ def test_an_outage_during_the_run_is_journaled_and_synced(s3_server, tmp_path, m
 
     failure_dir = tmp_path / "failed"
     monkeypatch.setenv("LABBOOK_FAILURE_DIR", str(failure_dir))
-    for key, value in (("SYNC_WAIT", 0.3), ("MAX_WAIT", 0.3), ("BACKOFF", 0.01)):
+    # the stopped server refuses at once: a long SYNC_WAIT costs nothing and keeps the start
+    # (which must get its id) from timing out on a loaded machine
+    for key, value in (("SYNC_WAIT", 10.0), ("MAX_WAIT", 0.3), ("BACKOFF", 0.01)):
         monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], key, value)
     ex = _experiment(body)
     try:

@@ -942,6 +942,8 @@ def results_markdown(report: dict, text_table: str, lin: str, missed: list[str])
     if lin:
         lines += ["```", lin, "```", ""]
     lines.append(f"Targets missed: {', '.join(missed) if missed else 'none'}.")
+    if report.get("failed"):
+        lines.append(f"Benchmarks that FAILED (no figures): {', '.join(report['failed'])}.")
     return "\n".join(lines) + "\n"
 
 
@@ -1007,20 +1009,25 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     load_start = load_average()
     results = {}
+    failed: dict[str, str] = {}
     try:
         for name in selected:
             t0 = time.perf_counter()
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            results[name] = RUNNERS[name](pythons, size)
+            try:
+                results[name] = RUNNERS[name](pythons, size)
+            except BenchError as exc:  # the others still run; the table and exit status say so
+                print(f"benchmark {name} failed: {exc}", file=sys.stderr, flush=True)
+                failed[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
+                continue
             print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr,
                   flush=True)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
 
     rows = rows_from(results, size)
+    rows += [make_row(name, f"{name}: FAILED ({reason[:80]})", "s", None, note=reason)
+             for name, reason in failed.items()]
     text_table = table(rows)
     print(text_table)
     lin = linearity(results, size)
@@ -1031,6 +1038,8 @@ def main(argv=None) -> int:
     print()
     print(f"targets missed: {', '.join(missed) if missed else 'none'}"
           f"   (ratio = labbook / sacred; sacred: {sacred_status})")
+    if failed:
+        print(f"benchmarks FAILED: {', '.join(failed)} (see stderr)")
 
     report = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -1051,6 +1060,7 @@ def main(argv=None) -> int:
         "scratch": str(base),
         "labbook": {**git_state(), "version": labbook_version()},
         "rows": rows,
+        "failed": failed,
         "results": results,
     }
     out = Path(args.output)
@@ -1066,7 +1076,7 @@ def main(argv=None) -> int:
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(results_markdown(report, text_table, lin, missed))
     print(f"report written to {md}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -53,3 +53,32 @@ def test_quick_benchmark_prints_a_table(tmp_path):
     # figures that say a store held every point were checked inside the workloads; a
     # measured peak is a positive number of megabytes
     assert all(row["labbook"] > 0 for row in rss if row["labbook"] is not None)
+
+
+def test_a_failing_benchmark_is_reported_and_the_others_still_run(tmp_path, capsys,
+                                                                  monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "labbook_bench_run", os.path.join(ROOT, "benchmarks", "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+
+    def broken(pythons, size):
+        raise run.BenchError("the store held 3 points, not 4\nmore detail")
+
+    monkeypatch.setitem(run.RUNNERS, "config", broken)
+    monkeypatch.setitem(run.RUNNERS, "import", lambda pythons, size: {
+        "labbook": {"importtime_cumulative_ms": 12.0, "wall_ms": 14.0}})
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    report = tmp_path / "RESULTS.md"
+    status = run.main(["--quick", "--only-labbook", "--only", "config,import",
+                       "--scratch", str(tmp_path), "--output", str(tmp_path / "latest.json"),
+                       "--results-md", str(report)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "config: FAILED (the store held 3 points, not 4)" in out
+    assert "benchmarks FAILED: config" in out
+    line = next(x for x in out.splitlines() if x.startswith("import: -X importtime cumulative"))
+    assert "| 12.0 ms" in line
+    assert "Benchmarks that FAILED (no figures): config." in report.read_text()

@@ -349,9 +349,20 @@ def bench_points(pythons: dict, size: dict) -> dict:
         figures = {}
         for n in sizes:
             entry = res["sizes"][str(n)]
-            if any(r != n for r in entry["received"]):
-                raise BenchError(f"{package}: observer got {entry['received']} points, not {n}")
-            extra = median(entry["logged"]) - median(entry["bare"])
+            logged = [t for t, got in zip(entry["logged"], entry["received"]) if got == n]
+            if len(logged) < len(entry["logged"]):
+                if package == "labbook":  # a lost point of ours is never a figure
+                    raise BenchError(f"{package}: observer got {entry['received']} points, "
+                                     f"not {n}")
+                # Sacred's: reported, and the runs that lost points are not timed
+                out.setdefault("notes", []).append(
+                    f"{package} {n:.0e}: observer got {entry['received']} points, not {n}; "
+                    f"timed {len(logged)} of {len(entry['logged'])} runs")
+                print(f"  {out['notes'][-1]}", file=sys.stderr)
+            if not logged:
+                figures[str(n)] = {"extra_s": None, "ns_per_point": None}
+                continue
+            extra = median(logged) - median(entry["bare"])
             figures[str(n)] = {"extra_s": extra, "ns_per_point": extra / n * 1e9}
         out[package] = {"sizes": figures, "raw": res}
     return out
@@ -607,6 +618,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
         add("log_scalar", "  same, step, file obs., end-to-end", "ns/call",
             lambda d: d["file_observer_step_e2e_ns"])
     if "points" in results:
+        rows += [make_row("points", f"note: {note[:90]}", "s", None)
+                 for note in results["points"].get("notes") or []]
         for n in sizes["points"]:
             is_target = n == POINTS_TARGET_N
             add("points", f"{n:.0e} points -> observer, extra", "s",
@@ -615,7 +628,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
         if POINTS_TARGET_N not in sizes["points"]:
             largest = max(sizes["points"])
             add("points", f"1e+06 points (extrapolated from {largest:.0e})", "s",
-                lambda d: d["sizes"][str(largest)]["ns_per_point"] * POINTS_TARGET_N / 1e9,
+                lambda d: None if d["sizes"][str(largest)]["ns_per_point"] is None else
+                d["sizes"][str(largest)]["ns_per_point"] * POINTS_TARGET_N / 1e9,
                 target_abs=POINTS_TARGET_SECONDS)
     if "store_points" in results:
         rows += store_points_rows(results["store_points"], sizes)
@@ -866,6 +880,10 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def fmt_ns(value) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
 def linearity(results: dict, sizes: dict) -> str:
     lines = []
     if "points" in results:
@@ -874,7 +892,7 @@ def linearity(results: dict, sizes: dict) -> str:
             data = results["points"].get(package)
             if data is None:
                 continue
-            cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
+            cells = ", ".join(f"{n:.0e}: {fmt_ns(data['sizes'][str(n)]['ns_per_point'])}"
                               for n in sizes["points"])
             lines.append(f"  {package:8s} {cells}")
     for kind, by_package in (results.get("store_points") or {}).items():

@@ -92,6 +92,8 @@ POINTS_TARGET_N = 1_000_000
 #: 10^6 points into the file and SQLite stores: at most this much extra, and linear in N
 STORE_POINTS_TARGET_SECONDS = 3.0
 STORE_POINTS_KINDS = ("file", "sqlite")
+#: what store_points.py says when Sacred's run left no metrics.json
+NO_METRICS = "no metrics.json"
 #: heartbeats late in a run may cost at most this many times the early ones
 BEAT_GROWTH_TARGET = 1.5
 # read-back targets (absolute, labbook only; meant for the full sizes): the first page is
@@ -388,7 +390,9 @@ def bench_store_points(pythons: dict, size: dict) -> dict:
             for n in sizes:
                 entry = res["sizes"][str(n)]
                 broken = [s for s in entry["stored"] if isinstance(s, str)]
-                if broken:  # the store wrote a file it cannot read back: reported, not fatal
+                if broken and package == "labbook":
+                    raise BenchError(f"labbook {kind} {n:.0e} points: {broken[0]}")
+                if broken:  # Sacred's file it cannot read back, or none: reported, not fatal
                     print(f"  {package} {kind} {n:.0e} points: {broken[0]}", file=sys.stderr)
                     out.setdefault("notes", []).append(f"{package} {kind} {n:.0e}: "
                                                        f"{len(broken)} of {len(entry['stored'])}"
@@ -396,9 +400,16 @@ def bench_store_points(pythons: dict, size: dict) -> dict:
                 if any(stored != n for stored in entry["stored"] if not isinstance(stored, str)):
                     raise BenchError(f"{package} {kind}: stored {entry['stored']} points, "
                                      f"not {n}")
-                extra = median(entry["logged"]) - median(entry["bare"])
+                # a run whose observer wrote no metrics file at all did not store its points:
+                # not timed (one whose file is there but unreadable is)
+                logged = [t for t, stored in zip(entry["logged"], entry["stored"])
+                          if not (isinstance(stored, str) and stored.startswith(NO_METRICS))]
+                if not logged:
+                    figures[str(n)] = {"extra_s": None, "ns_per_point": None, "run_s": None}
+                    continue
+                extra = median(logged) - median(entry["bare"])
                 figures[str(n)] = {"extra_s": extra, "ns_per_point": extra / n * 1e9,
-                                   "run_s": median(entry["logged"])}
+                                   "run_s": median(logged)}
             beats = res["beats"]["seconds"]
             tenth = max(1, len(beats) // 10)
             first, last = median(beats[:tenth]), median(beats[-tenth:])
@@ -558,8 +569,12 @@ def bench_peak_rss(pythons: dict, size: dict) -> dict:
                     entry["baseline_mb"] = res["peak_mb"]
                     continue
                 if isinstance(res["stored"], str):
+                    if package == "labbook":
+                        raise BenchError(f"labbook {kind} {n:.0e} points: {res['stored']}")
                     out.setdefault("notes", []).append(f"{package} {kind} {n:.0e}: "
                                                        f"{res['stored']}")
+                    if res["stored"].startswith(NO_METRICS):
+                        continue  # a run that stored nothing: its peak is not the figure
                 elif res["stored"] != n:
                     raise BenchError(f"{package} {kind}: stored {res['stored']} points, not {n}")
                 entry["sizes"][str(n)] = res
@@ -903,7 +918,7 @@ def linearity(results: dict, sizes: dict) -> str:
             data = by_package.get(package)
             if data is None:
                 continue
-            cells = ", ".join(f"{n:.0e}: {data['sizes'][str(n)]['ns_per_point']:.0f}"
+            cells = ", ".join(f"{n:.0e}: {fmt_ns(data['sizes'][str(n)]['ns_per_point'])}"
                               for n in sizes["store_points"])
             lines.append(f"  {package:8s} {cells}")
     return "\n".join(lines)

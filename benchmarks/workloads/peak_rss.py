@@ -70,10 +70,12 @@ if n:
         finally:
             store.close()
     else:
-        with open(os.path.join(where, str(run._id), "metrics.json"), encoding="utf-8") as fh:
-            try:
+        try:
+            with open(os.path.join(where, str(run._id), "metrics.json"), encoding="utf-8") as fh:
                 stored = len(json.load(fh)["loss"]["values"])
-            except ValueError as exc:
-                stored = f"unreadable metrics.json: {exc}"
+        except FileNotFoundError:
+            stored = "no metrics.json: the run's points were not stored"
+        except ValueError as exc:
+            stored = f"unreadable metrics.json: {exc}"
 print("@@RESULT " + json.dumps({"n": n, "kind": kind, "peak_mb": peak, "source": source,
                                 "run_s": seconds, "stored": stored}))

@@ -1051,7 +1051,9 @@ def main(argv=None) -> int:
                 results[name] = RUNNERS[name](pythons, size)
             except BenchError as exc:  # the others still run; the table and exit status say so
                 print(f"benchmark {name} failed: {exc}", file=sys.stderr, flush=True)
-                failed[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
+                # the last line: a workload's error (its first lines name the command)
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                failed[name] = lines[-1] if lines else type(exc).__name__
                 continue
             print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr,
                   flush=True)

@@ -65,7 +65,8 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_run(tmp_path, caps
     spec.loader.exec_module(run)
 
     def broken(pythons, size):
-        raise run.BenchError("the store held 3 points, not 4\nmore detail")
+        raise run.BenchError("python workloads/x.py failed:\nTraceback (most recent call "
+                             "last):\nValueError: the store held 3 points, not 4\n")
 
     monkeypatch.setitem(run.RUNNERS, "config", broken)
     monkeypatch.setitem(run.RUNNERS, "import", lambda pythons, size: {
@@ -77,7 +78,7 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_run(tmp_path, caps
                        "--results-md", str(report)])
     out = capsys.readouterr().out
     assert status == 1
-    assert "config: FAILED (the store held 3 points, not 4)" in out
+    assert "config: FAILED (ValueError: the store held 3 points, not 4)" in out
     assert "benchmarks FAILED: config" in out
     line = next(x for x in out.splitlines() if x.startswith("import: -X importtime cumulative"))
     assert "| 12.0 ms" in line

@@ -48,7 +48,11 @@ def stored_points(where, run_id):
             return len(store.history(run_id, ["loss"]).get("loss", {}).get("values", []))
         finally:
             store.close()
-    with open(os.path.join(where, str(run_id), "metrics.json"), encoding="utf-8") as fh:
+    try:
+        fh = open(os.path.join(where, str(run_id), "metrics.json"), encoding="utf-8")
+    except FileNotFoundError:  # seen with Sacred 0.8.7 at 10^6 points: the runner says so
+        return "no metrics.json: the run's points were not stored"
+    with fh:
         try:
             return len(json.load(fh)["loss"]["values"])
         except ValueError as exc:  # seen with Sacred 0.8.7 at 10^6 points: say so, go on

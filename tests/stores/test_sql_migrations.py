@@ -122,7 +122,8 @@ def test_a_fresh_database_is_created_at_the_head_revision(sql_url):
         assert set(columns) == {t.name for t in METADATA.sorted_tables} | {"alembic_version"}
         indexes = {ix["name"]: ix["column_names"]
                    for ix in sa.inspect(engine).get_indexes("metrics")}
-        assert indexes["ix_metrics_run_name_step"] == ["run_id", "name", "step"]
+        assert indexes["ix_metrics_run_name_step_id"] == ["run_id", "name", "step", "id"]
+        assert "ix_metrics_run_name_step" not in indexes
     finally:
         engine.dispose()
     run_id = store.create_run({"status": "RUNNING"})
@@ -216,7 +217,8 @@ def test_a_v1_database_is_upgraded_in_place_with_its_data(sql_url):
     try:
         assert _revision(engine) == [HEAD_REVISION]
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM labbook_schema").scalar() == 3
+            assert conn.exec_driver_sql("SELECT version FROM labbook_schema").scalar() == \
+                SCHEMA_VERSION
             chunks = conn.exec_driver_sql(
                 "SELECT seq FROM blob_chunks WHERE md5 = '%s' ORDER BY seq"
                 % hashlib.md5(big).hexdigest()).scalars().all()

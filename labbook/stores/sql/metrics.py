@@ -320,7 +320,11 @@ class MetricsMixin:
             if after is not None:
                 stmt = stmt.where(metrics.c.step >= after[0], sa.or_(
                     metrics.c.step > after[0], metrics.c.id > after[1]))
-            stmt = stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size)
+            # MariaDB would take the index for (run_id, name) alone and walk the series from
+            # its start on every page: the hint makes it a range on (..., step, id)
+            stmt = stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size).with_hint(
+                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mysql").with_hint(
+                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mariadb")
             with self._read() as conn:
                 result = conn.execute(stmt)
                 # the driver's tuples: these columns need no conversion, and SQLAlchemy's

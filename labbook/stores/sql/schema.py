@@ -18,11 +18,11 @@ __all__ = ["SCHEMA_VERSION", "HEAD_REVISION", "METADATA", "schema_table", "exper
 
 #: the schema this code writes; a database with a higher version is refused. Kept in the
 #: ``labbook_schema`` table for labbooks from before the Alembic migrations.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: the newest Alembic revision in labbook/stores/sql/migrations/versions (a test checks it);
 #: a database at this revision is used without importing Alembic
-HEAD_REVISION = "0003_summaries_tags_files"
+HEAD_REVISION = "0004_metric_page_index"
 
 #: every table of the store (``alembic_version`` aside)
 METADATA = sa.MetaData()
@@ -77,7 +77,8 @@ metrics = sa.Table(
     sa.Column("value", sa.Double),
     sa.Column("special", sa.String(8)),
     sa.Column("time_us", sa.BigInteger),
-    sa.Index("ix_metrics_run_name_step", "run_id", "name", "step"),
+    # id too: a page of a series in (step, id) order is a range of this index on every server
+    sa.Index("ix_metrics_run_name_step_id", "run_id", "name", "step", "id"),
     **TABLE_OPTIONS)
 
 blobs = sa.Table(

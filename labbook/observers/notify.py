@@ -109,6 +109,30 @@ class _ChatObserver(RunObserver):
         self.run = {"_id": _id, "config": config, "start_time": start_time,
                     "experiment": ex_info, "command": command, "host_info": host_info}
 
+    def _completed_options(self) -> dict:
+        """Options of the completion message (Telegram's may be silent)."""
+        return {}
+
+    def completed_event(self, stop_time, result):
+        if self.completed_text is None:
+            return
+        self._ended(result=result, stop_time=stop_time, elapsed_time=self._elapsed(stop_time))
+        self._send("completed", self.get_completed_text, **self._completed_options())
+
+    def interrupted_event(self, interrupt_time, status):
+        if self.interrupted_text is None:
+            return
+        self._ended(status=status, interrupt_time=interrupt_time,
+                    elapsed_time=self._elapsed(interrupt_time))
+        self._send("interrupted", self.get_interrupted_text)
+
+    def failed_event(self, fail_time, fail_trace):
+        if self.failed_text is None:
+            return
+        self._ended(fail_trace=fail_trace, error=_last_line(fail_trace), fail_time=fail_time,
+                    elapsed_time=self._elapsed(fail_time))
+        self._send("failed", self.get_failed_text)
+
     def _ended(self, **fields: Any) -> None:
         if self.run is None:  # no start event seen: what is known
             self.run = {"_id": None, "config": {}, "start_time": None, "experiment": {},
@@ -178,26 +202,6 @@ class SlackObserver(_ChatObserver):
     def _post(self, text: str, **options: Any) -> None:
         self._post_json(self.webhook_url, {"username": self.bot_name,
                                            "icon_emoji": self.icon, "text": text})
-
-    def completed_event(self, stop_time, result):
-        if self.completed_text is None:
-            return
-        self._ended(result=result, stop_time=stop_time, elapsed_time=self._elapsed(stop_time))
-        self._send("completed", self.get_completed_text)
-
-    def interrupted_event(self, interrupt_time, status):
-        if self.interrupted_text is None:
-            return
-        self._ended(status=status, interrupt_time=interrupt_time,
-                    elapsed_time=self._elapsed(interrupt_time))
-        self._send("interrupted", self.get_interrupted_text)
-
-    def failed_event(self, fail_time, fail_trace):
-        if self.failed_text is None:
-            return
-        self._ended(fail_trace=fail_trace, error=_last_line(fail_trace), fail_time=fail_time,
-                    elapsed_time=self._elapsed(fail_time))
-        self._send("failed", self.get_failed_text)
 
 
 def _with_texts(observer: _ChatObserver, settings: dict) -> Any:
@@ -331,25 +335,8 @@ class TelegramObserver(_ChatObserver):
         if self.started_text is not None:
             self._send("started", self.get_started_text, silent=True)
 
-    def completed_event(self, stop_time, result):
-        if self.completed_text is None:
-            return
-        self._ended(result=result, stop_time=stop_time, elapsed_time=self._elapsed(stop_time))
-        self._send("completed", self.get_completed_text, silent=self.silent_completion)
-
-    def interrupted_event(self, interrupt_time, status):
-        if self.interrupted_text is None:
-            return
-        self._ended(status=status, interrupt_time=interrupt_time,
-                    elapsed_time=self._elapsed(interrupt_time))
-        self._send("interrupted", self.get_interrupted_text)
-
-    def failed_event(self, fail_time, fail_trace):
-        if self.failed_text is None:
-            return
-        self._ended(fail_trace=fail_trace, error=_last_line(fail_trace), fail_time=fail_time,
-                    elapsed_time=self._elapsed(fail_time))
-        self._send("failed", self.get_failed_text)
+    def _completed_options(self) -> dict:
+        return {"silent": self.silent_completion}
 
 
 async def _awaited(awaitable: Any) -> Any:

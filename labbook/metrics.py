@@ -161,6 +161,10 @@ class MetricBuffer:
         self._pending_step = {}
         self.global_step = step + 1
 
+    def size(self) -> int:
+        """How many points wait for the next drain."""
+        return len(self._points)
+
     def pending(self) -> list[tuple]:
         return self._points[:]
 

@@ -14,6 +14,7 @@ import mimetypes
 import os
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -36,6 +37,10 @@ __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
            "format_fail_trace", "with_filtered_header", "FILTERED_TRACEBACK_HEADER", "Run"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
+#: between beats, how often (seconds) the heartbeat thread looks at how many points wait, and
+#: how many make it send them early (about 100 MB of points in memory)
+_POLL = 0.25
+_FLUSH_POINTS = 500_000
 
 QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
@@ -503,8 +508,24 @@ class Run:
             self._beat_thread.start()
 
     def _beat_loop(self) -> None:
-        while not self._beat_stop.wait(self.beat_interval):
-            self._beat()
+        """A beat every ``beat_interval`` seconds; between beats, every :data:`_POLL` seconds,
+        the points logged so far go to the observers early once there are
+        :data:`_FLUSH_POINTS` of them, so a fast loop never holds millions of points in
+        memory (the check is here, not in ``log_scalar``, which stays a bare append)."""
+        next_beat = time.monotonic() + self.beat_interval
+        while not self._beat_stop.wait(max(0.0, min(_POLL, next_beat - time.monotonic()))):
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + self.beat_interval
+            elif self._metrics.size() >= _FLUSH_POINTS:
+                self._flush_points()
+
+    def _flush_points(self) -> None:
+        """Send the points logged since the last beat (no heartbeat)."""
+        with self._beat_lock:
+            metrics = self._metrics.drain()
+            if metrics and self._bus is not None:
+                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:

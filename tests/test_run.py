@@ -190,6 +190,30 @@ def test_heartbeats_carry_metrics_logged_between_beats():
                                                  if e == "heartbeat_event")
 
 
+def test_many_points_go_to_the_observers_before_the_next_beat(monkeypatch):
+    # a fast loop between beats: once enough points wait, the heartbeat thread sends them
+    # early (without a heartbeat), so memory does not hold a whole beat interval of points
+    import labbook.run
+
+    monkeypatch.setattr(labbook.run, "_FLUSH_POINTS", 50)
+    obs = RecordingObserver()
+
+    def body(_run):
+        for i in range(60):
+            _run.log_scalar("loss", float(i))
+        deadline = time.monotonic() + 10
+        while not any(name == "log_metrics" for name, _ in obs.calls):
+            assert time.monotonic() < deadline, "no early delivery"
+            time.sleep(0.02)
+        _run.log_scalar("loss", 60.0)
+
+    make(body, [obs]).run(options={"--beat-interval": 60, "--no-system-metrics": True})
+    sent = [kw["metrics_by_name"]["loss"]["steps"] for name, kw in obs.calls
+            if name == "log_metrics"]
+    assert sent == [list(range(60)), [60]]  # early, then the rest at the last beat
+    assert [name for name, _ in obs.calls].count("heartbeat_event") == 1  # only the last
+
+
 def test_system_metrics_are_logged_by_default():
     obs = RecordingObserver()
     make(observers=[obs]).run()

@@ -523,9 +523,13 @@ class Run:
     def _flush_points(self) -> None:
         """Send the points logged since the last beat (no heartbeat)."""
         with self._beat_lock:
-            metrics = self._metrics.drain()
-            if metrics and self._bus is not None:
-                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+            self._send_points()
+
+    def _send_points(self) -> None:
+        """Drain the metric buffer into one ``log_metrics`` event (the beat lock held)."""
+        metrics = self._metrics.drain()
+        if metrics and self._bus is not None:
+            self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:
@@ -544,18 +548,16 @@ class Run:
                         self._metrics.add(name, value)
                 except Exception:
                     self.run_logger.debug("System metrics sampling failed", exc_info=True)
-            metrics = self._metrics.drain()
             if self._summary_overrides:
                 self.info["summary"] = dict(self._summary_overrides)
             if self._output is not None:
                 self._output.flush()
                 self.captured_out = self._output.get()
-            if self._bus is None:
-                return
-            if metrics:
-                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
-            self._bus.emit("heartbeat_event", info=self.info, captured_out=self.captured_out,
-                           beat_time=utcnow(), result=self.result)
+            self._send_points()
+            if self._bus is not None:
+                self._bus.emit("heartbeat_event", info=self.info,
+                               captured_out=self.captured_out, beat_time=utcnow(),
+                               result=self.result)
 
 
 class _Summary(dict):

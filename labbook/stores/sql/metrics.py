@@ -329,7 +329,7 @@ class MetricsMixin:
                 result = conn.execute(stmt)
                 # the driver's tuples: these columns need no conversion, and SQLAlchemy's
                 # Row objects cost as much again as the database's reading of the rows
-                rows = result.cursor.fetchall() if result.cursor is not None else result.all()
+                rows = result.cursor.fetchall()
                 result.close()
             if not rows:
                 return

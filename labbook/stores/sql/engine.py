@@ -79,6 +79,29 @@ def is_memory_sqlite(url: sa.engine.URL) -> bool:
 _NULL_HANDLER = logging.NullHandler()
 
 
+class _OneLineRecords(logging.Filter):
+    """Turns a pool record's traceback into one line: ``message: ErrorType: first line``.
+
+    During an outage the pool logs every failed rollback of a returned connection with the
+    driver's whole traceback. Where the program's logging reaches stderr (Sacred's default
+    root handler does), that lands in the run's captured output, several dozen lines per
+    failure, although durable delivery already reports the outage in one line. The record
+    stays (level, logger, message and the error); only the traceback goes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: " \
+                         f"{first_line(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_ONE_LINE = _OneLineRecords()
+
+
 # -- engines -------------------------------------------------------------------------------------
 def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.Engine:
     """The engine of the store at ``url`` (``redacted``: the store URL for messages)."""
@@ -134,6 +157,8 @@ def create_engine(url: sa.engine.URL, redacted: str, echo: bool) -> sa.engine.En
         raise SqlConnectionError(
             f"Cannot use the database URL {redacted}: {first_line(exc)}. Use "
             "sqlite:///file.db, postgresql://user@host/db or mysql://user@host/db.") from None
+    pool_logger = engine.pool.logger  # with echo_pool, sqlalchemy's wrapper of the logger
+    getattr(pool_logger, "logger", pool_logger).addFilter(_ONE_LINE)  # kept once per logger
     if dialect == "sqlite":
         sa.event.listen(engine, "connect",
                         lambda dbapi, record: _sqlite_on_connect(dbapi, record, busy_timeout))

@@ -14,6 +14,10 @@ from labbook.experiment import Experiment
 from labbook.ingredient import Ingredient
 from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
 
+_IMPERATIVE = ("start_run", "init", "current_run", "finish", "log", "log_scalar", "log_metric",
+               "log_param", "log_params", "set_tag", "save_artifact", "log_text", "log_dict",
+               "log_image", "log_figure", "load_parameters")
+
 __all__ = [
     "Experiment",
     "Ingredient",
@@ -30,6 +34,8 @@ __all__ = [
     "open_store",
     "compare_runs",
     "get_metrics_for_all_jobs",
+    # runs without decorators (notebooks, scripts): labbook.imperative
+    *_IMPERATIVE,
     "__version__",
 ]
 # Sacred's package metadata (__author__, __author_email__, __url__) is importable too
@@ -43,6 +49,7 @@ _lazy_getattr = lazy_names(globals(), {
     "open_store": "labbook.stores",
     "compare_runs": "labbook.report",
     "get_metrics_for_all_jobs": "labbook.api",
+    **dict.fromkeys(_IMPERATIVE, "labbook.imperative"),
 })
 
 

@@ -136,6 +136,8 @@ BUILTIN_OPTIONS = [
     # no short flag: Sacred's -t is --tiny_db (a store), which a tag must not be taken for
     _builtin(None, "--tag", "Tag the run (repeatable).", "TAG", default=()),
     _builtin(None, "--notes", "Notes stored with the run.", "NOTES"),
+    _builtin(None, "--group", "A group the run belongs to (folds, trials of a sweep).",
+             "GROUP"),
     # the flags naming a store: one per back-end, from the observer registry
     *(_builtin(f.short, f.long, f.description, f.arg) for f in STORE_FLAGS),
     # no short flag: Sacred's -q is --queue (queue the run only), something else entirely

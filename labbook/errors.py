@@ -540,3 +540,10 @@ class RemoteStoreError(StoreError):
 
 
 __all__ += ["RemoteStoreError"]
+
+
+class NoActiveRunError(RunStateError):
+    """A helper such as ``labbook.log`` was called with no run active."""
+
+
+__all__ += ["NoActiveRunError"]

@@ -42,8 +42,10 @@ class Experiment(Ingredient):
     def __init__(self, name: str | None = None, ingredients: Sequence[Ingredient] = (),
                  interactive: bool = False, base_dir: PathType | None = None,
                  additional_host_info: list | dict | None = None,
-                 additional_cli_options: Sequence | None = None, save_git_info: bool = True):
-        caller_globals = sys._getframe(1).f_globals
+                 additional_cli_options: Sequence | None = None, save_git_info: bool = True,
+                 _caller_globals: dict | None = None):
+        caller_globals = _caller_globals if _caller_globals is not None \
+            else sys._getframe(1).f_globals
         if name is None:
             mainfile = caller_globals.get("__file__")
             if interactive or mainfile is None:
@@ -168,7 +170,7 @@ class Experiment(Ingredient):
         meta = {"command": command_name, "options": _jsonable_options(opts),
                 "named_configs": list(named_configs or ()),
                 "config_updates": _nested_updates(config_updates)}
-        for key in ("comment", "name", "notes", "priority"):
+        for key in ("comment", "name", "notes", "priority", "group"):
             if opts.get(key) is not None:
                 meta[key] = opts[key]
         tags = opts.get("tag") or ()

@@ -223,6 +223,8 @@ class Run:
         #: how store observers deliver (``labbook.SETTINGS.DELIVERY``); None: as they are
         self.delivery: dict | None = {}
         self._unexport: Callable[[], None] | None = None
+        #: what a run started with start() closes at finish(): output capture, activation
+        self._stack: Any = None
         # Bound once: the hot path of log_scalar is then a single attribute lookup.
         self.log_scalar = self._metrics.add  # type: ignore[method-assign]
 
@@ -378,8 +380,23 @@ class Run:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
-        if self.start_time is not None:
+        if self.start_time is not None or self._stack is not None:
             raise RunStateError("A run can only be started once; create a new one with ex.run().")
+        self._open_bus()
+        if self.queue_only:
+            self._queue()
+            return None
+
+        token = activate(self)
+        try:
+            with self._capture() as self._output:
+                self._execute(args)
+        finally:
+            deactivate(self, token)
+            self._output = None
+        return self.result
+
+    def _open_bus(self) -> None:
         observers = [] if self.unobserved else self.observers
         if observers and self.delivery is not None and not self.is_worker:
             # store observers retry, then journal: an outage loses nothing (run.observers
@@ -391,31 +408,46 @@ class Run:
         self.announce()
         if self.seed is not None:
             set_global_seed(self.seed)
-        if self.queue_only:
-            self.status = QUEUED
-            self._id = self._bus.start("queued_event", _id=self._id, queue_time=utcnow(),
-                                       **self._start_arguments())
-            self.run_logger.info("Queued run with ID \"%s\"", self._id) if self._id is not None \
-                else self.run_logger.info("Queued")
-            self._bus.join()  # observers that deliver in the background finish (or journal)
-            return None
 
+    def _queue(self) -> None:
+        self.status = QUEUED
+        self._id = self._bus.start("queued_event", _id=self._id, queue_time=utcnow(),
+                                   **self._start_arguments())
+        self.run_logger.info("Queued run with ID \"%s\"", self._id) if self._id is not None \
+            else self.run_logger.info("Queued")
+        self._bus.join()  # observers that deliver in the background finish (or journal)
+
+    def _capture(self) -> Any:
         from labbook.output import capture_output
 
-        mode = self._capture_mode_now()
         out_filter = self.captured_out_filter
         if out_filter is None:
             from labbook.output import apply_backspaces_and_linefeeds as out_filter
-        token = activate(self)
-        try:
-            with capture_output(mode, out_filter) as self._output:
-                self._execute(args)
-        finally:
-            deactivate(self, token)
-            self._output = None
-        return self.result
+        return capture_output(self._capture_mode_now(), out_filter)
 
     def _execute(self, args) -> None:
+        self._begin()
+        try:
+            for hook in self.pre_run_hooks:
+                hook()
+            self.result = self.main_function(*args)
+            for hook in self.post_run_hooks:
+                hook()
+        except (LabbookInterrupt, KeyboardInterrupt) as exc:
+            self._end_interrupted(exc)
+            raise
+        except BaseException:
+            exc_type, exc_value, tb = sys.exc_info()
+            self._end_failed(exc_type, exc_value, tb.tb_next)
+            if self.pdb:
+                import pdb
+
+                pdb.post_mortem(tb)
+            raise
+        self._end_completed()
+
+    def _begin(self) -> None:
+        """Status RUNNING, the started event, the heartbeat: what precedes the user's code."""
         self.status = RUNNING
         self.start_time = utcnow()
         # readers report the run DIED after 3 missed beats of its own interval
@@ -436,39 +468,30 @@ class Run:
         else:
             self.run_logger.info('Started run with ID "%s"', self._id)
         self._start_heartbeat()
-        try:
-            for hook in self.pre_run_hooks:
-                hook()
-            self.result = self.main_function(*args)
-            for hook in self.post_run_hooks:
-                hook()
-        except (LabbookInterrupt, KeyboardInterrupt) as exc:
-            self.status = getattr(exc, "STATUS", INTERRUPTED)
-            self.stop_time = utcnow()
-            self._stop_heartbeat()
-            self.run_logger.warning("Aborted after %s!",
-                                    elapsed_since(self.start_time, self.stop_time))
-            self._bus.emit("interrupted_event", interrupt_time=self.stop_time, status=self.status)
-            self._finish()
-            raise
-        except BaseException:
-            exc_type, exc_value, tb = sys.exc_info()
-            self.status = FAILED
-            self.stop_time = utcnow()
-            self.fail_trace = format_fail_trace(exc_type, exc_value, tb.tb_next,
-                                                filter_frames=not self.debug)
-            self._stop_heartbeat()
-            self.run_logger.error("Failed after %s!",
-                                  elapsed_since(self.start_time, self.stop_time))
-            self._bus.emit("failed_event", fail_time=self.stop_time,
-                           fail_trace=[redact_text(line, self.secret_names)
-                                       for line in self.fail_trace])
-            self._finish()
-            if self.pdb:
-                import pdb
 
-                pdb.post_mortem(tb)
-            raise
+    def _end_interrupted(self, exc: BaseException) -> None:
+        self.status = getattr(exc, "STATUS", INTERRUPTED)
+        self.stop_time = utcnow()
+        self._stop_heartbeat()
+        self.run_logger.warning("Aborted after %s!",
+                                elapsed_since(self.start_time, self.stop_time))
+        self._bus.emit("interrupted_event", interrupt_time=self.stop_time, status=self.status)
+        self._finish()
+
+    def _end_failed(self, exc_type: Any, exc_value: Any, tb: Any,
+                    fail_trace: list[str] | None = None) -> None:
+        self.status = FAILED
+        self.stop_time = utcnow()
+        self.fail_trace = fail_trace if fail_trace is not None else format_fail_trace(
+            exc_type, exc_value, tb, filter_frames=not self.debug)
+        self._stop_heartbeat()
+        self.run_logger.error("Failed after %s!", elapsed_since(self.start_time, self.stop_time))
+        self._bus.emit("failed_event", fail_time=self.stop_time,
+                       fail_trace=[redact_text(line, self.secret_names)
+                                   for line in self.fail_trace])
+        self._finish()
+
+    def _end_completed(self) -> None:
         self.status = COMPLETED
         self.stop_time = utcnow()
         if self.result is not None:
@@ -477,6 +500,80 @@ class Run:
         self._stop_heartbeat()
         self._bus.emit("completed_event", stop_time=self.stop_time, result=self.result)
         self._finish()
+
+    # -- without a main function: start_run ----------------------------------------------------
+    def start(self) -> Run:
+        """Start the run here and return it: the started event goes out, the heartbeat and
+        output capture begin, and the run is the active one until :meth:`finish` (or the end
+        of a ``with`` block). This is what :func:`labbook.start_run` calls."""
+        if self.start_time is not None or self._stack is not None:
+            raise RunStateError("A run can only be started once; start a new one with "
+                                "labbook.start_run().")
+        import contextlib
+
+        self._open_bus()
+        stack = contextlib.ExitStack()
+        token = activate(self)
+        stack.callback(deactivate, self, token)
+        try:
+            self._output = stack.enter_context(self._capture())
+            self._begin()
+        except BaseException:
+            stack.close()
+            self._output = None
+            raise
+        self._stack = stack
+        return self
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (completed, failed or interrupted)."""
+        return self.stop_time is not None
+
+    def finish(self, exit_code: int | None = None, result: Any = None) -> None:
+        """End a run started with :meth:`start`: COMPLETED, or FAILED for a non-zero
+        ``exit_code`` (wandb's ``finish(exit_code=1)``). Finishing twice does nothing."""
+        if self._stack is None:
+            if self.start_time is None:
+                raise RunStateError("This run has not been started; use labbook.start_run().")
+            return  # already finished
+        if exit_code is not None and not isinstance(exit_code, int):
+            raise RunValueError(f"exit_code must be an integer, got {exit_code!r}.")
+        if result is not None:
+            self.result = result
+        try:
+            if exit_code:
+                self._end_failed(None, None, None,
+                                 fail_trace=[f"The run finished with exit code {exit_code}.\n"])
+            else:
+                self._end_completed()
+        finally:
+            self._close_stack()
+
+    def _close_stack(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+        self._output = None
+
+    def __enter__(self) -> Run:
+        if self.start_time is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        if self._stack is None:
+            return
+        if exc_type is None:
+            self.finish()
+            return
+        try:
+            if issubclass(exc_type, LabbookInterrupt | KeyboardInterrupt):
+                self._end_interrupted(exc_value)
+            else:
+                self._end_failed(exc_type, exc_value, tb)
+        finally:
+            self._close_stack()
 
     def _finish(self) -> None:
         if self._unexport is not None:

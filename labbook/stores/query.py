@@ -124,15 +124,21 @@ def _regex(path: str, pattern: Any, options: Any = "") -> re.Pattern:
 WANDB_STATES = {"running": "RUNNING", "finished": "COMPLETED", "crashed": "DIED",
                 "failed": "FAILED", "killed": "INTERRUPTED", "pending": "QUEUED"}
 _WANDB_HEADS = {"summary_metrics": "summary", "created_at": "start_time", "state": "status"}
+#: fields recorded in ``meta`` that filters and orders name directly (``start_run(group=...,
+#: parent=...)``, ``--group``)
+_META_HEADS = ("group", "parent")
 
 
 def canonical_path(path: str) -> str:
     """A field path with wandb's spellings replaced by the query model's (``summary_metrics.loss``
     -> ``summary.loss``, ``created_at`` -> ``start_time``, ``state`` -> ``status``,
-    ``config.lr.value`` -> ``config.lr``)."""
+    ``config.lr.value`` -> ``config.lr``), and ``group`` / ``parent`` as ``meta.group`` /
+    ``meta.parent``."""
     head, dot, rest = path.partition(".")
     if head in _WANDB_HEADS and (dot or head != "summary_metrics"):
         return _WANDB_HEADS[head] + dot + rest
+    if head in _META_HEADS:
+        return "meta." + path
     if head == "config" and rest.endswith(".value") and len(rest) > 6:
         return "config." + rest[:-6]  # wandb wraps each config entry as {"value": ...}
     return path

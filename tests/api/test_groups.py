@@ -1,0 +1,24 @@
+"""Runs linked by group and parent (folds, trials, nested runs), found by filters on every
+store kind."""
+from __future__ import annotations
+
+import labbook
+from labbook import Api
+
+
+def test_group_and_parent_are_query_fields(empty_url):
+    """On every store kind: children found by ``parent``, folds by ``group``."""
+    with labbook.start_run("cv", store=empty_url, system_metrics=False) as parent:
+        pass
+    for fold in range(3):
+        with labbook.start_run("cv", config={"fold": fold}, group="cv-1", parent=parent._id,
+                               store=empty_url, system_metrics=False):
+            labbook.log_scalar("score", fold / 10)
+    api = Api(empty_url)
+    children = api.runs(filters={"parent": parent._id}, order="config.fold")
+    assert [r.config["fold"] for r in children] == [0, 1, 2]
+    assert [r.config["fold"] for r in api.runs("group = 'cv-1'", order="-config.fold")] \
+        == [2, 1, 0]
+    assert len(api.runs(filters={"meta.group": "cv-1"})) == 3
+    frame = api.runs(filters={"group": "cv-1"}).to_dataframe()
+    assert len(frame) == 3

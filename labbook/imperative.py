@@ -27,9 +27,10 @@ from typing import Any, Sequence
 from labbook.context import current_run as _context_run
 from labbook.errors import ArgumentTypeError, NoActiveRunError, RunStateError, RunValueError
 
-__all__ = ["start_run", "init", "current_run", "finish", "log", "log_scalar", "log_metric",
-           "log_param", "log_params", "set_tag", "save_artifact", "log_text", "log_dict",
-           "log_image", "log_figure", "load_parameters", "png_bytes"]
+__all__ = ["start_run", "init", "current_run", "finish", "end_run", "log", "log_scalar",
+           "log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
+           "save_artifact", "log_text", "log_dict", "log_image", "log_figure", "load_parameters",
+           "png_bytes"]
 
 #: the run start_run began and that has not finished (one per process unless reinit=True)
 _started: list[Any] = []
@@ -50,12 +51,14 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
               notes: str | None = None, group: str | None = None, parent: Any = None,
               store: str | None = None, observers: Sequence | None = None,
               run_id: Any = None, capture: str = "sys", beat_interval: float | None = None,
-              reinit: bool = False, system_metrics: bool = True) -> Any:
+              reinit: bool = False, system_metrics: bool = True,
+              job_type: str | None = None) -> Any:
     """Start a run here and return it (usable as a context manager; end it with
     ``run.finish()``).
 
     ``experiment`` names the experiment (default: the script's name, or ``notebook``);
-    ``config`` is the run's configuration (a dict; read it back as ``run.config``);
+    ``config`` is the run's configuration (a dict, or a json/yaml file's path; read it back
+    as ``run.config``); ``job_type`` (wandb) is recorded as ``meta.job_type``;
     ``name``, ``tags``, ``notes``, ``group`` and ``parent`` (another run's id) are recorded
     with the run. The run records into ``observers`` when given, else into ``store`` (a store
     URL or directory), else into ``$LABBOOK_STORE``, else into the embedded default store
@@ -67,8 +70,9 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     if capture not in _CAPTURE_MODES:
         raise RunValueError(f"capture must be one of {', '.join(_CAPTURE_MODES)}, not "
                             f"{capture!r}.")
-    if config is not None and not isinstance(config, dict):
-        raise RunValueError(f"config must be a dict, got {type(config).__name__}.")
+    if config is not None and not isinstance(config, dict | str | os.PathLike):
+        raise RunValueError(f"config must be a dict or a config file's path, got "
+                            f"{type(config).__name__}.")
     if _started:
         active = _started[-1]
         if not reinit:
@@ -83,8 +87,11 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
 
     ex = Experiment(experiment or _default_experiment_name(caller_globals),
                     interactive=True, _caller_globals=caller_globals)
-    if config:
-        ex.add_config(dict(config))
+    if isinstance(config, dict):
+        if config:
+            ex.add_config(dict(config))
+    elif config is not None:
+        ex.add_config(os.fspath(config))  # json / yaml, as wandb.init(config="file.yaml")
 
     def main() -> None:  # the command of a run started with start_run (never called)
         return None
@@ -105,7 +112,8 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
         options["tag"] = [str(t) for t in tags]
     if not system_metrics:
         options["no_system_metrics"] = True
-    meta = {"parent": parent} if parent is not None else None
+    meta = {key: value for key, value in (("parent", parent), ("job_type", job_type))
+            if value is not None} or None
     run = ex._create_run(options=options, meta_info=meta)
     run.start()
     _started.append(run)
@@ -113,11 +121,18 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     return run
 
 
-def init(project: str | None = None, config: dict | None = None, **kwargs: Any) -> Any:
-    """wandb's spelling of :func:`start_run`: ``project`` is the experiment's name."""
+def init(project: str | None = None, config: dict | str | None = None, *, id: Any = None,
+         **kwargs: Any) -> Any:
+    """wandb's spelling of :func:`start_run`: ``project`` is the experiment's name, ``id``
+    the run's id; the other arguments are :func:`start_run`'s (``name``, ``tags``, ``notes``,
+    ``group``, ``job_type``, ``reinit``, ...)."""
+    caller = sys._getframe(1).f_globals
     if "experiment" in kwargs:
         project = kwargs.pop("experiment")
-    return start_run(project, config, **kwargs)
+    if project is None:
+        project = _default_experiment_name(caller)
+    return start_run(project, config, run_id=id if id is not None else kwargs.pop(
+        "run_id", None), **kwargs)
 
 
 def _forget(run: Any) -> None:
@@ -165,6 +180,23 @@ def finish(exit_code: int | None = None) -> None:
     _started[-1].finish(exit_code)
 
 
+def end_run(status: str = "FINISHED") -> None:
+    """MLflow's ``end_run``: ``FINISHED`` completes the run, ``FAILED`` fails it,
+    ``KILLED`` marks it interrupted."""
+    if not _started:
+        raise NoActiveRunError("No run started with labbook.start_run is active.")
+    run = _started[-1]
+    if status == "FINISHED":
+        run.finish()
+    elif status == "FAILED":
+        run.finish(exit_code=1)
+    elif status == "KILLED":
+        run.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+    else:
+        raise RunValueError(f"end_run status must be FINISHED, FAILED or KILLED, not "
+                            f"{status!r}.")
+
+
 # -- metrics and parameters ---------------------------------------------------------------------
 def log(data: dict, step: int | None = None, commit: bool = True) -> None:
     """Log a dict of metrics at the global step (wandb's ``log``)."""
@@ -176,17 +208,17 @@ def log_scalar(name: str, value: Any, step: int | None = None) -> None:
     _active().log_scalar(name, value, step)
 
 
-def log_metric(key: str, value: Any) -> None:
-    """Foundations' and experiment_results_manager's ``log_metric``: a number adds a point to
-    the metric (repeated calls append); text, or a list, is appended to
-    ``info["text_metrics"][key]``."""
+def log_metric(key: str, value: Any, step: int | None = None) -> None:
+    """Foundations', experiment_results_manager's and MLflow's ``log_metric``: a number adds a
+    point to the metric (repeated calls append; ``step`` as MLflow's, else the next step);
+    text, or a list, is appended to ``info["text_metrics"][key]``."""
     run = _active()
     if isinstance(value, bool | int | float) or _is_numpy_scalar(value):
-        run.log_scalar(key, value)
+        run.log_scalar(key, value, step)
         return
     if isinstance(value, str):
         try:  # experiment_results_manager logs numbers as text: log_metric("rmse", "0.9")
-            run.log_scalar(key, float(value))
+            run.log_scalar(key, float(value), step)
             return
         except ValueError:
             pass
@@ -197,6 +229,15 @@ def log_metric(key: str, value: Any) -> None:
         return
     raise ArgumentTypeError(f"Metric '{key}' has a value of type {type(value).__name__}; log "
                             "numbers, text or lists of them.")
+
+
+def log_metrics(metrics: dict, step: int | None = None) -> None:
+    """:func:`log_metric` for each entry (experiment_results_manager's and MLflow's
+    ``log_metrics``)."""
+    if not isinstance(metrics, dict):
+        raise ArgumentTypeError(f"log_metrics takes a dict, got {type(metrics).__name__}.")
+    for key, value in metrics.items():
+        log_metric(key, value, step)
 
 
 def log_param(key: str, value: Any) -> None:
@@ -213,6 +254,15 @@ def log_params(params: dict) -> None:
 def set_tag(key: Any, value: Any = None) -> None:
     """Tag the active run (``set_tag("best")``, or a key with a value)."""
     _active().set_tag(key, value)
+
+
+def set_tags(tags: dict) -> None:
+    """:func:`set_tag` for each entry (MLflow's ``set_tags``)."""
+    if not isinstance(tags, dict):
+        raise ArgumentTypeError(f"set_tags takes a dict, got {type(tags).__name__}.")
+    run = _active()
+    for key, value in tags.items():
+        run.set_tag(key, value)
 
 
 def load_parameters() -> dict:
@@ -303,7 +353,10 @@ def log_text(text: str | bytes, name: str) -> str:
 
 def log_dict(name: str, data: dict) -> str:
     """Store ``data`` as the JSON artifact ``name`` (``.json`` added when it has no
-    extension); numpy values become numbers and lists; returns the artifact's name."""
+    extension); numpy values become numbers and lists; returns the artifact's name.
+    MLflow's order, ``log_dict(data, name)``, works too."""
+    if isinstance(name, dict) and not isinstance(data, dict):
+        name, data = data, name
     if not isinstance(data, dict):
         raise ArgumentTypeError(f"log_dict takes a dict, got {type(data).__name__}.")
     try:

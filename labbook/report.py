@@ -245,9 +245,12 @@ def _overview(runs: list[RunView]) -> str:
             ("started (UTC)", [when(r.start_time) for r in runs]),
             ("duration", [duration(r) for r in runs]),
             ("host", [r.host.get("hostname", "-") for r in runs]),
-            ("tags", [", ".join(r.tags) or "-" for r in runs]),
-            ("notes", [r.notes or "-" for r in runs]),
-            ("result", [_fmt(r.result) for r in runs])]
+            ("tags", [", ".join(r.tags) or "-" for r in runs])]
+    groups = [r.meta.get("group") for r in runs]
+    if any(g is not None for g in groups):  # start_run(group=...), --group: folds, trials
+        rows.append(("group", ["-" if g is None else str(g) for g in groups]))
+    rows += [("notes", [r.notes or "-" for r in runs]),
+             ("result", [_fmt(r.result) for r in runs])]
     body = []
     for name, cells in rows:
         tds = []

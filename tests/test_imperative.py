@@ -134,7 +134,8 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     with pytest.raises(labbook.LabbookError, match=r"capture must be one of sys, fd, no, "
                                                    r"not 'tee'"):
         labbook.start_run(store=str(tmp_path), capture="tee")
-    with pytest.raises(labbook.LabbookError, match=r"config must be a dict, got list"):
+    with pytest.raises(labbook.LabbookError, match=r"config must be a dict or a config "
+                                                   r"file's path, got list"):
         labbook.start_run(store=str(tmp_path), config=[1])
     assert not os.listdir(tmp_path)  # nothing was recorded
 

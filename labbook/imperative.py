@@ -28,7 +28,8 @@ from labbook.context import current_run as _context_run
 from labbook.errors import ArgumentTypeError, NoActiveRunError, RunStateError, RunValueError
 
 __all__ = ["start_run", "init", "current_run", "finish", "end_run", "log", "log_scalar",
-           "log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
+           "log_metric", "log_metrics", "define_metric", "log_param", "log_params",
+           "set_tag", "set_tags",
            "save_artifact", "log_text", "log_dict", "log_image", "log_figure", "load_parameters",
            "png_bytes"]
 
@@ -238,6 +239,13 @@ def log_metrics(metrics: dict, step: int | None = None) -> None:
         raise ArgumentTypeError(f"log_metrics takes a dict, got {type(metrics).__name__}.")
     for key, value in metrics.items():
         log_metric(key, value, step)
+
+
+def define_metric(name: str, step_metric: str | None = None,
+                  summary: str | None = None) -> None:
+    """What the summary keeps for a metric: ``"min"``, ``"max"``, ``"mean"`` or ``"last"``
+    (wandb's ``define_metric``; see :meth:`labbook.run.Run.define_metric`)."""
+    _active().define_metric(name, step_metric=step_metric, summary=summary)
 
 
 def log_param(key: str, value: Any) -> None:

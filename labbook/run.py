@@ -203,6 +203,8 @@ class Run:
         self.system_metrics = True
         self._metrics = MetricBuffer()
         self._summary_overrides: dict[str, Any] = {}
+        #: define_metric: name -> [kind, aggregate, count] of the summary kept for the metric
+        self._defined: dict[str, list] = {}
         self._config_cache: dict[tuple, Any] = {}
         self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
@@ -291,6 +293,55 @@ class Run:
     def summary(self) -> dict:
         """Last value of every metric, overridden by values set with ``summary[k] = v``."""
         return _Summary(self)
+
+    def define_metric(self, name: str, step_metric: str | None = None,
+                      summary: str | None = None) -> None:
+        """Choose what the summary keeps for ``name`` (wandb's ``define_metric``): ``"min"``,
+        ``"max"``, ``"mean"`` or ``"last"`` (the default) of its points; ``step_metric``
+        names the metric that is its x-axis in charts. Recorded in
+        ``info["metric_definitions"]``; the summary value goes to ``info["summary"]`` at each
+        beat, where the read API, ``labbook ls`` and the report read it. A value set with
+        ``run.summary[name] = v`` wins."""
+        from labbook.metrics import check_metric_name
+
+        check_metric_name(name)
+        if summary not in _SUMMARY_KINDS:
+            raise RunValueError(f"define_metric summary must be one of "
+                                f"{', '.join(k for k in _SUMMARY_KINDS if k)}, not {summary!r}.")
+        if step_metric is not None:
+            check_metric_name(step_metric)
+        definition = {"summary": summary or "last"}
+        if step_metric is not None:
+            definition["step_metric"] = step_metric
+        with self._beat_lock:  # the heartbeat thread folds drained points in under it
+            self.info.setdefault("metric_definitions", {})[name] = definition
+            if summary in ("min", "max", "mean"):
+                self._defined[name] = [summary, None, 0]
+            else:
+                self._defined.pop(name, None)
+
+    def _fold_summaries(self, metrics: dict) -> None:
+        """Fold drained points into the summaries of defined metrics (the beat lock held)."""
+        for name, state in self._defined.items():
+            series = metrics.get(name)
+            if not series or not series["values"]:
+                continue
+            values = series["values"]
+            kind, current, count = state
+            if kind == "min":
+                low = min(values)
+                state[1] = low if current is None or low < current else current
+            elif kind == "max":
+                high = max(values)
+                state[1] = high if current is None or high > current else current
+            else:
+                total = (current or 0.0) * count + sum(values)
+                state[2] = count + len(values)
+                state[1] = total / state[2]
+        summary = {name: state[1] for name, state in self._defined.items()
+                   if state[1] is not None}
+        if summary:
+            self.info["summary"] = dict(summary, **self._summary_overrides)
 
     def log_param(self, key: str, value: Any) -> None:
         """Record an input parameter (kept in ``info["params"]``; last call wins)."""
@@ -625,6 +676,8 @@ class Run:
     def _send_points(self) -> None:
         """Drain the metric buffer into one ``log_metrics`` event (the beat lock held)."""
         metrics = self._metrics.drain()
+        if metrics and self._defined:
+            self._fold_summaries(metrics)
         if metrics and self._bus is not None:
             self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
 
@@ -646,7 +699,8 @@ class Run:
                 except Exception:
                     self.run_logger.debug("System metrics sampling failed", exc_info=True)
             if self._summary_overrides:
-                self.info["summary"] = dict(self._summary_overrides)
+                self.info["summary"] = dict(self.info.get("summary") or {},
+                                            **self._summary_overrides)
             if self._output is not None:
                 self._output.flush()
                 self.captured_out = self._output.get()
@@ -657,11 +711,19 @@ class Run:
                                result=self.result)
 
 
+_SUMMARY_KINDS = (None, "min", "max", "mean", "last")
+
+
 class _Summary(dict):
     """A snapshot of the summary whose item assignment writes through to the run."""
 
     def __init__(self, run: Run):
+        if run._defined:  # min / max / mean over every point: the waiting ones go out first
+            run._flush_points()
         super().__init__(run._metrics.latest())
+        for name, (_kind, value, _count) in list(run._defined.items()):
+            if value is not None:
+                dict.__setitem__(self, name, value)
         self.update_overrides = run._summary_overrides
         dict.update(self, run._summary_overrides)
 

@@ -370,3 +370,41 @@ def test_a_notebook_runs_headless_and_its_run_is_read_back(tmp_path, monkeypatch
     assert got.info["params"] == {"optimizer": "sgd"}
     assert got.artifacts == ["note.txt"]
     assert "trained" in got.captured_out
+
+
+def test_define_metric_chooses_what_the_summary_keeps(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.start_run(store=store, system_metrics=False) as run:
+        labbook.define_metric("loss", summary="min")
+        labbook.define_metric("acc", summary="max", step_metric="epoch")
+        run.define_metric("lr", summary="mean")
+        for step, (loss, acc, lr) in enumerate([(0.9, 0.5, 0.1), (0.2, 0.8, 0.2),
+                                                (0.4, 0.7, 0.3)]):
+            labbook.log({"loss": loss, "acc": acc, "lr": lr, "epoch": step})
+            if step == 1:  # the live summary counts the points not sent yet
+                assert run.summary["loss"] == 0.2 and run.summary["acc"] == 0.8
+        labbook.log_scalar("plain", 3.0)
+        run.summary["lr"] = 42  # set by hand: wins over the definition
+        with pytest.raises(labbook.LabbookError, match=r"define_metric summary must be one "
+                                                       r"of min, max, mean, last, not 'median'"):
+            labbook.define_metric("x", summary="median")
+    got = read_back(store)[1][0]
+    assert got.summary["loss"] == 0.2  # min, not the last 0.4
+    assert got.summary["acc"] == 0.8
+    assert got.summary["lr"] == 42
+    assert got.summary["plain"] == 3.0
+    assert got.info["metric_definitions"] == {
+        "loss": {"summary": "min"}, "acc": {"summary": "max", "step_metric": "epoch"},
+        "lr": {"summary": "mean"}}
+    frame = Api(store).runs().to_dataframe()
+    assert frame.loc[0, "summary.loss"] == 0.2
+
+
+def test_define_metric_mean_over_many_beats(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.start_run(store=store, system_metrics=False) as run:
+        labbook.define_metric("x", summary="mean")
+        for i in range(10):
+            labbook.log_scalar("x", float(i))
+            run._flush_points()  # each point in its own drain
+    assert read_back(store)[1][0].summary["x"] == pytest.approx(4.5)

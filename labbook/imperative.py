@@ -116,6 +116,10 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     meta = {key: value for key, value in (("parent", parent), ("job_type", job_type))
             if value is not None} or None
     run = ex._create_run(options=options, meta_info=meta)
+    from labbook.run import RunConfig
+    from labbook.serialize import copy_plain
+
+    run.config = RunConfig(run, copy_plain(run.config))  # changeable before the first metric
     run.start()
     _started.append(run)
     run._stack.callback(_forget, run)  # at finish() or the end of the with block

@@ -34,7 +34,8 @@ from labbook.serialize import unencodable
 __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
            "NAME_COMPONENT_BYTES", "NAME_CHARS", "RESERVED_NAMES",
            "validate_artifact_name", "validate_resource_path", "elapsed_since",
-           "format_fail_trace", "with_filtered_header", "FILTERED_TRACEBACK_HEADER", "Run"]
+           "format_fail_trace", "with_filtered_header", "FILTERED_TRACEBACK_HEADER", "Run",
+           "RunConfig"]
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 #: between beats, how often (seconds) the heartbeat thread looks at how many points wait, and
@@ -319,6 +320,36 @@ class Run:
                 self._defined[name] = [summary, None, 0]
             else:
                 self._defined.pop(name, None)
+
+    def update_config(self, updates: dict) -> None:
+        """Change top-level entries of the config of a run started with
+        ``labbook.start_run``, before it logs its first metric (``run.config["x"] = 1`` and
+        ``run.config.update(...)`` call this). The stored config follows, and
+        ``meta["config_changes"]`` records each changed key ``{"from": old, "to": new}``."""
+        if not isinstance(self.config, RunConfig):
+            raise RunStateError(
+                "The config of a run made by an Experiment is read-only; change it with config "
+                "updates (ex.run(config_updates=...) or 'with key=value').")
+        logged = sorted(n for n in self._metrics.latest() if not n.startswith("system."))
+        if logged:
+            raise RunStateError(
+                f"run.config cannot change once metrics are logged (this run logged "
+                f"{logged[0]!r}); set it before the first metric.")
+        changes = self.meta_info.setdefault("config_changes", {})
+        for key, value in updates.items():
+            if not isinstance(key, str):
+                raise RunValueError(f"Config keys must be strings, got {key!r}.")
+            change = changes.get(key)
+            if change is None:
+                change = changes[key] = {} if key not in self.config \
+                    else {"from": self.config[key]}
+            change["to"] = value
+            dict.__setitem__(self.config, key, freeze(value, key))
+        self._config_cache.clear()
+        if self._bus is not None and self.start_time is not None:
+            extra = self.secret_names
+            self._bus.emit("config_event", config=redact_value(dict(self.config), extra),
+                           changes=redact_value(changes, extra))
 
     def _fold_summaries(self, metrics: dict) -> None:
         """Fold drained points into the summaries of defined metrics (the beat lock held)."""
@@ -712,6 +743,39 @@ class Run:
 
 
 _SUMMARY_KINDS = (None, "min", "max", "mean", "last")
+
+
+class RunConfig(dict):
+    """The config of a run started with ``labbook.start_run``: changeable before its first
+    metric (wandb's ``run.config["x"] = 1``, ``run.config.update(...)``); each change is
+    stored (see :meth:`Run.update_config`)."""
+
+    def __init__(self, run: Run, config: dict):
+        # nested entries are read-only: a change inside one would not be recorded
+        super().__init__({key: freeze(value, key) for key, value in config.items()})
+        self._run = run
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._run.update_config({key: value})
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self._run.update_config(dict(*args, **kwargs))
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self._run.update_config({key: default})
+        return self[key]
+
+    def __delitem__(self, key: Any) -> None:
+        raise RunStateError("Config entries cannot be removed; set the entry to a new value.")
+
+    def pop(self, *args: Any) -> Any:
+        raise RunStateError("Config entries cannot be removed; set the entry to a new value.")
+
+    popitem = clear = pop
+
+    def __reduce__(self):  # pickles (and copies) as a plain dict
+        return (dict, (dict(self),))
 
 
 class _Summary(dict):

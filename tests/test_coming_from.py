@@ -162,3 +162,13 @@ def test_experiment_results_manager_style(tmp_path):
     assert sorted(back[0].artifacts) == ["ROC Curve.png", "d.json", "img.gif", "text.txt"]
     html = labbook.compare_runs(back)
     assert "<html" in html.lower() and "bigger" in html
+
+
+def test_wandb_config_update_before_training(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.init(project="p", config={"lr": 0.1}, store=store) as run:
+        run.config.update({"batch": 32})
+        run.config["lr"] = 0.2
+        labbook.log({"loss": 1.0})
+    got = Api(store).runs()[0]
+    assert (got.config["lr"], got.config["batch"]) == (0.2, 32)

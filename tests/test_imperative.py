@@ -408,3 +408,55 @@ def test_define_metric_mean_over_many_beats(tmp_path):
             labbook.log_scalar("x", float(i))
             run._flush_points()  # each point in its own drain
     assert read_back(store)[1][0].summary["x"] == pytest.approx(4.5)
+
+
+def test_the_config_changes_before_the_first_metric_and_the_change_is_stored(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.start_run(config={"lr": 0.1, "optim": {"name": "sgd"}}, store=store,
+                           system_metrics=False) as run:
+        run.config["lr"] = 0.05
+        run.config.update({"batch": 64}, width=3)
+        run.config["lr"] = 0.01
+        with pytest.raises(labbook.LabbookError, match="read-only"):
+            run.config["optim"]["name"] = "adam"  # a change inside would not be recorded
+        with pytest.raises(RunStateError, match="Config entries cannot be removed"):
+            del run.config["lr"]
+        assert labbook.load_parameters()["lr"] == 0.01
+        labbook.log_scalar("loss", 1.0)
+        with pytest.raises(RunStateError, match=r"run.config cannot change once metrics are "
+                                                r"logged \(this run logged 'loss'\); set it "
+                                                r"before the first metric\."):
+            run.config["lr"] = 1.0
+    got = read_back(store)[1][0]
+    assert got.config["lr"] == 0.01 and got.config["batch"] == 64 and got.config["width"] == 3
+    assert got.config["optim"] == {"name": "sgd"}
+    assert got.meta["config_changes"] == {"lr": {"from": 0.1, "to": 0.01},
+                                          "batch": {"to": 64}, "width": {"to": 3}}
+
+
+def test_a_decorated_runs_config_stays_read_only(tmp_path):
+    ex = Experiment("ro", interactive=True)
+    ex.add_config(lr=0.1)
+
+    @ex.main
+    def main(_run):
+        with pytest.raises(RunStateError, match="read-only"):
+            _run.update_config({"lr": 0.2})
+        return _run.config["lr"]
+
+    assert ex.run(options={"--store": str(tmp_path / "runs")}).result == 0.1
+
+
+def test_a_config_change_goes_through_a_queued_observer(tmp_path):
+    """The change is an event like the others (queued; journaled and replayed by
+    ``labbook sync`` as every other event when the store is away)."""
+    from labbook.observers.queued import QueuedObserver
+    from labbook.observers import FileStorageObserver
+
+    target = FileStorageObserver(str(tmp_path / "runs"))
+    queued = QueuedObserver(target, failure_dir=str(tmp_path / "journal"), max_wait=5)
+    with labbook.start_run(observers=[queued], system_metrics=False) as run:
+        run.config["lr"] = 0.5
+        labbook.log_scalar("x", 1)
+    got = read_back(tmp_path / "runs")[1][0]
+    assert got.config["lr"] == 0.5 and got.meta["config_changes"] == {"lr": {"to": 0.5}}

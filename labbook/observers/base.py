@@ -47,6 +47,12 @@ class RunObserver:
     def log_metrics(self, metrics_by_name: dict, info: dict) -> None:
         pass
 
+    def config_event(self, config: dict, changes: dict) -> None:
+        """labbook's own event (Sacred has none): a run started with ``labbook.start_run``
+        changed its config before logging metrics; ``config`` is the whole new config,
+        ``changes`` maps each changed top-level key to ``{"from": old, "to": new}`` (no
+        ``from`` for a new key)."""
+
     def join(self) -> None:
         """Block until everything this observer was handed is stored."""
 

@@ -268,6 +268,10 @@ class QueuedObserver(RunObserver):
     def failed_event(self, fail_time, fail_trace):
         self._put("failed_event", {"fail_time": fail_time, "fail_trace": fail_trace})
 
+    def config_event(self, config, changes):
+        self._put("config_event", {"config": json.loads(serialize.dumps(config, None)),
+                                   "changes": json.loads(serialize.dumps(changes, None))})
+
     def resource_event(self, filename):
         self._put("resource_event", {"filename": filename})
 

@@ -124,6 +124,11 @@ class StoreObserver(RunObserver):
         self.store.update_run(self.run_id, {"stop_time": fail_time, "status": "FAILED",
                                             "fail_trace": trace})
 
+    def config_event(self, config, changes):
+        self._meta = dict(self._meta or {}, config_changes=serialize.flatten(changes))
+        self.store.update_run(self.run_id, {"config": serialize.flatten(config),
+                                            "meta": self._meta})
+
     def resource_event(self, filename):
         self.store.put_resource(self.run_id, filename)
 

@@ -102,6 +102,12 @@ def _last_values(store: Store, views: Sequence[RunView], per_page: int = 50) -> 
             view._last = dict(found.get(view.id) or {})
 
 
+def _variant(doc: dict) -> Any:
+    meta = doc.get("meta")
+    variant = meta.get("variant") if isinstance(meta, dict) else None
+    return "main" if variant is None else variant
+
+
 # -- the entry point ----------------------------------------------------------------------------
 class Api:
     """Read access to one store: ``Api()`` uses ``$LABBOOK_STORE`` or the embedded default.
@@ -156,6 +162,31 @@ class Api:
         """Names of the experiments that have runs, sorted."""
         names = {(r.get("experiment") or {}).get("name") for r in self.store.find()}
         return sorted(n for n in names if isinstance(n, str))
+
+    # -- the registry view (experiment_results_manager): runs by experiment and variant --------
+    def variants(self, experiment: str) -> list[str]:
+        """The variants (``start_run(variant=...)``) that runs of ``experiment`` have, sorted;
+        runs without one count as ``"main"``, experiment_results_manager's default."""
+        docs = self.store.find({"experiment.name": experiment})
+        return sorted({str(_variant(doc)) for doc in docs})
+
+    def latest(self, experiment: str, variant: str | None = None,
+               status: str | None = None) -> RunView:
+        """The newest run (by start time) of ``experiment``, of ``variant`` when given (runs
+        without one are ``"main"``) and with ``status`` when given."""
+        flt: dict[str, Any] = {"experiment.name": experiment}
+        if status is not None:
+            flt["status"] = status
+        for view in self.runs(flt, order="-start_time", per_page=100):
+            if variant is None or _variant(view.doc) == variant:
+                return view
+        from labbook.stores import redact_url
+
+        what = f"experiment {experiment!r}" + (f", variant {variant!r}" if variant else "") + \
+            (f", status {status}" if status else "")
+        known = ", ".join(self.experiments()) or "none"
+        raise RunNotFoundError(f"No run of {what} in {redact_url(self.url)} (experiments: "
+                               f"{known}).")
 
 
 # -- a lazy collection of runs -----------------------------------------------------------------

@@ -53,13 +53,14 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
               store: str | None = None, observers: Sequence | None = None,
               run_id: Any = None, capture: str = "sys", beat_interval: float | None = None,
               reinit: bool = False, system_metrics: bool = True,
-              job_type: str | None = None) -> Any:
+              job_type: str | None = None, variant: str | None = None) -> Any:
     """Start a run here and return it (usable as a context manager; end it with
     ``run.finish()``).
 
     ``experiment`` names the experiment (default: the script's name, or ``notebook``);
     ``config`` is the run's configuration (a dict, or a json/yaml file's path; read it back
-    as ``run.config``); ``job_type`` (wandb) is recorded as ``meta.job_type``;
+    as ``run.config``); ``job_type`` (wandb) is recorded as ``meta.job_type``, ``variant``
+    (experiment_results_manager) as ``meta.variant``;
     ``name``, ``tags``, ``notes``, ``group`` and ``parent`` (another run's id) are recorded
     with the run. The run records into ``observers`` when given, else into ``store`` (a store
     URL or directory), else into ``$LABBOOK_STORE``, else into the embedded default store
@@ -113,8 +114,8 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
         options["tag"] = [str(t) for t in tags]
     if not system_metrics:
         options["no_system_metrics"] = True
-    meta = {key: value for key, value in (("parent", parent), ("job_type", job_type))
-            if value is not None} or None
+    meta = {key: value for key, value in (("parent", parent), ("job_type", job_type),
+                                          ("variant", variant)) if value is not None} or None
     run = ex._create_run(options=options, meta_info=meta)
     from labbook.run import RunConfig
     from labbook.serialize import copy_plain

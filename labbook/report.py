@@ -246,9 +246,10 @@ def _overview(runs: list[RunView]) -> str:
             ("duration", [duration(r) for r in runs]),
             ("host", [r.host.get("hostname", "-") for r in runs]),
             ("tags", [", ".join(r.tags) or "-" for r in runs])]
-    groups = [r.meta.get("group") for r in runs]
-    if any(g is not None for g in groups):  # start_run(group=...), --group: folds, trials
-        rows.append(("group", ["-" if g is None else str(g) for g in groups]))
+    for key in ("group", "variant", "parent"):  # start_run(group=, variant=, parent=), --group
+        values = [r.meta.get(key) for r in runs]
+        if any(v is not None for v in values):
+            rows.append((key, ["-" if v is None else str(v) for v in values]))
     rows += [("notes", [r.notes or "-" for r in runs]),
              ("result", [_fmt(r.result) for r in runs])]
     body = []

@@ -144,7 +144,7 @@ def test_experiment_results_manager_style(tmp_path):
     ax.plot([0, 1], [0, 1])
     runs = []
     for variant, rmse in (("main", "0.9"), ("bigger", "0.7")):
-        with labbook.start_run("my_experiment", group=variant, store=store) as run:
+        with labbook.start_run("my_experiment", variant=variant, store=store) as run:
             labbook.log_param("objective", "rmse")
             labbook.log_params({"depth": 3})
             labbook.log_metric("rmse", rmse)
@@ -157,7 +157,16 @@ def test_experiment_results_manager_style(tmp_path):
     plt.close(fig)
     api = Api(store)
     back = api.runs(order="start_time")
-    assert [r.meta["group"] for r in back] == ["main", "bigger"]
+    assert [r.meta["variant"] for r in back] == ["main", "bigger"]
+    # the registry view: experiments, variants, the latest run of each
+    assert api.experiments() == ["my_experiment"]
+    assert api.variants("my_experiment") == ["bigger", "main"]
+    assert api.latest("my_experiment", variant="main").id == runs[0]._id
+    assert api.latest("my_experiment").id == runs[1]._id
+    assert [r.id for r in api.runs({"variant": "bigger"})] == [runs[1]._id]
+    with pytest.raises(labbook.LabbookError, match=r"No run of experiment 'my_experiment', "
+                                                   r"variant 'small' in memory://"):
+        api.latest("my_experiment", variant="small")
     assert values(back[1], "rmse") == ([0], [0.7])
     assert sorted(back[0].artifacts) == ["ROC Curve.png", "d.json", "img.gif", "text.txt"]
     html = labbook.compare_runs(back)

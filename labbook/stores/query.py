@@ -125,8 +125,8 @@ WANDB_STATES = {"running": "RUNNING", "finished": "COMPLETED", "crashed": "DIED"
                 "failed": "FAILED", "killed": "INTERRUPTED", "pending": "QUEUED"}
 _WANDB_HEADS = {"summary_metrics": "summary", "created_at": "start_time", "state": "status"}
 #: fields recorded in ``meta`` that filters and orders name directly (``start_run(group=...,
-#: parent=...)``, ``--group``)
-_META_HEADS = ("group", "parent")
+#: parent=..., variant=...)``, ``--group``)
+_META_HEADS = ("group", "parent", "variant")
 
 
 def canonical_path(path: str) -> str:

@@ -16,7 +16,7 @@ from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
 
 _IMPERATIVE = ("start_run", "init", "current_run", "finish", "end_run", "log", "log_scalar",
                "log_metric", "log_metrics", "define_metric", "log_param", "log_params",
-               "set_tag", "set_tags",
+               "set_tag", "set_tags", "save", "restore", "create_syncable_directory",
                "save_artifact", "log_text", "log_dict", "log_image", "log_figure",
                "load_parameters")
 

@@ -29,7 +29,7 @@ from labbook.errors import ArgumentTypeError, NoActiveRunError, RunStateError, R
 
 __all__ = ["start_run", "init", "current_run", "finish", "end_run", "log", "log_scalar",
            "log_metric", "log_metrics", "define_metric", "log_param", "log_params",
-           "set_tag", "set_tags",
+           "set_tag", "set_tags", "save", "restore", "create_syncable_directory",
            "save_artifact", "log_text", "log_dict", "log_image", "log_figure", "load_parameters",
            "png_bytes"]
 
@@ -317,6 +317,39 @@ def _plain_metrics(data: Any) -> Any:
         return data  # log() names the wrong type
     return {key: _plain_metrics(value) if isinstance(value, dict) else
             (value.item() if _is_numpy_scalar(value) else value) for key, value in data.items()}
+
+
+# -- files kept in step with the store ------------------------------------------------------------
+def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+    """wandb's ``save``: :meth:`labbook.run.Run.save` on the active run."""
+    return _active().save(glob_str, base_path=base_path, policy=policy)
+
+
+def restore(name: str, run_path: Any, root: Any = ".", replace: bool = False,
+            store: Any = None) -> str:
+    """wandb's ``restore``: download artifact ``name`` of run ``run_path`` into ``root``;
+    the path written (store: the active run's, else ``$LABBOOK_STORE`` / the default)."""
+    from labbook.run_files import restore as _restore
+
+    return _restore(name, run_path, root, replace=replace, store=store)
+
+
+def create_syncable_directory(key: str, local_path: Any = None, source_run: Any = None, *,
+                              directory_path: Any = None, source_job_id: Any = None) -> Any:
+    """Foundations' syncable directory: the files run ``source_run`` pushed under ``key``
+    are downloaded into ``local_path`` now, and ``local_path`` is pushed as the artifacts
+    ``key/<relative path>`` of the active run when it ends (or on ``.upload()``).
+    ``directory_path`` and ``source_job_id`` are Foundations' names of the two."""
+    from labbook.run_files import SyncableDirectory
+
+    run = _active()
+    local_path = local_path if local_path is not None else directory_path
+    source_run = source_run if source_run is not None else source_job_id
+    directory = SyncableDirectory(run, key, os.fspath(local_path if local_path is not None
+                                                      else key), source_run)
+    directory.download()
+    run.end_callbacks.append(directory.upload)
+    return directory
 
 
 # -- artifacts ----------------------------------------------------------------------------------

@@ -206,6 +206,10 @@ class Run:
         self._summary_overrides: dict[str, Any] = {}
         #: define_metric: name -> [kind, aggregate, count] of the summary kept for the metric
         self._defined: dict[str, list] = {}
+        #: run.save's globs (labbook.run_files.SavedFiles), and what runs when the run ends
+        #: (syncable directories push their files)
+        self._saved: Any = None
+        self.end_callbacks: list[Callable[[], Any]] = []
         self._config_cache: dict[tuple, Any] = {}
         self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
@@ -417,6 +421,30 @@ class Run:
             self._bus.emit("artifact_event", name=name, filename=filename, metadata=metadata,
                            content_type=content_type)
 
+    def save(self, glob_str: str, base_path: str | None = None, policy: str = "live"
+             ) -> list[str]:
+        """Store the files matching ``glob_str`` as artifacts named by their path relative to
+        ``base_path`` (wandb's ``run.save``): ``policy="now"`` once, ``"end"`` when the run
+        ends, ``"live"`` now, again at each heartbeat for changed files, and at the end.
+        Returns the names stored now."""
+        if self._saved is None:
+            from labbook.run_files import SavedFiles
+
+            self._saved = SavedFiles(self.add_artifact)
+        return self._saved.save(glob_str, base_path, policy)
+
+    def _before_end(self) -> None:
+        """What runs while the run ends, before its final events: the end callbacks
+        (syncable directories push), then run.save's ``end`` and ``live`` globs."""
+        for callback in list(self.end_callbacks):
+            try:
+                callback()
+            except Exception:  # the run still ends, and says what did not happen
+                self.run_logger.warning("%s failed as the run ended", callback,
+                                        exc_info=True)
+        if self._saved is not None:
+            self._saved.end()
+
     def announce(self) -> None:
         """Log Sacred's opening lines once: the unobserved warning, then the command."""
         if self._announced:
@@ -552,6 +580,7 @@ class Run:
         self._start_heartbeat()
 
     def _end_interrupted(self, exc: BaseException) -> None:
+        self._before_end()
         self.status = getattr(exc, "STATUS", INTERRUPTED)
         self.stop_time = utcnow()
         self._stop_heartbeat()
@@ -562,6 +591,7 @@ class Run:
 
     def _end_failed(self, exc_type: Any, exc_value: Any, tb: Any,
                     fail_trace: list[str] | None = None) -> None:
+        self._before_end()
         self.status = FAILED
         self.stop_time = utcnow()
         self.fail_trace = fail_trace if fail_trace is not None else format_fail_trace(
@@ -574,6 +604,7 @@ class Run:
         self._finish()
 
     def _end_completed(self) -> None:
+        self._before_end()
         self.status = COMPLETED
         self.stop_time = utcnow()
         if self.result is not None:
@@ -736,6 +767,8 @@ class Run:
                 self._output.flush()
                 self.captured_out = self._output.get()
             self._send_points()
+            if self._saved is not None and self.stop_time is None:
+                self._saved.beat()
             if self._bus is not None:
                 self._bus.emit("heartbeat_event", info=self.info,
                                captured_out=self.captured_out, beat_time=utcnow(),

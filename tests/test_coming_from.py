@@ -181,3 +181,19 @@ def test_wandb_config_update_before_training(tmp_path):
         labbook.log({"loss": 1.0})
     got = Api(store).runs()[0]
     assert (got.config["lr"], got.config["batch"]) == (0.2, 32)
+
+
+def test_wandb_save_restore_and_foundations_syncable_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "runs")
+    (tmp_path / "weights.h5").write_bytes(b"w")
+    with labbook.init(project="p", store=store) as run:
+        labbook.save("*.h5", policy="now")
+        directory = labbook.create_syncable_directory("sync", "sync/path")
+        (tmp_path / "sync" / "path" / "hello.csv").write_text("1,2,3")
+    with labbook.init(project="p", store=store):
+        path = labbook.restore("weights.h5", run_path=f"me/p/{run._id}", root="restored")
+        labbook.create_syncable_directory("sync", "again", str(run._id))
+    assert open(path, "rb").read() == b"w"
+    assert (tmp_path / "again" / "hello.csv").read_text() == "1,2,3"
+    assert directory.key == "sync"

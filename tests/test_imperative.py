@@ -460,3 +460,75 @@ def test_a_config_change_goes_through_a_queued_observer(tmp_path):
         labbook.log_scalar("x", 1)
     got = read_back(tmp_path / "runs")[1][0]
     assert got.config["lr"] == 0.5 and got.meta["config_changes"] == {"lr": {"to": 0.5}}
+
+
+def test_run_save_now_end_and_live(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "runs")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "a.pt").write_text("a0")
+    (tmp_path / "config.yaml").write_text("lr: 1")
+    with labbook.start_run(store=store, system_metrics=False, beat_interval=0.05) as run:
+        assert run.save("config.yaml", policy="now") == ["config.yaml"]
+        assert labbook.save("ckpt/*.pt") == ["ckpt/a.pt"]  # live, base: the current dir
+        run.save(str(tmp_path / "logs" / "*.log"), policy="end")
+        (tmp_path / "ckpt" / "a.pt").write_text("a1 changed")
+        import time
+        deadline = time.monotonic() + 10
+        view = Api(store)
+        while view.run(run._id).file("ckpt/a.pt").read_bytes() != b"a1 changed":
+            assert time.monotonic() < deadline, "a live file was not stored again at a beat"
+            time.sleep(0.05)
+        (tmp_path / "ckpt" / "b.pt").write_text("b")  # new, matching: stored at the latest
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "train.log").write_text("done")
+        (tmp_path / "config.yaml").write_text("lr: 2")  # "now": not stored again
+        with pytest.raises(labbook.LabbookError, match=r"run.save policy must be one of now, "
+                                                       r"end, live, not 'always'"):
+            run.save("x", policy="always")
+        with pytest.raises(labbook.LabbookError, match=r"run.save: .*missing.txt does not "
+                                                       r"exist\."):
+            run.save("missing.txt", policy="now")
+    got = read_back(store)[1][0]
+    assert sorted(got.artifacts) == ["ckpt/a.pt", "ckpt/b.pt", "config.yaml", "train.log"]
+    assert got.file("config.yaml").read_bytes() == b"lr: 1"
+    assert got.file("train.log").read_bytes() == b"done"
+
+
+def test_restore_downloads_a_runs_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "runs")
+    (tmp_path / "model.bin").write_bytes(b"weights")
+    with labbook.start_run(store=store, system_metrics=False) as first:
+        labbook.save("model.bin", policy="now")
+    (tmp_path / "model.bin").unlink()
+    with labbook.start_run(store=store, system_metrics=False):
+        path = labbook.restore("model.bin", run_path=first._id, root=str(tmp_path / "back"))
+    assert open(path, "rb").read() == b"weights"
+    path = labbook.restore("model.bin", run_path=f"team/project/{first._id}",
+                           root=str(tmp_path / "again"), store=store)
+    assert open(path, "rb").read() == b"weights"
+    with pytest.raises(labbook.LabbookError, match=r"Run 1 has no artifact 'nope\.bin' "
+                                                   r"\(it has: model\.bin\)\."):
+        labbook.restore("nope.bin", run_path=first._id, store=store)
+
+
+def test_a_syncable_directory_goes_from_run_to_run(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.start_run(store=store, system_metrics=False) as first:
+        directory = labbook.create_syncable_directory("search_state", str(tmp_path / "s1"))
+        (tmp_path / "s1" / "sub").mkdir()
+        (tmp_path / "s1" / "hello.csv").write_text("1,2,3\n")
+        (tmp_path / "s1" / "sub" / "best.txt").write_text("0.9")
+    assert repr(directory) == f"SyncableDirectory('search_state', '{tmp_path / 's1'}')"
+    with labbook.start_run(store=store, system_metrics=False):
+        labbook.create_syncable_directory("search_state", directory_path=str(tmp_path / "s2"),
+                                          source_job_id=first._id)
+        assert (tmp_path / "s2" / "hello.csv").read_text() == "1,2,3\n"
+        assert (tmp_path / "s2" / "sub" / "best.txt").read_text() == "0.9"
+        (tmp_path / "s2" / "hello.csv").write_text("4,5,6\n")
+    runs = {r.id: r for r in read_back(store)[1]}
+    assert sorted(runs[first._id].artifacts) == ["search_state/hello.csv",
+                                                 "search_state/sub/best.txt"]
+    second = runs[first._id + 1]
+    assert second.file("search_state/hello.csv").read_bytes() == b"4,5,6\n"

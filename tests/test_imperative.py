@@ -532,3 +532,42 @@ def test_a_syncable_directory_goes_from_run_to_run(tmp_path):
                                                  "search_state/sub/best.txt"]
     second = runs[first._id + 1]
     assert second.file("search_state/hello.csv").read_bytes() == b"4,5,6\n"
+
+
+def test_a_killed_process_leaves_its_run_died(tmp_path, monkeypatch):
+    """A notebook kernel that dies (here: a process killed with SIGKILL) stops the heartbeat;
+    readers report the run DIED once it misses three beats."""
+    import signal
+    import time
+
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        import labbook
+        run = labbook.start_run("nb", store="runs", beat_interval=0.2)
+        labbook.log_scalar("x", 1)
+        print("started", flush=True)
+        time.sleep(600)
+    """))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("LABBOOK_STORE", None)
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        time.sleep(0.5)  # a beat stores the point
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    monkeypatch.setattr("labbook.stores.query.MIN_SILENCE", 0.5)
+    deadline = time.monotonic() + 30
+    while read_back(tmp_path / "runs")[1][0].status != "DIED":
+        assert time.monotonic() < deadline, "the run was never reported DIED"
+        time.sleep(0.2)
+    got = read_back(tmp_path / "runs")[1][0]
+    assert got.stored_status == "RUNNING"
+    assert values(got, "x") == [1]

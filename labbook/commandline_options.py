@@ -138,6 +138,8 @@ BUILTIN_OPTIONS = [
     _builtin(None, "--notes", "Notes stored with the run.", "NOTES"),
     _builtin(None, "--group", "A group the run belongs to (folds, trials of a sweep).",
              "GROUP"),
+    _builtin(None, "--resume", "Continue the stored run given by --id (crashed or "
+             "interrupted): same id, its config, metrics appended."),
     # the flags naming a store: one per back-end, from the observer registry
     *(_builtin(f.short, f.long, f.description, f.arg) for f in STORE_FLAGS),
     # no short flag: Sacred's -q is --queue (queue the run only), something else entirely

@@ -214,6 +214,11 @@ class Experiment(Ingredient):
             run.capture_mode = opts["capture"]
         if opts.get("id") is not None:
             run._id = opts["id"]
+        if opts.get("resume"):
+            from labbook.config.paths import iter_paths
+
+            run.resume = "must"
+            run.resume_config = dict(iter_paths(_nested_updates(config_updates)))
         self.current_run = run
         return run
 

@@ -53,7 +53,8 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
               store: str | None = None, observers: Sequence | None = None,
               run_id: Any = None, capture: str = "sys", beat_interval: float | None = None,
               reinit: bool = False, system_metrics: bool = True,
-              job_type: str | None = None, variant: str | None = None) -> Any:
+              job_type: str | None = None, variant: str | None = None,
+              resume: str | None = None) -> Any:
     """Start a run here and return it (usable as a context manager; end it with
     ``run.finish()``).
 
@@ -65,7 +66,8 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     with the run. The run records into ``observers`` when given, else into ``store`` (a store
     URL or directory), else into ``$LABBOOK_STORE``, else into the embedded default store
     (``labbook.db`` in the current directory). ``capture`` is the output capture mode (``sys``
-    suits notebooks). A second ``start_run`` while a run is active raises unless
+    suits notebooks). ``resume`` ("allow", "must", "never") with ``run_id`` continues a stored
+    run (see :mod:`labbook.resume`). A second ``start_run`` while a run is active raises unless
     ``reinit=True``, which finishes that run first.
     """
     caller_globals = sys._getframe(1).f_globals
@@ -121,6 +123,9 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     from labbook.serialize import copy_plain
 
     run.config = RunConfig(run, copy_plain(run.config))  # changeable before the first metric
+    if resume is not None:
+        run.resume = resume
+        run.resume_config = dict(config) if isinstance(config, dict) else {}
     run.start()
     _started.append(run)
     run._stack.callback(_forget, run)  # at finish() or the end of the with block

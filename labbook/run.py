@@ -210,6 +210,11 @@ class Run:
         #: (syncable directories push their files)
         self._saved: Any = None
         self.end_callbacks: list[Callable[[], Any]] = []
+        #: resume=: None, "allow", "must" or "never" (see labbook.resume); what a resumed run
+        #: had captured before (its new output is appended)
+        self.resume: str | None = None
+        self.resume_config: dict | None = None
+        self.previous_output = ""
         self._config_cache: dict[tuple, Any] = {}
         self._fixtures = {path: freeze(value, path) for path, value in (fixtures or {}).items()}
         self._seed_streams: dict[str, SeedStream] = {}
@@ -492,6 +497,8 @@ class Run:
     def __call__(self, *args: Any) -> Any:
         if self.start_time is not None or self._stack is not None:
             raise RunStateError("A run can only be started once; create a new one with ex.run().")
+        if not self.queue_only:
+            self._prepare_resume()
         self._open_bus()
         if self.queue_only:
             self._queue()
@@ -518,6 +525,12 @@ class Run:
         self.announce()
         if self.seed is not None:
             set_global_seed(self.seed)
+
+    def _prepare_resume(self) -> None:
+        if self.resume is not None:
+            from labbook.resume import prepare_resume
+
+            prepare_resume(self, self.resume, self.resume_config)
 
     def _queue(self) -> None:
         self.status = QUEUED
@@ -575,6 +588,8 @@ class Run:
             self._unexport = export_parent(self._id, self._bus.active)
         if self._id is None:
             self.run_logger.info("Started")
+        elif self.meta_info.get("resumptions"):
+            self.run_logger.info('Resumed run with ID "%s"', self._id)
         else:
             self.run_logger.info('Started run with ID "%s"', self._id)
         self._start_heartbeat()
@@ -624,6 +639,7 @@ class Run:
                                 "labbook.start_run().")
         import contextlib
 
+        self._prepare_resume()
         self._open_bus()
         stack = contextlib.ExitStack()
         token = activate(self)
@@ -765,7 +781,7 @@ class Run:
                                             **self._summary_overrides)
             if self._output is not None:
                 self._output.flush()
-                self.captured_out = self._output.get()
+                self.captured_out = self.previous_output + self._output.get()
             self._send_points()
             if self._saved is not None and self.stop_time is None:
                 self._saved.beat()

@@ -197,3 +197,13 @@ def test_wandb_save_restore_and_foundations_syncable_directory(tmp_path, monkeyp
     assert open(path, "rb").read() == b"w"
     assert (tmp_path / "again" / "hello.csv").read_text() == "1,2,3"
     assert directory.key == "sync"
+
+
+def test_wandb_resume(tmp_path):
+    store = str(tmp_path / "runs")
+    with labbook.init(project="p", id=12, store=store, resume="allow"):
+        labbook.log({"loss": 1.0})
+    with labbook.init(project="p", id=12, store=store, resume="must"):
+        labbook.log({"loss": 0.5})
+    got = Api(store).run(12)
+    assert values(got, "loss") == ([0, 1], [1.0, 0.5])

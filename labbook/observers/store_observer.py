@@ -98,8 +98,29 @@ class StoreObserver(RunObserver):
                            config, meta_info, _id)
 
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        if _id is not None and isinstance(meta_info, dict) and meta_info.get("resumptions"):
+            return self._reopen(start_time, ex_info, host_info, config, meta_info, _id)
         return self._begin("RUNNING", "start_time", start_time, ex_info, command, host_info,
                            config, meta_info, _id)
+
+    def _reopen(self, start_time, ex_info, host_info, config, meta_info, _id) -> Any:
+        """A resumed run (see :mod:`labbook.resume`): the stored run is RUNNING again, with
+        this start's host, sources and meta; its points, artifacts and start time stay."""
+        from labbook.errors import RunNotFoundError
+
+        if self.store.get(_id) is None:
+            raise RunNotFoundError(f"No run with id {_id} to resume in "
+                                   f"{redact_url(getattr(self.store, 'url', '') or '')}.")
+        experiment = self.store.put_sources(serialize.flatten(ex_info))
+        meta = serialize.flatten(meta_info)
+        self.store.update_run(_id, {"status": "RUNNING", "heartbeat": start_time,
+                                    "stop_time": None, "fail_trace": None, "result": None,
+                                    "host": serialize.flatten(host_info),
+                                    "experiment": experiment, "config": serialize.flatten(config),
+                                    "meta": meta})
+        self.run_id = _id
+        self._meta = meta
+        return _id
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
         self._keep_tags(info)

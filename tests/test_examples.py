@@ -59,6 +59,10 @@ CASES = [
     ("remote_store.py", (), "best run: 2 lr=0.3 final loss 0.3430, artifact says lr=0.3"),
     ("start_run.py", (), "stored: COMPLETED, tags ['demo', 'baseline'], group examples, "
                          "artifacts ['final.json', 'gradient.png', 'summary.txt']"),
+    ("resume_run.py", (), "after: COMPLETED, lr=0.1, loss steps [0, 1, 2, 3, 4], resumed "
+                          "from DIED"),
+    ("run_files.py", (), "restored: epoch 9\nrun 2 pushed: ['search/trials.csv']\n"
+                         "lr,loss | 0.1,0.5 | 0.01,0.4"),
 ]
 
 

@@ -126,7 +126,8 @@ _BUILTIN_COLUMNS = {"id": "ID", "name": "NAME", "experiment": "EXPERIMENT",
                     "command": "COMMAND", "status": "STATUS", "start": "START",
                     "start_time": "START", "stop": "STOP", "stop_time": "STOP",
                     "duration": "DURATION", "result": "RESULT", "tags": "TAGS",
-                    "heartbeat": "HEARTBEAT", "host": "HOST"}
+                    "heartbeat": "HEARTBEAT", "host": "HOST", "group": "GROUP",
+                    "variant": "VARIANT", "parent": "PARENT"}
 _DEFAULT_COLUMNS = ("id", "name", "status", "start", "duration", "result")
 
 
@@ -166,6 +167,8 @@ def _column_value(view: Any, column: str) -> str:
         return ",".join(view.tags) or "-"
     if column == "host":
         return _cell(view.host.get("hostname"))
+    if column in ("group", "variant", "parent"):  # start_run(group=...), --group
+        return _cell(view.meta.get(column))
     if column == "result":
         # as the default listing always showed it: JSON, cut at 40 characters
         return "-" if view.result is None else json.dumps(view.result, default=str)[:40]
@@ -190,6 +193,8 @@ def cmd_ls(url: str | None, filter_text: str | None, order: str, limit: int,
         raise UsageError(str(exc)) from None
     if not views:
         return "No runs."
+    if not columns and any(v.meta.get("group") is not None for v in views):
+        names.insert(names.index("name") + 1, "group")  # folds, trials: shown when there
     rows = [[_BUILTIN_COLUMNS.get(n, n) for n in names]]
     for view in views:
         rows.append([_column_value(view, n) for n in names])

@@ -22,3 +22,23 @@ def test_group_and_parent_are_query_fields(empty_url):
     assert len(api.runs(filters={"meta.group": "cv-1"})) == 3
     frame = api.runs(filters={"group": "cv-1"}).to_dataframe()
     assert len(frame) == 3
+
+
+def test_ls_shows_the_group_when_runs_have_one(tmp_path, capsys):
+    from labbook.cli.main import main
+
+    store = str(tmp_path / "runs")
+    with labbook.start_run("cv", store=store, system_metrics=False):
+        pass
+    assert main(["ls", store]) == 0
+    assert "GROUP" not in capsys.readouterr().out  # no run has a group: no column
+    with labbook.start_run("cv", group="fold-3", variant="big", store=store,
+                           system_metrics=False):
+        pass
+    assert main(["ls", store]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["ID", "NAME", "GROUP", "STATUS"]
+    assert lines[1].split()[:3] == ["2", "cv", "fold-3"]
+    assert lines[2].split()[:3] == ["1", "cv", "-"]
+    assert main(["ls", store, "--columns", "id,variant,parent"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["2", "big", "-"]

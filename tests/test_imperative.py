@@ -571,3 +571,35 @@ def test_a_killed_process_leaves_its_run_died(tmp_path, monkeypatch):
     got = read_back(tmp_path / "runs")[1][0]
     assert got.stored_status == "RUNNING"
     assert values(got, "x") == [1]
+
+
+def test_the_helpers_inside_an_automain_script(tmp_path):
+    script = tmp_path / "auto.py"
+    script.write_text(textwrap.dedent("""
+        import labbook
+        from labbook import Experiment
+        ex = Experiment("auto")
+
+        @ex.config
+        def cfg():
+            epochs = 2
+
+        @ex.automain
+        def main(epochs):
+            for epoch in range(epochs):
+                labbook.log({"loss": 1.0 / (epoch + 1)})
+            labbook.log_param("epochs_seen", epochs)
+            labbook.set_tag("automain")
+            labbook.log_text("from the helpers", "note")
+            return labbook.current_run().config["epochs"]
+    """))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("LABBOOK_STORE", None)
+    proc = subprocess.run([sys.executable, str(script), "with", "epochs=3", "-F", "runs"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = read_back(tmp_path / "runs")[1][0]
+    assert got.result == 3
+    assert values(got, "loss") == [1.0, 0.5, 1 / 3]
+    assert got.info["params"] == {"epochs_seen": 3} and "automain" in got.tags
+    assert got.artifacts == ["note.txt"]

@@ -22,6 +22,7 @@ import inspect
 import io
 import tokenize
 import types
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -477,6 +478,13 @@ def _closure_values(func: Callable) -> dict[str, Any]:
 
 # --- config scope -----------------------------------------------------------------------------
 
+# The compiled body of each scope function, by the function's code object: a function
+# defined again (an experiment built in a loop, a scope inside a factory) has the same code
+# object, and its body is compiled once per process, not once per definition. Weak keys: a
+# reloaded module's old code objects go.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class ConfigScope:
     """A function whose body defines config entries (``@ex.config``, ``@ex.named_config``).
 
@@ -520,6 +528,16 @@ class ConfigScope:
             return self._code
         target = inspect.unwrap(self.func)
         code = target.__code__
+        cached = _COMPILED.get(code)
+        if cached is None:
+            cached = _COMPILED[code] = self._compile_body(target, code)
+        compiled, self._doc_source = cached
+        # Tracebacks then name the scope instead of "<module>".
+        self._code = compiled.replace(co_name=self.__name__)
+        return self._code
+
+    def _compile_body(self, target: Callable, code: types.CodeType
+                      ) -> tuple[types.CodeType, tuple[str, list[ast.stmt]]]:
         try:
             source = inspect.getsource(self.func)
         except (OSError, TypeError) as exc:
@@ -554,7 +572,7 @@ class ConfigScope:
 
         # Doc comments are collected only when asked for (print_config): tokenizing is a
         # quarter of the cost of preparing a scope.
-        self._doc_source = (text, body)
+        doc_source = (text, body)
 
         module = ast.Module(body=body, type_ignores=[])
         try:
@@ -565,10 +583,7 @@ class ConfigScope:
                 f"Config scope '{self.__name__}' cannot run: {exc.msg} ({exc.filename}, line "
                 f"{exc.lineno}). Its body runs like module code, so it cannot 'return' or "
                 "'yield'.") from exc
-        # Tracebacks then name the scope instead of "<module>".
-        compiled = compiled.replace(co_name=self.__name__)
-        self._code = compiled
-        return compiled
+        return compiled, doc_source
 
     def _check_parameters(self, fixed: Mapping, preset: Mapping, fallback: Mapping) -> None:
         for name in self.arg_names:

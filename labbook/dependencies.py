@@ -213,7 +213,11 @@ def _module_files(base_real: str) -> Iterable[str]:
             filename = _py_from_pyc(filename)
         if not filename.endswith(".py"):
             continue  # extension modules, zip imports: not source we can hash meaningfully
-        real = os.path.realpath(filename)
+        real = _REALPATHS.get(filename)
+        if real is None:
+            real = os.path.realpath(filename)
+            if os.path.isabs(filename):  # a relative one depends on the working directory
+                _REALPATHS[filename] = real
         if not _is_under(real, base_real) or _is_under(real, _LABBOOK_DIR):
             continue
         # relative parts only, so an experiment that itself lives in site-packages still works
@@ -221,6 +225,11 @@ def _module_files(base_real: str) -> Iterable[str]:
             continue
         if os.path.isfile(real):
             yield real
+
+
+#: module file -> its real path: resolving every imported module's path (a stat per
+#: component) was most of an experiment's first gathering; an imported file keeps its place
+_REALPATHS: dict[str, str] = {}
 
 
 def _is_under(path: str, root: str) -> bool:

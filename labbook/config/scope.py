@@ -91,15 +91,28 @@ def _normalize(value: Any, path: str, active: set[int]) -> Any:
             out = {}
             for key, item in value.items():
                 _check_key(key, path)
-                out[key] = _normalize(item, join_path(path, key), active)
+                # a plain leaf needs no path (the path is for error messages)
+                out[key] = item if _plain_leaf(item) else \
+                    _normalize(item, join_path(path, key), active)
             return out
     if isinstance(value, list | tuple):
         with _Visiting(value, path, active):
-            return [_normalize(item, f"{path}[{i}]", active) for i, item in enumerate(value)]
+            return [item if _plain_leaf(item) else _normalize(item, f"{path}[{i}]", active)
+                    for i, item in enumerate(value)]
     # numpy is recognised by its module so that labbook never has to import it.
     if kind.__module__ == "numpy" and hasattr(value, "tolist"):
         return _normalize(value.tolist(), path, active)
     return _check_storable(value, path)
+
+
+def _plain_leaf(value: Any) -> bool:
+    """A value :func:`_normalize` returns as it is without any check to make."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii()
+    if kind is int:
+        return value.bit_length() <= _BIG_INT_BITS
+    return kind is float or kind is bool or value is None
 
 
 class _Visiting:
@@ -206,7 +219,13 @@ def _is_entry(name: str, value: Any) -> bool:
     """Whether a local variable of a scope body is a config entry."""
     if name.startswith("_"):
         return False
+    if type(value) in _ENTRY_TYPES:
+        return True
     return not (isinstance(value, types.ModuleType | type) or inspect.isroutine(value))
+
+
+#: values that are always entries (the common case, answered without inspect)
+_ENTRY_TYPES = frozenset({str, int, float, bool, type(None), list, dict, tuple})
 
 
 # --- fixed values -----------------------------------------------------------------------------

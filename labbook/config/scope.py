@@ -474,6 +474,48 @@ class _DocCollector:
                 self._document_dict(value, path, key.lineno)
 
 
+def _indented_source(func: Callable) -> str | None:
+    """The source of ``func`` as :func:`inspect.getsource` gives it, found by indentation: its
+    decorators and ``def`` line, then every line up to the last code line indented deeper than
+    the ``def`` (and the comments after it indented as deep as the body, which inspect keeps
+    too). None when the lines do not look like that (a one-line or multi-line ``def``). A line
+    that only continues a string or a bracket, indented no deeper than the ``def``, ends the
+    block early, and the cut text does not parse: the caller then asks inspect, which
+    tokenizes."""
+    lines, start = inspect.findsource(inspect.unwrap(func))
+    indent = _indent(lines[start])
+    end = start
+    while end < len(lines) and lines[end].lstrip().startswith("@"):
+        end += 1  # decorators
+    if end == len(lines) or not lines[end].lstrip().startswith(("def ", "async def ")) or \
+            _indent(lines[end]) != indent or not lines[end].rstrip().endswith(":"):
+        return None
+    last = end
+    body_indent = None
+    for number in range(end + 1, len(lines)):
+        stripped = lines[number].strip()
+        if not stripped:
+            continue
+        depth = _indent(lines[number])
+        if stripped.startswith("#"):
+            if body_indent is not None and depth >= body_indent:
+                last = number
+            continue
+        if depth <= indent:
+            break
+        if body_indent is None:
+            body_indent = depth
+        last = number
+    if last == end:
+        return None
+    return "".join(lines[start:last + 1])
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(8)
+    return len(expanded) - len(expanded.lstrip(" \t\f"))
+
+
 def _target_names(target: ast.expr) -> list[str]:
     if isinstance(target, ast.Name):
         return [target.id]
@@ -557,26 +599,37 @@ class ConfigScope:
 
     def _compile_body(self, target: Callable, code: types.CodeType
                       ) -> tuple[types.CodeType, tuple[str, list[ast.stmt]]]:
-        try:
-            source = inspect.getsource(self.func)
-        except (OSError, TypeError) as exc:
-            raise ConfigError(
-                f"Cannot read the source code of config scope '{self.__name__}' ({exc}). It was "
-                "probably defined in an interactive session; use ex.add_config(dict) "
-                "instead.") from exc
-        # Parse in place instead of dedenting: an indented function is wrapped in an "if" block,
-        # which keeps every column right and copes with unindented multi-line strings.
-        first = source.split("\n", 1)[0]
-        shift = 1 if first[:1].isspace() else 0
-        text = "if 1:\n" + source if shift else source
-        # Blank lines in front give every node its line in the file without a pass of
-        # ast.increment_lineno over the tree (and the doc collector sees the same lines).
-        text = "\n" * (code.co_firstlineno - 1 - shift) + text
-        try:
-            tree = ast.parse(text)
-        except SyntaxError as exc:
-            raise ConfigError(
-                f"Cannot parse the source code of config scope '{self.__name__}': {exc}") from exc
+        tree: ast.Module | None = None
+        text = ""
+        # the block found by indentation first (tokenizing the function, as inspect.getsource
+        # does, costs more than compiling it); inspect's own when that does not parse
+        for finder in (_indented_source, inspect.getsource):
+            try:
+                source = finder(self.func)
+            except (OSError, TypeError) as exc:
+                raise ConfigError(
+                    f"Cannot read the source code of config scope '{self.__name__}' ({exc}). It "
+                    "was probably defined in an interactive session; use ex.add_config(dict) "
+                    "instead.") from exc
+            if source is None:
+                continue
+            # Parse in place instead of dedenting: an indented function is wrapped in an "if"
+            # block, which keeps every column right and copes with unindented multi-line
+            # strings.
+            first = source.split("\n", 1)[0]
+            shift = 1 if first[:1].isspace() else 0
+            text = "if 1:\n" + source if shift else source
+            # Blank lines in front give every node its line in the file without a pass of
+            # ast.increment_lineno over the tree (and the doc collector sees the same lines).
+            text = "\n" * (code.co_firstlineno - 1 - shift) + text
+            try:
+                tree = ast.parse(text)
+                break
+            except SyntaxError as exc:
+                if finder is _indented_source:
+                    continue  # cut inside a string or bracket: inspect finds the end
+                raise ConfigError(f"Cannot parse the source code of config scope "
+                                  f"'{self.__name__}': {exc}") from exc
         node = next((n for n in ast.walk(tree)
                      if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
                      and n.name == target.__name__), None)

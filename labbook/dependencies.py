@@ -215,9 +215,10 @@ def _module_files(base_real: str) -> Iterable[str]:
             continue  # extension modules, zip imports: not source we can hash meaningfully
         real = _REALPATHS.get(filename)
         if real is None:
-            real = os.path.realpath(filename)
             if os.path.isabs(filename):  # a relative one depends on the working directory
-                _REALPATHS[filename] = real
+                real = _REALPATHS[filename] = _real_file(filename)
+            else:
+                real = os.path.realpath(filename)
         if not _is_under(real, base_real) or _is_under(real, _LABBOOK_DIR):
             continue
         # relative parts only, so an experiment that itself lives in site-packages still works
@@ -230,6 +231,19 @@ def _module_files(base_real: str) -> Iterable[str]:
 #: module file -> its real path: resolving every imported module's path (a stat per
 #: component) was most of an experiment's first gathering; an imported file keeps its place
 _REALPATHS: dict[str, str] = {}
+#: directory -> its real path (a few dozen directories hold all imported modules)
+_REALDIRS: dict[str, str] = {}
+
+
+def _real_file(filename: str) -> str:
+    """``os.path.realpath`` of an absolute file name, resolving its directory once per process:
+    the real directory plus the name, unless the file itself is a link."""
+    directory, name = os.path.split(filename)
+    real_dir = _REALDIRS.get(directory)
+    if real_dir is None:
+        real_dir = _REALDIRS[directory] = os.path.realpath(directory)
+    path = os.path.join(real_dir, name)
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def _is_under(path: str, root: str) -> bool:

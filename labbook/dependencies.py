@@ -109,6 +109,13 @@ def gather_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Iterabl
 def _collect_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Iterable[str],
                      save_git_info: bool) -> tuple[set[Source], dict[str, dict]]:
     """The sources plus the git information of each work tree they lie in (keyed by root)."""
+    return _begin_sources(globs, base_dir, extra_files, save_git_info).finish()
+
+
+def _begin_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Iterable[str],
+                   save_git_info: bool) -> _PendingSources:
+    """Find the source files and start the git queries of their work trees; the digests are
+    taken (and the rest of the experiment info gathered) while git works."""
     files: set[str] = set()
     main = _main_file(globs)
     if main is not None:
@@ -120,10 +127,45 @@ def _collect_sources(globs: Mapping[str, Any], base_dir: str, extra_files: Itera
         if not os.path.isfile(path):
             raise SourceNotFoundError(extra, base_dir)
         files.add(os.path.realpath(path))
-    # one git query per work tree, not per file
-    git_infos: dict[str, dict | None] | None = {} if save_git_info else None
-    sources = {_make_source(f, git_infos) for f in files}
-    return sources, {root: info for root, info in (git_infos or {}).items() if info}
+    roots: dict[str, str | None] = {}
+    queries: dict[str, _GitQuery] = {}
+    if save_git_info:
+        for filename in files:  # one git query per work tree, not per file
+            root = roots[filename] = _work_tree_root(filename)
+            if root is not None and root not in queries:
+                queries[root] = _GitQuery(root)
+    return _PendingSources(files, roots, queries)
+
+
+class _PendingSources:
+    """Source files whose work trees are being queried (see :func:`_begin_sources`)."""
+
+    def __init__(self, files: set[str], roots: dict[str, str | None],
+                 queries: dict[str, _GitQuery]):
+        self.files, self.roots, self.queries = files, roots, queries
+
+    def finish(self) -> tuple[set[Source], dict[str, dict]]:
+        """The sources (digests taken now) and the git information of their work trees."""
+        try:
+            digests = {f: get_digest(f) for f in self.files}
+        except BaseException:
+            self.close()
+            raise
+        infos = {root: query.result() for root, query in self.queries.items()}
+        sources = set()
+        for filename, digest in digests.items():
+            info = infos.get(self.roots.get(filename))  # type: ignore[arg-type]
+            if info is None:
+                sources.add(Source(filename, digest))
+            else:
+                sources.add(Source(filename, digest, repo=self.roots[filename],
+                                   commit=info["commit"], is_dirty=info["dirty"]))
+        return sources, {root: info for root, info in infos.items() if info}
+
+    def close(self) -> None:
+        """Stop the git queries whose answers are not wanted (an error came first)."""
+        for query in self.queries.values():
+            query.close()
 
 
 def _make_source(filename: str, git_infos: dict[str, dict | None] | None) -> Source:
@@ -171,7 +213,12 @@ def _module_files(base_real: str) -> Iterable[str]:
             filename = _py_from_pyc(filename)
         if not filename.endswith(".py"):
             continue  # extension modules, zip imports: not source we can hash meaningfully
-        real = os.path.realpath(filename)
+        real = _REALPATHS.get(filename)
+        if real is None:
+            if os.path.isabs(filename):  # a relative one depends on the working directory
+                real = _REALPATHS[filename] = _real_file(filename)
+            else:
+                real = os.path.realpath(filename)
         if not _is_under(real, base_real) or _is_under(real, _LABBOOK_DIR):
             continue
         # relative parts only, so an experiment that itself lives in site-packages still works
@@ -179,6 +226,24 @@ def _module_files(base_real: str) -> Iterable[str]:
             continue
         if os.path.isfile(real):
             yield real
+
+
+#: module file -> its real path: resolving every imported module's path (a stat per
+#: component) was most of an experiment's first gathering; an imported file keeps its place
+_REALPATHS: dict[str, str] = {}
+#: directory -> its real path (a few dozen directories hold all imported modules)
+_REALDIRS: dict[str, str] = {}
+
+
+def _real_file(filename: str) -> str:
+    """``os.path.realpath`` of an absolute file name, resolving its directory once per process:
+    the real directory plus the name, unless the file itself is a link."""
+    directory, name = os.path.split(filename)
+    real_dir = _REALDIRS.get(directory)
+    if real_dir is None:
+        real_dir = _REALDIRS[directory] = os.path.realpath(directory)
+    path = os.path.join(real_dir, name)
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -336,36 +401,87 @@ def get_git_info(path: str) -> dict | None:
         # checked before importing GitPython, which is slow to import
         logger.debug("%s is not in a git work tree; no git information recorded", path)
         return None
-    try:
-        import git
-    except Exception as exc:  # GitPython raises ImportError when no git binary is found
-        logger.debug("GitPython is unavailable (%s); no git information recorded", exc)
-        return None
-    try:
-        repo = git.Repo(root)
+    return _GitQuery(root).result()
+
+
+class _GitQuery:
+    """The git information of one work tree, asked through GitPython in two steps: creating
+    the query reads HEAD and the origin URL from the repository's files and starts
+    ``git status`` (the one git process of a query); :meth:`result` waits for it. A run
+    takes its file digests and scans its imports while ``git status`` works.
+
+    HEAD is resolved from the ref files (``SymbolicReference.dereference_recursive``), not
+    through ``repo.head.commit``, which starts a ``git cat-file`` process per query.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+        self._repo: Any = None
+        self._status: Any = None
+        self._info: dict | None = None
         try:
-            if not repo.head.is_valid():
+            import git
+        except Exception as exc:  # GitPython raises ImportError when no git binary is found
+            logger.debug("GitPython is unavailable (%s); no git information recorded", exc)
+            return
+        try:
+            self._repo = git.Repo(root)
+            try:
+                commit = git.SymbolicReference.dereference_recursive(self._repo, "HEAD")
+            except ValueError:  # HEAD names a branch without commits
                 logger.debug("git repository %s has no commits; no git information recorded",
                              root)
-                return None
-            commit = repo.head.commit.hexsha
+                self.close()
+                return
             # --no-optional-locks: reading status must not take index.lock from the user's git
-            status = repo.git(no_optional_locks=True).status("--porcelain", "-z")
-            url = _origin_url(repo)
+            self._status = self._repo.git(no_optional_locks=True).status(
+                "--porcelain", "-z", as_process=True)
+            self._info = {"url": _origin_url(self._repo), "commit": commit}
+        except Exception as exc:
+            self._failed(exc)
+
+    def result(self) -> dict | None:
+        """``get_git_info``'s answer (None when the repository is unusable); never raises."""
+        if self._info is None or self._status is None:
+            return None
+        info, status, self._status = self._info, self._status, None
+        try:
+            out, err = status.communicate()
+            status.wait(stderr=err)  # raises GitCommandError naming stderr on failure
+        except Exception as exc:
+            self._failed(exc)
+            return None
         finally:
-            repo.close()
-    except Exception as exc:
+            self.close()
+        from git.compat import safe_decode
+
+        from labbook.host_info import redact
+
+        dirty_files = _parse_porcelain(safe_decode(out))
+        url = info["url"]
+        return {"url": redact(url) if url else None, "commit": info["commit"],
+                "dirty": bool(dirty_files), "dirty_files": dirty_files}
+
+    def _failed(self, exc: Exception) -> None:
+        self._info = None
+        self.close()
         if "dubious ownership" in str(exc):
             logger.debug("git refuses %s (dubious ownership; see `git config --global --add "
-                         "safe.directory`); no git information recorded", root)
+                         "safe.directory`); no git information recorded", self.root)
         else:
-            logger.debug("Cannot read git information of %s: %s", root, exc)
-        return None
-    from labbook.host_info import redact
+            logger.debug("Cannot read git information of %s: %s", self.root, exc)
 
-    dirty_files = _parse_porcelain(status)
-    return {"url": redact(url) if url else None, "commit": commit, "dirty": bool(dirty_files),
-            "dirty_files": dirty_files}
+    def close(self) -> None:
+        status, self._status = self._status, None
+        if status is not None:
+            try:
+                status.proc.kill()
+                status.communicate()
+            except Exception:  # already ended
+                pass
+        repo, self._repo = self._repo, None
+        if repo is not None:
+            repo.close()
 
 
 def _origin_url(repo: Any) -> str | None:
@@ -408,14 +524,19 @@ def gather_experiment_info(name: str, base_dir: str | None, globs: Mapping[str, 
     main = _main_file(globs)
     if base_dir is None:
         base_dir = os.path.dirname(main) if main else os.getcwd()
-    sources, git_infos = _collect_sources(globs, base_dir, extra_sources, save_git_info)
+    pending = _begin_sources(globs, base_dir, extra_sources, save_git_info)
+    try:
+        deps = gather_dependencies(globs, extra_dependencies)  # while git status works
+    except BaseException:
+        pending.close()
+        raise
+    sources, git_infos = pending.finish()
     repositories = []
     for root, info in git_infos.items():
         _REPOSITORY_DETAILS[(info["url"], info["commit"])] = (root, list(info["dirty_files"]))
         repositories.append({"url": info["url"], "commit": info["commit"],
                              "dirty": info["dirty"]})
     repositories.sort(key=lambda r: (r["url"] or "", r["commit"]))
-    deps = gather_dependencies(globs, extra_dependencies)
     return {
         "name": name,
         "base_dir": base_dir,

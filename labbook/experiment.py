@@ -126,8 +126,6 @@ class Experiment(Ingredient):
     def _create_run(self, command_name: str | None = None, config_updates: dict | None = None,
                     named_configs: Sequence[str] = (), info: dict | None = None,
                     meta_info: dict | None = None, options: dict | None = None) -> Run:
-        from labbook.config.resolve import resolve_config
-
         command_name = command_name or self.default_command
         if command_name is None:
             raise CommandNotFoundError("main (no @ex.main or @ex.automain defined)",
@@ -136,8 +134,21 @@ class Experiment(Ingredient):
         if command_name not in commands:
             raise CommandNotFoundError(command_name, commands)
         command = commands[command_name]
+        from labbook.host_info import await_prefetch, prefetch_host_info
 
+        # uname -p and nvidia-smi run while the config is resolved and git is asked
+        prefetch_host_info()
+        try:
+            return self._prepare_run(command_name, command, config_updates, named_configs, info,
+                                     meta_info, options)
+        finally:
+            await_prefetch()  # no thread of ours outlives the start (fork safety)
+
+    def _prepare_run(self, command_name: str, command: Callable, config_updates: dict | None,
+                     named_configs: Sequence[str], info: dict | None, meta_info: dict | None,
+                     options: dict | None) -> Run:
         from labbook.commandline_options import normalize_options
+        from labbook.config.resolve import resolve_config
 
         opts = normalize_options(options, self)
         if self.option_hooks:

@@ -15,19 +15,21 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
+import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from labbook.redact import redact_text
 
 __all__ = [
     "IgnoreHostInfo",
+    "await_prefetch",
     "get_host_info",
     "host_info_gatherers",
     "host_info_getter",
     "host_info_gatherer",
     "HostInfoGetter",
+    "prefetch_host_info",
     "redact",
     "redact_env",
 ]
@@ -142,11 +144,16 @@ def redact_env(name: str, value: Any) -> Any:
 @host_info_getter
 def hostname() -> str:
     """The network name of this machine."""
+    if hasattr(os, "uname"):  # what gethostname() returns on POSIX, without importing socket
+        return os.uname().nodename
+    import socket
+
     return socket.gethostname()
 
 
 @host_info_getter(name="os")
 def _os_info() -> list[str]:
+    # platform caches both; the first platform() of a process runs `uname -p`
     return [platform.system(), platform.platform()]
 
 
@@ -298,6 +305,59 @@ def _is_number(text: str) -> bool:
     return True
 
 
+# --- the facts that cost a process, found in the background -----------------------------------
+
+_prefetch: threading.Thread | None = None
+_prefetched = False
+_prefetch_lock = threading.Lock()
+
+
+def prefetch_host_info(settings: Mapping[str, Any] | None = None) -> None:
+    """Start finding the facts of this machine that cost the first run of a process a child
+    process: ``platform.platform()`` runs ``uname -p``, the GPU facts ``nvidia-smi``. A thread
+    fills their per-process caches while the run resolves its config and asks git;
+    :func:`get_host_info` waits for it. Once per process; ``settings`` as for get_host_info.
+    """
+    global _prefetch
+    if _prefetched:
+        return
+    if settings is None:
+        from labbook.settings import current
+
+        settings = current()["HOST_INFO"]
+    gpus = bool(settings.get("INCLUDE_GPU_INFO", True))
+    with _prefetch_lock:
+        if _prefetched or _prefetch is not None:
+            return
+        _prefetch = threading.Thread(target=_fill_caches, args=(gpus,), daemon=True,
+                                     name="labbook-host-info")
+        _prefetch.start()
+
+
+def _fill_caches(gpus: bool) -> None:
+    global _prefetched
+    try:
+        platform.platform()
+        _cpu_model()
+        if gpus:
+            _gpu_info()
+    except Exception:  # the getters run again in get_host_info and report their failure there
+        logger.debug("Prefetching host info failed", exc_info=True)
+    with _prefetch_lock:
+        _prefetched = True
+
+
+def await_prefetch() -> None:
+    """Wait for a :func:`prefetch_host_info` under way (at once when none is)."""
+    global _prefetch
+    with _prefetch_lock:
+        thread = _prefetch
+    if thread is not None:
+        thread.join()
+        with _prefetch_lock:
+            _prefetch = None
+
+
 # --- assembling --------------------------------------------------------------------------------
 
 def _getters(additional: Iterable[Callable] | Mapping[str, Callable] | Callable | None
@@ -325,6 +385,7 @@ def get_host_info(additional_host_info: Iterable[Callable] | Mapping[str, Callab
         from labbook.settings import current
 
         settings = current()["HOST_INFO"]
+    await_prefetch()  # the getters below read what it put in the caches
     getters = dict(host_info_gatherers)
     if not settings.get("INCLUDE_GPU_INFO", True):
         getters.pop("gpus", None)

@@ -22,6 +22,7 @@ Pure functions of the standard library: importing this module costs nothing.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterable
 
@@ -69,8 +70,16 @@ def is_secret_name(name: Any, extra: Iterable[str] = ()) -> bool:
     """Whether a key or option named ``name`` holds a secret (see the module docstring)."""
     if not isinstance(name, str):
         return False
+    if not extra:
+        return _is_secret_name(name, ())
+    return _is_secret_name(name, tuple(e.lower() for e in extra))
+
+
+# a run asks for every key of its config, several times (the record of what is masked, the
+# masking, each observer's copy): the answer depends on the name and the extra names only
+@functools.lru_cache(maxsize=8192)
+def _is_secret_name(name: str, extra: tuple[str, ...]) -> bool:
     parts = name_parts(name)
-    extra = {e.lower() for e in extra}
     for i, part in enumerate(parts):
         if part in extra:
             return True

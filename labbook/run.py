@@ -722,7 +722,7 @@ class Run:
                 from labbook.sysmetrics import SystemMetrics
 
                 self._sysmetrics = SystemMetrics()
-                self._sysmetrics.sample()  # primes the CPU counters
+                self._sysmetrics.prime()  # the CPU percentages of the first beat start here
             except Exception:  # never fail a run for a missing sensor
                 self.run_logger.debug("System metrics unavailable", exc_info=True)
                 self._sysmetrics = None

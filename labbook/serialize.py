@@ -98,11 +98,18 @@ def copy_plain(value: Any) -> Any:
     list; other values (config leaves may be objects that refuse ``deepcopy``) are shared, so
     editing the copy never changes the original. Read-only config containers come out as
     plain, mutable dicts and lists."""
+    kind = type(value)
+    if kind in _LEAVES:  # most config values: no isinstance check against the Mapping ABC
+        return value
     if isinstance(value, dict) or isinstance(value, Mapping):
         return {k: copy_plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [copy_plain(v) for v in value]
     return value
+
+
+#: values copy_plain shares as they are
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _default(obj: Any) -> Any:

@@ -160,6 +160,17 @@ class SystemMetrics:
         self._process: Any = psutil.Process(self.pid)
         self._gpu = _gpu_reader()
 
+    def prime(self) -> None:
+        """Start the CPU counters, so the next :meth:`sample` gives percentages since now; the
+        other values (memory, GPUs: a ``nvidia-smi`` process each time) are read only then."""
+        self._psutil.cpu_percent(interval=None)
+        if self._process is not None:
+            try:
+                self._process.cpu_percent(interval=None)
+            except self._psutil.Error as exc:  # the watched process ended or is not ours
+                logger.debug("Cannot read process %s: %s", self.pid, exc)
+                self._process = None
+
     def sample(self) -> dict[str, float]:
         """The current values; CPU percentages are since the previous call (0.0 the first time)."""
         psutil = self._psutil

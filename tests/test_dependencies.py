@@ -65,6 +65,28 @@ def relpaths(sources, base_dir):
 
 # --- sources -----------------------------------------------------------------------------------
 
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_imported_module_files_are_judged_by_their_real_paths(tmp_path):
+    proj, outside = tmp_path / "proj", tmp_path / "outside"
+    (proj / "pkgdir").mkdir(parents=True)
+    outside.mkdir()
+    (proj / "pkgdir" / "lbt_linked_in.py").write_text("A = 1\n")
+    os.symlink(proj / "pkgdir", outside / "linkdir")  # imported through a linked directory
+    (outside / "lbt_target.py").write_text("B = 2\n")
+    os.symlink(outside / "lbt_target.py", proj / "lbt_linked_out.py")  # a linked file
+    sys.path[:0] = [str(outside / "linkdir"), str(proj)]
+    importlib.invalidate_caches()
+    try:
+        importlib.import_module("lbt_linked_in")
+        importlib.import_module("lbt_linked_out")
+        sources = gather_sources({}, str(proj), save_git_info=False)
+    finally:
+        del sys.path[:2]
+        sys.modules.pop("lbt_linked_in", None)
+        sys.modules.pop("lbt_linked_out", None)
+    assert {s.to_json(str(proj))[0] for s in sources} == {"pkgdir/lbt_linked_in.py"}
+
+
 def test_gather_sources_main_file_and_imported_modules(project):
     os.remove(project / "lbt_gone.py")  # imported, then deleted: nothing to hash
     sources = gather_sources({"__file__": str(project / "main.py")}, str(project))

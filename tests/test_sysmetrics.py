@@ -59,6 +59,17 @@ def test_sample_keys_are_floats_without_gpu(no_gpu):
     assert values["system.proc_cpu_percent"] >= 0.0
 
 
+def test_prime_starts_the_cpu_counters_without_reading_gpus(fake_nvidia_smi, tmp_path):
+    fake_nvidia_smi()
+    metrics = SystemMetrics()
+    metrics.prime()  # what a run does at its start: no nvidia-smi process for nothing
+    assert not (tmp_path / "calls").exists()
+    values = metrics.sample()
+    assert 0.0 <= values["system.cpu_percent"] <= 100.0
+    assert values["system.proc_cpu_percent"] >= 0.0
+    assert values["system.gpu.0.utilization"] == 10.0
+
+
 def test_rss_matches_psutil(no_gpu):
     import psutil
 

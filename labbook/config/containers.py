@@ -35,6 +35,9 @@ def freeze(value: Any, path: str = "") -> Any:
 #: a plain, mutable copy of a (possibly frozen) config value
 thaw = copy_plain
 
+#: the values :func:`freeze` replaces (read-only ones are kept as they are)
+_CONTAINERS = (dict, list, tuple)
+
 
 class ReadOnlyDict(dict):
     """A dict that refuses mutation; nested values are read-only too."""
@@ -45,7 +48,9 @@ class ReadOnlyDict(dict):
         self._path = path
         dict.__init__(self)
         for key, value in (data or {}).items():
-            dict.__setitem__(self, key, freeze(value, _join(path, key)))
+            if isinstance(value, _CONTAINERS):  # a leaf needs no path: only containers keep one
+                value = freeze(value, _join(path, key))
+            dict.__setitem__(self, key, value)
 
     def _refuse(self, key: Any = None, action: str = "change") -> None:
         from labbook.errors import ReadOnlyConfigError
@@ -100,7 +105,10 @@ class ReadOnlyList(list):
 
     def __init__(self, data=(), path: str = ""):
         self._path = path
-        list.__init__(self, (freeze(v, _join(path, i)) for i, v in enumerate(data)))
+        list.__init__(self, data)
+        for i, value in enumerate(self):
+            if isinstance(value, _CONTAINERS):
+                list.__setitem__(self, i, freeze(value, _join(path, i)))
 
     def _refuse(self, index: Any = None, action: str = "change") -> None:
         from labbook.errors import ReadOnlyConfigError

@@ -22,6 +22,7 @@ import inspect
 import io
 import tokenize
 import types
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -90,15 +91,28 @@ def _normalize(value: Any, path: str, active: set[int]) -> Any:
             out = {}
             for key, item in value.items():
                 _check_key(key, path)
-                out[key] = _normalize(item, join_path(path, key), active)
+                # a plain leaf needs no path (the path is for error messages)
+                out[key] = item if _plain_leaf(item) else \
+                    _normalize(item, join_path(path, key), active)
             return out
     if isinstance(value, list | tuple):
         with _Visiting(value, path, active):
-            return [_normalize(item, f"{path}[{i}]", active) for i, item in enumerate(value)]
+            return [item if _plain_leaf(item) else _normalize(item, f"{path}[{i}]", active)
+                    for i, item in enumerate(value)]
     # numpy is recognised by its module so that labbook never has to import it.
     if kind.__module__ == "numpy" and hasattr(value, "tolist"):
         return _normalize(value.tolist(), path, active)
     return _check_storable(value, path)
+
+
+def _plain_leaf(value: Any) -> bool:
+    """A value :func:`_normalize` returns as it is without any check to make."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii()
+    if kind is int:
+        return value.bit_length() <= _BIG_INT_BITS
+    return kind is float or kind is bool or value is None
 
 
 class _Visiting:
@@ -205,7 +219,13 @@ def _is_entry(name: str, value: Any) -> bool:
     """Whether a local variable of a scope body is a config entry."""
     if name.startswith("_"):
         return False
+    if type(value) in _ENTRY_TYPES:
+        return True
     return not (isinstance(value, types.ModuleType | type) or inspect.isroutine(value))
+
+
+#: values that are always entries (the common case, answered without inspect)
+_ENTRY_TYPES = frozenset({str, int, float, bool, type(None), list, dict, tuple})
 
 
 # --- fixed values -----------------------------------------------------------------------------
@@ -454,6 +474,48 @@ class _DocCollector:
                 self._document_dict(value, path, key.lineno)
 
 
+def _indented_source(func: Callable) -> str | None:
+    """The source of ``func`` as :func:`inspect.getsource` gives it, found by indentation: its
+    decorators and ``def`` line, then every line up to the last code line indented deeper than
+    the ``def`` (and the comments after it indented as deep as the body, which inspect keeps
+    too). None when the lines do not look like that (a one-line or multi-line ``def``). A line
+    that only continues a string or a bracket, indented no deeper than the ``def``, ends the
+    block early, and the cut text does not parse: the caller then asks inspect, which
+    tokenizes."""
+    lines, start = inspect.findsource(inspect.unwrap(func))
+    indent = _indent(lines[start])
+    end = start
+    while end < len(lines) and lines[end].lstrip().startswith("@"):
+        end += 1  # decorators
+    if end == len(lines) or not lines[end].lstrip().startswith(("def ", "async def ")) or \
+            _indent(lines[end]) != indent or not lines[end].rstrip().endswith(":"):
+        return None
+    last = end
+    body_indent = None
+    for number in range(end + 1, len(lines)):
+        stripped = lines[number].strip()
+        if not stripped:
+            continue
+        depth = _indent(lines[number])
+        if stripped.startswith("#"):
+            if body_indent is not None and depth >= body_indent:
+                last = number
+            continue
+        if depth <= indent:
+            break
+        if body_indent is None:
+            body_indent = depth
+        last = number
+    if last == end:
+        return None
+    return "".join(lines[start:last + 1])
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(8)
+    return len(expanded) - len(expanded.lstrip(" \t\f"))
+
+
 def _target_names(target: ast.expr) -> list[str]:
     if isinstance(target, ast.Name):
         return [target.id]
@@ -476,6 +538,13 @@ def _closure_values(func: Callable) -> dict[str, Any]:
 
 
 # --- config scope -----------------------------------------------------------------------------
+
+# The compiled body of each scope function, by the function's code object: a function
+# defined again (an experiment built in a loop, a scope inside a factory) has the same code
+# object, and its body is compiled once per process, not once per definition. Weak keys: a
+# reloaded module's old code objects go.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 class ConfigScope:
     """A function whose body defines config entries (``@ex.config``, ``@ex.named_config``).
@@ -520,26 +589,47 @@ class ConfigScope:
             return self._code
         target = inspect.unwrap(self.func)
         code = target.__code__
-        try:
-            source = inspect.getsource(self.func)
-        except (OSError, TypeError) as exc:
-            raise ConfigError(
-                f"Cannot read the source code of config scope '{self.__name__}' ({exc}). It was "
-                "probably defined in an interactive session; use ex.add_config(dict) "
-                "instead.") from exc
-        # Parse in place instead of dedenting: an indented function is wrapped in an "if" block,
-        # which keeps every column right and copes with unindented multi-line strings.
-        first = source.split("\n", 1)[0]
-        shift = 1 if first[:1].isspace() else 0
-        text = "if 1:\n" + source if shift else source
-        # Blank lines in front give every node its line in the file without a pass of
-        # ast.increment_lineno over the tree (and the doc collector sees the same lines).
-        text = "\n" * (code.co_firstlineno - 1 - shift) + text
-        try:
-            tree = ast.parse(text)
-        except SyntaxError as exc:
-            raise ConfigError(
-                f"Cannot parse the source code of config scope '{self.__name__}': {exc}") from exc
+        cached = _COMPILED.get(code)
+        if cached is None:
+            cached = _COMPILED[code] = self._compile_body(target, code)
+        compiled, self._doc_source = cached
+        # Tracebacks then name the scope instead of "<module>".
+        self._code = compiled.replace(co_name=self.__name__)
+        return self._code
+
+    def _compile_body(self, target: Callable, code: types.CodeType
+                      ) -> tuple[types.CodeType, tuple[str, list[ast.stmt]]]:
+        tree: ast.Module | None = None
+        text = ""
+        # the block found by indentation first (tokenizing the function, as inspect.getsource
+        # does, costs more than compiling it); inspect's own when that does not parse
+        for finder in (_indented_source, inspect.getsource):
+            try:
+                source = finder(self.func)
+            except (OSError, TypeError) as exc:
+                raise ConfigError(
+                    f"Cannot read the source code of config scope '{self.__name__}' ({exc}). It "
+                    "was probably defined in an interactive session; use ex.add_config(dict) "
+                    "instead.") from exc
+            if source is None:
+                continue
+            # Parse in place instead of dedenting: an indented function is wrapped in an "if"
+            # block, which keeps every column right and copes with unindented multi-line
+            # strings.
+            first = source.split("\n", 1)[0]
+            shift = 1 if first[:1].isspace() else 0
+            text = "if 1:\n" + source if shift else source
+            # Blank lines in front give every node its line in the file without a pass of
+            # ast.increment_lineno over the tree (and the doc collector sees the same lines).
+            text = "\n" * (code.co_firstlineno - 1 - shift) + text
+            try:
+                tree = ast.parse(text)
+                break
+            except SyntaxError as exc:
+                if finder is _indented_source:
+                    continue  # cut inside a string or bracket: inspect finds the end
+                raise ConfigError(f"Cannot parse the source code of config scope "
+                                  f"'{self.__name__}': {exc}") from exc
         node = next((n for n in ast.walk(tree)
                      if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
                      and n.name == target.__name__), None)
@@ -554,7 +644,7 @@ class ConfigScope:
 
         # Doc comments are collected only when asked for (print_config): tokenizing is a
         # quarter of the cost of preparing a scope.
-        self._doc_source = (text, body)
+        doc_source = (text, body)
 
         module = ast.Module(body=body, type_ignores=[])
         try:
@@ -565,10 +655,7 @@ class ConfigScope:
                 f"Config scope '{self.__name__}' cannot run: {exc.msg} ({exc.filename}, line "
                 f"{exc.lineno}). Its body runs like module code, so it cannot 'return' or "
                 "'yield'.") from exc
-        # Tracebacks then name the scope instead of "<module>".
-        compiled = compiled.replace(co_name=self.__name__)
-        self._code = compiled
-        return compiled
+        return compiled, doc_source
 
     def _check_parameters(self, fixed: Mapping, preset: Mapping, fallback: Mapping) -> None:
         for name in self.arg_names:

@@ -549,7 +549,7 @@ def test_decoration_does_not_read_the_source(monkeypatch):
     def refuse(obj):
         raise OSError("could not get source code")
 
-    monkeypatch.setattr(inspect, "getsource", refuse)
+    monkeypatch.setattr(inspect, "findsource", refuse)  # what getsource reads through too
 
     def cfg():
         a = 1
@@ -566,13 +566,13 @@ def test_decoration_does_not_read_the_source(monkeypatch):
 
 def test_source_is_parsed_once_and_cached(monkeypatch):
     calls = []
-    real = inspect.getsource
+    real = inspect.findsource
 
     def counting(obj):
         calls.append(obj)
         return real(obj)
 
-    monkeypatch.setattr(inspect, "getsource", counting)
+    monkeypatch.setattr(inspect, "findsource", counting)  # what getsource reads through too
 
     def cfg():
         a = 1  # the a
@@ -679,3 +679,30 @@ def test_set_path_creates_dicts_and_refuses_to_overwrite_values():
         set_path(d, "top.x", 1)
     assert str(info.value) == "Cannot set 'top.x': 'top' holds 3 (int), not a dict."
     assert info.value.key == "top.x"
+
+
+def test_source_found_by_indentation_matches_inspect():
+    from labbook.config.scope import _indented_source
+
+    def cfg():
+        a = 1
+        # between
+        b = [1,
+             2]
+        # trailing, kept by inspect too
+
+    def short():  # the def line ends with a comment: inspect finds the block
+        c = 3
+
+    assert _indented_source(cfg) == inspect.getsource(cfg)
+    assert _indented_source(short) is None
+    assert ConfigScope(short)().values == {"c": 3}
+
+
+def test_scope_with_an_unindented_string_line_falls_back_to_inspect():
+    def cfg():
+        text = """first
+second at column 0"""
+        after = 1
+
+    assert ConfigScope(cfg)().values == {"text": "first\nsecond at column 0", "after": 1}

@@ -53,7 +53,7 @@ SACRED_ONLY_META_KEYS: set[str] = set()
 #: run options only labbook has (Sacred's --gcs too: the Sacred that wrote the fixtures had
 #: no Google Cloud Storage package, so its option was not registered)
 LABBOOK_EXTRA_OPTIONS = {"--capture_env", "--no_system_metrics", "--notes", "--queued",
-                         "--store", "--tag", "--gcs"}
+                         "--store", "--tag", "--gcs", "--group", "--resume"}
 #: run options only Sacred has (none: labbook has -t/--tiny_db and -S/--s3 too)
 SACRED_ONLY_OPTIONS: set[str] = set()
 #: option keys spelt differently (none: both write ``--beat-interval`` and ``--print-config``)

@@ -113,8 +113,8 @@ def test_capture_env_text_in_ex_run_is_a_comma_list(monkeypatch):
 
 
 @pytest.mark.parametrize("option, hint", [
-    ("--group", ""),
-    ("--resume", ""),
+    ("--colour", ""),
+    ("--retries", ""),
     ("--beat-intervl", " Did you mean '--beat-interval'?"),
     ("unobservd", " Did you mean '--unobserved'?"),
 ])

@@ -114,7 +114,7 @@ def test_capture_env_text_in_ex_run_is_a_comma_list(monkeypatch):
 
 @pytest.mark.parametrize("option, hint", [
     ("--colour", ""),
-    ("--retries", ""),
+    ("--launcher", ""),
     ("--beat-intervl", " Did you mean '--beat-interval'?"),
     ("unobservd", " Did you mean '--unobserved'?"),
 ])

@@ -38,9 +38,12 @@ __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 #: between beats, how often (seconds) the heartbeat thread looks at how many points wait, and
-#: how many make it send them early (about 100 MB of points in memory)
-_POLL = 0.25
-_FLUSH_POINTS = 500_000
+#: how many make it send them early (about 50 MB of points in memory)
+_POLL = 0.1
+_FLUSH_POINTS = 250_000
+#: while points are being sent, ``log_scalar`` waits for the send to end once this many new
+#: points wait (back-pressure: a loop that logs faster than the stores write stays bounded)
+_HOLD_POINTS = 500_000
 
 QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
@@ -214,6 +217,9 @@ class Run:
         self._beat_thread: threading.Thread | None = None
         self._beat_stop = threading.Event()
         self._beat_lock = threading.Lock()
+        #: set except while the heartbeat thread sends points (see _send_points)
+        self._sent = threading.Event()
+        self._sent.set()
         self._sysmetrics = None
         self._warned_unobserved = False
         self._announced = False
@@ -526,10 +532,32 @@ class Run:
             self._send_points()
 
     def _send_points(self) -> None:
-        """Drain the metric buffer into one ``log_metrics`` event (the beat lock held)."""
+        """Drain the metric buffer into one ``log_metrics`` event (the beat lock held).
+
+        Sent from the heartbeat thread, the points are written while the run goes on logging;
+        for that time ``run.log_scalar`` is :meth:`_log_scalar_held`, which makes the run wait
+        once :data:`_HOLD_POINTS` new points wait, and is the bare append again afterwards."""
         metrics = self._metrics.drain()
-        if metrics and self._bus is not None:
+        if not metrics or self._bus is None:
+            return
+        if threading.current_thread() is not self._beat_thread:
             self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+            return
+        self._sent.clear()
+        self.log_scalar = self._log_scalar_held  # type: ignore[method-assign]
+        try:
+            self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+        finally:
+            self.log_scalar = self._metrics.add  # type: ignore[method-assign]
+            self._sent.set()
+
+    def _log_scalar_held(self, metric_name: str, value: Any, step: int | None = None) -> None:
+        """``log_scalar`` while points are being sent: as fast as the bare one until
+        :data:`_HOLD_POINTS` points wait, then it waits for the send to end."""
+        metrics = self._metrics
+        metrics.add(metric_name, value, step)
+        if metrics.size() >= _HOLD_POINTS:
+            self._sent.wait()
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:

@@ -44,6 +44,8 @@ _FLUSH_POINTS = 250_000
 #: while points are being sent, ``log_scalar`` waits for the send to end once this many new
 #: points wait (back-pressure: a loop that logs faster than the stores write stays bounded)
 _HOLD_POINTS = 500_000
+#: how many calls the held ``log_scalar`` lets pass between two counts of the waiting points
+_HOLD_EVERY = 256
 
 QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
@@ -220,6 +222,7 @@ class Run:
         #: set except while the heartbeat thread sends points (see _send_points)
         self._sent = threading.Event()
         self._sent.set()
+        self._hold_check = 0  # calls of _log_scalar_held until it counts the waiting points
         self._sysmetrics = None
         self._warned_unobserved = False
         self._announced = False
@@ -554,10 +557,12 @@ class Run:
     def _log_scalar_held(self, metric_name: str, value: Any, step: int | None = None) -> None:
         """``log_scalar`` while points are being sent: as fast as the bare one until
         :data:`_HOLD_POINTS` points wait, then it waits for the send to end."""
-        metrics = self._metrics
-        metrics.add(metric_name, value, step)
-        if metrics.size() >= _HOLD_POINTS:
-            self._sent.wait()
+        self._metrics.add(metric_name, value, step)
+        self._hold_check -= 1
+        if self._hold_check <= 0:  # counting the points of every metric: once in a while
+            self._hold_check = _HOLD_EVERY
+            if self._metrics.size() >= _HOLD_POINTS:
+                self._sent.wait()
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:

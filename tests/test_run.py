@@ -221,6 +221,7 @@ def test_log_scalar_waits_for_a_slow_observer_once_too_many_points_wait(monkeypa
 
     monkeypatch.setattr(labbook.run, "_FLUSH_POINTS", 50)
     monkeypatch.setattr(labbook.run, "_HOLD_POINTS", 100)
+    monkeypatch.setattr(labbook.run, "_HOLD_EVERY", 1)
     seen = {"waiting": [], "steps": []}
     state = {}
 

@@ -171,6 +171,11 @@ class MetricBuffer:
         self._pending_step = {}
         self.global_step = step + 1
 
+    def commit(self) -> None:
+        """Add the points of a step still open (``log(..., commit=False)``), as a drain does."""
+        if self._pending_step:
+            self._commit()
+
     def size(self) -> int:
         """How many points wait for the next drain."""
         return sum(map(len, list(self._columns.values()))) // 3
@@ -184,16 +189,23 @@ class MetricBuffer:
             out += zip(repeat(name), taken[0::3], taken[1::3], taken[2::3])
         return out
 
-    def drain(self) -> dict[str, dict[str, list]]:
-        """Take every point logged so far, grouped by metric name (metrics in the order of
-        their first point in the run)."""
+    def drain(self, limit: int | None = None) -> dict[str, dict[str, list]]:
+        """Take every point logged so far (at most ``limit``, the oldest of each metric
+        first), grouped by metric name (metrics in the order of their first point in the
+        run)."""
         if self._pending_step:
             self._commit()
         grouped: dict[str, dict[str, list]] = {}
+        room = -1 if limit is None else limit
         for name, column in list(self._columns.items()):
+            if not room:
+                break
             n = len(column)  # a multiple of 3: points are added by one extend each
             if not n:
                 continue
+            if room > 0:
+                n = min(n, 3 * room)
+                room -= n // 3
             taken = column[:n]
             del column[:n]  # what was logged meanwhile stays for the next drain
             steps, values = taken[0::3], taken[1::3]

@@ -44,6 +44,8 @@ _FLUSH_POINTS = 250_000
 #: while points are being sent, ``log_scalar`` waits for the send to end once this many new
 #: points wait (back-pressure: a loop that logs faster than the stores write stays bounded)
 _HOLD_POINTS = 500_000
+#: the most points one ``log_metrics`` event carries (a longer backlog goes in several)
+_SEND_POINTS = 250_000
 #: how many calls the held ``log_scalar`` lets pass between two counts of the waiting points
 _HOLD_EVERY = 256
 
@@ -535,24 +537,33 @@ class Run:
             self._send_points()
 
     def _send_points(self) -> None:
-        """Drain the metric buffer into one ``log_metrics`` event (the beat lock held).
+        """Drain the metric buffer into ``log_metrics`` events of at most
+        :data:`_SEND_POINTS` points (the beat lock held).
 
         Sent from the heartbeat thread, the points are written while the run goes on logging;
         for that time ``run.log_scalar`` is :meth:`_log_scalar_held`, which makes the run wait
         once :data:`_HOLD_POINTS` new points wait, and is the bare append again afterwards."""
-        metrics = self._metrics.drain()
-        if not metrics or self._bus is None:
+        if self._bus is None:
             return
-        if threading.current_thread() is not self._beat_thread:
-            self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
-            return
-        self._sent.clear()
-        self.log_scalar = self._log_scalar_held  # type: ignore[method-assign]
+        held = threading.current_thread() is self._beat_thread
+        if held:
+            self._sent.clear()
+            self.log_scalar = self._log_scalar_held  # type: ignore[method-assign]
         try:
-            self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+            # what waits now, in events of at most _SEND_POINTS points: the conversions of
+            # one event (times, JSON, rows) are what the send holds in memory
+            self._metrics.commit()
+            left = self._metrics.size()
+            while left > 0:
+                metrics = self._metrics.drain(min(left, _SEND_POINTS))
+                if not metrics:
+                    break
+                left -= sum(len(series["steps"]) for series in metrics.values())
+                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
         finally:
-            self.log_scalar = self._metrics.add  # type: ignore[method-assign]
-            self._sent.set()
+            if held:
+                self.log_scalar = self._metrics.add  # type: ignore[method-assign]
+                self._sent.set()
 
     def _log_scalar_held(self, metric_name: str, value: Any, step: int | None = None) -> None:
         """``log_scalar`` while points are being sent: as fast as the bare one until

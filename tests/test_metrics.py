@@ -63,3 +63,21 @@ def test_points_logged_while_another_thread_drains_are_all_delivered_once():
         seen[name] += series["steps"]
     assert seen["loss"] == list(range(n)) and seen["acc"] == list(range(n))
     assert buf.size() == 0
+
+
+def test_a_drain_with_a_limit_takes_the_oldest_points_of_each_metric_first():
+    buf = MetricBuffer()
+    for i in range(5):
+        buf.add("a", float(i))
+    for i in range(3):
+        buf.add("b", i, 10 + i)
+    buf.log({"c": 1}, commit=False)
+    buf.commit()
+    assert buf.size() == 9
+    first = buf.drain(4)
+    assert {k: v["steps"] for k, v in first.items()} == {"a": [0, 1, 2, 3]}
+    second = buf.drain(3)
+    assert {k: v["steps"] for k, v in second.items()} == {"a": [4], "b": [10, 11]}
+    rest = buf.drain()
+    assert {k: v["steps"] for k, v in rest.items()} == {"b": [12], "c": [0]}
+    assert buf.size() == 0

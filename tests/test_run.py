@@ -383,3 +383,26 @@ def test_a_run_starts_only_once():
     run()
     with pytest.raises(RuntimeError, match="only be started once"):
         run()
+
+
+def test_a_long_backlog_reaches_the_observers_in_events_of_bounded_size(monkeypatch):
+    import labbook.run
+
+    monkeypatch.setattr(labbook.run, "_SEND_POINTS", 40)
+    obs = RecordingObserver()
+
+    def body(_run):
+        for i in range(100):
+            _run.log_scalar("loss", float(i))
+        for i in range(30):
+            _run.log_scalar("acc", i, i)
+        _run.log({"wide": 1.0}, commit=False)
+
+    make(body, [obs]).run(options={"--beat-interval": 60, "--no-system-metrics": True})
+    sent = [kw["metrics_by_name"] for name, kw in obs.calls if name == "log_metrics"]
+    assert [sum(len(s["steps"]) for s in m.values()) for m in sent] == [40, 40, 40, 11]
+    steps = {}
+    for m in sent:
+        for key, series in m.items():
+            steps.setdefault(key, []).extend(series["steps"])
+    assert steps == {"loss": list(range(100)), "acc": list(range(30)), "wide": [0]}

@@ -424,7 +424,7 @@ class FileStore(Store):
         try:
             if pieces is not None and pieces.matches():
                 directory = self._dir(run_id)
-                with self.fs.replace_text(self.fs.join(directory, "metrics.json")) as fh:
+                with self.fs.replace_text(self.fs.join(directory, "metrics.json"), "wb") as fh:
                     pieces.write_json(fh)
                 file_series.write_parts(directory, list(pieces.series),
                                         pieces.binary_series(file_series.WRITER_MIN_POINTS))

@@ -36,6 +36,7 @@ __all__ = ["PREFIX", "Pieces"]
 PREFIX = ".labbook-metrics-"
 #: the item separator of a list in metrics.json (a series' lists are at depth 2)
 _SEP = ",\n      "
+_SEP_BYTES = _SEP.encode()
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _NUMBERS = frozenset({int, float})
 _KEYS = ("steps", "timestamps", "values")
@@ -152,28 +153,30 @@ class Pieces:
         return self.fh.read(size)
 
     def write_json(self, out: Any) -> None:
-        """Write metrics.json to the text file ``out``, as serialize.iter_pretty lays it out."""
+        """Write metrics.json to the binary file ``out``, as serialize.iter_pretty lays it
+        out (the pieces are ASCII: json.dumps escapes the rest)."""
         self.fh.flush()
         if not self.series:
-            out.write("{}")
+            out.write(b"{}")
             return
         for i, name in enumerate(sorted(self.series)):
             kept = self.series[name]
-            out.write(("{" if i == 0 else ",") + "\n  " + json.dumps(name) + ": ")
+            out.write((("{" if i == 0 else ",") + "\n  " + json.dumps(name) + ": ").encode())
             for j, key in enumerate(_KEYS):
-                out.write(("{" if j == 0 else ",") + "\n    " + json.dumps(key) + ": ")
+                out.write((("{" if j == 0 else ",") + "\n    " + json.dumps(key) + ": ")
+                          .encode())
                 chunks = kept.text[key]
                 if not chunks:
-                    out.write("[]")
+                    out.write(b"[]")
                     continue
-                out.write("[\n      ")
+                out.write(b"[\n      ")
                 for k, (offset, size) in enumerate(chunks):
                     if k:
-                        out.write(_SEP)
-                    out.write(self._read(offset, size).decode("ascii"))
-                out.write("\n    ]")
-            out.write("\n  }")
-        out.write("\n}")
+                        out.write(_SEP_BYTES)
+                    out.write(self._read(offset, size))
+                out.write(b"\n    ]")
+            out.write(b"\n  }")
+        out.write(b"\n}")
 
     def binary_series(self, min_points: int) -> list[tuple[str, int, bool, Any]]:
         """``(name, n, ints, chunks)`` of each series file_series copies: ``chunks()`` yields

@@ -122,7 +122,8 @@ class MetricBuffer:
         column = self._columns.get(name)
         if column is None:
             check_metric_name(name)
-            column = self._columns[name] = []
+            # setdefault, atomic: two threads logging a new metric at once share one list
+            column = self._columns.setdefault(name, [])
         return column
 
     def add(self, metric_name: str, value: Any, step: int | None = None) -> None:

@@ -81,3 +81,22 @@ def test_a_drain_with_a_limit_takes_the_oldest_points_of_each_metric_first():
     rest = buf.drain()
     assert {k: v["steps"] for k, v in rest.items()} == {"b": [12], "c": [0]}
     assert buf.size() == 0
+
+
+def test_threads_logging_new_metrics_at_once_lose_no_point():
+    for _ in range(20):
+        buf = MetricBuffer()
+        start = threading.Barrier(4)
+
+        def log(k):
+            start.wait()
+            for i in range(200):
+                buf.add(f"m{i % 50}", float(k), k * 1000 + i)
+
+        threads = [threading.Thread(target=log, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        drained = buf.drain()
+        assert sum(len(s["steps"]) for s in drained.values()) == 800

@@ -39,9 +39,16 @@ __all__ = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT",
 
 _LABBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 #: between beats, how often (seconds) the heartbeat thread looks at how many points wait, and
-#: how many make it send them early (about 100 MB of points in memory)
-_POLL = 0.25
-_FLUSH_POINTS = 500_000
+#: how many make it send them early (about 50 MB of points in memory)
+_POLL = 0.1
+_FLUSH_POINTS = 250_000
+#: while points are being sent, ``log_scalar`` waits for the send to end once this many new
+#: points wait (back-pressure: a loop that logs faster than the stores write stays bounded)
+_HOLD_POINTS = 500_000
+#: the most points one ``log_metrics`` event carries (a longer backlog goes in several)
+_SEND_POINTS = 250_000
+#: how many calls the held ``log_scalar`` lets pass between two counts of the waiting points
+_HOLD_EVERY = 256
 
 QUEUED, RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT = (
     "QUEUED", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT")
@@ -226,6 +233,10 @@ class Run:
         self._beat_thread: threading.Thread | None = None
         self._beat_stop = threading.Event()
         self._beat_lock = threading.Lock()
+        #: set except while the heartbeat thread sends points (see _send_points)
+        self._sent = threading.Event()
+        self._sent.set()
+        self._hold_check = 0  # calls of _log_scalar_held until it counts the waiting points
         self._sysmetrics = None
         self._warned_unobserved = False
         self._announced = False
@@ -752,12 +763,45 @@ class Run:
             self._send_points()
 
     def _send_points(self) -> None:
-        """Drain the metric buffer into one ``log_metrics`` event (the beat lock held)."""
-        metrics = self._metrics.drain()
-        if metrics and self._defined:
-            self._fold_summaries(metrics)
-        if metrics and self._bus is not None:
-            self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+        """Drain the metric buffer into ``log_metrics`` events of at most
+        :data:`_SEND_POINTS` points (the beat lock held).
+
+        Sent from the heartbeat thread, the points are written while the run goes on logging;
+        for that time ``run.log_scalar`` is :meth:`_log_scalar_held`, which makes the run wait
+        once :data:`_HOLD_POINTS` new points wait, and is the bare append again afterwards."""
+        if self._bus is None:
+            return
+        held = threading.current_thread() is self._beat_thread
+        if held:
+            self._sent.clear()
+            self.log_scalar = self._log_scalar_held  # type: ignore[method-assign]
+        try:
+            # what waits now, in events of at most _SEND_POINTS points: the conversions of
+            # one event (times, JSON, rows) are what the send holds in memory
+            self._metrics.commit()
+            left = self._metrics.size()
+            while left > 0:
+                metrics = self._metrics.drain(min(left, _SEND_POINTS))
+                if not metrics:
+                    break
+                left -= sum(len(series["steps"]) for series in metrics.values())
+                if self._defined:
+                    self._fold_summaries(metrics)
+                self._bus.emit("log_metrics", metrics_by_name=metrics, info=self.info)
+        finally:
+            if held:
+                self.log_scalar = self._metrics.add  # type: ignore[method-assign]
+                self._sent.set()
+
+    def _log_scalar_held(self, metric_name: str, value: Any, step: int | None = None) -> None:
+        """``log_scalar`` while points are being sent: as fast as the bare one until
+        :data:`_HOLD_POINTS` points wait, then it waits for the send to end."""
+        self._metrics.add(metric_name, value, step)
+        self._hold_check -= 1
+        if self._hold_check <= 0:  # counting the points of every metric: once in a while
+            self._hold_check = _HOLD_EVERY
+            if self._metrics.size() >= _HOLD_POINTS:
+                self._sent.wait()
 
     def _stop_heartbeat(self) -> None:
         if self._beat_thread is not None:

@@ -214,6 +214,41 @@ def test_many_points_go_to_the_observers_before_the_next_beat(monkeypatch):
     assert [name for name, _ in obs.calls].count("heartbeat_event") == 1  # only the last
 
 
+def test_log_scalar_waits_for_a_slow_observer_once_too_many_points_wait(monkeypatch):
+    # back-pressure: while the heartbeat thread sends points, a loop that logs faster than
+    # the observer stores them is held at _HOLD_POINTS waiting points; nothing is lost
+    import labbook.run
+
+    monkeypatch.setattr(labbook.run, "_FLUSH_POINTS", 50)
+    monkeypatch.setattr(labbook.run, "_HOLD_POINTS", 100)
+    monkeypatch.setattr(labbook.run, "_HOLD_EVERY", 1)
+    seen = {"waiting": [], "steps": []}
+    state = {}
+
+    class SlowObserver(RecordingObserver):
+        def log_metrics(self, metrics_by_name, info):
+            if "run" in state and not seen["waiting"]:
+                time.sleep(0.5)  # a slow store: the loop runs on meanwhile
+                seen["waiting"].append(state["run"]._metrics.size())
+            seen["steps"] += metrics_by_name.get("loss", {}).get("steps", [])
+
+    def body(_run):
+        state["run"] = _run
+        for i in range(60):
+            _run.log_scalar("loss", float(i))
+        deadline = time.monotonic() + 10
+        while _run.log_scalar == _run._metrics.add:  # until the first send begins
+            assert time.monotonic() < deadline, "no early delivery"
+            time.sleep(0.01)
+        for i in range(60, 5000):
+            _run.log_scalar("loss", float(i))
+
+    options = {"--beat-interval": 60, "--no-system-metrics": True}
+    make(body, [SlowObserver()]).run(options=options)
+    assert seen["waiting"] and seen["waiting"][0] <= 100
+    assert seen["steps"] == list(range(5000))
+
+
 def test_system_metrics_are_logged_by_default():
     obs = RecordingObserver()
     make(observers=[obs]).run()
@@ -348,3 +383,26 @@ def test_a_run_starts_only_once():
     run()
     with pytest.raises(RuntimeError, match="only be started once"):
         run()
+
+
+def test_a_long_backlog_reaches_the_observers_in_events_of_bounded_size(monkeypatch):
+    import labbook.run
+
+    monkeypatch.setattr(labbook.run, "_SEND_POINTS", 40)
+    obs = RecordingObserver()
+
+    def body(_run):
+        for i in range(100):
+            _run.log_scalar("loss", float(i))
+        for i in range(30):
+            _run.log_scalar("acc", i, i)
+        _run.log({"wide": 1.0}, commit=False)
+
+    make(body, [obs]).run(options={"--beat-interval": 60, "--no-system-metrics": True})
+    sent = [kw["metrics_by_name"] for name, kw in obs.calls if name == "log_metrics"]
+    assert [sum(len(s["steps"]) for s in m.values()) for m in sent] == [40, 40, 40, 11]
+    steps = {}
+    for m in sent:
+        for key, series in m.items():
+            steps.setdefault(key, []).extend(series["steps"])
+    assert steps == {"loss": list(range(100)), "acc": list(range(30)), "wide": [0]}

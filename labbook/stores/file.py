@@ -124,6 +124,8 @@ class FileStore(Store):
         self.copy_sources = copy_sources
         self._runs: dict[str, dict] = {}
         self._written: dict[tuple, Any] = {}
+        #: per run id, the pieces of metrics.json kept as points arrive (file_metrics)
+        self._pieces: dict[str, Any] = {}
         if index is None:  # LABBOOK_FILE_INDEX=0 turns the index off (see file_index.py)
             index = os.environ.get("LABBOOK_FILE_INDEX", "1").strip().lower() not in (
                 "0", "false", "no", "off")
@@ -255,6 +257,9 @@ class FileStore(Store):
         self._runs.pop(name, None)
         for key in [k for k in self._written if k[0] == name]:
             del self._written[key]
+        stale = self._pieces.pop(name, None)
+        if stale is not None:
+            stale.close()
 
     def _allocate_id(self) -> int:
         existing = [int(n) for n in self.fs.listdir(self.basedir) if n.isdigit()]
@@ -331,13 +336,7 @@ class FileStore(Store):
         if set(fields) - {"config", "info", "captured_out"}:
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):
-            history = self._write_metrics_json(run_id)
-            if history and not self.fs.remote and \
-                    max(len(s["values"]) for s in history.values()) >= \
-                    file_series.WRITER_MIN_POINTS:
-                file_series.write(self._dir(run_id), history, file_series.WRITER_MIN_POINTS)
-            if self.use_index:  # the run ended: one index line, so readers need not parse it
-                self.index.record(str(run_id), history)
+            self._end_metrics(run_id)
 
     def _write_cout(self, run_id: Any, text: str) -> None:
         # Plain text, rewritten in place like Sacred's cout.txt: creating a new file for an
@@ -351,10 +350,60 @@ class FileStore(Store):
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
         if not metrics_by_name:
             return
-        line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
-                                  "timestamps": clock.to_iso(s["timestamps"])}
-                           for name, s in metrics_by_name.items()}, allow_nan=True)
-        self.fs.append_text(self.fs.join(self._dir(run_id), "metrics.jsonl"), line + "\n")
+        iso = {name: clock.to_iso(s["timestamps"]) for name, s in metrics_by_name.items()}
+        # each list encoded once: for the line (json.dumps of the whole dict, piece by piece)
+        # and for the pieces of metrics.json
+        texts = {}
+        for name, s in metrics_by_name.items():
+            if name.__class__ is not str:
+                texts = None
+                break
+            texts[name] = (json.dumps(s["steps"], allow_nan=True),
+                           json.dumps(s["values"], allow_nan=True),
+                           json.dumps(iso[name], allow_nan=True))
+        if texts is None:
+            line = json.dumps({name: {"steps": s["steps"], "values": s["values"],
+                                      "timestamps": iso[name]}
+                               for name, s in metrics_by_name.items()}, allow_nan=True)
+        else:
+            line = "{" + ", ".join(
+                f'{json.dumps(name)}: {{"steps": {steps}, "values": {values}, '
+                f'"timestamps": {stamps}}}' for name, (steps, values, stamps) in texts.items()
+            ) + "}"
+        path = self.fs.join(self._dir(run_id), "metrics.jsonl")
+        pieces = self._pieces_for(run_id, path) if texts is not None else None
+        if texts is None and str(run_id) in self._pieces:
+            self._pieces[str(run_id)].valid = False
+        try:
+            self.fs.append_text(path, line + "\n")
+        except BaseException:
+            if pieces is not None:
+                pieces.valid = False
+            raise
+        if pieces is not None:
+            try:
+                pieces.add(metrics_by_name, iso, texts, os.stat(path).st_size)
+            except OSError:  # no room for the pieces: metrics.json from metrics.jsonl
+                pieces.valid = False
+
+    def _pieces_for(self, run_id: Any, path: str) -> Any:
+        """The pieces of metrics.json kept for this run (see file_metrics); made when this
+        writer creates metrics.jsonl, None when they cannot account for all of it."""
+        if self.fs.remote:
+            return None
+        key = str(run_id)
+        pieces = self._pieces.get(key)
+        if pieces is not None:
+            return pieces if pieces.matches() else None
+        if os.path.exists(path):
+            return None  # begun elsewhere (another process, an earlier store object)
+        from labbook.stores.file_metrics import Pieces
+
+        try:
+            pieces = self._pieces[key] = Pieces(self._dir(run_id))
+        except OSError:
+            return None
+        return pieces
 
     def _write_metrics_json(self, run_id: Any) -> dict | None:
         """Assemble metrics.json from metrics.jsonl; the raw history, None without points."""
@@ -366,6 +415,32 @@ class FileStore(Store):
         write_json_atomic(self.fs.join(self._dir(run_id), "metrics.json"), out,
                           long_lists=True, fs=self.fs)
         return history
+
+    def _end_metrics(self, run_id: Any) -> None:
+        """The run has ended: write metrics.json, the binary copy of long series and the
+        index line, from the pieces kept while it ran when they account for every point,
+        else from metrics.jsonl."""
+        pieces = self._pieces.pop(str(run_id), None)
+        try:
+            if pieces is not None and pieces.matches():
+                directory = self._dir(run_id)
+                with self.fs.replace_text(self.fs.join(directory, "metrics.json"), "wb") as fh:
+                    pieces.write_json(fh)
+                file_series.write_parts(directory, list(pieces.series),
+                                        pieces.binary_series(file_series.WRITER_MIN_POINTS))
+                if self.use_index:
+                    self.index.record(str(run_id), tails=pieces.tails())
+                return
+        finally:
+            if pieces is not None:
+                pieces.close()
+        history = self._write_metrics_json(run_id)
+        if history and not self.fs.remote and \
+                max(len(s["values"]) for s in history.values()) >= \
+                file_series.WRITER_MIN_POINTS:
+            file_series.write(self._dir(run_id), history, file_series.WRITER_MIN_POINTS)
+        if self.use_index:  # the run ended: one index line, so readers need not parse it
+            self.index.record(str(run_id), history)
 
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:

@@ -252,7 +252,7 @@ class FileIndex:
         return newest < entry["at"] - RACY_SECONDS * 1e9
 
     def build(self, name: str, sig: tuple | None = None, history: dict | None = None,
-              written: bool = False) -> dict | None:
+              written: bool = False, tails: tuple | None = None) -> dict | None:
         """A fresh entry for run ``name`` read from its files (None when it is not a run)."""
         at = time.time_ns()
         directory = os.path.join(self.basedir, name)
@@ -263,7 +263,7 @@ class FileIndex:
         doc, problems = self.store.read_run(name)
         if doc is None:
             return None
-        if history is None:
+        if history is None and tails is None:
             history, more = self.store.read_history(name, raw=True)
             problems += [p for p in more if p not in problems]
         # what cannot be read is reported, and marked on the document; such an entry stays in
@@ -272,7 +272,7 @@ class FileIndex:
         if problems:
             doc[PROBLEMS_KEY] = problems
         doc.pop("captured_out", None)
-        last, counts = metric_tails(history)
+        last, counts = tails if tails is not None else metric_tails(history or {})
         return {"id": name, "sig": sig, "at": at, "w": written, "doc": doc, "last": last,
                 "n": counts}
 
@@ -280,9 +280,11 @@ class FileIndex:
         """Trusted entries of runs whose files all read are appended to the index file."""
         return self._trusted(entry) and PROBLEMS_KEY not in entry["doc"]
 
-    def record(self, name: str, history: dict | None = None) -> None:
-        """Called by the writer when a run ended: append its entry."""
-        entry = self.build(name, history=history, written=True)
+    def record(self, name: str, history: dict | None = None, tails: tuple | None = None
+               ) -> None:
+        """Called by the writer when a run ended: append its entry (``tails``: the last
+        values and counts of its metrics, when the writer has them without the history)."""
+        entry = self.build(name, history=history, written=True, tails=tails)
         if entry is None:
             return
         # the files may change after our signature (another process): then it is stale anyway

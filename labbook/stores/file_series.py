@@ -103,10 +103,7 @@ def write(directory: str, history: dict[str, dict[str, list]], min_points: int =
           ) -> bool:
     """Write the binary copy of ``history``'s series of at least ``min_points`` points; False
     when there is none to make or it cannot be written (a read-only directory)."""
-    sig = source_signature(directory)
-    header: dict[str, Any] = {"v": VERSION, "sig": sig, "series": {}, "all": sorted(history)}
-    chunks = []
-    offset = 0
+    parts = []
     for name, series in history.items():
         if len(series["values"]) < min_points:
             continue
@@ -114,16 +111,29 @@ def write(directory: str, history: dict[str, dict[str, list]], min_points: int =
         if encoded is None:
             continue
         data, ints = encoded
-        header["series"][name] = {"n": len(series["values"]), "off": offset, "ints": ints}
-        chunks.append(data)
-        offset += len(data)
-    if not header["series"]:
+        parts.append((name, len(series["values"]), ints, lambda data=data: [data]))
+    return write_parts(directory, list(history), parts)
+
+
+def write_parts(directory: str, names: list[str], parts: list[tuple[str, int, bool, Any]]
+                ) -> bool:
+    """Write the binary copy from ``(name, n, ints, chunks)`` per copied series, ``chunks()``
+    giving its steps, values and timestamps bytes in order (``names``: every metric of the
+    run). False when there is none or it cannot be written."""
+    if not parts:
         return False
+    header: dict[str, Any] = {"v": VERSION, "sig": None, "series": {}, "all": sorted(names)}
+    offset = 0
+    for name, n, ints, _chunks in parts:
+        header["series"][name] = {"n": n, "off": offset, "ints": ints}
+        offset += 24 * n
+    header["sig"] = source_signature(directory)
     try:
         with atomic_open(os.path.join(directory, NAME), "wb") as fh:
             fh.write(json.dumps(header).encode("utf-8") + b"\n")
-            for chunk in chunks:
-                fh.write(chunk)
+            for _name, _n, _ints, chunks in parts:
+                for chunk in chunks():
+                    fh.write(chunk)
     except OSError:
         return False
     return True

@@ -8,7 +8,7 @@ import pytest
 
 from labbook import Experiment
 from labbook.observers import FileStorageObserver
-from labbook.stores import UnknownStoreError, open_store
+from labbook.stores import UnknownStoreError, file_series, open_store
 from labbook.stores.file import FileStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -207,3 +207,82 @@ def test_copy_sources_false_records_where_the_sources_are(tmp_path):
     for name, where in stored["experiment"]["sources"]:
         original = os.path.normpath(os.path.join(tmp_path / "runs", where))
         assert original == os.path.join(stored["experiment"]["base_dir"], name)
+
+
+def _points_run(store, lines, foreign=None):
+    """A run of ``lines`` of points appended through ``store``; ``foreign``: a line another
+    writer appends to metrics.jsonl after the first one. Returns the run's directory."""
+    import datetime
+
+    run_id = store.create_run({"status": "RUNNING", "start_time": datetime.datetime(2024, 1, 1),
+                               "experiment": {}, "config": {}, "meta": {}, "host": {},
+                               "info": {}})
+    directory = os.path.join(store.basedir, str(run_id))
+    for i, line in enumerate(lines):
+        store.append_metrics(run_id, line)
+        if i == 0 and foreign is not None:
+            with open(os.path.join(directory, "metrics.jsonl"), "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(foreign) + "\n")
+    minimum = file_series.WRITER_MIN_POINTS
+    file_series.WRITER_MIN_POINTS = 3
+    try:
+        store.update_run(run_id, {"status": "COMPLETED"})
+    finally:
+        file_series.WRITER_MIN_POINTS = minimum
+    return directory
+
+
+def _sample_lines():
+    import datetime
+
+    t = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456)
+    return [
+        {"loss": {"steps": [0, 1, 2], "values": [0.5, float("nan"), float("inf")],
+                  "timestamps": [t, t, t]},
+         "acc": {"steps": [0], "values": [1], "timestamps": [t]}},
+        {"acc": {"steps": [1, 2, 3], "values": [2, 3, 4],
+                 "timestamps": [t + datetime.timedelta(seconds=i) for i in range(3)]},
+         "ünï, \"q\"": {"steps": [7], "values": [-0.0], "timestamps": [None]},
+         "loss": {"steps": [3], "values": [7], "timestamps": [t]}},
+    ]
+
+
+def _files(directory):
+    out = {}
+    for name in ("metrics.json", "metrics.jsonl", file_series.NAME):
+        with open(os.path.join(directory, name), "rb") as fh:
+            data = fh.read()
+        if name == file_series.NAME:  # the header holds the files' mtimes: compare the rest
+            header, rest = data.split(b"\n", 1)
+            header = json.loads(header)
+            header.pop("sig")
+            data = (header, rest)
+        out[name] = data
+    return out
+
+
+def test_metrics_json_from_the_pieces_kept_while_running_is_what_metrics_jsonl_gives(tmp_path):
+    # the writer keeps metrics.json's pieces as points arrive, instead of reading
+    # metrics.jsonl back at the end: the files must be the same bytes either way
+    kept = FileStore(str(tmp_path / "kept"))
+    read = FileStore(str(tmp_path / "read"))
+    read._pieces_for = lambda run_id, path: None  # the way without pieces
+    a = _points_run(kept, _sample_lines())
+    b = _points_run(read, _sample_lines())
+    assert _files(a) == _files(b)
+    assert not [n for n in os.listdir(a) if n.startswith(".labbook-metrics-")]  # cleaned up
+    history = kept.history(os.path.basename(a))
+    assert history["loss"]["steps"] == [0, 1, 2, 3] and history["acc"]["values"] == [1, 2, 3, 4]
+    idx_kept = kept.index.lookup([os.path.basename(a)])[os.path.basename(a)]
+    assert idx_kept["n"] == {"loss": 4, "acc": 4, "ünï, \"q\"": 1}
+    assert idx_kept["last"]["loss"] == 7
+
+
+def test_a_line_another_writer_appends_sends_metrics_json_back_to_metrics_jsonl(tmp_path):
+    foreign = {"other": {"steps": [5], "values": [1.5], "timestamps": ["2024-01-01T00:00:00"]}}
+    store = FileStore(str(tmp_path / "runs"))
+    directory = _points_run(store, _sample_lines(), foreign=foreign)
+    with open(os.path.join(directory, "metrics.json"), encoding="utf-8") as fh:
+        written = json.load(fh)
+    assert written["other"]["values"] == [1.5] and written["loss"]["steps"] == [0, 1, 2, 3]
+    assert not [n for n in os.listdir(directory) if n.startswith(".labbook-metrics-")]

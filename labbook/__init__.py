@@ -17,7 +17,7 @@ from labbook.interrupts import LabbookInterrupt, TimeoutInterrupt
 _IMPERATIVE = ("start_run", "init", "current_run", "finish", "end_run", "log", "log_scalar",
                "log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
                "save_artifact", "log_text", "log_dict", "log_image", "log_figure",
-               "load_parameters")
+               "load_parameters", "log_artifact", "use_artifact")
 
 __all__ = [
     "Experiment",

@@ -87,7 +87,11 @@ def log_artifact(run: Any, path: Any, name: str, type: str | None = None,
     files = collect_files(path)
     if not files:
         raise ArgumentError(f"Artifact directory {path} holds no files.")
-    existing = stores[0].artifact_versions(name)
+    try:
+        existing = stores[0].artifact_versions(name)
+    except Exception:  # the store is away: its observer queues the version, checked later
+        log.debug("could not read the versions of %r before logging one", name, exc_info=True)
+        existing = []
     known = existing[0]["type"] if existing else None
     if type is not None and known is not None and known != type:
         raise ArgumentError(f"Artifact {name!r} has type {known!r}; a version of type "

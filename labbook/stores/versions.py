@@ -439,30 +439,33 @@ class ArtifactVersion:
 
 
 def copy_versions(source: Store, target: Store, run_ids: dict | None = None) -> int:
-    """Copy every version of every name from ``source`` into ``target`` (content the target
-    holds already is not copied again; numbers are the target's); lineage follows
-    ``run_ids`` (source id -> target id) where given. Returns the number of new versions."""
+    """Copy every version of every name from ``source`` into ``target``: content the target
+    holds already is not copied again, and numbers are the target's (the same as the
+    source's when the target had no versions of that name). Lineage follows ``run_ids``
+    (source run id -> target run id): the runs of the target that are copies of a logging or
+    using run are recorded (again, harmlessly, on every call). Returns how many versions were
+    new to the target."""
     import tempfile
 
     made = 0
-    run_ids = run_ids or {}
+    mapped = {str(k): v for k, v in (run_ids or {}).items() if v is not None}
     for found in collections(source):
-        known = {v["digest"] for v in list_versions(target, found["name"])}
-        for version in list_versions(source, found["name"]):
-            if version["digest"] in known:
-                continue
-            with tempfile.TemporaryDirectory(prefix="labbook-copy-") as tmp:
-                download(source, version, tmp)
-                files = [dict(f, source=os.path.join(tmp, *f["path"].split("/")))
-                         for f in version["files"]]
-                logged = [run_ids.get(r) for r in version["logged_by"]]
-                first = next((r for r in logged if r is not None), None)
-                aliases = [a for a in version["aliases"] if a != LATEST]
-                log_version(target, first, found["name"], files, version["type"],
-                            version["metadata"], aliases)
-            made += 1
-            for role in ("logged", "used"):
-                for run in version[f"{role}_by"]:
-                    if run_ids.get(run) is not None:
-                        _record(target, role, run_ids[run], found["name"], version["digest"])
+        name = found["name"]
+        known = {v["digest"] for v in list_versions(target, name)}
+        for version in list_versions(source, name):
+            logged = [mapped[str(r)] for r in version["logged_by"] if str(r) in mapped]
+            if version["digest"] not in known:
+                with tempfile.TemporaryDirectory(prefix="labbook-copy-") as tmp:
+                    download(source, version, tmp)
+                    files = [dict(f, source=os.path.join(tmp, *f["path"].split("/")))
+                             for f in version["files"]]
+                    log_version(target, logged[0] if logged else None, name, files,
+                                version["type"], version["metadata"],
+                                [a for a in version["aliases"] if a != LATEST])
+                made += 1
+            for run in logged:
+                _record(target, "logged", run, name, version["digest"])
+            for run in version["used_by"]:
+                if str(run) in mapped:
+                    _record(target, "used", mapped[str(run)], name, version["digest"])
     return made

@@ -227,3 +227,108 @@ def test_a_run_without_a_store_that_keeps_versions_says_so(tmp_path):
 
     ex.run(options={"--capture": "no", "--no-system-metrics": True})
     assert "keeps versioned artifacts" in seen["message"]
+
+
+class _AwayStore:
+    """A file store that can be taken away: every call refuses while ``down``."""
+
+    def __init__(self, path):
+        from labbook.stores.file import FileStore
+
+        self.inner = FileStore(path)
+        self.url = f"file://{path}"
+        self.down = False
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            from labbook.errors import StoreConnectionError
+
+            if self.down:
+                raise StoreConnectionError("the store is away")
+            return attr(*args, **kwargs)
+        return call
+
+
+def test_a_version_logged_during_an_outage_is_journaled_with_its_files_and_synced(
+        tmp_path, monkeypatch, caplog):
+    import logging
+
+    from labbook.observers.queued import replay
+    from labbook.observers.store_observer import StoreObserver
+
+    for key, value in (("BACKOFF", 0.01), ("MAX_BACKOFF", 0.05), ("MAX_WAIT", 0.5),
+                       ("FAILURE_DIR", str(tmp_path / "journal"))):
+        monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], key, value)
+    store = _AwayStore(tmp_path / "runs")
+    ex = labbook.Experiment("durable")
+    ex.observers.append(StoreObserver(store))
+    got = {}
+
+    @ex.main
+    def main(_run):
+        directory = tmp_path / "model"
+        _write(str(directory / "w.bin"), "weights")
+        store.down = True
+        got["version"] = _run.log_artifact(directory, name="model", aliases="best")
+        import shutil
+        shutil.rmtree(directory)  # the run deletes its files right away
+
+    with caplog.at_level(logging.WARNING):
+        run = ex.run(options={"--capture": "no", "--no-system-metrics": True})
+    assert got["version"].version is None and "waits for its store" in caplog.text
+    assert "labbook sync" in caplog.text  # the end says loudly where it waits
+    store.down = False
+    assert store.inner.artifact_versions("model") == []
+    replay(tmp_path / "journal", store.url)
+    (version,) = store.inner.artifact_versions("model")
+    assert version["version"] == "v0" and version["aliases"] == ["latest", "best"]
+    assert version["logged_by"] == [run._id]
+    out = open_store(store.url)
+    root = Api(out).artifact("model:best").download(tmp_path / "back")
+    assert open(os.path.join(root, "w.bin")).read() == "weights"
+    replay(tmp_path / "journal", store.url)  # again: nothing doubled
+    assert len(store.inner.artifact_versions("model")) == 1
+
+
+def test_show_lists_what_a_run_logged_and_used(empty_url, tmp_path, capsys):
+    from labbook.cli.main import main
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"1")
+    with _run(empty_url, "train") as a:
+        labbook.log_artifact(f, name="model")
+    with _run(empty_url, "evaluate") as b:
+        labbook.use_artifact("model")
+    assert main(["show", str(a._id), "--store", empty_url]) == 0
+    assert "logged versions: model:v0" in capsys.readouterr().out
+    assert main(["show", str(b._id), "--store", empty_url]) == 0
+    out = capsys.readouterr().out
+    assert "used versions: model:v0" in out and "logged versions" not in out
+
+
+def test_sync_copies_versions_with_their_lineage(tmp_path):
+    from labbook.sync import sync
+
+    src, dst = f"file://{tmp_path / 'src'}", f"sqlite:///{tmp_path / 'dst.db'}"
+    f = tmp_path / "w.bin"
+    with _run(src, "train") as a:
+        f.write_bytes(b"1")
+        labbook.log_artifact(f, name="model", aliases="best")
+        f.write_bytes(b"2")
+        labbook.log_artifact(f, name="model")
+    with _run(src, "evaluate"):
+        labbook.use_artifact("model:best")
+    result = sync(src, dst)
+    assert result.versions == 2 and "2 new artifact version(s)" in result.summary()
+    api = Api(dst)
+    best = api.artifact("model:best")
+    assert best.version == "v0" and open(best.download(tmp_path / "got") + "/w.bin").read() == "1"
+    copied = {r.doc["meta"]["synced_from"]["id"]: r.id for r in api.runs()}
+    assert [r.id for r in best.logged_by()] == [copied[a._id]]
+    assert [r.id for r in best.used_by()] == [copied[a._id + 1]]
+    assert sync(src, dst).versions == 0  # again: nothing new
+    assert [v.version for v in best.versions()] == ["v0", "v1"]

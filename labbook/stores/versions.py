@@ -59,7 +59,7 @@ RUN_INDEX = "/runs"
 VERSION_NUMBERS = 10
 _CHUNK = 1 << 20
 _VERSION = re.compile(r"v(\d+)")
-_ALIAS = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 # -- the run's side: files and digests ----------------------------------------------------------
@@ -120,10 +120,11 @@ def check_version_name(name: Any) -> str:
 
 
 def check_alias(alias: Any) -> str:
-    """A user alias: letters, digits, ``_ . -``, at most 64; not a version number ``vN``."""
+    """A user alias: letters, digits, ``_ . -`` (a letter or digit first), at most 64; not a
+    version number ``vN``."""
     if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise ArgumentError(f"Artifact alias {alias!r} must be 1 to 64 letters, digits, '_', "
-                            "'.' or '-'.")
+                            "'.' or '-', starting with a letter or digit.")
     if _VERSION.fullmatch(alias):
         raise ArgumentError(f"Artifact alias {alias!r} looks like a version number; version "
                             "numbers are given by the store.")

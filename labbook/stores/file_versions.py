@@ -106,7 +106,12 @@ class FileVersionsMixin:
                 f"artifact is missing from {getattr(self, 'url', self.basedir)}.") from None
 
 
-def _body(data: bytes) -> dict:
-    body = json.loads(data.decode("utf-8"))
+def _body(data: bytes) -> dict | None:
+    """The entry's body; None while it is being written (only where hard links are missing:
+    see ``LocalFS.create_with``)."""
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
     body.pop("_token", None)
     return body

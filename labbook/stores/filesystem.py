@@ -106,6 +106,12 @@ class LocalFS:
             fh.write(data)
         try:
             os.link(aside, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FAT file systems)
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(descriptor, "wb") as fh:  # readers may see it empty for a moment
+                fh.write(data)
         finally:
             os.remove(aside)
 

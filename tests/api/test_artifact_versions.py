@@ -332,3 +332,23 @@ def test_sync_copies_versions_with_their_lineage(tmp_path):
     assert [r.id for r in best.used_by()] == [copied[a._id + 1]]
     assert sync(src, dst).versions == 0  # again: nothing new
     assert [v.version for v in best.versions()] == ["v0", "v1"]
+
+
+def test_a_decorated_experiment_logs_and_uses_versions_through_run(tmp_path):
+    url = f"file://{tmp_path / 'runs'}"
+    ex = labbook.Experiment("decorated")
+    got = {}
+
+    @ex.main
+    def main(_run):
+        f = tmp_path / "table.csv"
+        f.write_text("a,b\n")
+        got["logged"] = _run.log_artifact(f, type="dataset")
+        got["used"] = _run.use_artifact("table.csv:v0")
+        with pytest.raises(ArtifactNotFoundError, match="has no file 'x'; it has 'table.csv'"):
+            got["used"].open("x")
+
+    run = ex.run(options={"--store": url, "--capture": "no", "--no-system-metrics": True})
+    assert got["logged"] == got["used"] and got["used"].ref == "table.csv:v0"
+    version = Api(url).artifact("table.csv")
+    assert [r.id for r in version.logged_by()] == [run._id] == [r.id for r in version.used_by()]

@@ -177,13 +177,14 @@ def log_version(store: Store, run_id: Any, name: str, files: list[dict], type: s
     if versions and type is not None and known_type is not None and type != known_type:
         raise ArgumentError(f"Artifact {name!r} has type {known_type!r}; a version of type "
                             f"{type!r} cannot join it. Use another name.")
-    for entry in files:
-        store._version_blob_put(entry, entry["source"])
     record = {"digest": digest, "type": type if type is not None else known_type,
               "metadata": metadata, "created": _now(), "run_id": run_id,
               "files": [{k: f[k] for k in ("path", "sha256", "md5", "size")} for f in files]}
     number = _number_of(store, name, digest)
     if number is None:
+        # the files first: a digest entry means its files are stored (nothing to upload then)
+        for entry in files:
+            store._version_blob_put(entry, entry["source"])
         if store._ledger_claim(name, f"digest/{digest}", {"version": None, "since": _now()}):
             number = _take_number(store, name, record, max(versions, default=-1) + 1)
         else:  # another process logs this content right now: its number is ours

@@ -237,10 +237,11 @@ def use_version(store: Store, run_id: Any, name: str, digest: str) -> None:
 def _record(store: Store, role: str, run_id: Any, name: str, digest: str) -> None:
     if run_id is None:
         return
+    # created once: the time of the first record stays (lineage is listed in that order)
     body = {"run_id": run_id, "name": name, "digest": digest, "time": _now()}
-    store._ledger_put(name, f"{role}/{digest}/{_run_key(run_id)}", body)
-    store._ledger_put(RUN_INDEX, f"{_run_key(run_id)}/{role}/"
-                      f"{urllib.parse.quote(name, safe='')}/{digest}", body)
+    store._ledger_claim(name, f"{role}/{digest}/{_run_key(run_id)}", body)
+    store._ledger_claim(RUN_INDEX, f"{_run_key(run_id)}/{role}/"
+                        f"{urllib.parse.quote(name, safe='')}/{digest}", body)
 
 
 def list_versions(store: Store, name: str) -> list[dict]:

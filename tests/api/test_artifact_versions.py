@@ -100,9 +100,12 @@ def test_the_same_content_makes_no_new_version(empty_url, tmp_path):
         again = labbook.log_artifact(second, name="cfg", aliases="prod")
     assert again.version == "v0" and again.digest == v0.digest
     assert again.aliases == ["latest", "prod"]
+    with _run(empty_url, "one again") as c:
+        labbook.log_artifact(first, name="cfg")
+        labbook.log_artifact(second, name="cfg")  # the same run twice: recorded once
     store = open_store(empty_url)
     versions = store.artifact_versions("cfg")
-    assert len(versions) == 1 and versions[0]["logged_by"] == [a._id, b._id]
+    assert len(versions) == 1 and versions[0]["logged_by"] == [a._id, b._id, c._id]
     # a renamed file is other content
     os.rename(second / "x.txt", second / "y.txt")
     with _run(empty_url, "three"):

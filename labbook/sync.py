@@ -24,6 +24,10 @@ What a second sync does
 Sources and resources are read from the source store and written with the destination's own
 ``put_sources`` / ``put_resource`` (content-addressed there, so shared files are stored once).
 The source store is only read: a failing destination never loses anything.
+
+Versioned artifacts (:mod:`labbook.stores.versions`) follow the runs: every version the
+destination lacks by content is copied and numbered there, and the copies of the runs that
+logged or used a version are recorded in its lineage.
 """
 from __future__ import annotations
 

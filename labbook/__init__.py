@@ -18,7 +18,7 @@ _IMPERATIVE = ("start_run", "init", "current_run", "finish", "end_run", "log", "
                "log_metric", "log_metrics", "define_metric", "log_param", "log_params",
                "set_tag", "set_tags", "save", "restore", "create_syncable_directory",
                "save_artifact", "log_text", "log_dict", "log_image", "log_figure",
-               "load_parameters")
+               "load_parameters", "log_artifact", "use_artifact")
 
 __all__ = [
     "Experiment",

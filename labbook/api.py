@@ -21,11 +21,12 @@ from labbook.fileio import copy_atomic
 from labbook.stores import query as _query
 from labbook.stores.base import (LAST_KEY, Store, artifact_names, sample_positions,
                                  sample_series)
+from labbook.stores.versions import ArtifactVersion
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["Api", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
+__all__ = ["Api", "Artifact", "Runs", "RunView", "StoredFile", "SourceFile", "RunNotFoundError",
            "get_metrics_for_all_jobs", "normalize_filter", "flatten_dict", "downsample"]
 
 #: a run's heartbeat interval when it recorded none; a RUNNING run silent for longer than
@@ -187,6 +188,39 @@ class Api:
         known = ", ".join(self.experiments()) or "none"
         raise RunNotFoundError(f"No run of {what} in {redact_url(self.url)} (experiments: "
                                f"{known}).")
+
+    def artifact(self, ref: str) -> Artifact:
+        """The version of a named artifact ``ref`` names: ``"model"`` (latest),
+        ``"model:best"``, ``"model:v2"``; an :class:`ArtifactNotFoundError` lists what exists."""
+        from labbook.stores.versions import resolve
+
+        return Artifact(resolve(self.store, ref), self.store)
+
+    def artifacts(self, type: str | None = None) -> list[str]:
+        """Names of the versioned artifacts in the store (of ``type`` when given), sorted."""
+        return [c["name"] for c in self.store.artifact_collections(type)]
+
+
+class Artifact(ArtifactVersion):
+    """A version of a named artifact read back (see
+    :class:`~labbook.stores.versions.ArtifactVersion`): ``logged_by()`` and ``used_by()`` are
+    :class:`RunView` lists here."""
+
+    def _runs(self, ids: list) -> list[RunView]:
+        views = []
+        for run_id in ids:
+            doc = self._store.get(run_id)
+            if doc is not None:  # a deleted run drops out of the lineage
+                views.append(RunView(doc, self._store))
+        return views
+
+    def logged_by(self) -> list[RunView]:  # type: ignore[override]
+        """The runs that logged this content (the first one made the version)."""
+        return self._runs(super().logged_by())
+
+    def used_by(self) -> list[RunView]:  # type: ignore[override]
+        """The runs that used this version (``use_artifact``)."""
+        return self._runs(super().used_by())
 
 
 # -- a lazy collection of runs -----------------------------------------------------------------
@@ -828,6 +862,22 @@ class RunView:
 
     def files(self) -> list[StoredFile]:
         return [StoredFile(self, name) for name in self.artifacts]
+
+    def _lineage(self, role: str) -> list[Artifact]:
+        from labbook.stores.versions import resolve
+
+        if not self._store.keeps_versions:
+            return []
+        return [Artifact(resolve(self._store, f"{e['name']}:{e['version']}"), self._store)
+                for e in self._store.artifact_lineage(self.id)[role] if e["version"]]
+
+    def logged_artifacts(self) -> list[Artifact]:
+        """The versions of named artifacts this run logged (``log_artifact``)."""
+        return self._lineage("logged")
+
+    def used_artifacts(self) -> list[Artifact]:
+        """The versions of named artifacts this run used (``use_artifact``)."""
+        return self._lineage("used")
 
     def file(self, name: str) -> StoredFile:
         if name not in self.artifacts:

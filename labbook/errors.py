@@ -44,6 +44,7 @@ shows the traceback.
     │   ├── InvalidRunIdError           (ValueError) an id the store cannot hold
     │   ├── RunNotFoundError            (KeyError) no run with that id
     │   ├── StoredFileNotFoundError     (FileNotFoundError) no such artifact or stored file
+    │   ├── ArtifactNotFoundError       (KeyError) no such artifact version or alias
     │   ├── StoreUnsupportedError       (NotImplementedError) a back-end lacks a feature
     │   ├── StoreConnectionError        (ConnectionError) a server cannot be reached
     │   │   ├── MongoConnectionError    .url (password hidden)
@@ -547,3 +548,10 @@ class NoActiveRunError(RunStateError):
 
 
 __all__ += ["NoActiveRunError"]
+
+
+class ArtifactNotFoundError(_PlainMessage, StoreError, KeyError):
+    """No versioned artifact of that name, version or alias; the message lists what exists."""
+
+
+__all__ += ["ArtifactNotFoundError"]

@@ -57,6 +57,10 @@ class EventBus:
         for observer in self.active:
             self._call(observer, event, *args, **kwargs)
 
+    def ask(self, event: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Send one event to every observer that has not failed; their answers, in order."""
+        return [self._call(observer, event, *args, **kwargs) for observer in self.active]
+
     def start(self, event: str, _id: Any = None, **kwargs: Any) -> Any:
         """Send ``started_event`` or ``queued_event`` and negotiate the run id."""
         started: list[RunObserver] = []

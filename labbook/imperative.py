@@ -31,7 +31,7 @@ __all__ = ["start_run", "init", "current_run", "finish", "end_run", "log", "log_
            "log_metric", "log_metrics", "define_metric", "log_param", "log_params",
            "set_tag", "set_tags", "save", "restore", "create_syncable_directory",
            "save_artifact", "log_text", "log_dict", "log_image", "log_figure", "load_parameters",
-           "png_bytes"]
+           "log_artifact", "use_artifact", "png_bytes"]
 
 #: the run start_run began and that has not finished (one per process unless reinit=True)
 _started: list[Any] = []
@@ -510,3 +510,17 @@ def log_figure(figure: Any, name: str) -> str:
         return _add_bytes(run, html.encode("utf-8"), _with_ext(name, ".html"), "text/html")
     raise ArgumentTypeError(f"log_figure('{name}') takes a matplotlib Figure or Axes or a "
                             f"plotly Figure, got {type(figure).__name__}.")
+
+
+def log_artifact(path: Any, name: str | None = None, type: str | None = None,
+                 aliases: Any = None, metadata: dict | None = None) -> Any:
+    """A new version of the named artifact ``name`` from a file or a directory, logged by the
+    active run (wandb's ``log_artifact``; see :meth:`labbook.run.Run.log_artifact`)."""
+    return _active().log_artifact(path, name=name, type=type, aliases=aliases,
+                                  metadata=metadata)
+
+
+def use_artifact(ref: str) -> Any:
+    """The version ``ref`` names (``"model:best"``), recorded as an input of the active run
+    (wandb's ``use_artifact``); ``.download()`` writes its files and returns the directory."""
+    return _active().use_artifact(ref)

@@ -461,6 +461,31 @@ class Run:
         if self._saved is not None:
             self._saved.end()
 
+    def log_artifact(self, path: Any, name: str | None = None, type: str | None = None,
+                     aliases: Any = None, metadata: dict | None = None) -> Any:
+        """Store a file or a directory (recursively) as the next version of the named artifact
+        ``name`` (default: the file's or directory's base name): v0, v1, ... per name and store,
+        numbered atomically. The same content as an existing version makes no new version
+        (that one is returned, gets the ``aliases`` and records this run too); ``latest`` is
+        always on the newest version, a user alias ("best") on one version per name. Returns
+        the :class:`~labbook.stores.versions.ArtifactVersion` (``name``, ``version``,
+        ``digest``, ``aliases``, ``type``, ``metadata``, ``files``). See docs/artifacts.md."""
+        from labbook.artifact_versions import log_artifact
+        from labbook.stores.versions import check_version_name
+
+        if name is None:
+            name = os.path.basename(os.path.abspath(os.fspath(path)).rstrip(os.sep))
+        name = check_version_name(validate_artifact_name(name))
+        return log_artifact(self, path, name, type, aliases, metadata)
+
+    def use_artifact(self, ref: str) -> Any:
+        """The version ``ref`` names (``"model"``, ``"model:best"``, ``"model:v2"``), recorded
+        as an input of this run (lineage); ``.download(root=None)`` writes its files to
+        ``./artifacts/<name>-<version>/`` (or ``root``) and returns that directory."""
+        from labbook.artifact_versions import use_artifact
+
+        return use_artifact(self, ref)
+
     def announce(self) -> None:
         """Log Sacred's opening lines once: the unobserved warning, then the command."""
         if self._announced:

@@ -24,6 +24,10 @@ What a second sync does
 Sources and resources are read from the source store and written with the destination's own
 ``put_sources`` / ``put_resource`` (content-addressed there, so shared files are stored once).
 The source store is only read: a failing destination never loses anything.
+
+Versioned artifacts (:mod:`labbook.stores.versions`) follow the runs: every version the
+destination lacks by content is copied and numbered there, and the copies of the runs that
+logged or used a version are recorded in its lineage.
 """
 from __future__ import annotations
 
@@ -54,6 +58,8 @@ class SyncResult:
     damaged: list[Any] = field(default_factory=list)
     points: int = 0
     files: int = 0
+    #: versions of named artifacts new to the destination (labbook.stores.versions)
+    versions: int = 0
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -63,6 +69,8 @@ class SyncResult:
                 f"{len(self.unchanged)} unchanged")
         if not self.dry_run:
             text += f" ({self.points} metric point(s), {self.files} file(s))"
+            if self.versions:
+                text += f"; {self.versions} new artifact version(s)"
         if self.damaged:
             text += (f"; {len(self.damaged)} damaged run(s) not copied: "
                      + ", ".join(str(i) for i in self.damaged))
@@ -316,12 +324,32 @@ def sync(src: str | Store, dst: str | Store, filter: dict | str | None = None,
                 (result.created if dst_doc is None else result.updated).append((src_id, dst_id))
                 if progress is not None:
                     progress(f"run {src_id} -> {dst_id}")
+            if not dry_run:
+                _copy_versions(src_store, dst_store, copied, result, dst_name)
     finally:
         if close_src:
             src_store.close()
         if close_dst:
             dst_store.close()
     return result
+
+
+def _copy_versions(src: Store, dst: Store, copied: dict, result: SyncResult,
+                   dst_name: str) -> None:
+    """The versions of named artifacts, with the lineage of the runs synced (now or before)."""
+    from labbook.stores.versions import copy_versions
+
+    if not (src.keeps_versions and dst.keeps_versions):
+        return
+    run_ids = {str(k): d["_id"] for k, d in copied.items()}
+    for src_id, dst_id in result.created + result.updated + result.unchanged:
+        run_ids[str(src_id)] = dst_id
+    try:
+        result.versions = copy_versions(src, dst, run_ids)
+    except Exception as exc:
+        raise SyncError(f"The versions of named artifacts could not be copied to {dst_name}: "
+                        f"{_first_line(exc)}. The runs were synced; run the sync again to go "
+                        "on (the source is unchanged).") from exc
 
 
 def _check_source_exists(url: str) -> None:

@@ -63,6 +63,24 @@ def test_wandb_style(tmp_path):
     assert Api(store).runs(filters={"state": "failed"})[0].id == second._id
 
 
+def test_wandb_style_artifacts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "runs")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("1")
+    with labbook.init(project="mnist", store=store) as run:
+        logged = run.log_artifact("model", name="model", type="model", aliases=["best"])
+        (tmp_path / "model" / "weights.txt").write_text("2")
+        labbook.log_artifact("model", name="model", type="model")
+    with labbook.init(project="mnist", job_type="eval", store=store, reinit=True) as user:
+        path = labbook.use_artifact("model:best").download()
+    assert open(os.path.join(path, "weights.txt")).read() == "1"
+    best = Api(store).artifact("model:v0")
+    assert best.aliases == ["best"] and best.digest == logged.digest
+    assert [r.id for r in best.logged_by()] == [run._id]
+    assert [r.id for r in best.used_by()] == [user._id]
+
+
 def test_mlflow_style(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib

@@ -452,3 +452,22 @@ def test_examples_page_commands_run(request, tmp_path, name, commands):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"{command}\n{proc.stderr}"
         assert proc.stdout.strip(), f"{command} printed nothing"
+
+
+# -- docs/artifacts.md -------------------------------------------------------------------------
+
+def test_artifacts_page_python_blocks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABBOOK_STORE", raising=False)
+    namespace = {"__name__": "artifacts_page"}
+    blocks = python_blocks("artifacts.md")
+    assert blocks, "docs/artifacts.md has no python block"
+    for block in blocks:
+        printed, error = run_block(block, namespace, str(tmp_path))
+        if error is not None:
+            report(f"artifacts.md: python block {block.index}",
+                   f"{block} fails:\n{error.formatted}")
+        if block.output is not None:
+            diff = differences(block.output, printed)
+            if diff:
+                report(f"artifacts.md: python block {block.index}", f"{block}:\n{diff}")

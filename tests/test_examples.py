@@ -57,6 +57,7 @@ CASES = [
     ("custom_observer.py", (), "[observer] loss: [0.5, 0.25, 0.16666666666666666]"),
     ("analysis.py", (), "runs with accuracy > 0.9: [4, 3]"),
     ("remote_store.py", (), "best run: 2 lr=0.3 final loss 0.3430, artifact says lr=0.3"),
+    ("artifact_versions.py", (), "model:v0 logged by run [1], used by run [2]"),
     ("start_run.py", (), "stored: COMPLETED, tags ['demo', 'baseline'], group examples, "
                          "artifacts ['final.json', 'gradient.png', 'summary.txt']"),
     ("resume_run.py", (), "after: COMPLETED, lr=0.1, loss steps [0, 1, 2, 3, 4], resumed "

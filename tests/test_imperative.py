@@ -146,8 +146,10 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     lambda: labbook.log_params({"a": 1}), lambda: labbook.set_tag("a"),
     lambda: labbook.save_artifact(__file__), lambda: labbook.log_text("t", "a"),
     lambda: labbook.log_dict("a", {}), lambda: labbook.load_parameters(),
+    lambda: labbook.log_artifact(__file__), lambda: labbook.use_artifact("model:best"),
 ], ids=["log", "log_scalar", "log_metric", "log_param", "log_params", "set_tag",
-        "save_artifact", "log_text", "log_dict", "load_parameters"])
+        "save_artifact", "log_text", "log_dict", "load_parameters", "log_artifact",
+        "use_artifact"])
 def test_helpers_without_an_active_run_say_so(call):
     with pytest.raises(NoActiveRunError, match=r"^No active run: start one with "
                                                r"labbook.start_run\(\.\.\.\) \(or call this "

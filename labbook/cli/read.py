@@ -241,6 +241,12 @@ def cmd_show(run_id: str, url: str | None) -> str:
 
     if artifact_names(run):
         lines.append("  artifacts: " + ", ".join(artifact_names(run)))
+    if store.keeps_versions:  # versioned artifacts: one listing of the run's index
+        lineage = store.artifact_lineage(run.get("_id"))
+        for role in ("logged", "used"):
+            if lineage[role]:
+                lines.append(f"  {role} versions: " + ", ".join(
+                    f"{e['name']}:{e['version'] or e['digest'][:12]}" for e in lineage[role]))
     if run.get("fail_trace"):
         lines.append("  fail trace:")
         lines += ["    " + line for line in "".join(run["fail_trace"]).splitlines()]

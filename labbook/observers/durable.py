@@ -58,7 +58,15 @@ class DurableObserver(QueuedObserver):
         self._put("artifact_event", {"name": name, "filename": filename, "metadata": metadata,
                                      "content_type": content_type})
 
-    def _put(self, event: str, kwargs: dict) -> None:
+    def artifact_version_event(self, name, files, type=None, metadata=None, aliases=()):
+        # no copies while the store answers: the version is stored before the run goes on,
+        # and its answer (the version) is returned
+        item = self._put("artifact_version_event", {"name": name, "files": files, "type": type,
+                                                    "metadata": metadata,
+                                                    "aliases": list(aliases)})
+        return item.result if item.delivered else {"pending": True}
+
+    def _put(self, event: str, kwargs: dict) -> _Item:
         with self._cond:
             item = _Item(event, kwargs, self._generation)
             self._enqueue(item)
@@ -74,6 +82,12 @@ class DurableObserver(QueuedObserver):
             with self._cond:
                 if not item.delivered:
                     item.kwargs = dict(item.kwargs, filename=copy)
+        elif event == "artifact_version_event" and not item.delivered:
+            files = [dict(f, source=self._copy_of(f["source"])) for f in kwargs["files"]]
+            with self._cond:
+                if not item.delivered:
+                    item.kwargs = dict(item.kwargs, files=files)
+        return item
 
     def _wait_for(self, item: _Item) -> None:
         settled = item.settled.wait(self.sync_wait)

@@ -121,6 +121,7 @@ class _Item:
     #: set by the worker after the first attempt (delivered or not): a caller may wait on it
     settled: threading.Event = field(default_factory=threading.Event)
     delivered: bool = False
+    result: Any = None  # what the wrapped observer returned (set before ``settled``)
     abandoned: bool = False  # journaled by join() while no call was under way
     handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
 
@@ -227,9 +228,10 @@ class QueuedObserver(RunObserver):
         return None, False
 
     # -- queued events -------------------------------------------------------------------------
-    def _put(self, event: str, kwargs: dict) -> None:
+    def _put(self, event: str, kwargs: dict) -> Any:
         with self._cond:
             self._enqueue(_Item(event, kwargs, self._generation))
+        return None
 
     def _enqueue(self, item: _Item) -> None:
         """Append ``item`` and make sure a worker runs (call with the lock held)."""
@@ -279,6 +281,16 @@ class QueuedObserver(RunObserver):
         # the run may delete the file once the event is sent: keep a copy while it waits
         self._put("artifact_event", {"name": name, "filename": self._copy_of(filename),
                                      "metadata": metadata, "content_type": content_type})
+
+    def artifact_version_event(self, name, files, type=None, metadata=None, aliases=()):
+        # the files may change or go once the run goes on: copies wait in the queue
+        files = [dict(f, source=self._copy_of(f["source"])) for f in files]
+        self._put("artifact_version_event", {"name": name, "files": files, "type": type,
+                                             "metadata": metadata, "aliases": list(aliases)})
+        return {"pending": True}
+
+    def artifact_use_event(self, name, digest):
+        self._put("artifact_use_event", {"name": name, "digest": digest})
 
     def _copy_of(self, filename: Any) -> Any:
         """A private copy of an artifact file that waits for delivery (removed at the end)."""
@@ -371,6 +383,7 @@ class QueuedObserver(RunObserver):
                 self._run_id = waiter.result = returned
                 waiter.done.set()
             self._finish_current()
+            item.result = returned
             item.delivered = True
             item.settled.set()
             if self._outage is not None and not self._items:
@@ -535,6 +548,8 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
             value = {name: {"steps": s["steps"], "values": s["values"],
                             "timestamps": clock.to_iso(s["timestamps"])}
                      for name, s in value.items()}
+        elif key == "files" and event == "artifact_version_event":
+            value = [dict(f, source=_journal_copy(f.get("source"), files_dir)) for f in value]
         elif key == "filename" and isinstance(value, str) and os.path.isfile(value):
             # the file may be gone by the time the journal is replayed: keep a copy
             os.makedirs(files_dir, exist_ok=True)
@@ -546,6 +561,16 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
             value = serialize.tag_special(value, times=True)
         data[key] = value
     return {"event": event, "kwargs": data}
+
+
+def _journal_copy(path: Any, files_dir: str) -> Any:
+    """A copy of the file ``path`` in the journal's ``files_dir`` (``path`` if it is none)."""
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return path
+    os.makedirs(files_dir, exist_ok=True)
+    copy_path = os.path.join(files_dir, f"{uuid.uuid4().hex}_{os.path.basename(path)}")
+    shutil.copyfile(path, copy_path)
+    return copy_path
 
 
 def _decode(record: dict) -> tuple[str, dict]:

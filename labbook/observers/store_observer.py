@@ -156,6 +156,18 @@ class StoreObserver(RunObserver):
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         self.store.put_artifact(self.run_id, name, filename, metadata, content_type)
 
+    def artifact_version_event(self, name, files, type=None, metadata=None, aliases=()):
+        """Record a version of a named artifact (labbook.stores.versions); the version, or
+        None when this store keeps no versions."""
+        if not self.store.keeps_versions:
+            return None
+        return self.store.log_artifact_version(self.run_id, name, files, type, metadata,
+                                               aliases)
+
+    def artifact_use_event(self, name, digest):
+        if self.store.keeps_versions:
+            self.store.use_artifact_version(self.run_id, name, digest)
+
     def join(self) -> None:
         """The run has ended: the store closes its idle connections (see Store.release)."""
         self.store.release()

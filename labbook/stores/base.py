@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from typing import Any, BinaryIO, Iterable, Iterator
 from labbook.errors import ArgumentError, StoreUnsupportedError
+from labbook.stores import versions as _versions
 
 __all__ = ["LAST_KEY", "RUN_FIELDS", "artifact_names", "replaceable", "claim_order",
            "sample_positions", "sample_series", "Store"]
@@ -215,3 +216,71 @@ class Store(abc.ABC):
         """Delete a run with its metrics and artifacts (sources and resources shared with other
         runs stay). An unknown id raises KeyError."""
         raise StoreUnsupportedError(f"{type(self).__name__} cannot delete runs yet.")
+
+    # -- versioned artifacts (the ledger of labbook.stores.versions) ---------------------------
+    def log_artifact_version(self, run_id: Any, name: str, files: list[dict],
+                             type: str | None = None, metadata: dict | None = None,
+                             aliases: Iterable[str] = ()) -> dict:
+        """Record a version of the named artifact ``name`` holding ``files`` (``{"path",
+        "sha256", "md5", "size", "source"}`` each, ``source`` a file on this machine), logged
+        by ``run_id``: a new number (assigned atomically across processes) unless a version
+        has the same content; the aliases given move to it. Returns the version as
+        :meth:`artifact_versions` lists it."""
+        return _versions.log_version(self, run_id, name, files, type, metadata, aliases)
+
+    def use_artifact_version(self, run_id: Any, name: str, digest: str) -> None:
+        """Record that ``run_id`` used the version of ``name`` with content ``digest``."""
+        _versions.use_version(self, run_id, name, digest)
+
+    def artifact_versions(self, name: str) -> list[dict]:
+        """The versions of ``name``, oldest first ([] when unknown)."""
+        return _versions.list_versions(self, name)
+
+    def artifact_collections(self, type: str | None = None) -> list[dict]:
+        """``[{"name", "type", "versions"}]`` of the named artifacts (of ``type``)."""
+        return _versions.collections(self, type)
+
+    def artifact_lineage(self, run_id: Any) -> dict[str, list[dict]]:
+        """``{"logged": [...], "used": [...]}`` versions of one run."""
+        return _versions.run_lineage(self, run_id)
+
+    def open_version_file(self, entry: dict) -> BinaryIO:
+        """A file of a version (an entry of its ``files``) as a binary file object."""
+        return self._version_blob_open(entry)
+
+    @property
+    def keeps_versions(self) -> bool:
+        """Whether this store keeps versioned artifacts (it provides the ledger)."""
+        return type(self)._ledger_claim is not Store._ledger_claim
+
+    def _no_versions(self) -> StoreUnsupportedError:
+        return StoreUnsupportedError(
+            f"{type(self).__name__} ({self.url or 'this store'}) does not keep versioned "
+            "artifacts; log them to a file, SQL or MongoDB store.")
+
+    #: the primitives each store provides (see labbook.stores.versions)
+    def _ledger_claim(self, collection: str, entry: str, body: dict) -> bool:
+        """Create the entry unless it exists (atomically, across processes): True if made."""
+        raise self._no_versions()
+
+    def _ledger_put(self, collection: str, entry: str, body: dict) -> None:
+        """Create or replace the entry whole."""
+        raise self._no_versions()
+
+    def _ledger_get(self, collection: str, entry: str) -> dict | None:
+        raise self._no_versions()
+
+    def _ledger_list(self, collection: str, prefix: str) -> dict[str, dict]:
+        """``{entry: body}`` of the collection's entries starting with ``prefix``."""
+        raise self._no_versions()
+
+    def _ledger_collections(self) -> list[str]:
+        raise self._no_versions()
+
+    def _version_blob_put(self, entry: dict, filename: str) -> None:
+        """Store the file ``filename`` (its ``sha256``/``md5``/``size`` in ``entry``) once
+        per content."""
+        raise self._no_versions()
+
+    def _version_blob_open(self, entry: dict) -> BinaryIO:
+        raise self._no_versions()

@@ -34,6 +34,7 @@ from labbook.errors import (ArtifactNameError, CorruptRunWarning, InvalidRunIdEr
                             StoreUnusableError)
 from labbook.fileio import file_md5
 from labbook.stores import file_series
+from labbook.stores.file_versions import FileVersionsMixin
 from labbook.stores.filesystem import LOCAL
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
@@ -91,7 +92,7 @@ def write_json_atomic(path: str, data: Any, long_lists: bool = False, fs: Any = 
                                 allow_nan=True))
 
 
-class FileStore(Store):
+class FileStore(FileVersionsMixin, Store):
     schemes = ("file",)
     #: the files this store keeps in a run's directory (labbook.run.RESERVED_NAMES, which
     #: artifact names may not take, is the same set; a test keeps them equal)

@@ -96,6 +96,37 @@ class LocalFS:
         shutil.rmtree(doomed, ignore_errors=True)
 
     @staticmethod
+    def create_with(path: str, data: bytes) -> None:
+        """Create ``path`` holding ``data`` unless it exists (FileExistsError then): written
+        aside, then hard-linked into place, so a reader sees the whole file or none, and of
+        two writers exactly one succeeds."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        aside = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.new"
+        with open(aside, "wb") as fh:
+            fh.write(data)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FAT file systems)
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(descriptor, "wb") as fh:  # readers may see it empty for a moment
+                fh.write(data)
+        finally:
+            os.remove(aside)
+
+    @staticmethod
+    def files_under(directory: str) -> list[str]:
+        """The paths of the files under ``directory``, relative to it ('/'-separated)."""
+        out = []
+        for here, _, names in os.walk(directory):
+            rel = os.path.relpath(here, directory)
+            for name in names:
+                if not name.endswith(".new"):
+                    out.append(name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"))
+        return out
+
+    @staticmethod
     def probe(directory: str) -> None:
         """Make ``directory`` and write (and remove) a file in it; raises OSError when not."""
         os.makedirs(directory, exist_ok=True)
@@ -266,8 +297,22 @@ class RemoteFS:
             raise FileExistsError(path)
         self.create_exclusive(posixpath.join(path, CLAIM_NAME))
 
-    def create_exclusive(self, path: str) -> None:
-        token = f"{os.getpid()}-{secrets.token_hex(8)}".encode("ascii")
+    def create_with(self, path: str, data: bytes) -> None:
+        """Create the object ``path`` holding ``data`` (which must differ from any other
+        writer's: callers put a random token in it) unless it exists: FileExistsError."""
+        self.create_exclusive(path, data)
+
+    def files_under(self, directory: str) -> list[str]:
+        try:
+            found = self._call("list", "find", directory)
+        except FileNotFoundError:
+            return []
+        base = directory.rstrip("/") + "/"
+        return [str(p)[len(base):] for p in found if str(p).startswith(base)
+                and posixpath.basename(str(p)) != CLAIM_NAME]
+
+    def create_exclusive(self, path: str, data: bytes | None = None) -> None:
+        token = data if data is not None else f"{os.getpid()}-{secrets.token_hex(8)}".encode()
         if self.exclusive:
             try:
                 self.fs.pipe_file(path, token, mode="create")

@@ -242,3 +242,10 @@ def make_png():
 def empty_url(request, tmp_path) -> str:
     """An empty store of each kind."""
     return STORE_KINDS[request.param](request, tmp_path)
+
+
+@pytest.fixture(params=sorted(k for k in STORE_KINDS if k != "memory"))
+def shared_url(request, tmp_path) -> str:
+    """An empty store of each kind that several processes can share (memory:// lives in one
+    process)."""
+    return STORE_KINDS[request.param](request, tmp_path)

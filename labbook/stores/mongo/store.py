@@ -19,6 +19,7 @@ from labbook.stores.mongo.connection import connection_error
 from labbook.stores.mongo.metrics import MetricsMixin
 from labbook.stores.mongo.reads import ReadsMixin
 from labbook.stores.mongo.runs import RunsMixin, _RunState
+from labbook.stores.mongo.versions import VersionsMixin
 from labbook.stores.mongo.schema import (COUNTERS, MAX_BSON_BYTES, METRICS_BUCKET_SIZE, OVERFLOW,
                                          SERIES_DOC_POINTS, SYSTEM_METRICS)
 from labbook.stores.mongo.url import (CONNECT_TIMEOUT_MS, DEFAULT_DB, DEFAULT_URL,
@@ -30,7 +31,7 @@ __all__ = ["log", "MongoStore"]
 log = logging.getLogger("labbook.stores.mongo")
 
 
-class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, Store):
+class MongoStore(RunsMixin, ReadsMixin, MetricsMixin, BlobsMixin, VersionsMixin, Store):
     """Runs in MongoDB, in the documents of Sacred's MongoObserver (see the package docstring).
 
     The methods come from the mixins, one concern each: :class:`RunsMixin` (writing runs),

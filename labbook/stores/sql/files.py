@@ -24,7 +24,7 @@ from labbook import serialize
 from labbook.errors import ArgumentError, SqlStoreError, StoredFileNotFoundError
 from labbook.fileio import file_md5
 from labbook.stores.sql.schema import (artifacts, blob_chunks, blobs, run_resources,
-                                       run_sources, runs)
+                                       run_sources, runs, version_blobs)
 from labbook.stores.sql.values import as_run_id
 
 __all__ = ["BLOB_CHUNK_SIZE", "pieces", "FilesMixin", "ChunkReader"]
@@ -130,6 +130,9 @@ class FilesMixin:
 
     @staticmethod
     def _blob_referenced(conn: sa.Connection, md5: str) -> bool:
+        if conn.execute(sa.select(version_blobs.c.md5).where(version_blobs.c.md5 == md5)
+                        ).first() is not None:
+            return True  # a version of an artifact holds it
         return any(conn.execute(sa.select(table.c.id).where(table.c.md5 == md5).limit(1)
                                 ).first() is not None
                    for table in (artifacts, run_resources, run_sources))

@@ -13,16 +13,17 @@ from labbook.stores.sql.types import (BIG_ID, BLOB, JSON, LONG_TEXT, SHORT, TABL
 
 __all__ = ["SCHEMA_VERSION", "HEAD_REVISION", "METADATA", "schema_table", "experiments", "runs",
            "metrics", "blobs", "blob_chunks", "artifacts", "tags_table", "file_table",
-           "run_resources", "run_sources", "RUN_TABLES", "TABLE_NAMES", "JSON_FIELDS",
+           "run_resources", "run_sources", "artifact_entries", "version_blobs",
+           "RUN_TABLES", "TABLE_NAMES", "JSON_FIELDS",
            "TIME_FIELDS", "NAME_FIELDS", "KEEP_NULL", "DEFAULTS"]
 
 #: the schema this code writes; a database with a higher version is refused. Kept in the
 #: ``labbook_schema`` table for labbooks from before the Alembic migrations.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: the newest Alembic revision in labbook/stores/sql/migrations/versions (a test checks it);
 #: a database at this revision is used without importing Alembic
-HEAD_REVISION = "0004_metric_page_index"
+HEAD_REVISION = "0005_artifact_versions"
 
 #: every table of the store (``alembic_version`` aside)
 METADATA = sa.MetaData()
@@ -129,6 +130,25 @@ def file_table(name: str) -> sa.Table:
 #: the files a run read and its source files: (run, recorded name, md5 of the blob)
 run_resources = file_table("run_resources")
 run_sources = file_table("run_sources")
+
+#: the ledger of versioned artifacts (labbook.stores.versions): one row per entry, keyed by
+#: the sha256 of (collection, entry); ``scope`` is the sha256 of (collection, first segment of
+#: the entry), the index every listing uses
+artifact_entries = sa.Table(
+    "artifact_entries", METADATA,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(64), nullable=False, index=True),
+    sa.Column("collection", name_type(1024), nullable=False),
+    sa.Column("head", name_type(SHORT), nullable=False),
+    sa.Column("entry", LONG_TEXT, nullable=False),
+    sa.Column("body", LONG_TEXT, nullable=False),
+    **TABLE_OPTIONS)
+
+#: blobs held by versions of artifacts (kept when the runs that logged them are deleted)
+version_blobs = sa.Table(
+    "version_blobs", METADATA,
+    sa.Column("md5", sa.String(32), primary_key=True),
+    **TABLE_OPTIONS)
 
 #: tables holding rows of one run (deleted with it; SQLite enforces no ON DELETE CASCADE)
 RUN_TABLES = (metrics, artifacts, tags_table, run_resources, run_sources)

@@ -24,6 +24,7 @@ from labbook.stores.sql.engine import (connection_error, create_engine, engine_u
 from labbook.stores.sql.files import BLOB_CHUNK_SIZE, FilesMixin
 from labbook.stores.sql.metrics import MetricsMixin
 from labbook.stores.sql.runs import RunsMixin
+from labbook.stores.sql.versions import VersionsMixin
 from labbook.stores.sql.schema import HEAD_REVISION, SCHEMA_VERSION, TABLE_NAMES, schema_table
 from labbook.stores.sql.types import MYSQL_NAMES
 from labbook.stores.sql.values import as_run_id
@@ -34,7 +35,7 @@ _INIT_LOCK_KEY = 0x6C6162626F6F6B  # "labbook", for PostgreSQL's advisory lock
 _INIT_LOCK_SECONDS = 600  # MySQL GET_LOCK: how long a process waits for another's migration
 
 
-class SqlStore(RunsMixin, MetricsMixin, FilesMixin, Store):
+class SqlStore(RunsMixin, MetricsMixin, FilesMixin, VersionsMixin, Store):
     """Runs, metrics and files in a SQL database (SQLAlchemy Core)."""
 
     schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")

@@ -526,3 +526,23 @@ def test_bucket_flags_refuse_a_value_without_bucket_and_path(flag, value, expect
         ex.run_commandline(["exp", flag, value])
     assert exit_.value.code == 2
     assert expected in capsys.readouterr().err
+
+
+def test_start_run_records_into_a_bucket_and_resumes_there(remote_url):
+    """A run without decorators on an object store: logged, versioned, resumed, read back."""
+    import labbook
+
+    with labbook.start_run("bucket-nb", config={"lr": 0.3}, store=remote_url, run_id=5,
+                           system_metrics=False) as run:
+        labbook.log({"loss": 0.5})
+        labbook.log_text("kept in the bucket", "note")
+    run.finish()
+    with labbook.start_run("bucket-nb", store=remote_url, run_id=5, resume="must",
+                           system_metrics=False):
+        labbook.log({"loss": 0.25})
+    stored = Api(remote_url).run(5)
+    assert stored.status == "COMPLETED" and stored.config["lr"] == 0.3
+    frame = stored.history("loss", samples=None)
+    assert list(frame["_step"]) == [0, 1] and list(frame["loss"]) == [0.5, 0.25]
+    assert stored.file("note.txt").read_bytes() == b"kept in the bucket"
+    assert len(stored.meta["resumptions"]) == 1

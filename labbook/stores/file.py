@@ -531,10 +531,14 @@ class FileStore(Store):
 
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None, *, exclude: Iterable[str] = (),
-             with_last: bool = False) -> list[dict]:
+             with_last: bool = False, shared: bool = False) -> list[dict]:
         """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`), sorted
         by ``order``; ``exclude``'d top-level fields (``captured_out``) are not read unless the
-        filter or the order looks at them. Served from the index when it is on."""
+        filter or the order looks at them. Served from the index when it is on.
+
+        ``shared``: the documents' values may be the index's own (each document is a new
+        dict, what it holds is not copied), for callers that only read them, such as a
+        table of the runs."""
         from labbook.stores.query import (canonical_order, evaluate, heads, parse, query_view,
                                           sort_runs)
 
@@ -559,7 +563,7 @@ class FileStore(Store):
             pairs = [(d, lasts.get(d["_id"])) for d in docs]
         if filter or order:  # the query view only where something looks at it
             now = clock.utcnow()
-            views = [(doc, last, query_view(doc, last if summary else None, now))
+            views = [(doc, last, query_view(doc, last if summary else None, now, looked_at))
                      for doc, last in pairs]
             if filter:
                 views = [item for item in views if evaluate(node, item[2])]
@@ -570,7 +574,7 @@ class FileStore(Store):
             pairs = pairs[:limit]
         out = []
         for doc, last in pairs:
-            copy = serialize.copy_plain(doc)
+            copy = dict(doc) if shared else serialize.copy_plain(doc)
             if with_last and last is not None:  # at hand: from the index (or the filter)
                 copy[LAST_KEY] = dict(last)
             if not skip_output and "captured_out" not in copy:

@@ -11,6 +11,7 @@ Mongo stores read the same. pandas is imported only by the methods that return D
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
@@ -766,7 +767,7 @@ class RunView:
         window) and the metric that set the bound reads its next page. With ``complete``
         (wandb: with keys, only rows holding all of them) a row needs every metric."""
         names = columns[1:]
-        pages = {name: iter(self._store.iter_series(self.id, name, page_size)) for name in names}
+        pages = {name: _series_pages(self._store, self.id, name, page_size) for name in names}
         buffers: dict[str, list[tuple]] = {name: [] for name in names}
         reading = set(names)
 
@@ -816,8 +817,20 @@ class RunView:
         """scan_history of one metric: a row per step (a repeated step keeps its last value)."""
         row: dict | None = None
         last: Any = _NO_STEP
-        for page in self._store.iter_series(self.id, name, page_size):
-            for step, value in zip(page["steps"], page["values"]):
+        for page in _series_pages(self._store, self.id, name, page_size):
+            steps, values = page["steps"], page["values"]
+            if steps and not steps[0] == last and not any(map(_eq, steps, steps[1:])):
+                # no step repeats in the page (the usual case): a row per point, in one loop;
+                # the last stays pending, as the next page may repeat its step
+                rows = [{"_step": step, name: value} for step, value in zip(steps, values)]
+                if rows:
+                    if row is not None:
+                        yield row
+                    row = rows.pop()
+                    last = row["_step"]
+                    yield from rows
+                continue
+            for step, value in zip(steps, values):
                 if step == last and _step_key(step) == _step_key(last):
                     row[name] = value  # type: ignore[index]
                     continue
@@ -935,6 +948,23 @@ def _same(a: Any, b: Any) -> bool:
 
 _NO_STEP = object()
 _NUMBER_TYPES = (int, float, bool)
+_eq = operator.eq
+
+
+def _series_pages(store: Store, run_id: Any, name: str, page_size: int
+                  ) -> Iterator[dict[str, list]]:
+    """``store.iter_series`` without the timestamps where the store can leave them out (rows
+    of scanned histories show none; a store written before ``times`` gets them and they are
+    ignored)."""
+    import inspect
+
+    try:
+        takes_times = "times" in inspect.signature(store.iter_series).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
+        takes_times = False
+    if takes_times:
+        return iter(store.iter_series(run_id, name, page_size, times=False))
+    return iter(store.iter_series(run_id, name, page_size))
 
 
 def _step_key(value: Any) -> tuple:

@@ -686,14 +686,16 @@ class FileStore(Store):
                     continue
                 yield from parsed.items()
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
-        """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
+        """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time
+        (``times`` False: without ``timestamps``, which are then not converted)."""
         path = self.fs.join(self._read_dir(run_id), "metrics.jsonl")
         if not self.fs.exists(path):
-            yield from super().iter_series(run_id, name, page_size)
+            yield from super().iter_series(run_id, name, page_size, times=times)
             return
-        page: dict[str, list] = {"steps": [], "values": [], "timestamps": []}
+        page: dict[str, list] = {"steps": [], "values": [], "timestamps": []} if times \
+            else {"steps": [], "values": []}
         problems: list[str] = []
         for metric, series in self._jsonl_series(run_id, path, problems):
             if metric != name or not series:
@@ -709,10 +711,16 @@ class FileStore(Store):
     @staticmethod
     def _page(page: dict[str, list], size: int) -> dict[str, list]:
         """Take the first ``size`` points off ``page`` (times parsed)."""
-        out = {key: page[key][:size] for key in page}
-        for key in page:
-            del page[key][:size]
-        out["timestamps"] = clock.from_iso(out["timestamps"])
+        if len(page["steps"]) == size:  # all of it: the lists themselves
+            out = {key: page[key] for key in page}
+            for key in page:
+                page[key] = []
+        else:
+            out = {key: page[key][:size] for key in page}
+            for key in page:
+                del page[key][:size]
+        if "timestamps" in out:
+            out["timestamps"] = clock.from_iso(out["timestamps"])
         return out
 
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,

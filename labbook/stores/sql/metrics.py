@@ -303,43 +303,52 @@ class MetricsMixin:
             out[key] = dict(found.get(rid, {})) if rid is not None else {}
         return out
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
         """Pages of one metric by (step, id), each one query on the (run, name, step) index.
         A page starts with ``step >= last step`` (a range the index seeks to: the OR alone made
         SQLite and MariaDB scan the series from its start for every page, quadratic in its
-        length) and then leaves out the points of that step already yielded."""
+        length) and then leaves out the points of that step already yielded. ``times``
+        False: pages without ``timestamps`` (the column is not read)."""
         rid = as_run_id(run_id)
         if rid is None:
             return
-        after: tuple | None = None
-        columns = (metrics.c.id, metrics.c.step, metrics.c.value, metrics.c.special,
-                   metrics.c.time_us)
+        columns = [metrics.c.id, metrics.c.step, metrics.c.value, metrics.c.special]
+        if times:
+            columns.append(metrics.c.time_us)
+        # two statements built once, their values bound at each page (building a statement
+        # costs as much as the database's reading of a page of a thousand points)
+        first = sa.select(*columns).where(metrics.c.run_id == rid, metrics.c.name == name)
+        after_step, after_id = sa.bindparam("after_step"), sa.bindparam("after_id")
+        rest = first.where(metrics.c.step >= after_step,
+                           sa.or_(metrics.c.step > after_step, metrics.c.id > after_id))
+        # MariaDB would take the index for (run_id, name) alone and walk the series from its
+        # start on every page: the hint makes it a range on (..., step, id)
+        first, rest = [stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size).with_hint(
+            metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mysql").with_hint(
+            metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mariadb")
+            for stmt in (first, rest)]
+        stmt, params = first, None
         while True:
-            stmt = sa.select(*columns).where(metrics.c.run_id == rid, metrics.c.name == name)
-            if after is not None:
-                stmt = stmt.where(metrics.c.step >= after[0], sa.or_(
-                    metrics.c.step > after[0], metrics.c.id > after[1]))
-            # MariaDB would take the index for (run_id, name) alone and walk the series from
-            # its start on every page: the hint makes it a range on (..., step, id)
-            stmt = stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size).with_hint(
-                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mysql").with_hint(
-                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mariadb")
             with self._read() as conn:
-                result = conn.execute(stmt)
+                result = conn.execute(stmt, params)
                 # the driver's tuples: these columns need no conversion, and SQLAlchemy's
                 # Row objects cost as much again as the database's reading of the rows
                 rows = result.cursor.fetchall()
                 result.close()
             if not rows:
                 return
-            after = (rows[-1][1], rows[-1][0])
-            _, steps, values, specials, times = map(list, zip(*rows))  # columns, at C speed
+            last = rows[-1]
+            stmt, params = rest, {"after_step": last[1], "after_id": last[0]}
+            columns = list(map(list, zip(*rows)))  # columns, at C speed
+            values, specials = columns[2], columns[3]
             if any(specials):
                 values = [_SPECIAL_VALUES[special] if special else value
                           for value, special in zip(values, specials)]
-            yield {"steps": steps, "values": values,
-                   "timestamps": clock.from_microseconds(times)}
+            page = {"steps": columns[1], "values": values}
+            if times:
+                page["timestamps"] = clock.from_microseconds(columns[4])
+            yield page
             if len(rows) < page_size:
                 return
 

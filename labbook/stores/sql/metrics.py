@@ -376,26 +376,41 @@ class MetricsMixin:
         names = self._names(names)
         if rid is None or names == []:
             return {}
-        count_stmt = (sa.select(metrics.c.name, sa.func.count(), sa.func.min(metrics.c.id))
+        count_stmt = (sa.select(metrics.c.name, sa.func.count(), sa.func.min(metrics.c.id),
+                                sa.func.max(metrics.c.id))
                       .where(metrics.c.run_id == rid).group_by(metrics.c.name))
         if names is not None:
             count_stmt = count_stmt.where(metrics.c.name.in_(names))
         out: dict[int, dict[str, dict[str, list]]] = {}
         with self._read() as conn:
             counts = sorted(conn.execute(count_stmt).all(), key=lambda row: row[2])
-            whole = [name for name, n, _ in counts if n <= samples]
-            picks = {name: sample_positions(n, samples) for name, n, _ in counts
-                     if n > samples}
+            whole = [row[0] for row in counts if row[1] <= samples]
+            picks = {name: (n, first, last) for name, n, first, last in counts if n > samples}
             if whole:
                 self._collect(_plain_rows(
                     conn, sa.select(*self._SERIES_COLUMNS)
                     .where(metrics.c.run_id == rid, metrics.c.name.in_(whole))
                     .order_by(metrics.c.id)), out)
-            for name, positions in picks.items():
-                self._collect(self._sampled_rows(conn, rid, name, list(positions)), out)
+            for name, (n, first, last) in picks.items():
+                positions = sample_positions(n, samples)
+                if last - first + 1 == n:
+                    # the series holds every id from its first to its last (a metric logged
+                    # alone): the id at a position is its first id plus the position
+                    chosen = [first + i for i in positions]
+                    self._collect(self._rows_by_id(conn, chosen), out)
+                else:
+                    self._collect(self._sampled_rows(conn, rid, name, list(positions)), out)
         history = out.get(rid, {})
         # names in the order of their first point, as history() gives them
-        return self._finish({name: history[name] for name, _, _ in counts if name in history})
+        return self._finish({row[0]: history[row[0]] for row in counts if row[0] in history})
+
+    def _rows_by_id(self, conn: sa.Connection, chosen: list[int]) -> Iterator[list[tuple]]:
+        """The rows of the ids ``chosen`` (sorted), in lists."""
+        for chunk in in_chunks(chosen):
+            yield from _plain_rows(
+                conn, sa.select(*self._SERIES_COLUMNS)
+                .where(metrics.c.id.in_(chunk))
+                .order_by(metrics.c.id))
 
     def _sampled_rows(self, conn: sa.Connection, rid: int, name: str, positions: list[int]
                       ) -> Iterator[list[tuple]]:
@@ -419,8 +434,4 @@ class MetricsMixin:
                       .where(metrics.c.run_id == rid, metrics.c.name == name).subquery())
             chosen = sorted(conn.execute(sa.select(ranked.c.id)
                                          .where(ranked.c.position.in_(positions))).scalars())
-        for chunk in in_chunks(chosen):
-            yield from _plain_rows(
-                conn, sa.select(*self._SERIES_COLUMNS)
-                .where(metrics.c.id.in_(chunk))
-                .order_by(metrics.c.id))
+        yield from self._rows_by_id(conn, chosen)

@@ -547,29 +547,32 @@ class FileStore(Store):
         looked_at = heads(node, order)
         skip_output = "captured_out" in exclude and "captured_out" not in looked_at
         summary = "summary" in looked_at
-        if self.use_index and "captured_out" not in looked_at:
-            entries = self.index.refresh()
-            pairs = [(entries[name]["doc"], entries[name]["last"])
-                     for name in sorted(entries, key=int)]
-        else:
-            docs = []
-            for run_id in self.run_ids():  # the output only where it is wanted
-                doc, problems = self.read_run(run_id, output=not skip_output)
-                self.warn(problems)
-                if doc is not None:
-                    docs.append(doc)
-            # summaries read from the metric files only where the filter or order needs them
-            lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
-            pairs = [(d, lasts.get(d["_id"])) for d in docs]
-        if filter or order:  # the query view only where something looks at it
-            now = clock.utcnow()
-            views = [(doc, last, query_view(doc, last if summary else None, now, looked_at))
-                     for doc, last in pairs]
-            if filter:
-                views = [item for item in views if evaluate(node, item[2])]
-            if order:
-                views = sort_runs(views, order, view=lambda item: item[2])
-            pairs = [(doc, last) for doc, last, _ in views]
+        # the index's entries are tens of thousands of new containers: collections while they
+        # are made and filtered would walk them (and every older object) again and again
+        with serialize.gc_paused():
+            if self.use_index and "captured_out" not in looked_at:
+                entries = self.index.refresh()
+                pairs = [(entries[name]["doc"], entries[name]["last"])
+                         for name in sorted(entries, key=int)]
+            else:
+                docs = []
+                for run_id in self.run_ids():  # the output only where it is wanted
+                    doc, problems = self.read_run(run_id, output=not skip_output)
+                    self.warn(problems)
+                    if doc is not None:
+                        docs.append(doc)
+                # summaries read from the metric files only where the filter or order needs them
+                lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
+                pairs = [(d, lasts.get(d["_id"])) for d in docs]
+            if filter or order:  # the query view only where something looks at it
+                now = clock.utcnow()
+                views = [(doc, last, query_view(doc, last if summary else None, now, looked_at))
+                         for doc, last in pairs]
+                if filter:
+                    views = [item for item in views if evaluate(node, item[2])]
+                if order:
+                    views = sort_runs(views, order, view=lambda item: item[2])
+                pairs = [(doc, last) for doc, last, _ in views]
         if limit is not None:
             pairs = pairs[:limit]
         out = []

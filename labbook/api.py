@@ -271,9 +271,14 @@ class Runs:
             if summary:
                 _last_values(self.store, views, self.per_page)
             rows = [view._row(config=config, summary=summary, info=info) for view in views]
-        else:
+            return pd.DataFrame.from_records(rows, columns=_columns(rows))
+        from labbook.serialize import gc_paused
+
+        # a row (and its cells) per run: collections while they are made and turned into the
+        # frame would walk them, and every older object, again and again
+        with gc_paused():
             rows = self._rows(config, summary, info)
-        return pd.DataFrame.from_records(rows, columns=_columns(rows))
+            return pd.DataFrame.from_records(rows, columns=_columns(rows))
 
     def _rows(self, config: bool, summary: bool, info: bool) -> list[dict]:
         """The rows of :meth:`to_dataframe` straight from the documents of one ``find``

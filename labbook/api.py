@@ -11,6 +11,7 @@ Mongo stores read the same. pandas is imported only by the methods that return D
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
@@ -330,11 +331,49 @@ class Runs:
         """One row per run: id, name, status, start_time, duration (seconds), then the
         flattened ``config.*``, ``summary.*`` and (optionally) ``info.*`` columns."""
         pd = _pandas()
-        views = list(self)
-        if summary:
-            _last_values(self.store, views, self.per_page)
-        rows = [view._row(config=config, summary=summary, info=info) for view in views]
-        return pd.DataFrame.from_records(rows, columns=_columns(rows))
+        if self._views or self._exhausted:  # runs already loaded (perhaps edited): from them
+            views = list(self)
+            if summary:
+                _last_values(self.store, views, self.per_page)
+            rows = [view._row(config=config, summary=summary, info=info) for view in views]
+            return pd.DataFrame.from_records(rows, columns=_columns(rows))
+        from labbook.serialize import gc_paused
+
+        # a row (and its cells) per run: collections while they are made and turned into the
+        # frame would walk them, and every older object, again and again
+        with gc_paused():
+            rows = self._rows(config, summary, info)
+            return pd.DataFrame.from_records(rows, columns=_columns(rows))
+
+    def _rows(self, config: bool, summary: bool, info: bool) -> list[dict]:
+        """The rows of :meth:`to_dataframe` straight from the documents of one ``find``
+        (read only: shared with the store's cache where it has one), without a
+        :class:`RunView` per run; the runs stay unloaded."""
+        options = dict(self._find_options)
+        if "shared" in _find_parameters(self.store):
+            options["shared"] = True
+        docs = self.store.find(self.filters, order=self.order, **options)
+        if not self._fields_checked:
+            self._fields_checked = True
+            warn_absent_fields(self.store, self._node, self.order, self._find_options, docs)
+        seen: set = set()
+        pairs = []
+        for doc in docs:
+            run_id = doc.get("_id")
+            if run_id in seen:
+                continue
+            seen.add(run_id)
+            pairs.append((doc, doc.get(LAST_KEY)))
+        if summary:  # the summaries the store did not send along: a page of runs per call
+            missing = [doc.get("_id") for doc, last in pairs if last is None]
+            found: dict = {}
+            for chunk in _chunks(missing, self.per_page):
+                found.update(self.store.last_values(chunk))
+            if found:
+                pairs = [(doc, found.get(doc.get("_id")) or {} if last is None else last)
+                         for doc, last in pairs]
+        return [_row(doc, _query.summary_of(doc, last) if summary else None, config, info)
+                for doc, last in pairs]
 
     def histories(self, keys: Sequence[str] | str | None = None, samples: int | None = 500,
                   x_axis: str = "_step", pandas: bool = True) -> Any:
@@ -448,12 +487,7 @@ def _find_options(store: Store, node: Any, order: str | None) -> dict:
     """The ``find`` keyword arguments a listing passes where the store takes them: ``exclude``
     for what it does not need (unless the filter or order looks at it), ``with_last`` for the
     runs' summaries with their documents."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(store.find).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
-        return {}
+    parameters = _find_parameters(store)
     options: dict = {}
     if "with_last" in parameters:
         options["with_last"] = True  # summaries come with the documents where they are at hand
@@ -463,6 +497,16 @@ def _find_options(store: Store, node: Any, order: str | None) -> dict:
         if fields:
             options["exclude"] = fields
     return options
+
+
+def _find_parameters(store: Store) -> Any:
+    """The parameters of the store's ``find`` (empty when they cannot be known)."""
+    import inspect
+
+    try:
+        return inspect.signature(store.find).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
+        return {}
 
 
 def _paged(views: list[RunView], per_page: int) -> list[RunView]:
@@ -793,7 +837,7 @@ class RunView:
         window) and the metric that set the bound reads its next page. With ``complete``
         (wandb: with keys, only rows holding all of them) a row needs every metric."""
         names = columns[1:]
-        pages = {name: iter(self._store.iter_series(self.id, name, page_size)) for name in names}
+        pages = {name: _series_pages(self._store, self.id, name, page_size) for name in names}
         buffers: dict[str, list[tuple]] = {name: [] for name in names}
         reading = set(names)
 
@@ -843,8 +887,20 @@ class RunView:
         """scan_history of one metric: a row per step (a repeated step keeps its last value)."""
         row: dict | None = None
         last: Any = _NO_STEP
-        for page in self._store.iter_series(self.id, name, page_size):
-            for step, value in zip(page["steps"], page["values"]):
+        for page in _series_pages(self._store, self.id, name, page_size):
+            steps, values = page["steps"], page["values"]
+            if steps and not steps[0] == last and not any(map(_eq, steps, steps[1:])):
+                # no step repeats in the page (the usual case): a row per point, in one loop;
+                # the last stays pending, as the next page may repeat its step
+                rows = [{"_step": step, name: value} for step, value in zip(steps, values)]
+                if rows:
+                    if row is not None:
+                        yield row
+                    row = rows.pop()
+                    last = row["_step"]
+                    yield from rows
+                continue
+            for step, value in zip(steps, values):
                 if step == last and _step_key(step) == _step_key(last):
                     row[name] = value  # type: ignore[index]
                     continue
@@ -949,15 +1005,26 @@ class RunView:
 
     # -- tables ---------------------------------------------------------------------------------
     def _row(self, config: bool = True, summary: bool = True, info: bool = False) -> dict:
-        row: dict[str, Any] = {"id": self.id, "name": self.name, "status": self.status,
-                               "start_time": self.start_time, "duration": self.duration}
-        if config:
-            row.update(flatten_dict(self._doc.get("config") or {}, "config."))
-        if summary:
-            row.update({f"summary.{k}": v for k, v in self.summary.items()})
-        if info:
-            row.update(flatten_dict(self.info, "info."))
+        row = _row(self._doc, self.summary if summary else None, config, info)
+        row["name"] = self.name  # perhaps edited
         return row
+
+
+def _row(doc: dict, summary: dict | None, config: bool, info: bool) -> dict:
+    """A run's row of :meth:`Runs.to_dataframe`, from its document and its summary (None: no
+    ``summary.*`` columns)."""
+    start, stop = _query.as_time(doc.get("start_time")), _query.as_time(doc.get("stop_time"))
+    row: dict[str, Any] = {
+        "id": doc.get("_id"), "name": _query.run_name(doc),
+        "status": _query.reported_status(doc), "start_time": start,
+        "duration": None if start is None or stop is None else (stop - start).total_seconds()}
+    if config:
+        row.update(flatten_dict(doc.get("config") or {}, "config."))
+    if summary is not None:
+        row.update({f"summary.{k}": v for k, v in summary.items()})
+    if info:
+        row.update(flatten_dict(doc.get("info") or {}, "info."))
+    return row
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -967,6 +1034,23 @@ def _same(a: Any, b: Any) -> bool:
 
 _NO_STEP = object()
 _NUMBER_TYPES = (int, float, bool)
+_eq = operator.eq
+
+
+def _series_pages(store: Store, run_id: Any, name: str, page_size: int
+                  ) -> Iterator[dict[str, list]]:
+    """``store.iter_series`` without the timestamps where the store can leave them out (rows
+    of scanned histories show none; a store written before ``times`` gets them and they are
+    ignored)."""
+    import inspect
+
+    try:
+        takes_times = "times" in inspect.signature(store.iter_series).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or a mock
+        takes_times = False
+    if takes_times:
+        return iter(store.iter_series(run_id, name, page_size, times=False))
+    return iter(store.iter_series(run_id, name, page_size))
 
 
 def _step_key(value: Any) -> tuple:

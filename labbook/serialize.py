@@ -14,13 +14,18 @@ file and journal.
   written as ``{"$esc": [key, value]}`` so that it reads back as itself;
 - keys must be strings; :func:`escape_key` / :func:`unescape_key` make ``.``, a leading
   ``$`` and NUL safe for MongoDB;
-- :func:`copy_plain` copies JSON-like data: every dict and list, leaves shared.
+- :func:`copy_plain` copies JSON-like data: every dict and list, leaves shared;
+- :func:`gc_paused` keeps the cyclic garbage collector out of a bulk parse (JSON text holds no
+  cycles, and each collection it triggers would walk every object of the process).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
 import math
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -29,7 +34,7 @@ from labbook.clock import to_utc
 __all__ = ["flatten", "pickle_object", "restore", "copy_plain", "dumps", "dumps_pretty",
            "iter_pretty", "loads", "escape_key", "unescape_key", "escape_keys", "unescape_keys",
            "tag_special", "untag_special", "dumps_strict", "loads_strict", "unencodable",
-           "utf8_safe"]
+           "utf8_safe", "gc_paused"]
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -110,6 +115,32 @@ def copy_plain(value: Any) -> Any:
 
 #: values copy_plain shares as they are
 _LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = [0, False]  # pauses in progress; whether the collector was on before the first
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the block runs (reference counting still frees
+    what it can), as it was afterwards. For bulk parses of JSON text: each of the tens of
+    thousands of containers they make counts towards the next collection, and collections
+    of the older generations walk every object the process holds (pandas alone brings
+    hundreds of thousands), so they cost more than the parse itself. Pauses may nest and
+    overlap across threads: the last one to end turns the collector back on."""
+    with _gc_lock:
+        if not _gc_pauses[0]:
+            _gc_pauses[1] = gc.isenabled()
+            gc.disable()
+        _gc_pauses[0] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses[0] -= 1
+            if not _gc_pauses[0] and _gc_pauses[1]:
+                gc.enable()
 
 
 def _default(obj: Any) -> Any:

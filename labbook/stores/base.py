@@ -186,17 +186,19 @@ class Store(abc.ABC):
                            for name, series in history.items() if series["values"]}
         return out
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
         """One metric's points in pages of at most ``page_size`` (``steps``/``values``/
         ``timestamps`` lists), in the order stored; stores that can read a page at a time
-        from the database or the file do, so a long series never sits in memory whole."""
+        from the database or the file do, so a long series never sits in memory whole.
+        ``times`` False: pages without ``timestamps``, for readers that show none (stores
+        then neither read nor convert them where they can)."""
         series = self.history(run_id, [name]).get(name)
         if not series:
             return
+        keys = ("steps", "values", "timestamps") if times else ("steps", "values")
         for start in range(0, len(series["steps"]), page_size):
-            yield {key: series[key][start:start + page_size]
-                   for key in ("steps", "values", "timestamps")}
+            yield {key: series[key][start:start + page_size] for key in keys}
 
     def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
         """``{run_id: {metric: number of points}}`` (stores count without reading points where

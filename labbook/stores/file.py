@@ -607,10 +607,14 @@ class FileStore(FileVersionsMixin, Store):
 
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None, *, exclude: Iterable[str] = (),
-             with_last: bool = False) -> list[dict]:
+             with_last: bool = False, shared: bool = False) -> list[dict]:
         """Runs matching ``filter`` (the query model of :mod:`labbook.stores.query`), sorted
         by ``order``; ``exclude``'d top-level fields (``captured_out``) are not read unless the
-        filter or the order looks at them. Served from the index when it is on."""
+        filter or the order looks at them. Served from the index when it is on.
+
+        ``shared``: the documents' values may be the index's own (each document is a new
+        dict, what it holds is not copied), for callers that only read them, such as a
+        table of the runs."""
         from labbook.stores.query import (canonical_order, evaluate, heads, parse, query_view,
                                           sort_runs)
 
@@ -619,34 +623,37 @@ class FileStore(FileVersionsMixin, Store):
         looked_at = heads(node, order)
         skip_output = "captured_out" in exclude and "captured_out" not in looked_at
         summary = "summary" in looked_at
-        if self.use_index and "captured_out" not in looked_at:
-            entries = self.index.refresh()
-            pairs = [(entries[name]["doc"], entries[name]["last"])
-                     for name in sorted(entries, key=int)]
-        else:
-            docs = []
-            for run_id in self.run_ids():  # the output only where it is wanted
-                doc, problems = self.read_run(run_id, output=not skip_output)
-                self.warn(problems)
-                if doc is not None:
-                    docs.append(doc)
-            # summaries read from the metric files only where the filter or order needs them
-            lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
-            pairs = [(d, lasts.get(d["_id"])) for d in docs]
-        if filter or order:  # the query view only where something looks at it
-            now = clock.utcnow()
-            views = [(doc, last, query_view(doc, last if summary else None, now))
-                     for doc, last in pairs]
-            if filter:
-                views = [item for item in views if evaluate(node, item[2])]
-            if order:
-                views = sort_runs(views, order, view=lambda item: item[2])
-            pairs = [(doc, last) for doc, last, _ in views]
+        # the index's entries are tens of thousands of new containers: collections while they
+        # are made and filtered would walk them (and every older object) again and again
+        with serialize.gc_paused():
+            if self.use_index and "captured_out" not in looked_at:
+                entries = self.index.refresh()
+                pairs = [(entries[name]["doc"], entries[name]["last"])
+                         for name in sorted(entries, key=int)]
+            else:
+                docs = []
+                for run_id in self.run_ids():  # the output only where it is wanted
+                    doc, problems = self.read_run(run_id, output=not skip_output)
+                    self.warn(problems)
+                    if doc is not None:
+                        docs.append(doc)
+                # summaries read from the metric files only where the filter or order needs them
+                lasts = self.last_values([d["_id"] for d in docs]) if summary else {}
+                pairs = [(d, lasts.get(d["_id"])) for d in docs]
+            if filter or order:  # the query view only where something looks at it
+                now = clock.utcnow()
+                views = [(doc, last, query_view(doc, last if summary else None, now, looked_at))
+                         for doc, last in pairs]
+                if filter:
+                    views = [item for item in views if evaluate(node, item[2])]
+                if order:
+                    views = sort_runs(views, order, view=lambda item: item[2])
+                pairs = [(doc, last) for doc, last, _ in views]
         if limit is not None:
             pairs = pairs[:limit]
         out = []
         for doc, last in pairs:
-            copy = serialize.copy_plain(doc)
+            copy = dict(doc) if shared else serialize.copy_plain(doc)
             if with_last and last is not None:  # at hand: from the index (or the filter)
                 copy[LAST_KEY] = dict(last)
             if not skip_output and "captured_out" not in copy:
@@ -758,14 +765,16 @@ class FileStore(FileVersionsMixin, Store):
                     continue
                 yield from parsed.items()
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
-        """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time."""
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
+        """Pages of one metric, read from ``metrics.jsonl`` a heartbeat's line at a time
+        (``times`` False: without ``timestamps``, which are then not converted)."""
         path = self.fs.join(self._read_dir(run_id), "metrics.jsonl")
         if not self.fs.exists(path):
-            yield from super().iter_series(run_id, name, page_size)
+            yield from super().iter_series(run_id, name, page_size, times=times)
             return
-        page: dict[str, list] = {"steps": [], "values": [], "timestamps": []}
+        page: dict[str, list] = {"steps": [], "values": [], "timestamps": []} if times \
+            else {"steps": [], "values": []}
         problems: list[str] = []
         for metric, series in self._jsonl_series(run_id, path, problems):
             if metric != name or not series:
@@ -781,10 +790,16 @@ class FileStore(FileVersionsMixin, Store):
     @staticmethod
     def _page(page: dict[str, list], size: int) -> dict[str, list]:
         """Take the first ``size`` points off ``page`` (times parsed)."""
-        out = {key: page[key][:size] for key in page}
-        for key in page:
-            del page[key][:size]
-        out["timestamps"] = clock.from_iso(out["timestamps"])
+        if len(page["steps"]) == size:  # all of it: the lists themselves
+            out = {key: page[key] for key in page}
+            for key in page:
+                page[key] = []
+        else:
+            out = {key: page[key][:size] for key in page}
+            for key in page:
+                del page[key][:size]
+        if "timestamps" in out:
+            out["timestamps"] = clock.from_iso(out["timestamps"])
         return out
 
     def history_sampled(self, run_id: Any, names: Iterable[str] | None = None,

@@ -31,6 +31,7 @@ The index is a cache and is never trusted blindly:
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import stat
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from labbook import clock, serialize
 from labbook.fileio import write_atomic
+from labbook.serialize import gc_paused
 
 if TYPE_CHECKING:
     from labbook.stores.file import FileStore
@@ -57,6 +59,7 @@ SIGNATURE_FILES = ("run.json", "config.json", "info.json", "metrics.jsonl", "met
 #: an entry built by a reader less than this long after its files changed is rebuilt later
 RACY_SECONDS = 2.0
 _TIME_KEYS = ("start_time", "stop_time", "heartbeat", "queue_time")
+_fromisoformat = datetime.datetime.fromisoformat
 
 
 def signature(directory: str) -> tuple | None:
@@ -91,11 +94,16 @@ def _dump_doc(doc: dict) -> Any:
 
 def _load_doc(doc: dict) -> dict:
     for key in _TIME_KEYS:
-        if isinstance(doc.get(key), str):
-            try:
-                doc[key] = clock.to_utc(doc[key])
+        text = doc.get(key)
+        if text.__class__ is str:
+            try:  # what the store writes: naive UTC ISO text, one C call
+                when = _fromisoformat(text)
+                doc[key] = when if when.tzinfo is None else clock.to_utc(when)
             except ValueError:
-                pass
+                try:
+                    doc[key] = clock.to_utc(text)
+                except ValueError:
+                    pass
     return doc
 
 
@@ -138,26 +146,50 @@ class FileIndex:
         if end < 0:
             return  # only a partial line so far
         self._offset += end + 1
-        for line in data[:end].split(b"\n"):
-            self._lines += 1
-            entry = self._parse_line(line)
-            if entry is not None:
-                self.entries[entry["id"]] = entry
+        lines = data[:end].split(b"\n")
+        self._lines += len(lines)
+        with gc_paused():
+            for raw in self._parse_lines(lines):
+                entry = self._entry(raw)
+                if entry is not None:
+                    self.entries[entry["id"]] = entry
 
     @staticmethod
-    def _parse_line(line: bytes) -> dict | None:
+    def _parse_lines(lines: list[bytes]) -> list[Any]:
+        """The JSON value of each line: all lines in one parse (one JSON array), or line by
+        line when that fails (a torn or damaged line: ``None`` for it)."""
+        if len(lines) > 1:
+            try:
+                values = json.loads(b"[" + b",".join(lines) + b"]")
+            except ValueError:
+                pass
+            else:
+                # one value per line, or a damaged line held a comma: parse them one by one
+                if len(values) == len(lines):
+                    return values
+        values = []
+        for line in lines:
+            try:
+                values.append(json.loads(line))
+            except ValueError:
+                values.append(None)
+        return values
+
+    @staticmethod
+    def _entry(raw: Any) -> dict | None:
+        """The entry a parsed line describes; None for anything else (a damaged line: that run
+        is re-read)."""
         try:
-            raw = json.loads(line)
             if raw.get("v") != VERSION:
                 return None
-            sig = tuple(tuple(s) if s is not None else None for s in raw["sig"])
+            sig = tuple([None if s is None else tuple(s) for s in raw["sig"]])
             if len(sig) != len(SIGNATURE_FILES) or not isinstance(raw["doc"], dict):
                 return None
             return {"id": str(raw["id"]), "sig": sig, "at": int(raw["at"]),
                     "w": bool(raw.get("w")), "doc": _load_doc(raw["doc"]),
                     "last": dict(raw.get("last") or {}), "n": dict(raw.get("n") or {})}
         except (ValueError, TypeError, KeyError, AttributeError):
-            return None  # a torn or damaged line: that run is re-read
+            return None
 
     @staticmethod
     def _line(entry: dict) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from labbook import clock
 from labbook.errors import QueryError
@@ -311,15 +311,19 @@ def sort_runs(runs: list, order: str, view: Callable[[Any], dict] | None = None)
         # NaN is ordered with the missing values: it compares with no number, so sorting
         # among numbers would depend on the order the store happened to return the runs in
         if value is _MISSING or value is None or (isinstance(value, float) and value != value):
-            return (1, 0, "")
+            return None
         if isinstance(value, bool | int | float):
-            return (0, 0, value)
-        return (0, 1, str(value))
+            return (0, value)
+        return (1, str(value))
 
-    present = [r for r in runs if key(r)[0] == 0]
-    missing = [r for r in runs if key(r)[0] == 1]
-    present.sort(key=key, reverse=descending)
-    return present + missing
+    keyed = [(key(r), r) for r in runs]  # each key once
+    present = [item for item in keyed if item[0] is not None]
+    present.sort(key=_first, reverse=descending)  # stable, as list.sort keeps ties in order
+    return [r for _, r in present] + [r for k, r in keyed if k is None]
+
+
+def _first(item: tuple) -> Any:
+    return item[0]
 
 
 # -- the query model: the run as filters and orders see it -------------------------------------
@@ -455,11 +459,31 @@ def summary_of(doc: dict, last: dict | None) -> dict:
     return summary
 
 
-def query_view(doc: dict, last: dict | None = None, now: _dt.datetime | None = None) -> dict:
+def query_view(doc: dict, last: dict | None = None, now: _dt.datetime | None = None,
+               fields: Collection[str] | None = None) -> dict:
     """``doc`` as filters and orders see it: with the derived fields and the reported status
-    (``last``: the run's last metric values, needed only for ``summary``)."""
-    return dict(doc, name=run_name(doc), tags=run_tags(doc), notes=run_notes(doc),
-                summary=summary_of(doc, last), status=reported_status(doc, now))
+    (``last``: the run's last metric values, needed only for ``summary``). ``fields``: the
+    top-level fields that will be looked at (:func:`heads`); the derived ones outside it are
+    not computed, and without any to compute the view is ``doc`` itself (to be read only)."""
+    if fields is None:
+        return dict(doc, name=run_name(doc), tags=run_tags(doc), notes=run_notes(doc),
+                    summary=summary_of(doc, last), status=reported_status(doc, now))
+    derived = {}
+    if "name" in fields:
+        derived["name"] = run_name(doc)
+    if "tags" in fields:
+        derived["tags"] = run_tags(doc)
+    if "notes" in fields:
+        derived["notes"] = run_notes(doc)
+    if "summary" in fields:  # (unsorted: only looked up)
+        summary = dict(last) if last else {}
+        overrides = _info(doc).get("summary")
+        if isinstance(overrides, dict):
+            summary.update(overrides)
+        derived["summary"] = summary
+    if "status" in fields:
+        derived["status"] = reported_status(doc, now)
+    return dict(doc, **derived) if derived else doc
 
 
 def node_paths(node: Any) -> set[str]:

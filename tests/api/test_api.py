@@ -360,6 +360,46 @@ def test_to_dataframe_columns_and_values(standard_url):
     assert list(bare.columns) == ["id", "name", "status", "start_time", "duration"]
 
 
+def test_to_dataframe_of_unloaded_runs_equals_that_of_loaded_ones(standard_url):
+    """Runs not yet loaded give their table straight from the documents (no RunView each, on
+    the file store from the index without copies); loaded runs give it from their views,
+    edits included. Both tables are the same, and the stored documents are untouched."""
+    import pandas as pd
+
+    api = Api(standard_url)
+    before = [run.doc for run in api.runs(order="_id")]
+    for options in ({}, {"info": True}, {"config": False, "summary": False}):
+        straight = api.runs(order="_id").to_dataframe(**options)
+        loaded = api.runs(order="_id")
+        assert len(loaded) == len(straight)
+        pd.testing.assert_frame_equal(straight, loaded.to_dataframe(**options))
+    assert [run.doc for run in api.runs(order="_id")] == before
+
+    edited = api.runs(order="_id")
+    edited[0].name = "renamed"
+    edited[0].summary = {"loss": -1.0}
+    frame = edited.to_dataframe()
+    assert frame["name"].tolist()[0] == "renamed"
+    assert frame["summary.loss"].tolist()[0] == -1.0
+    assert Api(standard_url).runs(order="_id").to_dataframe()["name"].tolist()[0] != "renamed"
+
+
+def test_series_pages_without_times_hold_the_same_points(standard_url):
+    """``iter_series(..., times=False)`` (what scan_history reads) gives the pages of
+    ``iter_series`` without their ``timestamps``: the same steps and values, page by page."""
+    api = Api(standard_url)
+    checked = 0
+    for run in api.runs(order="_id"):
+        for name in run.metrics:
+            timed = list(api.store.iter_series(run.id, name, 3))
+            bare = list(api.store.iter_series(run.id, name, 3, times=False))
+            assert all(set(page) == {"steps", "values"} for page in bare)
+            assert repr(bare) == repr([{"steps": p["steps"], "values": p["values"]}
+                                       for p in timed])
+            checked += 1
+    assert checked
+
+
 def test_histories_of_many_runs(standard_url):
     frame = Api(standard_url).runs("experiment = 'train'", order="_id").histories(["acc"])
     assert list(frame.columns) == ["run_id", "_step", "acc"]

@@ -699,6 +699,37 @@ def test_history_sampled_equals_the_generic_version(sql_store):
         sql_store.history_sampled(ids[0], samples=1)
 
 
+def test_history_sampled_of_a_metric_logged_alone_reads_no_ids(sql_store, monkeypatch):
+    """A metric whose rows hold every id from its first to its last (logged alone) is sampled
+    by arithmetic on its ids; the points are those of the generic version (steps repeated and
+    out of order included), and a metric interleaved with another still numbers its ids."""
+    alone = sql_store.create_run({"status": "RUNNING"})
+    for batch in range(3):
+        steps = list(range(batch * 50, (batch + 1) * 50))
+        steps[7], steps[20] = steps[6], 3  # a repeated step, a step back
+        sql_store.append_metrics(alone, {"loss": {
+            "steps": steps, "values": [s / 3 for s in steps],
+            "timestamps": [T0 + dt.timedelta(seconds=s) for s in steps]}})
+    mixed = sql_store.create_run({"status": "RUNNING"})
+    for batch in range(3):
+        sql_store.append_metrics(mixed, {name: {
+            "steps": list(range(batch * 30, (batch + 1) * 30)), "values": [float(k)] * 30,
+            "timestamps": [None] * 30} for k, name in enumerate(("a", "b"))})
+    numbered = []
+    real = type(sql_store)._sampled_rows
+    monkeypatch.setattr(type(sql_store), "_sampled_rows",
+                        lambda self, conn, rid, name, positions:
+                        numbered.append(name) or real(self, conn, rid, name, positions))
+    for samples in (2, 9, 149, 150, 151):
+        want = Store.history_sampled(sql_store, alone, None, samples)
+        assert _same(sql_store.history_sampled(alone, None, samples), want), samples
+    assert numbered == []
+    for samples in (2, 9, 89):
+        want = Store.history_sampled(sql_store, mixed, None, samples)
+        assert _same(sql_store.history_sampled(mixed, None, samples), want), samples
+    assert set(numbered) == {"a", "b"}
+
+
 def test_history_many_and_last_values_equal_the_generic_versions(sql_store, monkeypatch):
     ids = _fill_runs(sql_store)
     asked = ids + [999, "x", str(ids[0]), ids[0]]

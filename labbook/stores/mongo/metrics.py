@@ -465,9 +465,11 @@ class MetricsMixin:
                     out[run_id][doc["name"]] = values[-1]
         return out
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
-        """One metric document (bucket) at a time, cut into pages of ``page_size``."""
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
+        """One metric document (bucket) at a time, cut into pages of ``page_size``
+        (``times`` False: without ``timestamps``, which are then not sent)."""
+        keys = _ARRAYS if times else tuple(k for k in _ARRAYS if k != "timestamps")
         query = {"run_id": {"$in": list(self._runs_wanted([run_id]))}, "name": name}
         found = []
         try:
@@ -479,14 +481,14 @@ class MetricsMixin:
         # a document without a bucket number was written by Sacred: it comes first
         found.sort(key=lambda item: item[1].get("bucket", -1))
         for collection, ref in found:
-            doc = collection.find_one({"_id": ref["_id"]}, projection={
-                "_id": 0, "steps": 1, "values": 1, "timestamps": 1}) or {}
+            doc = collection.find_one({"_id": ref["_id"]}, projection=dict(
+                {"_id": 0}, **dict.fromkeys(keys, 1))) or {}
             steps = doc.get("steps") or []
             n = (ref[BUCKET_LENGTH] if ref.get(COUNTED_FROM_START) is True
                  and isinstance(ref.get(BUCKET_LENGTH), int) else len(steps))
             for start in range(0, min(n, len(steps)), page_size):
                 stop = min(start + page_size, n)
-                yield {key: list((doc.get(key) or [])[start:stop]) for key in _ARRAYS}
+                yield {key: list((doc.get(key) or [])[start:stop]) for key in keys}
 
     @staticmethod
     def _counted(field: str) -> dict:

@@ -303,43 +303,52 @@ class MetricsMixin:
             out[key] = dict(found.get(rid, {})) if rid is not None else {}
         return out
 
-    def iter_series(self, run_id: Any, name: str, page_size: int = 1000
-                    ) -> Iterator[dict[str, list]]:
+    def iter_series(self, run_id: Any, name: str, page_size: int = 1000, *,
+                    times: bool = True) -> Iterator[dict[str, list]]:
         """Pages of one metric by (step, id), each one query on the (run, name, step) index.
         A page starts with ``step >= last step`` (a range the index seeks to: the OR alone made
         SQLite and MariaDB scan the series from its start for every page, quadratic in its
-        length) and then leaves out the points of that step already yielded."""
+        length) and then leaves out the points of that step already yielded. ``times``
+        False: pages without ``timestamps`` (the column is not read)."""
         rid = as_run_id(run_id)
         if rid is None:
             return
-        after: tuple | None = None
-        columns = (metrics.c.id, metrics.c.step, metrics.c.value, metrics.c.special,
-                   metrics.c.time_us)
+        columns = [metrics.c.id, metrics.c.step, metrics.c.value, metrics.c.special]
+        if times:
+            columns.append(metrics.c.time_us)
+        # two statements built once, their values bound at each page (building a statement
+        # costs as much as the database's reading of a page of a thousand points)
+        first = sa.select(*columns).where(metrics.c.run_id == rid, metrics.c.name == name)
+        after_step, after_id = sa.bindparam("after_step"), sa.bindparam("after_id")
+        rest = first.where(metrics.c.step >= after_step,
+                           sa.or_(metrics.c.step > after_step, metrics.c.id > after_id))
+        # MariaDB would take the index for (run_id, name) alone and walk the series from its
+        # start on every page: the hint makes it a range on (..., step, id)
+        first, rest = [stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size).with_hint(
+            metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mysql").with_hint(
+            metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mariadb")
+            for stmt in (first, rest)]
+        stmt, params = first, None
         while True:
-            stmt = sa.select(*columns).where(metrics.c.run_id == rid, metrics.c.name == name)
-            if after is not None:
-                stmt = stmt.where(metrics.c.step >= after[0], sa.or_(
-                    metrics.c.step > after[0], metrics.c.id > after[1]))
-            # MariaDB would take the index for (run_id, name) alone and walk the series from
-            # its start on every page: the hint makes it a range on (..., step, id)
-            stmt = stmt.order_by(metrics.c.step, metrics.c.id).limit(page_size).with_hint(
-                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mysql").with_hint(
-                metrics, "FORCE INDEX (ix_metrics_run_name_step_id)", "mariadb")
             with self._read() as conn:
-                result = conn.execute(stmt)
+                result = conn.execute(stmt, params)
                 # the driver's tuples: these columns need no conversion, and SQLAlchemy's
                 # Row objects cost as much again as the database's reading of the rows
                 rows = result.cursor.fetchall()
                 result.close()
             if not rows:
                 return
-            after = (rows[-1][1], rows[-1][0])
-            _, steps, values, specials, times = map(list, zip(*rows))  # columns, at C speed
+            last = rows[-1]
+            stmt, params = rest, {"after_step": last[1], "after_id": last[0]}
+            columns = list(map(list, zip(*rows)))  # columns, at C speed
+            values, specials = columns[2], columns[3]
             if any(specials):
                 values = [_SPECIAL_VALUES[special] if special else value
                           for value, special in zip(values, specials)]
-            yield {"steps": steps, "values": values,
-                   "timestamps": clock.from_microseconds(times)}
+            page = {"steps": columns[1], "values": values}
+            if times:
+                page["timestamps"] = clock.from_microseconds(columns[4])
+            yield page
             if len(rows) < page_size:
                 return
 
@@ -367,26 +376,41 @@ class MetricsMixin:
         names = self._names(names)
         if rid is None or names == []:
             return {}
-        count_stmt = (sa.select(metrics.c.name, sa.func.count(), sa.func.min(metrics.c.id))
+        count_stmt = (sa.select(metrics.c.name, sa.func.count(), sa.func.min(metrics.c.id),
+                                sa.func.max(metrics.c.id))
                       .where(metrics.c.run_id == rid).group_by(metrics.c.name))
         if names is not None:
             count_stmt = count_stmt.where(metrics.c.name.in_(names))
         out: dict[int, dict[str, dict[str, list]]] = {}
         with self._read() as conn:
             counts = sorted(conn.execute(count_stmt).all(), key=lambda row: row[2])
-            whole = [name for name, n, _ in counts if n <= samples]
-            picks = {name: sample_positions(n, samples) for name, n, _ in counts
-                     if n > samples}
+            whole = [row[0] for row in counts if row[1] <= samples]
+            picks = {name: (n, first, last) for name, n, first, last in counts if n > samples}
             if whole:
                 self._collect(_plain_rows(
                     conn, sa.select(*self._SERIES_COLUMNS)
                     .where(metrics.c.run_id == rid, metrics.c.name.in_(whole))
                     .order_by(metrics.c.id)), out)
-            for name, positions in picks.items():
-                self._collect(self._sampled_rows(conn, rid, name, list(positions)), out)
+            for name, (n, first, last) in picks.items():
+                positions = sample_positions(n, samples)
+                if last - first + 1 == n:
+                    # the series holds every id from its first to its last (a metric logged
+                    # alone): the id at a position is its first id plus the position
+                    chosen = [first + i for i in positions]
+                    self._collect(self._rows_by_id(conn, chosen), out)
+                else:
+                    self._collect(self._sampled_rows(conn, rid, name, list(positions)), out)
         history = out.get(rid, {})
         # names in the order of their first point, as history() gives them
-        return self._finish({name: history[name] for name, _, _ in counts if name in history})
+        return self._finish({row[0]: history[row[0]] for row in counts if row[0] in history})
+
+    def _rows_by_id(self, conn: sa.Connection, chosen: list[int]) -> Iterator[list[tuple]]:
+        """The rows of the ids ``chosen`` (sorted), in lists."""
+        for chunk in in_chunks(chosen):
+            yield from _plain_rows(
+                conn, sa.select(*self._SERIES_COLUMNS)
+                .where(metrics.c.id.in_(chunk))
+                .order_by(metrics.c.id))
 
     def _sampled_rows(self, conn: sa.Connection, rid: int, name: str, positions: list[int]
                       ) -> Iterator[list[tuple]]:
@@ -410,8 +434,4 @@ class MetricsMixin:
                       .where(metrics.c.run_id == rid, metrics.c.name == name).subquery())
             chosen = sorted(conn.execute(sa.select(ranked.c.id)
                                          .where(ranked.c.position.in_(positions))).scalars())
-        for chunk in in_chunks(chosen):
-            yield from _plain_rows(
-                conn, sa.select(*self._SERIES_COLUMNS)
-                .where(metrics.c.id.in_(chunk))
-                .order_by(metrics.c.id))
+        yield from self._rows_by_id(conn, chosen)

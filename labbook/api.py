@@ -328,8 +328,9 @@ class Runs:
     # -- tables ---------------------------------------------------------------------------------
     def to_dataframe(self, config: bool = True, summary: bool = True, info: bool = False
                      ) -> pandas.DataFrame:
-        """One row per run: id, name, status, start_time, duration (seconds), then the
-        flattened ``config.*``, ``summary.*`` and (optionally) ``info.*`` columns."""
+        """One row per run: id, name, status, start_time, duration (seconds), ``group``,
+        ``variant`` and ``parent`` when a run has them, then the flattened ``config.*``,
+        ``summary.*`` and (optionally) ``info.*`` columns."""
         pd = _pandas()
         if self._views or self._exhausted:  # runs already loaded (perhaps edited): from them
             views = list(self)
@@ -1018,6 +1019,11 @@ def _row(doc: dict, summary: dict | None, config: bool, info: bool) -> dict:
         "id": doc.get("_id"), "name": _query.run_name(doc),
         "status": _query.reported_status(doc), "start_time": start,
         "duration": None if start is None or stop is None else (stop - start).total_seconds()}
+    meta = doc.get("meta")
+    if isinstance(meta, dict):  # start_run(group=, variant=, parent=), --group: when set
+        for key in ("group", "variant", "parent"):
+            if meta.get(key) is not None:
+                row[key] = meta[key]
     if config:
         row.update(flatten_dict(doc.get("config") or {}, "config."))
     if summary is not None:

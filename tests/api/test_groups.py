@@ -20,8 +20,13 @@ def test_group_and_parent_are_query_fields(empty_url):
     assert [r.config["fold"] for r in api.runs("group = 'cv-1'", order="-config.fold")] \
         == [2, 1, 0]
     assert len(api.runs(filters={"meta.group": "cv-1"})) == 3
-    frame = api.runs(filters={"group": "cv-1"}).to_dataframe()
-    assert len(frame) == 3
+    frame = api.runs(filters={"group": "cv-1"}, order="config.fold").to_dataframe()
+    assert list(frame["group"]) == ["cv-1"] * 3
+    assert list(frame["parent"]) == [parent._id] * 3
+    everything = api.runs(order="start_time").to_dataframe()
+    assert list(everything.columns[:7]) == ["id", "name", "status", "start_time", "duration",
+                                            "group", "parent"]
+    assert everything["group"].isna().tolist() == [True, False, False, False]
 
 
 def test_ls_shows_the_group_when_runs_have_one(tmp_path, capsys):

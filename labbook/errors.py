@@ -555,3 +555,16 @@ class ArtifactNotFoundError(_PlainMessage, StoreError, KeyError):
 
 
 __all__ += ["ArtifactNotFoundError"]
+
+
+class RunIdRefusedError(ObserverError, InvalidRunIdError):
+    """A store cannot record a run under the id chosen for it (``--id``, ``run_id=``): the SQL
+    stores number runs with integers, the file store keeps ``_``/``.`` names for itself. A
+    refusal, not an outage: the run does not start, nothing is journaled."""
+
+
+class SqlRunIdError(SqlStoreError, RunIdRefusedError):
+    """The SQL stores number runs with integers."""
+
+
+__all__ += ["RunIdRefusedError", "SqlRunIdError"]

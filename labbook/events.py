@@ -13,8 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Sequence
 
-from labbook.errors import RunExistsError
+from labbook.errors import RunExistsError, RunIdRefusedError
 from labbook.observers.base import RunObserver
+
+#: what a store answers to a start that must stop the run before it starts (a taken id, an id
+#: the store cannot hold): raised, not logged
+START_REFUSALS = (RunExistsError, RunIdRefusedError)
 
 __all__ = ["log", "EventBus"]
 
@@ -43,8 +47,8 @@ class EventBus:
         try:
             return method(*args, **kwargs)
         except Exception as exc:  # an observer must never take a run down...
-            if isinstance(exc, RunExistsError) and event in ("started_event", "queued_event"):
-                raise  # ...but a taken id means it must not start (see start)
+            if isinstance(exc, START_REFUSALS) and event in ("started_event", "queued_event"):
+                raise  # ...but a taken or impossible id means it must not start (see start)
             self.failed.append(observer)
             self.logger.error(
                 "Observer %s failed in %s and is disabled for the rest of this run; the run "
@@ -67,7 +71,7 @@ class EventBus:
         for observer in self.active:
             try:
                 returned = self._call(observer, event, _id=_id, **kwargs)
-            except RunExistsError as exc:
+            except START_REFUSALS as exc:
                 # like Sacred, a taken id stops the run before it starts; observers that
                 # already recorded the start learn that it failed, so no run is left RUNNING
                 when = kwargs.get("start_time") or kwargs.get("queue_time")

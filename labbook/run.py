@@ -22,8 +22,8 @@ from labbook.clock import utcnow
 from labbook.config.containers import ReadOnlyDict, freeze
 from labbook.config.paths import get_path
 from labbook.context import activate, deactivate
-from labbook.errors import (ArtifactNameError, MissingFileError, RunExistsError, RunStateError,
-                            RunValueError)
+from labbook.errors import (ArtifactNameError, MissingFileError, RunExistsError,
+                            RunIdRefusedError, RunStateError, RunValueError)
 from labbook.events import EventBus
 from labbook.interrupts import LabbookInterrupt
 from labbook.metrics import MetricBuffer
@@ -614,7 +614,7 @@ class Run:
         try:
             self._id = self._bus.start("started_event", _id=self._id,
                                        start_time=self.start_time, **self._start_arguments())
-        except RunExistsError:  # the chosen id is taken: main never runs
+        except (RunExistsError, RunIdRefusedError):  # the chosen id is taken: main never runs
             self.status = FAILED
             self.stop_time = utcnow()
             raise

@@ -30,11 +30,13 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from labbook import clock, serialize
 from labbook.errors import (ArtifactNameError, CorruptRunWarning, InvalidRunIdError,
+                            RunIdRefusedError,
                             NoStoreError, RunExistsError, RunNotFoundError,
                             StoreUnusableError)
 from labbook.fileio import file_md5
 from labbook.stores import file_series
 from labbook.stores.file_versions import FileVersionsMixin
+from labbook.stores.file_index import is_run_name, run_order
 from labbook.stores.filesystem import LOCAL
 from labbook.stores.base import (LAST_KEY, Store, claim_order, replaceable, sample_positions,
                                  sample_series)
@@ -234,7 +236,7 @@ class FileStore(FileVersionsMixin, Store):
         name = str(run_id)
         if not name or name in (".", "..") or "/" in name or os.sep in name \
                 or name.startswith("_") or name.startswith("."):
-            raise InvalidRunIdError(f"{name!r} cannot be a run id in a file store: it names the "
+            raise RunIdRefusedError(f"{name!r} cannot be a run id in a file store: it names the "
                                     "run's directory (no slashes, no leading '_' or '.').")
         directory = self._dir(run_id)
         try:
@@ -603,7 +605,11 @@ class FileStore(FileVersionsMixin, Store):
             names = self.fs.listdir(self.basedir)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted((int(n) for n in names if n.isdigit()))
+        from labbook.stores.file_index import parse_run_name
+
+        # a file (not a directory) among them is left out when it is read: no run.json
+        chosen = sorted((n for n in names if is_run_name(n)), key=run_order)
+        return [parse_run_name(n) for n in chosen]
 
     def find(self, filter: dict | None = None, order: str | None = None,
              limit: int | None = None, *, exclude: Iterable[str] = (),
@@ -629,7 +635,7 @@ class FileStore(FileVersionsMixin, Store):
             if self.use_index and "captured_out" not in looked_at:
                 entries = self.index.refresh()
                 pairs = [(entries[name]["doc"], entries[name]["last"])
-                         for name in sorted(entries, key=int)]
+                         for name in sorted(entries, key=run_order)]
             else:
                 docs = []
                 for run_id in self.run_ids():  # the output only where it is wanted
@@ -665,7 +671,7 @@ class FileStore(FileVersionsMixin, Store):
         run_ids = list(run_ids)
         if not self.use_index:
             return super().last_values(run_ids)
-        entries = self.index.lookup([str(i) for i in run_ids if str(i).isdigit()])
+        entries = self.index.lookup([str(i) for i in run_ids if is_run_name(str(i))])
         out: dict[Any, dict[str, Any]] = {}
         for run_id in run_ids:
             entry = entries.get(str(run_id))
@@ -678,7 +684,7 @@ class FileStore(FileVersionsMixin, Store):
     def metric_counts(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
         """``{run_id: {metric: number of points}}`` (from the index when it is on)."""
         run_ids = list(run_ids)
-        entries = self.index.lookup([str(i) for i in run_ids if str(i).isdigit()]) \
+        entries = self.index.lookup([str(i) for i in run_ids if is_run_name(str(i))]) \
             if self.use_index else {}
         out: dict[Any, dict[str, int]] = {}
         for run_id in run_ids:

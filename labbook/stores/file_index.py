@@ -62,6 +62,23 @@ _TIME_KEYS = ("start_time", "stop_time", "heartbeat", "queue_time")
 _fromisoformat = datetime.datetime.fromisoformat
 
 
+def is_run_name(name: str) -> bool:
+    """Whether a name in the store's directory may be a run's directory: ``5``, or an id the
+    user chose (``--id baseline``); names starting with ``_`` or ``.`` are the store's own
+    (``_sources``, ``_resources``, the index)."""
+    return bool(name) and not name.startswith(("_", "."))
+
+
+def run_order(name: str) -> tuple:
+    """Sort key of run directory names: numbers in numeric order, then chosen ids by name."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def parse_run_name(name: str) -> Any:
+    """The run id a directory name stands for: ``"5"`` -> 5, ``"baseline"`` -> "baseline"."""
+    return int(name) if name.isdigit() else name
+
+
 def signature(directory: str) -> tuple | None:
     """``((mtime_ns, size) | None, ...)`` of ``SIGNATURE_FILES``; None without a run.json."""
     found: dict[str, tuple[int, int]] = {}
@@ -336,7 +353,7 @@ class FileIndex:
                 pass
         try:
             with os.scandir(self.basedir) as it:
-                names = [e.name for e in it if e.name.isdigit()]
+                names = [e.name for e in it if is_run_name(e.name)]
         except FileNotFoundError:
             names = []
         fresh: list[dict] = []

@@ -36,6 +36,7 @@ from labbook.errors import (ArtifactNameError, LabbookError, MissingExtraError, 
                             RemoteStoreError, StoredFileNotFoundError, StoreUnusableError,
                             StoreURLError)
 from labbook.stores.file import FileStore
+from labbook.stores.file_index import is_run_name
 from labbook.stores.filesystem import RemoteFS
 
 __all__ = ["RemoteFileStore", "parse_remote_url", "valid_bucket", "INSTALL"]
@@ -253,7 +254,7 @@ class RemoteFileStore(FileStore):
     def _ahead(self, run_ids: Iterable[Any], names: Iterable[str]) -> None:
         names = list(names)
         paths = [self.fs.join(self.basedir, str(i), name) for i in run_ids
-                 if str(i).isdigit() for name in names]
+                 if is_run_name(str(i)) for name in names]
         self.fs.prefetch(paths)
 
     def find(self, filter: dict | None = None, order: str | None = None,

@@ -47,3 +47,45 @@ def test_ls_shows_the_group_when_runs_have_one(tmp_path, capsys):
     assert lines[2].split()[:3] == ["1", "cv", "-"]
     assert main(["ls", store, "--columns", "id,variant,parent"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split() == ["2", "big", "-"]
+
+
+def test_runs_with_chosen_ids_are_listed_or_refused_before_the_start(empty_url, tmp_path,
+                                                                     monkeypatch):
+    """--id baseline / start_run(run_id="baseline"): the run is found, listed and sorted with
+    the numbered ones (on the file store: a directory named after the id); the SQL stores
+    number runs with integers and refuse it before anything runs, journaling nothing."""
+    import pytest
+
+    from labbook.errors import RunIdRefusedError
+
+    monkeypatch.chdir(tmp_path)  # where a journal would go
+    with labbook.start_run("ids", store=empty_url, system_metrics=False):
+        pass
+    api = Api(empty_url)
+    if empty_url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+        refused = r"The SQL store numbers runs with integers; cannot use the run id 'baseline'\."
+        with pytest.raises(RunIdRefusedError, match=refused):
+            labbook.start_run("ids", store=empty_url, run_id="baseline", system_metrics=False)
+        assert [r.id for r in api.runs()] == [1]
+        assert not (tmp_path / "labbook_failed_runs").exists()
+        return
+    with labbook.start_run("ids", store=empty_url, run_id="baseline", system_metrics=False):
+        labbook.log_scalar("x", 1)
+    ids = sorted(str(r.id) for r in api.runs())
+    assert ids[-1] == "baseline" and len(ids) == 2
+    assert api.run("baseline").status == "COMPLETED"
+    assert api.runs(filters={"_id": "baseline"})[0].summary == {"x": 1}
+    frame = api.runs().to_dataframe()
+    assert sorted(map(str, frame["id"])) == ids
+
+
+def test_the_file_store_refuses_ids_that_name_its_own_directories(tmp_path):
+    import pytest
+
+    from labbook.errors import RunIdRefusedError
+
+    with pytest.raises(RunIdRefusedError, match=r"'_sources' cannot be a run id in a file "
+                                                r"store: it names the run's directory \(no "
+                                                r"slashes, no leading '_' or '\.'\)\."):
+        labbook.start_run(store=str(tmp_path / "runs"), run_id="_sources",
+                          system_metrics=False)

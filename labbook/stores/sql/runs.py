@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from labbook import clock, serialize
-from labbook.errors import RunExistsError, RunNotFoundError, SqlStoreError
+from labbook.errors import RunExistsError, RunNotFoundError, SqlRunIdError, SqlStoreError
 from labbook.stores import query as _query
 from labbook.stores.base import LAST_KEY, RUN_FIELDS, claim_order, replaceable
 from labbook.stores.sql.compiler import ORDERABLE, Translator, key_columns
@@ -83,7 +83,7 @@ class RunsMixin:
         if run_id is not None:
             wanted = as_run_id(run_id)
             if wanted is None:
-                raise SqlStoreError(f"The SQL store numbers runs with integers; cannot use the "
+                raise SqlRunIdError(f"The SQL store numbers runs with integers; cannot use the "
                                     f"run id {run_id!r}.")
             return self._create_with_id(values, wanted, overwrite)
         for attempt in range(5):

@@ -290,3 +290,31 @@ def test_clear_errors(tmp_path, sqlite_url, script):
     assert code == 0 and "nothing queued for experiment 'wq'" in output
     code, output = finish(start_worker(script, sqlite_url, "--concurrency", "0"))
     assert code == 2 and "--concurrency" in output
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+def test_the_worker_heartbeats_a_claim_until_its_child_starts(kind, tmp_path, script):
+    url = f"sqlite:///{tmp_path / 'runs.db'}" if kind == "sqlite" else f"file://{tmp_path / 'runs'}"
+    [run_id] = queue(url, 1, x=2)
+    with open(script) as fh:
+        text = fh.read()
+    with open(script, "w") as fh:  # a child slow to import, as one importing a big library
+        fh.write(text.replace('ex = Experiment("wq")', 'ex = Experiment("wq")\n'
+                              'if "LABBOOK_WORKER_RUN" in os.environ:\n'
+                              '    time.sleep(3)'))
+    store = open_store(url)
+    try:
+        proc = start_worker(script, url, "--idle-exit", "0")
+        claimed = wait_for(lambda: (store.get(run_id) or {}).get("meta", {}).get("worker")
+                           and store.get(run_id))
+        first_beat = claimed["heartbeat"]
+        later = wait_for(lambda: (lambda d: d if d["heartbeat"] != first_beat else None)(
+            store.get(run_id)), timeout=30)
+        assert later.get("start_time") is None and later["status"] == "RUNNING"
+        assert later["heartbeat"] > first_beat
+        code, output = finish(proc)
+        assert code == 0, output[-3000:]
+        doc = store.get(run_id)
+        assert doc["status"] == "COMPLETED" and doc["result"] == {"x": 2, "square": 4}
+    finally:
+        store.close()

@@ -318,3 +318,21 @@ def test_the_worker_heartbeats_a_claim_until_its_child_starts(kind, tmp_path, sc
         assert doc["status"] == "COMPLETED" and doc["result"] == {"x": 2, "square": 4}
     finally:
         store.close()
+
+
+def test_max_runs_and_concurrency(sqlite_url, script):
+    ids = queue(sqlite_url, 3, hang=1)
+    code, output = finish(start_worker(script, sqlite_url, "--max-runs", "2",
+                                       "--concurrency", "2"))
+    assert code == 0, output[-3000:]
+    assert "exiting after 2 run(s)" in output
+    store = open_store(sqlite_url)
+    try:
+        statuses = sorted(store.get(i)["status"] for i in ids)
+        assert statuses == ["COMPLETED", "COMPLETED", "QUEUED"]
+    finally:
+        store.close()
+    # two children at once: the second was claimed before the first finished
+    claims = [n for n, line in enumerate(output.splitlines()) if "claimed run" in line]
+    first_end = next(n for n, line in enumerate(output.splitlines()) if "finished:" in line)
+    assert len(claims) == 2 and claims[1] < first_end

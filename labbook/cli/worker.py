@@ -14,8 +14,9 @@ each, at most ``--max-requeues`` times (``meta.requeues``), then marks it FAILED
 through ``Store.update_if``, a compare-and-set on the run's status and heartbeat: of the workers
 that noticed one death, one re-queues it.
 
-SIGTERM: stop claiming, let the children finish, exit 0. A second SIGTERM (or SIGINT)
-interrupts the children (SIGINT: their runs end INTERRUPTED) and the worker exits with 3.
+SIGTERM: stop claiming, let the children finish, exit 0. A second SIGTERM sends the children
+SIGINT (their runs end INTERRUPTED) and the worker exits with 3 once they have ended. SIGINT
+(Ctrl-C, which a terminal sends to the children too): no more claims, exit 3 once they end.
 """
 from __future__ import annotations
 
@@ -138,6 +139,13 @@ class Worker:
                      "(SIGTERM again interrupts them)")
             return
         self.stopping = True
+        if signum == signal.SIGINT:
+            # Ctrl-C in a terminal reaches the whole process group, the children included: a
+            # second SIGINT from here could cut short their recording of the interruption
+            if not self.interrupting:
+                self.interrupting = True
+                self.log("SIGINT: no more claims; the current run(s) end INTERRUPTED")
+            return
         if not self.interrupting:
             self.interrupting = True
             self.log("interrupting the current run(s)")

@@ -209,7 +209,8 @@ class Worker:
             else:
                 if self.children:
                     idle_since = now
-            time.sleep(0.05)
+            # a finished child is noticed within 10 ms (the next run waits on it); idle, 50 ms
+            time.sleep(0.01 if self.children else 0.05)
 
     def _spawn(self, doc: dict) -> None:
         from labbook.commandline import WORKER_RUN_ENV

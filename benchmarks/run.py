@@ -47,7 +47,7 @@ MLFLOW_REQUIREMENTS = ["mlflow-skinny==3.18.0", "sqlalchemy", "alembic", "pandas
 PACKAGES = ("labbook", "sacred")
 BENCHMARKS = ("import", "process", "log_scalar", "points", "store_points", "empty_run",
               "first_run", "config", "readback", "dataframe", "sync", "scan_history",
-              "peak_rss")
+              "peak_rss", "worker")
 
 # Sizes: full run / --quick.
 SIZES = {
@@ -60,7 +60,9 @@ SIZES = {
             "first_run_procs": 7, "first_run_warm": 20,
             "dataframe_runs": [2_000, 10_000], "dataframe_reps": 3, "mlflow_runs": 2_000,
             "sync_points": 1_000_000, "sync_reps": 3, "scan_points": 1_000_000, "scan_reps": 2,
-            "rss_points": [1_000_000, 10_000_000], "rss_sacred_max": 1_000_000},
+            "rss_points": [1_000_000, 10_000_000], "rss_sacred_max": 1_000_000,
+            "worker_runs": 40, "worker_count": 4, "worker_reps": 5,
+            "worker_stores": ["sqlite", "postgresql"]},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "empty_run_procs": 1, "config_reps": 3,
@@ -70,7 +72,8 @@ SIZES = {
            "first_run_procs": 2, "first_run_warm": 5,
            "dataframe_runs": [100], "dataframe_reps": 2, "mlflow_runs": 100,
            "sync_points": 10_000, "sync_reps": 1, "scan_points": 10_000, "scan_reps": 1,
-           "rss_points": [10_000], "rss_sacred_max": 10_000},
+           "rss_points": [10_000], "rss_sacred_max": 10_000,
+           "worker_runs": 4, "worker_count": 2, "worker_reps": 1, "worker_stores": ["sqlite"]},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 8, "empty_run": 8, "config": 4}
@@ -584,11 +587,23 @@ def bench_peak_rss(pythons: dict, size: dict) -> dict:
     return out
 
 
+def bench_worker(pythons: dict, size: dict) -> dict:
+    """labbook only: queued trivial runs executed by ``labbook worker`` processes."""
+    tmp = scratch_dir("worker_")
+    try:
+        return {"labbook": workload(pythons["labbook"], "labbook", "worker_queue.py",
+                                    size["worker_runs"], tmp, ",".join(size["worker_stores"]),
+                                    size["worker_count"], size["worker_reps"])}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
            "points": bench_points, "store_points": bench_store_points,
            "empty_run": bench_empty_run, "first_run": bench_first_run, "config": bench_config,
            "readback": bench_readback, "dataframe": bench_dataframe, "sync": bench_sync,
-           "scan_history": bench_scan_history, "peak_rss": bench_peak_rss}
+           "scan_history": bench_scan_history, "peak_rss": bench_peak_rss,
+           "worker": bench_worker}
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -670,6 +685,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
         rows += scan_rows(results["scan_history"].get("labbook") or {})
     if "peak_rss" in results:
         rows += rss_rows(results["peak_rss"], sizes)
+    if "worker" in results:
+        rows += worker_rows(results["worker"].get("labbook") or {})
     return rows
 
 
@@ -733,6 +750,19 @@ def sync_rows(data: dict) -> list[dict]:
                              entry["best_s"], target_abs=limit))
         rows.append(make_row("sync", "  same, whole `labbook sync SRC DST` process", "s",
                              entry["cli_s"]))
+    return rows
+
+
+def worker_rows(data: dict) -> list[dict]:
+    rows = []
+    for kind, entry in data.items():
+        if "skipped" in entry:
+            rows.append(skipped_row("worker", f"{kind}: labbook worker", entry["skipped"]))
+            continue
+        rows.append(make_row("worker", f"{kind}: {entry['runs']} trivial queued runs, "
+                             f"{entry['workers']} workers", "runs/s", entry["runs_per_s"]))
+        rows.append(make_row("worker", "  one worker: ms per run [vs bare `python exp.py`]",
+                             "ms", entry["one_worker_ms_per_run"], entry["bare_ms"]))
     return rows
 
 

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 #: exit statuses of experiment scripts
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
-__all__ = ["run_commandline", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+#: the environment variable naming the claimed run a ``labbook worker`` child executes: JSON
+#: ``{"store": URL, "id": RUN_ID, "worker": NAME}``
+WORKER_RUN_ENV = "LABBOOK_WORKER_RUN"
+
+__all__ = ["run_commandline", "WORKER_RUN_ENV", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
+           "EXIT_INTERRUPTED"]
 
 
 def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> Run | None:
@@ -43,13 +48,20 @@ def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> 
     # Known before parsing, so that errors while parsing can show their traceback too.
     debug = "-d" in args or "--debug" in args
     parsed: ParsedArgs | None = None
+    # a worker's child (labbook worker): the run to execute is named by the environment, not
+    # by the command line; taken out so the run's own subprocesses do not inherit it
+    claim_spec = os.environ.pop(WORKER_RUN_ENV, None)
+    claimed: dict | None = None
     try:
-        parsed = parse_argv(ex, args, prog)
+        if claim_spec is not None:
+            parsed, claimed = _claimed_run_args(ex, claim_spec)
+        else:
+            parsed = parse_argv(ex, args, prog)
         debug = debug or bool(parsed.options.get("debug"))
         if parsed.help:
             _print_help(ex, parsed.help_command, prog)
             return None
-        run = _prepare_run(ex, parsed, prog)
+        run = _prepare_run(ex, parsed, prog, claimed)
     except KeyboardInterrupt:
         if debug:
             _print_traceback(True)
@@ -110,12 +122,15 @@ def _print_help(ex: Experiment, command: str | None, prog: str) -> None:
     print(command_help(commands[command]) + "\n")
 
 
-def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str) -> Run:
+def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str,
+                 claimed: dict | None = None) -> Run:
     """Create the run of a parsed command line; everything that can still be a usage error
     is found here, before the run starts."""
     _check_named_configs(ex, parsed, prog)
     run = ex._create_run(parsed.command, parsed.config_updates, parsed.named_configs,
                          options=parsed.options)
+    if claimed is not None:
+        run = _as_claimed(ex, parsed, run, claimed)
     for opt in custom_options(ex):
         if opt.long_flag in parsed.custom:
             opt.apply(parsed.custom[opt.long_flag], run)
@@ -164,3 +179,90 @@ def _print_traceback(full: bool) -> None:
     else:
         lines = with_filtered_header(format_fail_trace(exc_type, exc, tb))
     print("".join(lines), file=sys.stderr, end="")
+
+
+# -- a claimed queued run, executed by a worker's child -----------------------------------------
+#: options of the queued run that do not carry over to its execution (the worker gives the
+#: store and the id; queueing, help and the debugger are the queueing process's business)
+_NOT_CARRIED = {"help", "pdb", "unobserved", "queue", "print_config", "id", "resume"}
+
+
+def _claimed_run_args(ex: Experiment, spec_text: str) -> tuple[ParsedArgs, dict]:
+    """What to run for the claimed run named by ``spec_text`` (see :data:`WORKER_RUN_ENV`):
+    the queued run's command, its named configs and config updates with its seed, and its
+    options, recording into the worker's store under the run's id."""
+    import json
+
+    from labbook.commandline_options import custom_options
+    from labbook.config.paths import iter_paths
+    from labbook.errors import RunStateError
+    from labbook.observers.registry import STORE_FLAGS
+    from labbook.stores import open_store, redact_url
+
+    try:
+        spec = json.loads(spec_text)
+        url, run_id, worker = spec["store"], spec["id"], spec["worker"]
+    except (ValueError, TypeError, KeyError):
+        raise UsageError(f"{WORKER_RUN_ENV} must be JSON with store, id and worker (it is set "
+                         f"by labbook worker), got {spec_text!r}.") from None
+    store = open_store(url)
+    try:
+        doc = store.get(run_id)
+    finally:
+        store.close()
+    meta = (doc or {}).get("meta") or {}
+    if doc is None or doc.get("status") != "RUNNING" or doc.get("start_time") is not None \
+            or meta.get("worker") != worker:
+        state = "is not there" if doc is None else \
+            f"has status {doc.get('status')} and worker {meta.get('worker')!r}"
+        raise RunStateError(f"Run {run_id} in {redact_url(url)} is not claimed by worker "
+                            f"{worker!r} and waiting to start: it {state}.")
+    store_keys = {f.long.lstrip("-").replace("-", "_") for f in STORE_FLAGS}
+    custom = {opt.key: opt.long_flag for opt in custom_options(ex)}
+    options: dict = {}
+    given_custom: dict = {}
+    for key, value in (meta.get("options") or {}).items():
+        canonical = str(key).lstrip("-").replace("-", "_")
+        if canonical in _NOT_CARRIED or canonical in store_keys:
+            continue
+        if canonical in custom:
+            if value is not None and value is not False:
+                given_custom[custom[canonical]] = value
+            continue
+        options[canonical] = value
+    options.update(store=url, id=doc["_id"])
+    updates = dict(iter_paths(meta.get("config_updates") or {}))
+    config = doc.get("config") or {}
+    if "seed" in config and "seed" not in updates:
+        updates["seed"] = config["seed"]
+    parsed = ParsedArgs(command=doc.get("command"), config_updates=updates,
+                        named_configs=list(meta.get("named_configs") or ()),
+                        options=options, custom=given_custom)
+    return parsed, doc
+
+
+def _as_claimed(ex: Experiment, parsed: ParsedArgs, run: Run, claimed: dict) -> Run:
+    """The run made from the queued run's updates, checked against the config stored when it
+    was queued: when the script's config changed since, the stored config is what runs (with
+    a warning naming the entries), so the run executes what was queued. The run's meta keeps
+    the queued run's updates, its worker and how often it was re-queued."""
+    from labbook.config.paths import iter_paths
+    from labbook.serialize import flatten
+
+    stored_meta = claimed.get("meta") or {}
+    redacted = {p[len("config."):] for p in stored_meta.get("redacted") or ()
+                if isinstance(p, str) and p.startswith("config.")}
+    stored = {p: v for p, v in iter_paths(claimed.get("config") or {}) if p not in redacted}
+    now = {p: v for p, v in iter_paths(flatten(run.config)) if p not in redacted}
+    differing = sorted(p for p in stored.keys() | now.keys() if stored.get(p) != now.get(p))
+    if differing:
+        run.run_logger.warning(
+            "The config of queued run %s differs from what the script gives now (%s); the "
+            "config stored when it was queued is used.", claimed.get("_id"),
+            ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else ""))
+        run = ex._create_run(parsed.command, stored, parsed.named_configs,
+                             options=dict(parsed.options, force=True))
+    for key in ("config_updates", "worker", "requeues"):
+        if key in stored_meta:
+            run.meta_info[key] = stored_meta[key]
+    return run

@@ -64,6 +64,7 @@ CASES = [
                           "from DIED"),
     ("run_files.py", (), "restored: epoch 9\nrun 2 pushed: ['search/trials.csv']\n"
                          "lr,loss | 0.1,0.5 | 0.01,0.4"),
+    ("worker_queue.py", (), "3 queued runs COMPLETED by workers"),
 ]
 
 

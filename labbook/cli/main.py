@@ -22,6 +22,8 @@ Usage:
   labbook rm ID [--store=URL] [--yes]
   labbook open ID [--store=URL]
   labbook sync SRC [DST] [--store=URL] [--filter=F] [--dry-run]
+  labbook worker EXP [--store=URL] [--max-runs=N] [--idle-exit=S] [--concurrency=K]
+                 [--name=NAME] [--max-requeues=N] [--poll=S]
   labbook --version
   labbook (-h | --help)
 
@@ -39,10 +41,19 @@ Options:
   --metric=NAME    The metric to plot against step.
   --yes            Delete without asking.
   --dry-run        sync: say what would be copied, copy nothing.
+  --max-runs=N       worker: exit after claiming N runs (and finishing them).
+  --idle-exit=S      worker: exit after S seconds with nothing to claim.
+  --concurrency=K    worker: run K runs at a time [default: 1].
+  --name=NAME        worker: its name, kept in meta.worker [default: HOST:PID].
+  --max-requeues=N   worker: re-queue a dead run at most N times, then fail it [default: 3].
+  --poll=S           worker: seconds between looks for queued runs when idle [default: 1].
 
 sync: with a QueuedObserver failure directory as SRC, replays its journals into DST (or
 --store); otherwise copies the runs of the store SRC (matching --filter) into the store DST,
 incrementally: runs copied before and unchanged since are skipped.
+
+worker: executes the runs queued with `python EXP.py -q ...` (experiment of EXP.py), each in
+a child process, until stopped (SIGTERM: after the current runs; twice: interrupts them).
 
 STORE / URL: file://DIR or a directory, sqlite:///file.db, postgresql://..., mysql://...,
 mongodb://.../db. Experiments themselves run as scripts:
@@ -71,6 +82,30 @@ def _int(value: str, option: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise UsageError(f"{option} takes a whole number, got {value!r}.") from None
+
+
+def _number(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{option} takes a number of seconds, got {value!r}.") from None
+
+
+def _worker(args: dict) -> int:
+    """``labbook worker``: runs until stopped; its exit status."""
+    from labbook.cli.worker import cmd_worker
+
+    name = args["--name"]
+    return cmd_worker(args["EXP"], _store_arg(args["--store"]),
+                      name=None if name in (None, "HOST:PID") else name,
+                      max_runs=None if args["--max-runs"] is None
+                      else _int(args["--max-runs"], "--max-runs"),
+                      idle_exit=_number(args["--idle-exit"], "--idle-exit"),
+                      concurrency=_int(args["--concurrency"], "--concurrency"),
+                      max_requeues=_int(args["--max-requeues"], "--max-requeues"),
+                      poll=_number(args["--poll"], "--poll"))
 
 
 def _is_journal_dir(path: str) -> bool:
@@ -139,7 +174,7 @@ def _replay(failure_dir: str, url: str | None) -> str:
 
 
 #: the commands of the usage, for "did you mean" on a mistyped one
-COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync")
+COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker")
 #: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
 #: process killed by SIGPIPE reports it in the shell
 BROKEN_PIPE_STATUS = 128 + 13
@@ -218,6 +253,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             _say(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
                           filter_text=args["--filter"], dry_run=args["--dry-run"],
                           copy_stores=args["DST"] is not None))
+        elif args["worker"]:
+            return _worker(args)
         elif args["show"]:
             _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:

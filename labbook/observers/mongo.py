@@ -128,6 +128,8 @@ class MongoObserver(StoreObserver):
         doc = run_document(status, time_key, when, ex_info, command, host_info, config,
                            meta_info)
         doc["experiment"] = self.store.put_sources(doc["experiment"])
+        if self.overwrite is None:
+            self._keep_claim(doc, _id)
         self.run_id = self.store.create_run(doc, _id, overwrite=self.overwrite is not None)
         self._meta = doc["meta"]
         return self.run_id

@@ -13,7 +13,7 @@ from labbook import serialize
 from labbook.errors import LabbookError, StoreUnusableError
 from labbook.observers.base import RunObserver
 from labbook.stores import redact_url
-from labbook.stores.base import Store
+from labbook.stores.base import Store, replaceable
 
 __all__ = ["StoreObserver", "run_document"]
 
@@ -76,9 +76,21 @@ class StoreObserver(RunObserver):
         doc = run_document(status, time_key, when, ex_info, command, host_info, config,
                            meta_info)
         doc["experiment"] = self.store.put_sources(doc["experiment"])
+        self._keep_claim(doc, _id)
         self.run_id = self.store.create_run(doc, _id)
         self._meta = doc["meta"]
         return self.run_id
+
+    def _keep_claim(self, doc: dict, _id: Any) -> None:
+        """A queued run that a worker claimed (``labbook worker``) starts under its id and
+        replaces the claimed document: it keeps the time it was queued."""
+        meta = doc.get("meta")
+        if _id is None or doc.get("status") != "RUNNING" or not isinstance(meta, dict) \
+                or not meta.get("worker"):
+            return
+        claimed = self.store.get(_id)
+        if claimed is not None and replaceable(claimed) and claimed.get("queue_time"):
+            doc["queue_time"] = claimed["queue_time"]
 
     def _keep_tags(self, info: Any) -> None:
         """``meta.tags`` of the run: the command line's, then each ``_run.set_tag`` as it

@@ -137,6 +137,18 @@ class Store(abc.ABC):
         many processes or machines claim at once."""
         raise StoreUnsupportedError(f"{type(self).__name__} cannot hand out queued runs.")
 
+    def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
+        """Compare-and-set: set ``fields`` of the run only while its top-level fields equal
+        ``expected`` (``status``, ``start_time``, ``heartbeat``; None means unset); True when
+        this call changed the run. Workers re-queue a dead run and heartbeat a claimed one
+        through it, so two workers noticing the same dead run re-queue it once. This default
+        reads then writes (not atomic); the built-in stores override it with an atomic step."""
+        doc = self.get(run_id)
+        if doc is None or any(doc.get(k) != v for k, v in expected.items()):
+            return False
+        self.update_run(run_id, fields)
+        return True
+
     # -- read side -----------------------------------------------------------------------------
     @abc.abstractmethod
     def get(self, run_id: Any) -> dict | None:

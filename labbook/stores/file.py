@@ -319,6 +319,31 @@ class FileStore(FileVersionsMixin, Store):
             return self.get(run_id)
         return None
 
+    def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
+        # the exclusive create of DIR/<id>/.cas-<digest of the expected state> is the atomic
+        # step: of the processes that saw the run in one state, one changes it (a worker's
+        # beat and a re-queue compete for the same marker); the state is then read again
+        import hashlib
+
+        seen = json.dumps([str(run_id), sorted((k, str(v)) for k, v in expected.items())])
+        marker = ".cas-" + hashlib.sha1(seen.encode("utf-8")).hexdigest()[:20]
+        try:
+            self.fs.mkdir_exclusive(self.fs.join(self._dir(run_id), marker))
+        except (FileExistsError, FileNotFoundError):
+            return False
+        self._runs.pop(str(run_id), None)
+        doc, _ = self.read_run(run_id, output=False)
+        if doc is None or any(doc.get(k) != v for k, v in expected.items()):
+            return False
+        if fields.get("status") == "QUEUED":  # claimable again: the claim marker goes
+            claimed = self.fs.join(self._dir(run_id), ".claimed")
+            if self.fs.exists(claimed):
+                self.fs.remove_tree(claimed, self.fs.join(
+                    self.basedir, f".unclaimed-{run_id}-{os.getpid()}"))
+        self._runs.pop(str(run_id), None)
+        self.update_run(run_id, fields)
+        return True
+
     def update_run(self, run_id: Any, fields: dict) -> None:
         doc = self._doc(run_id)
         doc.update(fields)

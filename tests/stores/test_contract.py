@@ -642,6 +642,52 @@ def test_workers_claim_each_queued_run_once(kind, store_url, store, tmp_path):
     assert started._id == low and store.get(low)["status"] == "COMPLETED"
 
 
+CAS_RACER = """
+import json, sys
+from labbook.stores import open_store, query
+store = open_store(sys.argv[1])
+run_id = json.loads(sys.argv[2])
+doc = store.get(run_id)
+won = store.update_if(run_id, {"status": "RUNNING", "heartbeat": doc["heartbeat"]},
+                      {"status": "QUEUED", "heartbeat": None,
+                       "meta": dict(doc["meta"], requeues=1, by=sys.argv[3])})
+print(json.dumps(won))
+"""
+
+
+@pytest.mark.parametrize("kind", SHARED_STORES)
+def test_update_if_is_compare_and_set(kind, store_url, store, tmp_path):
+    # what workers re-queue a dead run with: of several processes that saw the run in one
+    # state, exactly one changes it
+    ex = Experiment("contract_cas")
+    ex.main(lambda: None)
+    run_id = ex.run(options=options(store_url, queue=True))._id
+    claimed = store.claim_queued("gone", experiment="contract_cas")
+    assert claimed["_id"] == run_id
+    assert not store.update_if(run_id, {"status": "QUEUED"}, {"status": "FAILED"})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    racers = [subprocess.Popen([sys.executable, "-c", CAS_RACER, store_url,
+                                json.dumps(run_id), f"racer-{n}"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=str(tmp_path), env=env)
+              for n in range(4)]
+    won = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        won.append(json.loads(out.strip().splitlines()[-1]))
+    assert won.count(True) == 1, won
+    doc = store.get(run_id)
+    assert doc["status"] == "QUEUED" and doc["meta"]["requeues"] == 1
+    assert doc["meta"]["by"] == f"racer-{won.index(True)}"
+    # queued again, it can be claimed again (the file store's claim marker is gone)
+    assert store.claim_queued("next", experiment="contract_cas")["_id"] == run_id
+    beat = store.get(run_id)["heartbeat"]
+    assert store.update_if(run_id, {"status": "RUNNING", "start_time": None, "heartbeat": beat},
+                           {"heartbeat": None})
+    assert store.get(run_id)["heartbeat"] is None
+
+
 def test_observers_create_picks_the_store_by_url(kind, store_url, store):
     from labbook.observers import create
 

@@ -190,6 +190,15 @@ class RunsMixin:
         return self._decode(raw)
 
     @translated
+    def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
+        # update_one with the expected fields in its filter: atomic on one document
+        flt = {"_id": run_id, **{k: _to_bson(v) for k, v in expected.items()}}
+        result = self.runs.update_one(
+            flt, {"$set": {k: _to_bson(v) for k, v in fields.items() if k != "_id"}})
+        self._state.pop(run_id, None)  # written behind this store's cache of the run
+        return result.modified_count == 1
+
+    @translated
     def update_run(self, run_id: Any, fields: dict, *, _encoded: bool = False) -> None:
         state = self._run_state(run_id)
         body = fields if _encoded else {k: _to_bson(v) for k, v in fields.items() if k != "_id"}

@@ -12,7 +12,8 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from labbook import clock, serialize
-from labbook.errors import RunExistsError, RunNotFoundError, SqlRunIdError, SqlStoreError
+from labbook.errors import (ArgumentError, RunExistsError, RunNotFoundError, SqlRunIdError,
+                            SqlStoreError)
 from labbook.stores import query as _query
 from labbook.stores.base import LAST_KEY, RUN_FIELDS, claim_order, replaceable
 from labbook.stores.sql.compiler import ORDERABLE, Translator, key_columns
@@ -214,6 +215,30 @@ class RunsMixin:
             if result.rowcount == 0:
                 raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted}.")
             self._update_related(conn, rid, values)
+
+    def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
+        # one UPDATE ... WHERE id = ? AND <expected columns>: the database decides who wins
+        rid = as_run_id(run_id)
+        if rid is None:
+            return False
+        columns = {"status": runs.c.status, "start_time": runs.c.start_time,
+                   "heartbeat": runs.c.heartbeat}
+        unknown = set(expected) - set(columns)
+        if unknown:
+            raise ArgumentError(f"update_if compares {', '.join(columns)}, not "
+                                f"{', '.join(sorted(unknown))}.")
+        conditions = [runs.c.id == rid] + [
+            columns[k].is_(None) if v is None else columns[k] == v for k, v in expected.items()]
+        values, extra = self._columns(fields)
+        with self._write() as conn:
+            if extra:
+                current = conn.execute(sa.select(runs.c.extra).where(runs.c.id == rid)).scalar()
+                values["extra"] = {**(current or {}), **extra}
+            won = conn.execute(runs.update().where(*conditions).values(**values)).rowcount
+            if won != 1:
+                return False
+            self._update_related(conn, rid, values)
+        return True
 
     def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
         # Compare-and-set: UPDATE ... WHERE status = 'QUEUED' changes a row for one transaction

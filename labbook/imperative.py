@@ -513,11 +513,33 @@ def log_figure(figure: Any, name: str) -> str:
 
 
 def log_artifact(path: Any, name: str | None = None, type: str | None = None,
-                 aliases: Any = None, metadata: dict | None = None) -> Any:
+                 aliases: Any = None, metadata: dict | None = None, *,
+                 artifact_id: str | None = None, filename: str | None = None) -> Any:
     """A new version of the named artifact ``name`` from a file or a directory, logged by the
-    active run (wandb's ``log_artifact``; see :meth:`labbook.run.Run.log_artifact`)."""
-    return _active().log_artifact(path, name=name, type=type, aliases=aliases,
-                                  metadata=metadata)
+    active run (wandb's ``log_artifact``; see :meth:`labbook.run.Run.log_artifact`).
+
+    experiment_results_manager's form works too: ``log_artifact(pickle.dumps(model),
+    artifact_id="model", filename="model.pickle")`` stores the bytes as the file
+    ``filename`` (default: the name) of a version of ``artifact_id``."""
+    run = _active()
+    name = name if name is not None else artifact_id
+    if not isinstance(path, bytes | bytearray):
+        return run.log_artifact(path, name=name, type=type, aliases=aliases, metadata=metadata)
+    if name is None and filename is None:
+        raise ArgumentTypeError("log_artifact of bytes needs a name: log_artifact(data, "
+                                "name='model') or artifact_id= / filename=.")
+    from labbook.run import validate_artifact_name
+
+    filename = validate_artifact_name(filename or name, "Artifact file name")
+    if "/" in filename.replace("\\", "/"):
+        raise ArgumentTypeError(f"filename {filename!r} must be a file name, not a path.")
+    with tempfile.TemporaryDirectory(prefix="labbook-artifact-") as folder:
+        target = os.path.join(folder, filename)
+        with open(target, "wb") as handle:
+            handle.write(bytes(path))
+        # the observers have the files when this returns (a journal keeps copies)
+        return run.log_artifact(target, name=name or os.path.splitext(filename)[0],
+                                type=type, aliases=aliases, metadata=metadata)
 
 
 def use_artifact(ref: str) -> Any:

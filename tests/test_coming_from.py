@@ -225,3 +225,22 @@ def test_wandb_resume(tmp_path):
         labbook.log({"loss": 0.5})
     got = Api(store).run(12)
     assert values(got, "loss") == ([0, 1], [1.0, 0.5])
+
+
+def test_experiment_results_manager_log_artifact_of_bytes(tmp_path):
+    import pickle
+
+    store = str(tmp_path / "runs")
+    model = {"weights": [1, 2, 3]}
+    with labbook.start_run("erm", store=store):
+        version = labbook.log_artifact(pickle.dumps(model), artifact_id="model",
+                                       filename="model.pickle")
+        assert (version.name, version.version) == ("model", "v0")
+        with pytest.raises(TypeError, match=r"log_artifact of bytes needs a name"):
+            labbook.log_artifact(b"data")
+        with pytest.raises(TypeError, match=r"must be a file name, not a path"):
+            labbook.log_artifact(b"data", artifact_id="x", filename="a/b.bin")
+    back = Api(store).artifact("model:latest")
+    folder = back.download(root=str(tmp_path / "dl"))
+    with open(os.path.join(folder, "model.pickle"), "rb") as fh:
+        assert pickle.loads(fh.read()) == model

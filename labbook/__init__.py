@@ -36,6 +36,8 @@ __all__ = [
     "open_store",
     "compare_runs",
     "get_metrics_for_all_jobs",
+    "sweep",
+    "Sweep",
     # runs without decorators (notebooks, scripts): labbook.imperative
     *_IMPERATIVE,
     "__version__",
@@ -51,6 +53,8 @@ _lazy_getattr = lazy_names(globals(), {
     "open_store": "labbook.stores",
     "compare_runs": "labbook.report",
     "get_metrics_for_all_jobs": "labbook.api",
+    "sweep": "labbook.sweeps",
+    "Sweep": "labbook.sweeps",
     **dict.fromkeys(_IMPERATIVE, "labbook.imperative"),
 })
 

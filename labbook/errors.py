@@ -568,3 +568,11 @@ class SqlRunIdError(SqlStoreError, RunIdRefusedError):
 
 
 __all__ += ["RunIdRefusedError", "SqlRunIdError"]
+
+
+class SweepError(UsageError, ValueError):
+    """A sweep cannot start as asked: a bad parameter spec, an unknown method or goal, a grid
+    over a continuous parameter, Optuna missing (``pip install labbook[sweep]``)."""
+
+
+__all__ += ["SweepError"]

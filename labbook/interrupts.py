@@ -1,7 +1,7 @@
 """Exceptions that end a run early with a status of their own (Sacred's custom interrupts)."""
 from __future__ import annotations
 
-__all__ = ["LabbookInterrupt", "TimeoutInterrupt", "SacredInterrupt"]
+__all__ = ["LabbookInterrupt", "TimeoutInterrupt", "SacredInterrupt", "PrunedInterrupt"]
 
 
 class LabbookInterrupt(Exception):
@@ -21,3 +21,9 @@ class TimeoutInterrupt(LabbookInterrupt):
 
 # Sacred's name for the base class, so ``except SacredInterrupt`` keeps working after a switch.
 SacredInterrupt = LabbookInterrupt
+
+
+class PrunedInterrupt(LabbookInterrupt):
+    """A sweep's pruner stopped this trial early; the run ends with status ``PRUNED``."""
+
+    STATUS = "PRUNED"

@@ -1,0 +1,449 @@
+"""Sweeps: many runs of one experiment, their configs chosen by Optuna (``labbook[sweep]``).
+
+labbook does not search: Optuna's samplers pick each trial's config, its pruners stop trials,
+its storage keeps the study. labbook runs each trial as a run of the experiment, in this
+process, tagged ``sweep:ID`` and in the group ``ID``, and tells Optuna the run's value of the
+metric (its summary). See docs/sweeps.md.
+
+Pruning: the trial's run gets a metric buffer that reports each point of the sweep's metric to
+the trial (``trial.report``) as it is logged, and asks ``trial.should_prune()``; when the pruner
+says so, the ``log_scalar`` call raises :class:`~labbook.interrupts.PrunedInterrupt` and the
+run ends with status ``PRUNED``, the point that decided it kept. Reporting from the metric path
+(not from an observer) decides at the point, not at the next heartbeat, and changes nothing for
+runs outside sweeps.
+"""
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import os
+import re
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from labbook.errors import LabbookWarning, SweepError
+from labbook.interrupts import PrunedInterrupt
+from labbook.metrics import MetricBuffer, flatten
+
+__all__ = ["Param", "parse_param", "parse_params", "sweep", "Sweep", "study_storage_url",
+           "METHODS", "GOALS"]
+
+METHODS = ("grid", "random", "tpe")
+GOALS = ("minimize", "maximize")
+_KINDS = ("uniform", "loguniform", "int", "choice")
+_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.S)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: labbook's default drivers, as its SQL store uses them (Optuna gets the same database)
+_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+            "mysql": "mysql+pymysql", "mariadb": "mysql+pymysql"}
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise SweepError("Sweeps need Optuna: pip install 'labbook[sweep]'.") from None
+    return optuna
+
+
+# -- parameter specs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One swept parameter: ``kind`` is uniform, loguniform, int, choice or value (fixed)."""
+
+    name: str
+    kind: str
+    args: tuple
+
+    def suggest(self, trial: Any) -> Any:
+        """The trial's value of this parameter (Optuna's ``trial.suggest_*``)."""
+        if self.kind == "uniform":
+            return trial.suggest_float(self.name, *self.args)
+        if self.kind == "loguniform":
+            return trial.suggest_float(self.name, *self.args, log=True)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, *self.args)
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.args))
+        return self.args[0]
+
+
+def _literal(text: str) -> Any:
+    text = text.strip()
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text  # a bare word: a string (choice(adam,sgd))
+
+
+def _number(name: str, spec: str, value: Any, whole: bool = False) -> float | int:
+    ok = isinstance(value, int) if whole else isinstance(value, int | float)
+    if not ok or isinstance(value, bool) or not math.isfinite(value):
+        what = "whole numbers" if whole else "numbers"
+        raise SweepError(f"Parameter {name}: {spec!r} takes {what}, got {value!r}.")
+    return value
+
+
+def parse_spec(name: str, spec: Any) -> Param:
+    """A :class:`Param` from ``uniform(a,b)``, ``loguniform(a,b)``, ``int(a,b)``,
+    ``choice(x,y,...)`` or a plain value (fixed for every trial); a list is a choice."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SweepError(f"Bad parameter name {name!r}: use a config key such as lr or "
+                         "optimizer.lr.")
+    if isinstance(spec, list | tuple):
+        if not spec:
+            raise SweepError(f"Parameter {name}: an empty list of choices.")
+        return Param(name, "choice", tuple(spec))
+    if not isinstance(spec, str):
+        return Param(name, "value", (spec,))
+    match = _CALL.match(spec)
+    if not match or match.group(1) not in _KINDS:
+        if match:
+            raise SweepError(f"Parameter {name}: unknown distribution {match.group(1)!r} in "
+                             f"{spec!r}; use one of {', '.join(k + '(...)' for k in _KINDS)}.")
+        return Param(name, "value", (_literal(spec),))
+    kind, body = match.group(1), match.group(2)
+    try:
+        parsed = ast.literal_eval(f"[{body}]")
+    except (ValueError, SyntaxError):
+        parsed = [_literal(part) for part in body.split(",")] if kind == "choice" else None
+        if parsed is None:
+            raise SweepError(f"Parameter {name}: cannot read {spec!r}; write e.g. "
+                             f"{kind}(0.001, 0.1).") from None
+    if kind == "choice":
+        if not parsed:
+            raise SweepError(f"Parameter {name}: {spec!r} has no choices.")
+        return Param(name, kind, tuple(parsed))
+    if len(parsed) != 2:
+        raise SweepError(f"Parameter {name}: {spec!r} takes two bounds, low and high.")
+    low, high = (_number(name, spec, v, whole=kind == "int") for v in parsed)
+    if not low < high:
+        raise SweepError(f"Parameter {name}: {spec!r} needs low < high.")
+    if kind == "loguniform" and low <= 0:
+        raise SweepError(f"Parameter {name}: {spec!r} needs bounds above 0 (a log scale).")
+    if kind != "int":
+        low, high = float(low), float(high)
+    return Param(name, kind, (low, high))
+
+
+def parse_param(text: str) -> Param:
+    """``NAME=SPEC`` (the command line's ``--param``) as a :class:`Param`."""
+    name, sep, spec = str(text).partition("=")
+    if not sep:
+        raise SweepError(f"Bad --param {text!r}: write NAME=SPEC, e.g. 'lr=loguniform(1e-4,1e-1)'.")
+    return parse_spec(name.strip(), spec)
+
+
+def parse_params(params: dict | Sequence[str] | Sequence[Param]) -> list[Param]:
+    """Params from a dict ``{name: spec}`` or ``NAME=SPEC`` texts; names must be unique."""
+    if isinstance(params, dict):
+        out = [p if isinstance(p, Param) else parse_spec(n, p) for n, p in params.items()]
+    elif isinstance(params, str):
+        out = [parse_param(params)]
+    else:
+        out = [p if isinstance(p, Param) else parse_param(p) for p in params]
+    names = [p.name for p in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SweepError(f"Parameter(s) given twice: {', '.join(twice)}.")
+    if not any(p.kind != "value" for p in out):
+        raise SweepError("A sweep needs at least one parameter to vary (uniform, loguniform, "
+                         "int or choice).")
+    return out
+
+
+# -- the study's storage -----------------------------------------------------------------------
+def study_storage_url(store: str) -> str | None:
+    """Where the Optuna study of a sweep on ``store`` lives (an SQLAlchemy URL), None for in
+    memory. Optuna and labbook's SQL store both keep their schema revision in a table named
+    ``alembic_version``, so the study cannot share their tables: a SQLite store
+    ``sqlite:///x.db`` keeps it in ``x.db-optuna`` next to it, PostgreSQL in the schema
+    ``optuna`` of the same database, MySQL/MariaDB in the database ``DB_optuna`` of the same
+    server; a file store in ``DIR/_optuna.db``. Other stores (Mongo): in memory."""
+    scheme, sep, rest = store.partition("://")
+    scheme = scheme.lower() if sep else ""
+    base = scheme.split("+")[0]
+    if base == "sqlite":
+        path = (rest[1:] if rest.startswith("/") else rest).partition("?")[0]
+        if not path or path == ":memory:":
+            return None
+        return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}-optuna"
+    if base in ("postgresql", "postgres"):
+        driver = scheme if "+" in scheme else _DRIVERS[base]
+        joiner = "&" if "?" in rest else "?"
+        return f"{driver}://{rest}{joiner}options=-csearch_path%3Doptuna"
+    if base in ("mysql", "mariadb"):
+        driver = scheme if "+" in scheme else _DRIVERS[base]
+        head, _, query = rest.partition("?")
+        server, _, database = head.rpartition("/")
+        return f"{driver}://{server}/{database}_optuna" + (f"?{query}" if query else "")
+    if not sep or scheme == "file":
+        directory = rest if sep else store
+        if os.path.isdir(directory) or not sep:
+            os.makedirs(directory, exist_ok=True)
+            return f"sqlite:///{os.path.abspath(os.path.join(directory, '_optuna.db'))}"
+    return None
+
+
+def _prepare_storage(url: str) -> None:
+    """Create the PostgreSQL schema / MySQL database the study lives in, if missing."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        engine = sa.create_engine(parsed.difference_update_query(["options"]))
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS optuna"))
+        engine.dispose()
+    elif backend in ("mysql", "mariadb"):
+        engine = sa.create_engine(parsed.set(database=None))
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))
+        engine.dispose()
+
+
+# -- trials --------------------------------------------------------------------------------------
+class _TrialBuffer(MetricBuffer):
+    """The metric buffer of a trial's run: reports the sweep's metric to the trial."""
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        super().__init__()
+        self._trial = trial
+        self._metric = metric
+        self._next_step = 0
+
+    def add(self, metric_name: str, value: Any, step: int | None = None) -> None:
+        super().add(metric_name, value, step)
+        if metric_name == self._metric:
+            self._report(value, step)
+
+    def log(self, data: dict, step: int | None = None, commit: bool = True) -> None:
+        super().log(data, step, commit)
+        if commit and isinstance(data, dict):
+            flat = flatten(data)
+            if self._metric in flat:
+                self._report(flat[self._metric], self.global_step - 1)
+
+    def _report(self, value: Any, step: int | None) -> None:
+        if step is None:
+            step = self._next_step
+        self._next_step = step + 1
+        value = float(value)
+        if math.isnan(value):
+            return
+        self._trial.report(value, step)
+        if self._trial.should_prune():
+            raise PrunedInterrupt(f"trial {self._trial.number} pruned at step {step} "
+                                  f"({self._metric} = {value})")
+
+
+def load_experiment(path: str) -> Any:
+    """The one Experiment defined at module level by the script ``path`` (read, not run)."""
+    import runpy
+    import sys
+
+    from labbook.experiment import Experiment
+
+    if not os.path.isfile(path):
+        raise SweepError(f"No experiment file {path}.")
+    directory = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, directory)
+    try:
+        namespace = runpy.run_path(path, run_name="__labbook_sweep__")
+    except SystemExit as exc:
+        raise SweepError(f"{path} exited ({exc.code}) when read for its experiment; define "
+                         "the experiment at module level.") from None
+    finally:
+        if sys.path and sys.path[0] == directory:
+            del sys.path[0]
+    found = {id(v): v for v in namespace.values() if isinstance(v, Experiment)}
+    if len(found) != 1:
+        raise SweepError(f"{path} defines {len(found)} experiments at module level; a sweep "
+                         "runs a script with exactly one.")
+    return next(iter(found.values()))
+
+
+def _sampler(optuna: Any, method: str, params: list[Param], seed: int | None) -> Any:
+    if method == "grid":
+        bad = [p.name for p in params if p.kind not in ("choice", "value")]
+        if bad:
+            raise SweepError(f"A grid takes choice(...) parameters only; {', '.join(bad)} "
+                             "vary continuously (use --method random or tpe, or choices).")
+        space = {p.name: list(p.args) for p in params if p.kind == "choice"}
+        return optuna.samplers.GridSampler(space, seed=seed)
+    if method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(optuna: Any, prune: Any) -> Any:
+    if prune is None or prune in ("none", False):
+        return optuna.pruners.NopPruner()
+    if prune == "median":
+        return optuna.pruners.MedianPruner()
+    if isinstance(prune, optuna.pruners.BasePruner):
+        return prune
+    raise SweepError(f"Unknown pruner {prune!r}: use 'median', None, or an Optuna pruner.")
+
+
+def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
+          trials: int | None = None, metric: str = "loss", goal: str = "minimize",
+          store: str | None = None, prune: Any = None, sweep_id: str | None = None,
+          seed: int | None = None, storage: str | None = None) -> Sweep:
+    """Run a sweep: ``trials`` runs of ``experiment`` (an Experiment or a script's path), each
+    config from Optuna's sampler (``method``: grid, random or tpe) over ``params``; their value
+    is the run's summary of ``metric``, to ``goal`` (minimize / maximize). ``prune="median"``
+    stops trials whose logged ``metric`` lags (status PRUNED). Runs are tagged ``sweep:ID`` and
+    grouped under ``ID``; the study is named ``ID`` and joined if it exists (several processes
+    may run one sweep). ``storage`` overrides where the study lives (see
+    :func:`study_storage_url`). Returns the :class:`Sweep`."""
+    from labbook.experiment import Experiment
+    from labbook.stores import default_url
+
+    if method not in METHODS:
+        raise SweepError(f"Unknown sweep method {method!r}: use {', '.join(METHODS)}.")
+    if goal not in GOALS:
+        raise SweepError(f"Unknown goal {goal!r}: use minimize or maximize.")
+    if not isinstance(metric, str) or not metric:
+        raise SweepError("A sweep needs the name of the metric it optimizes (metric=).")
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool)
+                               or trials < 1):
+        raise SweepError(f"trials must be a whole number above 0, got {trials!r}.")
+    parsed = parse_params(params)
+    if isinstance(experiment, str | os.PathLike):
+        experiment = load_experiment(os.fspath(experiment))
+    if not isinstance(experiment, Experiment):
+        raise SweepError(f"sweep() takes an Experiment or a script's path, got "
+                         f"{type(experiment).__name__}.")
+    optuna = _optuna()
+    sampler = _sampler(optuna, method, parsed, seed)
+    if trials is None:
+        if method != "grid":
+            raise SweepError(f"A {method} sweep needs a number of trials (trials=).")
+        trials = math.prod(len(p.args) for p in parsed if p.kind == "choice")
+    store = store or default_url()
+    sweep_id = sweep_id or f"sweep-{uuid.uuid4().hex[:8]}"
+    if storage is None:
+        storage = study_storage_url(store)
+        if storage is not None:
+            _prepare_storage(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, study_name=sweep_id, sampler=sampler,
+                                pruner=_pruner(optuna, prune), direction=goal,
+                                load_if_exists=True)
+    result = Sweep(sweep_id, store, metric, goal, study)
+    fixed = {p.name: p.args[0] for p in parsed if p.kind == "value"}
+    varied = [p for p in parsed if p.kind != "value"]
+
+    def objective(trial: Any) -> float:
+        return _run_trial(optuna, trial, experiment, varied, fixed, result)
+
+    # optimize, not ask/tell: the grid sampler stops the study when its grid is done
+    study.optimize(objective, n_trials=trials, catch=(_TrialFailed,))
+    return result
+
+
+class _TrialFailed(Exception):
+    """A trial's run failed or has no value of the metric: the trial fails, the sweep goes on."""
+
+
+def _run_trial(optuna: Any, trial: Any, ex: Any, varied: list[Param], fixed: dict,
+               sweep_: Sweep) -> float:
+    from labbook.api import Api
+
+    updates = dict(fixed)
+    updates.update((p.name, p.suggest(trial)) for p in varied)
+    options = {"store": sweep_.store, "tag": [f"sweep:{sweep_.id}"], "group": sweep_.id}
+    run = ex._create_run(config_updates=updates, options=options,
+                         meta_info={"sweep": {"id": sweep_.id, "trial": trial.number}})
+    run._metrics = _TrialBuffer(trial, sweep_.metric)
+    run.log_scalar = run._metrics.add  # type: ignore[method-assign]
+    try:
+        run()
+    except PrunedInterrupt as exc:
+        raise optuna.TrialPruned(str(exc)) from None
+    except Exception as exc:  # the run is stored FAILED; the sweep goes on
+        raise _TrialFailed(f"run {run._id} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        if run._id is not None:
+            trial.set_user_attr("labbook_run_id", run._id)
+    with Api(sweep_.store) as api:
+        value = api.run(run._id).summary.get(sweep_.metric)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        warnings.warn(f"Sweep {sweep_.id}: run {run._id} has no number for {sweep_.metric} "
+                      f"({value!r}); its trial {trial.number} is marked failed.", LabbookWarning)
+        raise _TrialFailed(f"run {run._id} has no value of {sweep_.metric}")
+    return float(value)
+
+
+# -- the result ----------------------------------------------------------------------------------
+class Sweep:
+    """A sweep: its runs (group ``id``), its Optuna ``study``, the best run."""
+
+    def __init__(self, sweep_id: str, store: str, metric: str, goal: str, study: Any = None):
+        self.id = sweep_id
+        self.store = store
+        self.metric = metric
+        self.goal = goal
+        self.study = study
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.id} {self.goal} {self.metric} in {self.store}>"
+
+    @property
+    def runs(self) -> Any:
+        """The runs of the sweep (:class:`labbook.api.Runs`), newest first."""
+        from labbook.api import Api
+
+        return Api(self.store).runs({"group": self.id})
+
+    def best_run(self, order: str | None = None) -> Any:
+        """The completed run with the best summary of the metric (lowest when minimizing), or
+        the first run by ``order`` (a field path, ``-`` for descending); None if none."""
+        from labbook.api import Api
+
+        if order is not None:
+            runs = Api(self.store).runs({"group": self.id, "status": "COMPLETED"}, order=order)
+            return runs[0] if runs else None
+        scored = []
+        for view in self.runs:
+            value = view.summary.get(self.metric) if view.status == "COMPLETED" else None
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and not math.isnan(value):
+                scored.append((value, view))
+        if not scored:
+            return None
+        pick = min if self.goal == "minimize" else max
+        return pick(scored, key=lambda pair: pair[0])[1]
+
+    def to_dataframe(self) -> Any:
+        """One row per run (``Runs.to_dataframe``): config and summary columns."""
+        return self.runs.to_dataframe()
+
+    def plot(self, ax: Any = None) -> Any:
+        """The metric of each completed run against its trial number (matplotlib); the figure."""
+        import matplotlib.pyplot as plt
+
+        points = []
+        for view in self.runs:
+            value = view.summary.get(self.metric)
+            trial = (view.meta.get("sweep") or {}).get("trial")
+            if view.status == "COMPLETED" and trial is not None and \
+                    isinstance(value, int | float):
+                points.append((trial, value))
+        points.sort()
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.plot([t for t, _ in points], [v for _, v in points], "o", label=self.metric)
+        best = list(itertools.accumulate(
+            (v for _, v in points), min if self.goal == "minimize" else max))
+        ax.plot([t for t, _ in points], best, "-", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(self.metric)
+        ax.set_title(f"sweep {self.id}")
+        ax.legend()
+        return ax.figure

@@ -15,6 +15,7 @@ USAGE = """labbook - reproducible, comparable experiments.
 
 Usage:
   labbook ls [STORE] [--store=URL] [--filter=F] [--order=FIELD] [--limit=N] [--columns=COLS]
+             [--sweep=ID]
   labbook show (ID | latest) [--store=URL]
   labbook compare ID ID... [--store=URL] [--html=FILE]
   labbook export [--store=URL] [--filter=F] [--order=FIELD] [--format=FMT] [--out=FILE]
@@ -24,6 +25,9 @@ Usage:
   labbook sync SRC [DST] [--store=URL] [--filter=F] [--dry-run]
   labbook worker EXP [--store=URL] [--max-runs=N] [--idle-exit=S] [--concurrency=K]
                  [--name=NAME] [--max-requeues=N] [--poll=S]
+  labbook sweep EXP [--param=SPEC...] [--config=FILE] [--method=M] [--trials=N]
+                [--metric=NAME] [--goal=G] [--prune=P] [--store=URL] [--sweep-id=ID]
+                [--seed=N]
   labbook --version
   labbook (-h | --help)
 
@@ -38,7 +42,6 @@ Options:
   --html=FILE      Also write a self-contained HTML comparison with plots.
   --format=FMT     csv, json or parquet [default: csv].
   --out=FILE       Write to FILE (export: default standard output; plot: METRIC.png).
-  --metric=NAME    The metric to plot against step.
   --yes            Delete without asking.
   --dry-run        sync: say what would be copied, copy nothing.
   --max-runs=N       worker: exit after claiming N runs (and finishing them).
@@ -47,6 +50,21 @@ Options:
   --name=NAME        worker: its name, kept in meta.worker [default: HOST:PID].
   --max-requeues=N   worker: re-queue a dead run at most N times, then fail it [default: 3].
   --poll=S           worker: seconds between looks for queued runs when idle [default: 1].
+  --sweep=ID         ls: only the runs of the sweep ID.
+  --param=SPEC       sweep: NAME=uniform(a,b) | loguniform(a,b) | int(a,b) | choice(x,y,...)
+                     | a fixed value; repeat for each parameter.
+  --config=FILE      sweep: a YAML sweep file (method, metric, parameters, early_terminate).
+  --method=M         sweep: grid, random or tpe (default: tpe).
+  --trials=N         sweep: how many trials this process runs (grid: default all points).
+  --metric=NAME      plot: the metric to plot; sweep: the metric to optimize (its summary).
+  --goal=G           sweep: minimize or maximize (default: minimize).
+  --prune=P          sweep: median (Optuna's MedianPruner) or none.
+  --sweep-id=ID      sweep: the sweep's id (default: a new one); the same id joins a sweep.
+  --seed=N           sweep: the sampler's seed.
+
+sweep: runs EXP's experiment once per trial, in this process, each config chosen by Optuna
+(pip install 'labbook[sweep]'); the runs are tagged sweep:ID and grouped under ID. Several
+processes given the same --sweep-id and store share the sweep's study.
 
 sync: with a QueuedObserver failure directory as SRC, replays its journals into DST (or
 --store); otherwise copies the runs of the store SRC (matching --filter) into the store DST,
@@ -106,6 +124,105 @@ def _worker(args: dict) -> int:
                       concurrency=_int(args["--concurrency"], "--concurrency"),
                       max_requeues=_int(args["--max-requeues"], "--max-requeues"),
                       poll=_number(args["--poll"], "--poll"))
+
+
+def _sweep_file(path: str) -> dict:
+    """The settings of a YAML sweep file (wandb's keys): method, metric {name, goal},
+    parameters {name: {values: [...]} | {value: x} | {min, max, distribution}},
+    early_terminate {type: median}, trials (or run_cap)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise UsageError(f"Cannot read the sweep file {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"The sweep file {path} is not valid YAML: {exc}.") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"The sweep file {path} must hold a mapping (method, metric, "
+                         "parameters).")
+    out: dict[str, Any] = {}
+    if "method" in data:
+        out["method"] = {"bayes": "tpe"}.get(data["method"], data["method"])
+    metric = data.get("metric")
+    if isinstance(metric, dict):
+        if "name" in metric:
+            out["metric"] = metric["name"]
+        if "goal" in metric:
+            out["goal"] = metric["goal"]
+    elif metric is not None:
+        out["metric"] = metric
+    for key in ("trials", "run_cap"):
+        if key in data:
+            out["trials"] = data[key]
+    early = data.get("early_terminate")
+    if early:
+        out["prune"] = early.get("type") if isinstance(early, dict) else early
+    params = data.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise UsageError(f"{path}: parameters must map names to their values or ranges.")
+    out["params"] = {name: _yaml_param(path, name, spec) for name, spec in params.items()}
+    return out
+
+
+def _yaml_param(path: str, name: str, spec: Any) -> Any:
+    """One parameter of a sweep file as a spec of labbook.sweep."""
+    if not isinstance(spec, dict):
+        return spec  # a list: the choices; anything else: a fixed value or a spec text
+    if "values" in spec:
+        return list(spec["values"])
+    if "value" in spec:
+        value = spec["value"]
+        return repr(value) if isinstance(value, str) else value  # a text stays a text
+    if "min" in spec and "max" in spec:
+        low, high = spec["min"], spec["max"]
+        kind = spec.get("distribution") or ("int_uniform" if isinstance(low, int) and
+                                            isinstance(high, int) else "uniform")
+        names = {"uniform": "uniform", "log_uniform_values": "loguniform",
+                 "loguniform": "loguniform", "int_uniform": "int", "int": "int"}
+        if kind not in names:
+            raise UsageError(f"{path}: parameter {name} has distribution {kind!r}; use uniform, "
+                             "log_uniform_values or int_uniform.")
+        return f"{names[kind]}({low!r}, {high!r})"
+    raise UsageError(f"{path}: parameter {name} needs values, value, or min and max.")
+
+
+def cmd_sweep(args: dict) -> str:
+    """``labbook sweep EXP ...``: run the trials; a line per run and the best one."""
+    from labbook.sweeps import parse_param, sweep
+
+    settings = _sweep_file(args["--config"]) if args["--config"] else {"params": {}}
+    params = dict(settings.pop("params"))
+    for text in args["--param"] or ():
+        param = parse_param(text)
+        params[param.name] = text.partition("=")[2]
+    for option, key in (("--method", "method"), ("--metric", "metric"), ("--goal", "goal"),
+                        ("--prune", "prune")):
+        if args[option] is not None:
+            settings[key] = args[option]
+    if args["--trials"] is not None:
+        settings["trials"] = _int(args["--trials"], "--trials")
+    if args["--seed"] is not None:
+        settings["seed"] = _int(args["--seed"], "--seed")
+    if not params:
+        raise UsageError("labbook sweep needs parameters: --param NAME=SPEC or --config FILE.")
+    if settings.get("prune") == "none":
+        settings["prune"] = None
+    result = sweep(args["EXP"], params, store=_store_arg(args["--store"]),
+                   sweep_id=args["--sweep-id"], **settings)
+    states: dict[str, int] = {}
+    for trial in result.study.trials:
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    lines = [f"Sweep {result.id}: {counts} trial(s) in its study."]
+    best = result.best_run()
+    if best is not None:
+        config = {p: best.config.get(p) for p in params} if hasattr(best.config, "get") else {}
+        lines.append(f"Best run {best.id}: {result.metric} = {best.summary.get(result.metric)}"
+                     f" with {config}")
+    lines.append(f"labbook ls --sweep {result.id}  lists its runs.")
+    return "\n".join(lines)
 
 
 def _is_journal_dir(path: str) -> bool:
@@ -174,7 +291,7 @@ def _replay(failure_dir: str, url: str | None) -> str:
 
 
 #: the commands of the usage, for "did you mean" on a mistyped one
-COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker")
+COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep")
 #: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
 #: process killed by SIGPIPE reports it in the shell
 BROKEN_PIPE_STATUS = 128 + 13
@@ -248,7 +365,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"labbook {__version__}")
         elif args["ls"]:
             _say(cmd_ls(args["STORE"] or _store_arg(args["--store"]), args["--filter"],
-                        args["--order"], _int(args["--limit"], "--limit"), args["--columns"]))
+                        args["--order"], _int(args["--limit"], "--limit"), args["--columns"],
+                        sweep=args["--sweep"]))
+        elif args["sweep"]:
+            _say(cmd_sweep(args))
         elif args["sync"]:
             _say(cmd_sync(args["SRC"], args["DST"] or _store_arg(args["--store"]),
                           filter_text=args["--filter"], dry_run=args["--dry-run"],

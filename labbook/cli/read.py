@@ -180,8 +180,10 @@ def _column_value(view: Any, column: str) -> str:
 
 
 def cmd_ls(url: str | None, filter_text: str | None, order: str, limit: int,
-           columns: str | None = None) -> str:
+           columns: str | None = None, sweep: str | None = None) -> str:
     flt = parse_filter(filter_text)
+    if sweep:  # the runs of a sweep: its group
+        flt = {"group": sweep} if not flt else {"$and": [flt, {"group": sweep}]}
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else \
         list(_DEFAULT_COLUMNS)
     if not names:

@@ -200,7 +200,9 @@ def _prepare_storage(url: str) -> None:
             conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS optuna"))
         engine.dispose()
     elif backend in ("mysql", "mariadb"):
-        engine = sa.create_engine(parsed.set(database=None))
+        server = sa.engine.URL.create(parsed.drivername, parsed.username, parsed.password,
+                                      parsed.host, parsed.port, query=parsed.query)
+        engine = sa.create_engine(server)  # on the server: the database may not exist yet
         with engine.begin() as conn:
             conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))
         engine.dispose()

@@ -288,3 +288,38 @@ def test_the_command_line_sweeps_by_params_and_by_a_sweep_file(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("Error: A grid takes choice(...) parameters only; lr vary "
                                   "continuously (use --method random or tpe, or choices).")
+
+
+def test_the_sweeps_page_python_blocks_print_what_it_shows(tmp_path, monkeypatch):
+    from tests.test_docs import differences, python_blocks, report, run_block
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABBOOK_STORE", raising=False)
+    namespace = {"__name__": "sweeps_page"}
+    blocks = python_blocks("sweeps.md")
+    assert len(blocks) == 3
+    for block in blocks:
+        printed, error = run_block(block, namespace, str(tmp_path))
+        if error is not None:
+            report(f"sweeps.md: python block {block.index}", f"{block} fails:\n{error.formatted}")
+        if block.output is not None:
+            diff = differences(block.output, printed)
+            if diff:
+                report(f"sweeps.md: python block {block.index}", f"{block}:\n{diff}")
+
+
+def test_the_sweep_file_of_the_page_reads_as_labbook_sweep_arguments(tmp_path):
+    from labbook.cli.main import _sweep_file
+    from tests.test_docs import fences
+
+    yaml_text = [body for lang, body, *_ in fences("sweeps.md") if lang == "yaml"]
+    assert len(yaml_text) == 1
+    (tmp_path / "sweep.yaml").write_text(yaml_text[0])
+    settings = _sweep_file(str(tmp_path / "sweep.yaml"))
+    assert settings == {
+        "method": "tpe", "metric": "loss", "goal": "minimize", "trials": 30, "prune": "median",
+        "params": {"lr": [0.001, 0.01, 0.1], "batch": "int(16, 128)",
+                   "dropout": "uniform(0.0, 0.5)", "wd": "loguniform(1e-06, 0.01)",
+                   "optimizer": "'adam'"}}
+    params = {p.name: p for p in labbook.sweeps.parse_params(settings["params"])}
+    assert params["optimizer"].args == ("adam",) and params["wd"].kind == "loguniform"

@@ -337,7 +337,7 @@ def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
     study = optuna.create_study(storage=storage, study_name=sweep_id, sampler=sampler,
                                 pruner=_pruner(optuna, prune), direction=goal,
                                 load_if_exists=True)
-    result = Sweep(sweep_id, store, metric, goal, study)
+    result = Sweep(sweep_id, store, metric, goal, study=study, storage=storage)
     fixed = {p.name: p.args[0] for p in parsed if p.kind == "value"}
     varied = [p for p in parsed if p.kind != "value"]
 
@@ -355,8 +355,6 @@ class _TrialFailed(Exception):
 
 def _run_trial(optuna: Any, trial: Any, ex: Any, varied: list[Param], fixed: dict,
                sweep_: Sweep) -> float:
-    from labbook.api import Api
-
     updates = dict(fixed)
     updates.update((p.name, p.suggest(trial)) for p in varied)
     options = {"store": sweep_.store, "tag": [f"sweep:{sweep_.id}"], "group": sweep_.id}
@@ -373,9 +371,8 @@ def _run_trial(optuna: Any, trial: Any, ex: Any, varied: list[Param], fixed: dic
     finally:
         if run._id is not None:
             trial.set_user_attr("labbook_run_id", run._id)
-    with Api(sweep_.store) as api:
-        value = api.run(run._id).summary.get(sweep_.metric)
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    value = sweep_.api.run(run._id).summary.get(sweep_.metric)
+    if not _is_number(value):
         warnings.warn(f"Sweep {sweep_.id}: run {run._id} has no number for {sweep_.metric} "
                       f"({value!r}); its trial {trial.number} is marked failed.", LabbookWarning)
         raise _TrialFailed(f"run {run._id} has no value of {sweep_.metric}")
@@ -384,38 +381,67 @@ def _run_trial(optuna: Any, trial: Any, ex: Any, varied: list[Param], fixed: dic
 
 # -- the result ----------------------------------------------------------------------------------
 class Sweep:
-    """A sweep: its runs (group ``id``), its Optuna ``study``, the best run."""
+    """A sweep: its runs (group ``id``), its Optuna ``study``, the best run.
 
-    def __init__(self, sweep_id: str, store: str, metric: str, goal: str, study: Any = None):
+    ``Sweep(id, store, metric, goal)`` reopens a sweep run earlier (its study loaded from
+    ``storage``, by default :func:`study_storage_url`, when first used)."""
+
+    def __init__(self, sweep_id: str, store: str, metric: str = "loss", goal: str = "minimize",
+                 study: Any = None, storage: str | None = None):
+        if goal not in GOALS:
+            raise SweepError(f"Unknown goal {goal!r}: use minimize or maximize.")
         self.id = sweep_id
         self.store = store
         self.metric = metric
         self.goal = goal
-        self.study = study
+        self._study = study
+        self._storage = storage
+        self._api: Any = None
 
     def __repr__(self) -> str:
         return f"<Sweep {self.id} {self.goal} {self.metric} in {self.store}>"
 
     @property
+    def study(self) -> Any:
+        """The Optuna study (``study.trials``, ``study.best_params``, Optuna's plots)."""
+        if self._study is None:
+            storage = self._storage or study_storage_url(self.store)
+            if storage is None:
+                raise SweepError(f"Sweep {self.id}: its study was kept in memory (store "
+                                 f"{self.store}); pass storage= to find it.")
+            self._study = _optuna().load_study(study_name=self.id, storage=storage)
+        return self._study
+
+    @property
+    def api(self) -> Any:
+        """The :class:`labbook.Api` of the sweep's store (opened once)."""
+        if self._api is None:
+            from labbook.api import Api
+
+            self._api = Api(self.store)
+        return self._api
+
+    def close(self) -> None:
+        """Close the store's connections (a new use opens them again)."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    @property
     def runs(self) -> Any:
         """The runs of the sweep (:class:`labbook.api.Runs`), newest first."""
-        from labbook.api import Api
-
-        return Api(self.store).runs({"group": self.id})
+        return self.api.runs({"group": self.id})
 
     def best_run(self, order: str | None = None) -> Any:
         """The completed run with the best summary of the metric (lowest when minimizing), or
         the first run by ``order`` (a field path, ``-`` for descending); None if none."""
-        from labbook.api import Api
-
         if order is not None:
-            runs = Api(self.store).runs({"group": self.id, "status": "COMPLETED"}, order=order)
+            runs = self.api.runs({"group": self.id, "status": "COMPLETED"}, order=order)
             return runs[0] if runs else None
         scored = []
         for view in self.runs:
             value = view.summary.get(self.metric) if view.status == "COMPLETED" else None
-            if isinstance(value, int | float) and not isinstance(value, bool) \
-                    and not math.isnan(value):
+            if _is_number(value):
                 scored.append((value, view))
         if not scored:
             return None
@@ -426,26 +452,81 @@ class Sweep:
         """One row per run (``Runs.to_dataframe``): config and summary columns."""
         return self.runs.to_dataframe()
 
-    def plot(self, ax: Any = None) -> Any:
-        """The metric of each completed run against its trial number (matplotlib); the figure."""
-        import matplotlib.pyplot as plt
-
+    def _completed(self) -> list[tuple[int, float, Any]]:
+        """(trial number, value, run) of the completed runs, by trial number."""
         points = []
         for view in self.runs:
             value = view.summary.get(self.metric)
             trial = (view.meta.get("sweep") or {}).get("trial")
-            if view.status == "COMPLETED" and trial is not None and \
-                    isinstance(value, int | float):
-                points.append((trial, value))
-        points.sort()
+            if view.status == "COMPLETED" and isinstance(trial, int) and _is_number(value):
+                points.append((trial, value, view))
+        points.sort(key=lambda point: point[0])
+        return points
+
+    def plot(self, kind: str = "trials", ax: Any = None) -> Any:
+        """A matplotlib figure of the completed trials: ``kind="trials"``, the metric against
+        the trial number with the best so far; ``kind="parallel"``, parallel coordinates (an
+        axis per swept parameter, each scaled to its range, then the metric; a line per
+        run, darker when better)."""
+        import matplotlib.pyplot as plt
+
+        if kind not in ("trials", "parallel"):
+            raise SweepError(f"Unknown plot {kind!r}: use 'trials' or 'parallel'.")
+        points = self._completed()
         if ax is None:
-            _, ax = plt.subplots()
-        ax.plot([t for t, _ in points], [v for _, v in points], "o", label=self.metric)
-        best = list(itertools.accumulate(
-            (v for _, v in points), min if self.goal == "minimize" else max))
-        ax.plot([t for t, _ in points], best, "-", label="best so far")
-        ax.set_xlabel("trial")
-        ax.set_ylabel(self.metric)
+            _, ax = plt.subplots(figsize=(8, 4.5) if kind == "parallel" else None)
         ax.set_title(f"sweep {self.id}")
-        ax.legend()
+        if kind == "trials":
+            trials = [t for t, _, _ in points]
+            values = [v for _, v, _ in points]
+            ax.plot(trials, values, "o", label=self.metric)
+            best = list(itertools.accumulate(values, min if self.goal == "minimize" else max))
+            ax.plot(trials, best, "-", label="best so far")
+            ax.set_xlabel("trial")
+            ax.set_ylabel(self.metric)
+            ax.legend()
+            return ax.figure
+        swept = [flatten(view.meta.get("config_updates") or {}) for _, _, view in points]
+        names = sorted({key for updates in swept for key in updates})
+        columns = [_axis([updates.get(name) for updates in swept]) for name in names]
+        columns.append([float(v) for _, v, _ in points])
+        labels = [*names, self.metric]
+        scaled = [_scaled(column) for column in columns]
+        values = columns[-1]
+        order = _scaled(values)
+        for i in range(len(points)):
+            better = 1 - order[i] if self.goal == "minimize" else order[i]
+            ax.plot(range(len(labels)), [column[i] for column in scaled],
+                    color=plt.cm.viridis(better), alpha=0.8)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_yticks([])
+        for x, column in enumerate(columns):
+            known = [v for v in column if v is not None]
+            if known:
+                ax.annotate(f"{min(known):.3g}", (x, 0), textcoords="offset points",
+                            xytext=(0, -12), ha="center", fontsize=7)
+                ax.annotate(f"{max(known):.3g}", (x, 1), textcoords="offset points",
+                            xytext=(0, 4), ha="center", fontsize=7)
         return ax.figure
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and not math.isnan(value)
+
+
+def _axis(values: list) -> list[float | None]:
+    """A parameter's values as positions: numbers as themselves; choices that are not all
+    numbers by their place among the distinct values (in text order); missing: None."""
+    if all(v is None or _is_number(v) for v in values):
+        return [None if v is None else float(v) for v in values]
+    distinct = sorted({repr(v) for v in values if v is not None})
+    return [None if v is None else float(distinct.index(repr(v))) for v in values]
+
+
+def _scaled(column: list) -> list[float]:
+    """Values mapped to 0..1 over their range (a missing value or a single one: 0.5)."""
+    known = [v for v in column if v is not None]
+    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    span = high - low
+    return [0.5 if v is None or not span else (v - low) / span for v in column]

@@ -323,3 +323,28 @@ def test_the_sweep_file_of_the_page_reads_as_labbook_sweep_arguments(tmp_path):
                    "optimizer": "'adam'"}}
     params = {p.name: p for p in labbook.sweeps.parse_params(settings["params"])}
     assert params["optimizer"].args == ("adam",) and params["wd"].kind == "loguniform"
+
+
+def test_plots_and_a_reopened_sweep(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    ex = _grid_experiment()
+    sw = labbook.sweep(ex, ["lr=choice(0.001, 0.01, 0.1)", "batch=choice(16, 'x')"],
+                       method="grid", metric="loss", store=store, sweep_id="plotted")
+    # batch='x' fails in the experiment (x / 1000): 3 completed trials of 6
+    assert sorted(t.state.name for t in sw.study.trials) == ["COMPLETE"] * 3 + ["FAIL"] * 3
+    figure = sw.plot()
+    ax = figure.axes[0]
+    assert ax.get_xlabel() == "trial" and len(ax.lines[0].get_xdata()) == 3
+    parallel = sw.plot(kind="parallel").axes[0]
+    assert [t.get_text() for t in parallel.get_xticklabels()] == ["batch", "lr", "loss"]
+    assert len(parallel.lines) == 3
+    with pytest.raises(SweepError, match="Unknown plot"):
+        sw.plot(kind="pie")
+    sw.close()
+    again = labbook.Sweep("plotted", store, "loss")
+    assert again.best_run().id == sw.best_run().id
+    assert len(again.study.trials) == 6
+    again.close()

@@ -348,3 +348,39 @@ def test_plots_and_a_reopened_sweep(tmp_path):
     assert again.best_run().id == sw.best_run().id
     assert len(again.study.trials) == 6
     again.close()
+
+
+class _PruneAtStep2(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.last_step is not None and trial.last_step >= 2
+
+
+@pytest.mark.parametrize("how", ["log_scalar", "log_scalar_stepless", "log", "ex.log_scalar"])
+def test_every_way_of_logging_the_metric_reports_it_to_the_pruner(tmp_path, how):
+    ex = Experiment("reporting")
+
+    @ex.config
+    def cfg():
+        lr = 0.1
+
+    @ex.main
+    def main(lr, _run):
+        for step in range(6):
+            _run.log_scalar("other", step)
+            if how == "log_scalar":
+                _run.log_scalar("loss", lr * step, step)
+            elif how == "log_scalar_stepless":
+                _run.log_scalar("loss", lr * step)
+            elif how == "log":
+                _run.log({"loss": lr * step, "acc": step})
+            else:
+                ex.log_scalar("loss", lr * step)
+
+    sw = labbook.sweep(ex, {"lr": "choice(0.1)"}, method="grid", metric="loss",
+                       store=str(tmp_path / "runs"), prune=_PruneAtStep2())
+    (run,) = sw.runs
+    assert run.status == "PRUNED"
+    history = run.history(["loss"])
+    assert list(history["_step"]) == [0, 1, 2]  # the point that decided it is kept
+    assert sw.study.trials[0].state.name == "PRUNED"
+    assert sorted(sw.study.trials[0].intermediate_values) == [0, 1, 2]

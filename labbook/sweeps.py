@@ -181,10 +181,9 @@ def study_storage_url(store: str) -> str | None:
         server, _, database = head.rpartition("/")
         return f"{driver}://{server}/{database}_optuna" + (f"?{query}" if query else "")
     if not sep or scheme == "file":
-        directory = rest if sep else store
-        if os.path.isdir(directory) or not sep:
-            os.makedirs(directory, exist_ok=True)
-            return f"sqlite:///{os.path.abspath(os.path.join(directory, '_optuna.db'))}"
+        directory = os.path.expanduser(rest if sep else store)
+        os.makedirs(directory, exist_ok=True)
+        return f"sqlite:///{os.path.abspath(os.path.join(directory, '_optuna.db'))}"
     return None
 
 

@@ -234,6 +234,19 @@ def test_bad_sweeps_fail_before_any_run(tmp_path):
     assert not os.path.exists(store) or not Api(store).runs()
 
 
+def test_where_studies_live(tmp_path):
+    assert study_storage_url(f"file://{tmp_path}/new") == \
+        f"sqlite:///{tmp_path}/new/_optuna.db"
+    assert os.path.isdir(tmp_path / "new")
+    assert study_storage_url("sqlite:////data/runs.db") == "sqlite:////data/runs.db-optuna"
+    assert study_storage_url("sqlite://") is None
+    assert study_storage_url("postgresql://u@h/db") == \
+        "postgresql+psycopg://u@h/db?options=-csearch_path%3Doptuna"
+    assert study_storage_url("mysql://u@h:3306/db?charset=utf8mb4") == \
+        "mysql+pymysql://u@h:3306/db_optuna?charset=utf8mb4"
+    assert study_storage_url("mongodb://h/db") is None
+
+
 def test_spec_from_a_list_and_a_fixed_value():
     assert parse_spec("b", [1, 2]).kind == "choice"
     assert parse_spec("b", 3).args == (3,)

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from labbook.errors import (CommandNotFoundError, InteractiveSessionError, LabbookError,
-                            SignatureError)
+                            MissingFileError, SignatureError)
 from labbook.ingredient import Ingredient, PathType
 from labbook.run import Run
 
@@ -315,6 +315,26 @@ class Experiment(Ingredient):
         if self._experiment_info_cache is None or self._experiment_info_cache[0] != key:
             self._experiment_info_cache = (key, super().get_experiment_info())
         return self._experiment_info_cache[1]
+
+
+def experiments_in_script(path: str, run_name: str) -> list[Experiment]:
+    """The Experiments the script ``path`` defines at module level. The script is executed
+    once as module ``run_name`` (not ``__main__``, so ``@ex.automain`` starts no run), with
+    its directory first on ``sys.path`` meanwhile. Raises :class:`MissingFileError` (a
+    FileNotFoundError) for a missing script; what the script raises (``SystemExit`` included)
+    goes through."""
+    import runpy
+
+    if not os.path.isfile(path):
+        raise MissingFileError(f"No experiment file {path}.")
+    directory = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, directory)
+    try:
+        namespace = runpy.run_path(path, run_name=run_name)
+    finally:
+        if sys.path and sys.path[0] == directory:
+            del sys.path[0]
+    return list({id(v): v for v in namespace.values() if isinstance(v, Experiment)}.values())
 
 
 def run_is_unobserved(opts: dict, command: Any) -> bool:

@@ -305,13 +305,9 @@ def _plain(key: str, value: Any, what: str) -> Any:
 
 
 def _check_plain(key: str, value: Any, what: str) -> None:
-    allowed = (str, int, float, bool, type(None))
-    if isinstance(value, allowed):
-        return
-    if isinstance(value, list | tuple) and all(
-            isinstance(v, allowed) or (isinstance(v, list | tuple)
-                                       and all(isinstance(w, allowed) for w in v))
-            for v in value):
+    from labbook.run import is_plain_param
+
+    if is_plain_param(value):
         return
     raise ArgumentTypeError(f"{what} '{key}' has a value of type {type(value).__name__}; use "
                             "numbers, text, booleans or (nested) lists of them.")

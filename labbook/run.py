@@ -914,16 +914,24 @@ class _Summary(dict):
         self.update_overrides[key] = value
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def is_plain_param(value: Any) -> bool:
+    """Whether ``value`` is what parameters hold: numbers, text, booleans, None, or (nested
+    once) lists of them."""
+    if isinstance(value, _PLAIN):
+        return True
+    return isinstance(value, list | tuple) and all(
+        isinstance(v, _PLAIN) or (isinstance(v, list | tuple)
+                                  and all(isinstance(w, _PLAIN) for w in v))
+        for v in value)
+
+
 def _check_param(key: Any, value: Any) -> None:
     if not isinstance(key, str):
         raise RunValueError(f"Parameter names must be strings, got {key!r}.")
-    allowed = (str, int, float, bool, type(None))
-    if isinstance(value, allowed):
-        return
-    if isinstance(value, list | tuple) and all(
-            isinstance(v, allowed) or (isinstance(v, list | tuple)
-                                       and all(isinstance(w, allowed) for w in v))
-            for v in value):
+    if is_plain_param(value):
         return
     raise RunValueError(
         f"Parameter '{key}' has a value of type {type(value).__name__}; parameters must be "

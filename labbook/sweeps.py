@@ -244,28 +244,20 @@ class _TrialBuffer(MetricBuffer):
 
 def load_experiment(path: str) -> Any:
     """The one Experiment defined at module level by the script ``path`` (read, not run)."""
-    import runpy
-    import sys
+    from labbook.errors import MissingFileError
+    from labbook.experiment import experiments_in_script
 
-    from labbook.experiment import Experiment
-
-    if not os.path.isfile(path):
-        raise SweepError(f"No experiment file {path}.")
-    directory = os.path.dirname(os.path.abspath(path))
-    sys.path.insert(0, directory)
     try:
-        namespace = runpy.run_path(path, run_name="__labbook_sweep__")
+        found = experiments_in_script(path, "__labbook_sweep__")
+    except MissingFileError:  # the script itself (not a file it opens) is missing
+        raise SweepError(f"No experiment file {path}.") from None
     except SystemExit as exc:
         raise SweepError(f"{path} exited ({exc.code}) when read for its experiment; define "
                          "the experiment at module level.") from None
-    finally:
-        if sys.path and sys.path[0] == directory:
-            del sys.path[0]
-    found = {id(v): v for v in namespace.values() if isinstance(v, Experiment)}
     if len(found) != 1:
         raise SweepError(f"{path} defines {len(found)} experiments at module level; a sweep "
                          "runs a script with exactly one.")
-    return next(iter(found.values()))
+    return found[0]
 
 
 def _sampler(optuna: Any, method: str, params: list[Param], seed: int | None) -> Any:

@@ -45,16 +45,14 @@ EXIT_INTERRUPTED = 3
 def experiment_name(script: str) -> str:
     """The name of the experiment defined by ``script`` (executed once, not as ``__main__``,
     so ``@ex.automain`` does not run it)."""
-    import runpy
+    from labbook.errors import MissingFileError
+    from labbook.experiment import experiments_in_script
 
-    from labbook.experiment import Experiment
-
-    if not os.path.isfile(script):
-        raise UsageError(f"No experiment file {script} (labbook worker EXP.py --store URL).")
-    directory = os.path.dirname(os.path.abspath(script))
-    sys.path.insert(0, directory)
     try:
-        namespace = runpy.run_path(script, run_name="__labbook_worker__")
+        found = experiments_in_script(script, "__labbook_worker__")
+    except MissingFileError:  # the script itself (not a file it opens) is missing
+        raise UsageError(f"No experiment file {script} (labbook worker EXP.py --store URL).") \
+            from None
     except SystemExit as exc:
         raise CommandError(f"{script} exited ({exc.code}) when read for its experiment; "
                            "define the experiment at module level.") from None
@@ -63,16 +61,12 @@ def experiment_name(script: str) -> str:
     except Exception as exc:
         raise CommandError(f"{script} could not be read for its experiment: "
                            f"{type(exc).__name__}: {exc}") from None
-    finally:
-        if sys.path and sys.path[0] == directory:
-            del sys.path[0]
-    found = {id(v): v for v in namespace.values() if isinstance(v, Experiment)}
     if len(found) != 1:
         what = "no Experiment" if not found else \
-            f"{len(found)} experiments ({', '.join(sorted(e.name for e in found.values()))})"
+            f"{len(found)} experiments ({', '.join(sorted(e.name for e in found))})"
         raise UsageError(f"{script} defines {what} at module level; a worker executes the "
                          "runs of a script with exactly one.")
-    return next(iter(found.values())).name
+    return found[0].name
 
 
 @dataclass

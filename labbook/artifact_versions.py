@@ -22,8 +22,7 @@ from typing import Any, Iterable
 from labbook import serialize
 from labbook.errors import ArgumentError, ArgumentTypeError, MissingFileError, RunStateError, \
     StoreUnsupportedError
-from labbook.observers.queued import QueuedObserver
-from labbook.observers.store_observer import StoreObserver
+from labbook.observers.store_observer import observed_store
 from labbook.stores.versions import (LATEST, ArtifactVersion, check_alias, collect_files,
                                      resolve)
 
@@ -34,12 +33,8 @@ log = logging.getLogger("labbook.artifacts")
 
 def version_stores(bus: Any) -> list:
     """The stores of the bus's active observers that keep versioned artifacts, in order."""
-    stores = []
-    for observer in bus.active if bus is not None else []:
-        inner = observer.observer if isinstance(observer, QueuedObserver) else observer
-        if isinstance(inner, StoreObserver) and inner.store.keeps_versions:
-            stores.append(inner.store)
-    return stores
+    stores = [observed_store(observer) for observer in bus.active] if bus is not None else []
+    return [store for store in stores if store is not None and store.keeps_versions]
 
 
 def _stores_or_error(run: Any, doing: str) -> list:

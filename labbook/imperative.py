@@ -15,6 +15,7 @@ decorated experiment whose code is running. Without one they raise :class:`NoAct
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
 import os
@@ -22,7 +23,7 @@ import struct
 import sys
 import tempfile
 import zlib
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from labbook.context import current_run as _context_run
 from labbook.errors import ArgumentTypeError, NoActiveRunError, RunStateError, RunValueError
@@ -211,7 +212,7 @@ def end_run(status: str = "FINISHED") -> None:
 # -- metrics and parameters ---------------------------------------------------------------------
 def log(data: dict, step: int | None = None, commit: bool = True) -> None:
     """Log a dict of metrics at the global step (wandb's ``log``)."""
-    _active().log(_plain_metrics(data), step=step, commit=commit)
+    _active().log(data, step=step, commit=commit)  # numpy scalars: converted by the buffer
 
 
 def log_scalar(name: str, value: Any, step: int | None = None) -> None:
@@ -294,12 +295,18 @@ def _is_numpy_scalar(value: Any) -> bool:
     return getattr(value, "ndim", None) == 0 and hasattr(value, "item")
 
 
-def _plain(key: str, value: Any, what: str) -> Any:
-    """numpy scalars and arrays as Python numbers and lists; other types: a TypeError."""
+def _from_numpy(value: Any) -> Any:
+    """A numpy scalar or array as a Python number or list; anything else as it is."""
     if _is_numpy_scalar(value):
         return value.item()
     if hasattr(value, "tolist") and hasattr(value, "ndim"):
         return value.tolist()
+    return value
+
+
+def _plain(key: str, value: Any, what: str) -> Any:
+    """numpy scalars and arrays as Python numbers and lists; other types: a TypeError."""
+    value = _from_numpy(value)
     _check_plain(key, value, what)
     return value
 
@@ -311,13 +318,6 @@ def _check_plain(key: str, value: Any, what: str) -> None:
         return
     raise ArgumentTypeError(f"{what} '{key}' has a value of type {type(value).__name__}; use "
                             "numbers, text, booleans or (nested) lists of them.")
-
-
-def _plain_metrics(data: Any) -> Any:
-    if not isinstance(data, dict):
-        return data  # log() names the wrong type
-    return {key: _plain_metrics(value) if isinstance(value, dict) else
-            (value.item() if _is_numpy_scalar(value) else value) for key, value in data.items()}
 
 
 # -- files kept in step with the store ------------------------------------------------------------
@@ -367,18 +367,24 @@ def save_artifact(filepath: Any, key: str | None = None) -> None:
     _active().add_artifact(filepath, name=name)
 
 
+@contextlib.contextmanager
+def _as_file(data: bytes, filename: str) -> Iterator[str]:
+    """``data`` as the file ``filename`` in a temporary directory, removed afterwards: the
+    observers have their copy when add_artifact / log_artifact return (durable delivery keeps
+    one while the store is away)."""
+    with tempfile.TemporaryDirectory(prefix="labbook-artifact-") as folder:
+        path = os.path.join(folder, filename)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        yield path
+
+
 def _add_bytes(run: Any, data: bytes, name: str, content_type: str | None = None) -> str:
     from labbook.run import validate_artifact_name
 
     validate_artifact_name(name)
-    fd, path = tempfile.mkstemp(prefix="labbook-artifact-", suffix=os.path.splitext(name)[1])
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        # the observers have their copy when add_artifact returns (durable delivery keeps one)
+    with _as_file(data, os.path.basename(name)) as path:
         run.add_artifact(path, name=name, content_type=content_type)
-    finally:
-        os.unlink(path)
     return name
 
 
@@ -415,10 +421,9 @@ def log_dict(name: str, data: dict) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if _is_numpy_scalar(value):
-        return value.item()
-    if hasattr(value, "tolist") and hasattr(value, "ndim"):
-        return value.tolist()
+    converted = _from_numpy(value)
+    if converted is not value:
+        return converted
     raise ArgumentTypeError(f"a value of type {type(value).__name__} is not JSON")
 
 
@@ -529,11 +534,7 @@ def log_artifact(path: Any, name: str | None = None, type: str | None = None,
     filename = validate_artifact_name(filename or name, "Artifact file name")
     if "/" in filename.replace("\\", "/"):
         raise ArgumentTypeError(f"filename {filename!r} must be a file name, not a path.")
-    with tempfile.TemporaryDirectory(prefix="labbook-artifact-") as folder:
-        target = os.path.join(folder, filename)
-        with open(target, "wb") as handle:
-            handle.write(bytes(path))
-        # the observers have the files when this returns (a journal keeps copies)
+    with _as_file(bytes(path), filename) as target:
         return run.log_artifact(target, name=name or os.path.splitext(filename)[0],
                                 type=type, aliases=aliases, metadata=metadata)
 

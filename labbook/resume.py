@@ -71,11 +71,12 @@ def prepare_resume(run: Any, mode: str | None, given_config: dict | None = None)
                              "resume='never' was given.")
     from labbook.stores.query import reported_status
 
-    if reported_status(doc) == "RUNNING":
+    status = reported_status(doc)
+    if status == "RUNNING":
         raise RunStateError(f"Run {run._id} in {where} is still running (its heartbeat is "
                             "recent); resume it once its process has ended.")
     _check_config(doc.get("config") or {}, given_config or {}, run._id)
-    _continue(run, store, doc)
+    _continue(run, store, doc, status)
     return True
 
 
@@ -94,7 +95,7 @@ def _check_config(stored: dict, given: dict, run_id: Any) -> None:
                                 "a resumed run keeps its stored config.")
 
 
-def _continue(run: Any, store: Any, doc: dict) -> None:
+def _continue(run: Any, store: Any, doc: dict, status: Any) -> None:
     from labbook import clock
     from labbook.config.containers import freeze
     from labbook.run import RunConfig
@@ -124,10 +125,7 @@ def _continue(run: Any, store: Any, doc: dict) -> None:
         metrics.global_step = max(user) + 1
     stored_meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
     resumptions = list(stored_meta.get("resumptions") or [])
-    from labbook.stores.query import reported_status
-
-    resumptions.append({"time": clock.utcnow().isoformat(),
-                        "previous_status": reported_status(doc)})
+    resumptions.append({"time": clock.utcnow().isoformat(), "previous_status": status})
     meta = {k: v for k, v in stored_meta.items()
             if k in ("name", "tags", "notes", "group", "parent", "variant", "job_type",
                      "comment", "config_changes")}

@@ -389,10 +389,20 @@ class Run:
                 total = (current or 0.0) * count + sum(values)
                 state[2] = count + len(values)
                 state[1] = total / state[2]
+        self._store_summary()
+
+    def _summary_entries(self) -> dict[str, Any]:
+        """What the run states as its summary beyond the last values: the defined metrics'
+        min / max / mean so far, then the values set with ``run.summary[k] = v``."""
         summary = {name: state[1] for name, state in self._defined.items()
                    if state[1] is not None}
-        if summary:
-            self.info["summary"] = dict(summary, **self._summary_overrides)
+        summary.update(self._summary_overrides)
+        return summary
+
+    def _store_summary(self) -> None:
+        summary = self._summary_entries()
+        if summary:  # entries put in info["summary"] by hand stay
+            self.info["summary"] = dict(self.info.get("summary") or {}, **summary)
 
     def log_param(self, key: str, value: Any) -> None:
         """Record an input parameter (kept in ``info["params"]``; last call wins)."""
@@ -845,9 +855,7 @@ class Run:
                         self._metrics.add(name, value)
                 except Exception:
                     self.run_logger.debug("System metrics sampling failed", exc_info=True)
-            if self._summary_overrides:
-                self.info["summary"] = dict(self.info.get("summary") or {},
-                                            **self._summary_overrides)
+            self._store_summary()
             if self._output is not None:
                 self._output.flush()
                 self.captured_out = self.previous_output + self._output.get()
@@ -903,11 +911,8 @@ class _Summary(dict):
         if run._defined:  # min / max / mean over every point: the waiting ones go out first
             run._flush_points()
         super().__init__(run._metrics.latest())
-        for name, (_kind, value, _count) in list(run._defined.items()):
-            if value is not None:
-                dict.__setitem__(self, name, value)
+        dict.update(self, run._summary_entries())
         self.update_overrides = run._summary_overrides
-        dict.update(self, run._summary_overrides)
 
     def __setitem__(self, key, value):
         dict.__setitem__(self, key, value)

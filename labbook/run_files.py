@@ -113,13 +113,13 @@ class SavedFiles:
 
 
 def run_store(run: Any) -> Any:
-    """The store the run records into (its first store observer's), or None."""
+    """The store the run records into (its first store observer's, or, in a worker process
+    attached to a parent run, the parent's), or None."""
+    from labbook.stores.base import Store
+
     for observer in getattr(run, "observers", ()):
-        store = getattr(observer, "store", None)
-        inner = getattr(observer, "observer", None)  # a queued observer's
-        if store is None and inner is not None:
-            store = getattr(inner, "store", None)
-        if store is not None and hasattr(store, "open_artifact"):
+        store = getattr(getattr(observer, "observer", observer), "store", None)
+        if isinstance(store, Store):
             return store
     return None
 

@@ -15,7 +15,7 @@ from labbook.observers.base import RunObserver
 from labbook.stores import redact_url
 from labbook.stores.base import Store, replaceable
 
-__all__ = ["StoreObserver", "run_document"]
+__all__ = ["StoreObserver", "run_document", "observed_store"]
 
 
 def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: str,
@@ -39,6 +39,13 @@ def run_document(status: str, time_key: str, when: Any, ex_info: dict, command: 
         "heartbeat": None,
         "result": None,
     }
+
+
+def observed_store(observer: Any) -> Store | None:
+    """The store ``observer`` records into: a store observer's own, or the one of the store
+    observer a queued (or durable) observer delivers to; None for other observers."""
+    inner = getattr(observer, "observer", observer)  # QueuedObserver wraps one observer
+    return inner.store if isinstance(inner, StoreObserver) else None
 
 
 class StoreObserver(RunObserver):

@@ -2,7 +2,7 @@
 
 A 3 x 2 grid over the learning rate and the batch size, then a TPE search with median pruning,
 both into a new SQLite store; the runs of each sweep are its group (``labbook ls --sweep ID``)
-and Optuna's study lives beside them (``runs.db-optuna``).
+and Optuna's study lives in the same database file, beside them.
 
     python examples/sweep.py
 

@@ -158,11 +158,9 @@ def parse_params(params: dict | Sequence[str] | Sequence[Param]) -> list[Param]:
 # -- the study's storage -----------------------------------------------------------------------
 def study_storage_url(store: str) -> str | None:
     """Where the Optuna study of a sweep on ``store`` lives (an SQLAlchemy URL), None for in
-    memory. Optuna and labbook's SQL store both keep their schema revision in a table named
-    ``alembic_version``, so the study cannot share their tables: a SQLite store
-    ``sqlite:///x.db`` keeps it in ``x.db-optuna`` next to it, PostgreSQL in the schema
-    ``optuna`` of the same database, MySQL/MariaDB in the database ``DB_optuna`` of the same
-    server; a file store in ``DIR/_optuna.db``. Other stores (Mongo): in memory."""
+    memory. A SQL store keeps it in its own database (Optuna's tables beside labbook's: labbook
+    keeps its schema revision in ``labbook_alembic_version``, Optuna in ``alembic_version``);
+    a file store in ``DIR/_optuna.db`` (SQLite). Other stores (Mongo): in memory."""
     scheme, sep, rest = store.partition("://")
     scheme = scheme.lower() if sep else ""
     base = scheme.split("+")[0]
@@ -170,16 +168,10 @@ def study_storage_url(store: str) -> str | None:
         path = (rest[1:] if rest.startswith("/") else rest).partition("?")[0]
         if not path or path == ":memory:":
             return None
-        return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}-optuna"
-    if base in ("postgresql", "postgres"):
+        return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}"
+    if base in _DRIVERS:
         driver = scheme if "+" in scheme else _DRIVERS[base]
-        joiner = "&" if "?" in rest else "?"
-        return f"{driver}://{rest}{joiner}options=-csearch_path%3Doptuna"
-    if base in ("mysql", "mariadb"):
-        driver = scheme if "+" in scheme else _DRIVERS[base]
-        head, _, query = rest.partition("?")
-        server, _, database = head.rpartition("/")
-        return f"{driver}://{server}/{database}_optuna" + (f"?{query}" if query else "")
+        return f"{driver}://{rest}"
     if not sep or scheme == "file":
         directory = os.path.expanduser(rest if sep else store)
         os.makedirs(directory, exist_ok=True)
@@ -187,24 +179,19 @@ def study_storage_url(store: str) -> str | None:
     return None
 
 
-def _prepare_storage(url: str) -> None:
-    """Create the PostgreSQL schema / MySQL database the study lives in, if missing."""
-    import sqlalchemy as sa
+def _prepare_storage(store: str) -> None:
+    """Make the SQL store's tables before Optuna adds its own to the database, so that the
+    database is a labbook store (and an unusable store is one line from labbook, not Optuna's
+    traceback)."""
+    from labbook.stores import open_store
 
-    parsed = sa.engine.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql":
-        engine = sa.create_engine(parsed.difference_update_query(["options"]))
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS optuna"))
-        engine.dispose()
-    elif backend in ("mysql", "mariadb"):
-        server = sa.engine.URL.create(parsed.drivername, parsed.username, parsed.password,
-                                      parsed.host, parsed.port, query=parsed.query)
-        engine = sa.create_engine(server)  # on the server: the database may not exist yet
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))
-        engine.dispose()
+    if store.partition("://")[0].lower().split("+")[0] not in ("sqlite", *_DRIVERS):
+        return
+    opened = open_store(store)
+    try:
+        opened.check()
+    finally:
+        opened.close()
 
 
 # -- trials --------------------------------------------------------------------------------------
@@ -323,7 +310,7 @@ def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
     if storage is None:
         storage = study_storage_url(store)
         if storage is not None:
-            _prepare_storage(storage)
+            _prepare_storage(store)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=sweep_id, sampler=sampler,
                                 pruner=_pruner(optuna, prune), direction=goal,

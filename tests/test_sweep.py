@@ -110,8 +110,8 @@ def test_a_tpe_sweep_with_median_pruning_on_sqlite_keeps_its_study_with_the_runs
     for run in completed:
         assert len(run.history(["loss"])) == 10
     # the study, opened with Optuna itself from the storage beside the runs' database
-    assert study_storage_url(store) == f"sqlite:///{db}-optuna"
-    study = optuna.load_study(study_name="tpe1", storage=f"sqlite:///{db}-optuna")
+    assert study_storage_url(store) == f"sqlite:///{db}"  # the study is in the store's database
+    study = optuna.load_study(study_name="tpe1", storage=f"sqlite:///{db}")
     states = {t.user_attrs["labbook_run_id"]: t.state for t in study.trials}
     assert {rid for rid, s in states.items() if s == optuna.trial.TrialState.PRUNED} == \
         {r.id for r in pruned}
@@ -120,27 +120,32 @@ def test_a_tpe_sweep_with_median_pruning_on_sqlite_keeps_its_study_with_the_runs
     assert sw.best_run().status == "COMPLETED"
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
-def test_on_a_server_the_study_lives_on_the_same_server(request, backend):
-    store = request.getfixturevalue(f"{backend}_database")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+def test_the_study_lives_in_the_stores_own_database(request, tmp_path, backend):
     import sqlalchemy as sa
 
+    store = f"sqlite:///{tmp_path}/runs.db" if backend == "sqlite" else \
+        request.getfixturevalue(f"{backend}_database")
     sw = labbook.sweep(_grid_experiment(), {"lr": "choice(0.001, 0.01)", "batch": 16},
                        method="grid", metric="loss", store=store, sweep_id=f"on-{backend}")
     where = study_storage_url(store)
+    assert sa.engine.make_url(where).database == sa.engine.make_url(store).database
+    assert len(sw.runs) == 2 and sw.best_run().config["lr"] == 0.01
+    study = optuna.load_study(study_name=f"on-{backend}", storage=where)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert study.best_value == sw.best_run().summary["loss"]
+    sw.close()
+    # one database holds both: Optuna's tables beside labbook's, each with its own revision
+    engine = sa.create_engine(where)
     try:
-        assert len(sw.runs) == 2 and sw.best_run().config["lr"] == 0.01
-        study = optuna.load_study(study_name=f"on-{backend}", storage=where)
-        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-        assert study.best_value == sw.best_run().summary["loss"]
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"runs", "metrics", "labbook_alembic_version", "studies", "trials",
+                "alembic_version"} <= tables
     finally:
-        if backend == "mysql":  # a database of its own beside the store's: drop it
-            url = sa.engine.make_url(where)
-            engine = sa.create_engine(sa.engine.URL.create(
-                url.drivername, url.username, url.password, url.host, url.port))
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{url.database}`"))
-            engine.dispose()
+        engine.dispose()
+    again = labbook.Api(store)
+    assert len(again.runs(f"group = 'on-{backend}'")) == 2
+    again.close()
 
 
 def test_the_median_pruner_by_name_and_a_second_process_joining(tmp_path):
@@ -238,12 +243,11 @@ def test_where_studies_live(tmp_path):
     assert study_storage_url(f"file://{tmp_path}/new") == \
         f"sqlite:///{tmp_path}/new/_optuna.db"
     assert os.path.isdir(tmp_path / "new")
-    assert study_storage_url("sqlite:////data/runs.db") == "sqlite:////data/runs.db-optuna"
+    assert study_storage_url("sqlite:////data/runs.db") == "sqlite:////data/runs.db"
     assert study_storage_url("sqlite://") is None
-    assert study_storage_url("postgresql://u@h/db") == \
-        "postgresql+psycopg://u@h/db?options=-csearch_path%3Doptuna"
+    assert study_storage_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert study_storage_url("mysql://u@h:3306/db?charset=utf8mb4") == \
-        "mysql+pymysql://u@h:3306/db_optuna?charset=utf8mb4"
+        "mysql+pymysql://u@h:3306/db?charset=utf8mb4"
     assert study_storage_url("mongodb://h/db") is None
 
 

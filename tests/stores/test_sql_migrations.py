@@ -1,9 +1,11 @@
 """The SQL store's Alembic migrations on SQLite, PostgreSQL and MariaDB (see conftest.py).
 
 A fresh database is created at the head revision; a database written by the labbook before
-Alembic (``labbook_schema`` version 1, no ``alembic_version``) is upgraded in place with its
-runs, metrics and files intact; a database at a revision this labbook does not know is refused;
-many processes opening a fresh database at once all succeed.
+Alembic (``labbook_schema`` version 1, no version table) is upgraded in place with its
+runs, metrics and files intact; a revision kept in ``alembic_version`` (where labbook kept it
+before) moves to ``labbook_alembic_version``; another application's Alembic tables share the
+database untouched; a database at a revision this labbook does not know is refused; many
+processes opening a fresh database at once all succeed.
 """
 import datetime as dt
 import hashlib
@@ -98,7 +100,8 @@ def _table_columns(engine) -> dict[str, set[str]]:
 
 def _revision(engine) -> list[str]:
     with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+        return conn.exec_driver_sql(
+            f"SELECT version_num FROM {sql_migrations.VERSION_TABLE}").scalars().all()
 
 
 def test_the_head_revision_constant_matches_the_migrations():
@@ -119,7 +122,8 @@ def test_a_fresh_database_is_created_at_the_head_revision(sql_url):
         # the migrations make exactly the tables the code queries
         for table in METADATA.sorted_tables:
             assert columns[table.name] == {c.name for c in table.columns}, table.name
-        assert set(columns) == {t.name for t in METADATA.sorted_tables} | {"alembic_version"}
+        assert set(columns) == \
+            {t.name for t in METADATA.sorted_tables} | {sql_migrations.VERSION_TABLE}
         indexes = {ix["name"]: ix["column_names"]
                    for ix in sa.inspect(engine).get_indexes("metrics")}
         assert indexes["ix_metrics_run_name_step_id"] == ["run_id", "name", "step", "id"]
@@ -255,7 +259,8 @@ def test_an_unknown_newer_revision_is_refused(sql_url):
     store.close()
     engine = _engine(sql_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+        conn.exec_driver_sql(
+            "UPDATE labbook_alembic_version SET version_num = '0099_from_the_future'")
     engine.dispose()
     with pytest.raises(SqlSchemaError, match="0099_from_the_future") as info:
         SqlObserver(sql_url)
@@ -266,15 +271,63 @@ def test_an_unknown_newer_revision_is_refused(sql_url):
         SqlStore(sql_url).find()
 
 
-def test_another_applications_alembic_database_is_refused(sql_url):
+def test_another_applications_alembic_tables_share_the_database(sql_url):
+    # Optuna's study storage (a sweep keeps its study in the store's database) migrates with
+    # Alembic too, and keeps its revision in alembic_version
     engine = _engine(sql_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('ae6c8c7ff1d0')")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('v3.2.0.a')")
+    store = SqlStore(sql_url)
+    run_id = store.create_run({"status": "RUNNING"})
+    assert store.get(run_id)["status"] == "RUNNING"
+    store.close()
+    try:
+        assert _revision(engine) == [HEAD_REVISION]
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT version_num FROM alembic_version").scalars().all() == ["v3.2.0.a"]
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_kept_in_alembic_version_moves_to_labbooks_table(sql_url):
+    store = SqlStore(sql_url)
+    run_id = store.create_run({"status": "COMPLETED", "config": {"lr": 0.1}})
+    store.close()
+    engine = _engine(sql_url)
+    try:
+        with engine.begin() as conn:  # the layout of an older labbook: alembic_version, at 0004
+            conn.exec_driver_sql("DROP TABLE labbook_alembic_version")
+            conn.exec_driver_sql(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0004_metric_page_index')")
+            conn.exec_driver_sql("DROP TABLE artifact_entries")  # what 0005 adds
+            conn.exec_driver_sql("DROP TABLE version_blobs")
+            conn.exec_driver_sql("UPDATE labbook_schema SET version = 4 WHERE id = 1")
+    finally:
+        engine.dispose()
+    store = SqlStore(sql_url)
+    assert store.get(run_id)["config"] == {"lr": 0.1}
+    store.close()
+    engine = _engine(sql_url)
+    try:
+        assert _revision(engine) == [HEAD_REVISION]
+        tables = set(sa.inspect(engine).get_table_names())
+        assert "alembic_version" not in tables
+        assert {t.name for t in METADATA.sorted_tables} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_tables_named_as_labbooks_but_not_made_by_it_are_refused(sql_url):
+    engine = _engine(sql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE runs (id INTEGER PRIMARY KEY, note VARCHAR(20))")
     engine.dispose()
     with pytest.raises(SqlSchemaError, match="did not create") as info:
         SqlStore(sql_url).check()
-    assert "alembic_version" in str(info.value)
+    assert "runs" in str(info.value)
 
 
 # -- many processes opening a fresh database at once ---------------------------------------------

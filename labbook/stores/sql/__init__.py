@@ -5,8 +5,9 @@ URLs: ``sqlite:///path.db`` (relative to the current directory, made absolute on
 ``postgresql+psycopg://``), ``mysql://`` / ``mariadb://`` (driver PyMySQL unless named).
 
 Tables (created and upgraded on first use by the Alembic migrations in
-:mod:`labbook.stores.sql.migrations`; ``alembic_version`` holds the revision and
-``labbook_schema`` the schema version older labbooks check)::
+:mod:`labbook.stores.sql.migrations`; ``labbook_alembic_version`` holds the revision and
+``labbook_schema`` the schema version older labbooks check; other applications' tables, such
+as a sweep's Optuna study with its own ``alembic_version``, may share the database)::
 
     experiments  (id, name, created)
     runs         (id = the run id, experiment_name, command, status, start_time, queue_time,

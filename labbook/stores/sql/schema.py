@@ -25,7 +25,7 @@ SCHEMA_VERSION = 5
 #: a database at this revision is used without importing Alembic
 HEAD_REVISION = "0005_artifact_versions"
 
-#: every table of the store (``alembic_version`` aside)
+#: every table of the store (the version table ``labbook_alembic_version`` aside)
 METADATA = sa.MetaData()
 
 schema_table = sa.Table(

@@ -23,6 +23,7 @@ from labbook.stores.sql.engine import (connection_error, create_engine, engine_u
                                        is_memory_sqlite)
 from labbook.stores.sql.files import BLOB_CHUNK_SIZE, FilesMixin
 from labbook.stores.sql.metrics import MetricsMixin
+from labbook.stores.sql.migrations import VERSION_TABLE
 from labbook.stores.sql.runs import RunsMixin
 from labbook.stores.sql.versions import VersionsMixin
 from labbook.stores.sql.schema import HEAD_REVISION, SCHEMA_VERSION, TABLE_NAMES, schema_table
@@ -142,10 +143,10 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, VersionsMixin, Store):
         try:
             with self._reader.connect() as conn:
                 names = set(sa.inspect(conn).get_table_names())
-                if not {"alembic_version", schema_table.name} <= names:
+                if not {VERSION_TABLE, schema_table.name} <= names:
                     return False
                 revisions = conn.exec_driver_sql(
-                    "SELECT version_num FROM alembic_version").scalars().all()
+                    f"SELECT version_num FROM {VERSION_TABLE}").scalars().all()
                 version = conn.execute(sa.select(schema_table.c.version)
                                        .where(schema_table.c.id == 1)).scalar()
         except sa.exc.DBAPIError as exc:
@@ -185,10 +186,9 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, VersionsMixin, Store):
                     version = conn.execute(sa.select(schema_table.c.version)
                                            .where(schema_table.c.id == 1)).scalar()
                 else:
-                    foreign = names & set(TABLE_NAMES)
-                    if "alembic_version" in names and conn.exec_driver_sql(
-                            "SELECT version_num FROM alembic_version").first() is not None:
-                        foreign.add("alembic_version")  # another application's migrations
+                    # another application's tables beside ours are fine (a sweep's Optuna
+                    # study keeps its revision in alembic_version); tables named as ours not
+                    foreign = names & (set(TABLE_NAMES) | {VERSION_TABLE})
                     if foreign:
                         raise SqlSchemaError(
                             f"The database {self._redacted} already has table(s) "
@@ -202,9 +202,10 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, VersionsMixin, Store):
                 from labbook.stores.sql import migrations
 
                 try:
-                    # labbook_schema without alembic_version: made before the migrations
+                    # labbook_schema without a version table: made before the migrations
+                    # (a revision an older labbook kept in alembic_version is moved first)
                     migrations.upgrade(conn, stamp_initial=version is not None
-                                       and "alembic_version" not in names)
+                                       and VERSION_TABLE not in names)
                 except migrations.UnknownRevisionError as exc:
                     raise SqlSchemaError(
                         f"The database {self._redacted} was written by a newer labbook (schema "

@@ -6,10 +6,12 @@ init lock (see ``labbook.stores.sql.migrations.upgrade``); the connection arrive
 """
 from alembic import context
 
+from labbook.stores.sql.migrations import VERSION_TABLE
+
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("labbook's SQL migrations run from labbook.stores.sql.SqlStore, which "
                        "passes its connection in config.attributes['connection'].")
-context.configure(connection=connection, target_metadata=None)
+context.configure(connection=connection, target_metadata=None, version_table=VERSION_TABLE)
 with context.begin_transaction():
     context.run_migrations()

@@ -113,11 +113,7 @@ def _continue(run: Any, store: Any, doc: dict, status: Any) -> None:
     run.previous_output = previous if previous.endswith("\n") or not previous \
         else previous + "\n"
     # steps continue after the stored ones
-    last_steps: dict[str, int] = {}
-    for name, series in store.history(doc.get("_id", run._id)).items():
-        steps = [s for s in series.get("steps") or [] if isinstance(s, int)]
-        if steps:
-            last_steps[name] = max(steps)
+    last_steps = store.last_steps(doc.get("_id", run._id))
     metrics = run._metrics
     metrics._counters.update(last_steps)
     user = [step for name, step in last_steps.items() if not name.startswith("system.")]

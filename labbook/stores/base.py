@@ -15,7 +15,7 @@ from labbook.errors import ArgumentError, StoreUnsupportedError
 from labbook.stores import versions as _versions
 
 __all__ = ["LAST_KEY", "RUN_FIELDS", "artifact_names", "replaceable", "claim_order",
-           "sample_positions", "sample_series", "Store"]
+           "sample_positions", "sample_series", "max_steps", "Store"]
 
 #: key of a document returned by ``find(..., with_last=True)`` holding the run's last values
 LAST_KEY = "_last"
@@ -63,6 +63,17 @@ def sample_positions(n: int, samples: int | None) -> range | list[int]:
         raise ArgumentError(f"samples must be at least 2 (first and last are kept), got {samples}.")
     # i * (n - 1) / (samples - 1) is strictly increasing when n > samples: no duplicates
     return [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
+
+
+def max_steps(history: dict[str, dict[str, list]]) -> dict[str, int]:
+    """``{metric: its highest whole-number step}`` of a history (series without one left out)."""
+    out: dict[str, int] = {}
+    for name, series in history.items():
+        steps = [s for s in series.get("steps") or () if isinstance(s, int)
+                 and not isinstance(s, bool)]
+        if steps:
+            out[name] = max(steps)
+    return out
 
 
 def sample_series(series: dict[str, list], samples: int | None) -> dict[str, list]:
@@ -189,6 +200,11 @@ class Store(abc.ABC):
         """``{run_id: history}`` for many runs (stores answer in one query where they can)."""
         names = None if names is None else list(names)
         return {run_id: self.history(run_id, names) for run_id in run_ids}
+
+    def last_steps(self, run_id: Any) -> dict[str, int]:
+        """``{metric: its highest whole-number step}`` of the run (a resumed run's steps go on
+        after them). SQL and Mongo answer on the server without reading the values."""
+        return max_steps(self.history(run_id))
 
     def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
         """``{run_id: {metric: the value logged last}}``, for summaries of many runs."""

@@ -700,3 +700,20 @@ def test_observers_create_picks_the_store_by_url(kind, store_url, store):
     ex.main(lambda: 42)
     run = ex.run(options={"--no_system_metrics": True, "--loglevel": "WARNING"})
     assert store.get(run._id)["result"] == 42
+
+
+def test_last_steps_are_each_metrics_highest_step(kind, store_url, store):
+    # what a resumed run continues after: the highest step, not the one logged last
+    ex = Experiment("contract_steps")
+
+    @ex.main
+    def main(_run):
+        for step in (0, 5, 3):
+            _run.log_scalar("loss", 1.0 / (step + 1), step)
+        _run.log_scalar("acc", 0.5)          # numbered from 0
+        _run.log_scalar("acc", 0.7)
+
+    run_id = ex.run(options=options(store_url))._id
+    assert store.last_steps(run_id) == {"loss": 5, "acc": 1}
+    assert store.last_steps(run_id) == {
+        name: max(series["steps"]) for name, series in store.history(run_id).items()}

@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from labbook import clock, serialize
 from labbook.errors import ObserverError
-from labbook.stores.base import sample_positions
+from labbook.stores.base import max_steps, sample_positions
 from labbook.stores.mongo.codec import _batch_token, _from_bson, _to_bson
 from labbook.stores.mongo.connection import translated
 from labbook.stores.mongo.schema import (BUCKET_LENGTH, COUNTED_FROM_START, LAST_FIELD,
@@ -399,6 +399,17 @@ class MetricsMixin:
             for key in _ARRAYS:
                 series[key].extend(doc.get(key) or [])
         return out
+
+    @translated
+    def last_steps(self, run_id: Any) -> dict[str, int]:
+        """From the series' ``steps`` arrays alone (values and times are not read)."""
+        query: dict = {"run_id": run_id}
+        if isinstance(run_id, str) and run_id.isdigit():
+            query["run_id"] = {"$in": [run_id, int(run_id)]}  # ids typed on a command line
+        history: dict[str, dict[str, list]] = {}
+        for doc in self._series_docs(query, None, ("steps",)):
+            history.setdefault(doc["name"], {"steps": []})["steps"].extend(doc.get("steps") or [])
+        return max_steps(history)
 
     @staticmethod
     def _runs_wanted(run_ids: Iterable[Any]) -> dict[Any, list]:

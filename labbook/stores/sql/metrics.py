@@ -284,6 +284,16 @@ class MetricsMixin:
             result[key] = history
         return result
 
+    def last_steps(self, run_id: Any) -> dict[str, int]:
+        """One ``MAX(step) ... GROUP BY name`` on the (run, name, step) index."""
+        rid = as_run_id(run_id)
+        if rid is None:
+            return {}
+        stmt = (sa.select(metrics.c.name, sa.func.max(metrics.c.step))
+                .where(metrics.c.run_id == rid).group_by(metrics.c.name))
+        with self._read() as conn:
+            return {name: int(step) for name, step in conn.execute(stmt) if step is not None}
+
     def last_values(self, run_ids: Iterable[Any]) -> dict[Any, dict[str, Any]]:
         """``{run_id: {metric: last value}}`` in one query per 500 runs, from the
         ``last_metrics`` column that every append of points keeps up to date."""

@@ -47,6 +47,7 @@ SACRED_NAMES = {
                          "tee_output_fd", "CapturedStdout"],
     "dependencies": ["Source", "PackageDependency", "get_digest"],
     "commandline_options": ["cli_option", "CLIOption"],
+    "settings": ["SETTINGS", "SettingError"],
 }
 
 
@@ -495,3 +496,48 @@ def test_top_level_cli_option_makes_a_working_flag():
     ex.main(lambda: None)
     run = ex.run_commandline(["prog", "-o", "--no-system-metrics"])
     assert run.info["own_flag"] is True and run.status == "COMPLETED"
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+def test_settings_refuse_a_name_that_is_no_setting_and_keep_the_real_ones(monkeypatch):
+    import warnings
+
+    import labbook.settings
+    from labbook.errors import LabbookError
+    from labbook.settings import SETTINGS, SettingError, current
+
+    monkeypatch.setattr(labbook.settings, "_SETTINGS", None)  # a fresh SETTINGS for this test
+    settings = labbook.settings.SETTINGS
+    assert settings is not SETTINGS and issubclass(SettingError, LabbookError)
+    settings.CAPTURE_MODE = "sys"
+    settings.CONFIG.READ_ONLY_CONFIG = False
+    settings["DELIVERY"] = {"MAX_WAIT": 2.5}  # a dict for a group sets its entries
+    now = current()
+    assert now["CAPTURE_MODE"] == "sys" and now["CONFIG"]["READ_ONLY_CONFIG"] is False
+    assert now["DELIVERY"]["MAX_WAIT"] == 2.5 and now["DELIVERY"]["BACKOFF"] == 0.1
+    for write in (lambda: setattr(settings, "CAPTUR_MODE", "sys"),
+                  lambda: setattr(settings.CONFIG, "READ_ONLY", False),
+                  lambda: settings.update(NEW=1),
+                  lambda: settings.setdefault("NEW", 1)):
+        with pytest.raises(SettingError, match="Unknown setting: (CAPTUR_MODE|CONFIG.READ_ONLY|"
+                                               "NEW). Possible keys are: "):
+            write()
+    with pytest.raises(SettingError, match="SETTINGS.CONFIG is a group of settings"):
+        settings.CONFIG = False
+    assert "CAPTUR_MODE" not in current() and current()["CONFIG"]["READ_ONLY_CONFIG"] is False
+    # a setting only Sacred acts on is taken, with a warning that it changes nothing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settings.DISCOVER_SOURCES = "none"
+        settings.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE = False
+    assert [str(w.message).split(" is ")[0] for w in caught] == [
+        "SETTINGS.DISCOVER_SOURCES", "SETTINGS.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE"]
+    # a copy is a separate SETTINGS with the same checks
+    import copy
+
+    other = copy.deepcopy(settings)
+    other.CAPTURE_MODE = "no"
+    assert settings.CAPTURE_MODE == "sys"
+    with pytest.raises(SettingError):
+        other.CAPTUR_MODE = "no"

@@ -243,6 +243,9 @@ def test_omniboard_shows_labbook_runs_as_it_shows_sacred_runs(
         assert labbook_run["config"] == {"lr": 0.02, "layers": [32, 64], "points": POINTS,
                                          "seed": 1}
         assert labbook_run["result"] == {"lr": 0.02, "best": 0.75}
+        # Omniboard's config columns in the scope's order: the updates move no key
+        assert list(labbook_run["config"]) == list(sacred_run["config"]) == [
+            "lr", "layers", "points", "seed"]
         # tags (--tag, then set_tag during the run) and notes where Omniboard shows them, and
         # the comment it falls back to
         assert labbook_run["omniboard"] == sacred_run["omniboard"] == {

@@ -398,6 +398,55 @@ def test_stdcapturer_returns_new_text_at_each_get(monkeypatch):
     assert get_stdcapturer("no")[0] == "no"
 
 
+TEE_SCRIPT = r"""
+import json, os, sys
+from labbook.stdout_capturing import (CapturedStdout, flush, no_tee, tee_output_fd,
+                                      tee_output_python)
+captured = {}
+for name, manager in (("python", tee_output_python), ("fd", tee_output_fd), ("no", no_tee)):
+    with manager() as out:
+        assert isinstance(out, CapturedStdout)
+        print(f"printed under {name}")
+        flush()
+        os.write(1, f"written to fd 1 under {name}\n".encode())
+        flush()
+        captured[name] = out.get()
+print(json.dumps(captured))
+"""
+
+
+def test_tee_context_managers_capture_what_they_should(tmp_path):
+    """In a process of its own: the fd capture takes over the process's fd 1."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", TEE_SCRIPT], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    *shown, last = proc.stdout.splitlines()
+    # sys capture sees Python's prints only, fd capture the process's fd 1 too, no_tee nothing
+    assert json.loads(last) == {"python": "printed under python\n",
+                                "fd": "printed under fd\nwritten to fd 1 under fd\n",
+                                "no": ""}
+    # the tee: everything still reaches the real stdout, in order
+    assert shown == [f"{what} {name}" for name in ("python", "fd", "no")
+                     for what in ("printed under", "written to fd 1 under")]
+
+
+def test_interrupts_path_type_and_author_email():
+    import pathlib
+
+    import labbook
+    from labbook.interrupts import LabbookInterrupt
+    from labbook.utils import PathType, SacredInterrupt, TimeoutInterrupt
+
+    assert SacredInterrupt is LabbookInterrupt and SacredInterrupt.STATUS == "INTERRUPTED"
+    assert issubclass(TimeoutInterrupt, SacredInterrupt) and TimeoutInterrupt.STATUS == "TIMEOUT"
+    for path in ("a.json", pathlib.Path("a.json")):
+        assert isinstance(path, PathType.__args__)
+    assert isinstance(labbook.__author_email__, str)
+
+
 def test_stdcapturer_refuses_an_unknown_mode():
     from labbook.errors import OptionValueError
     from labbook.stdout_capturing import get_stdcapturer

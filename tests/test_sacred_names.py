@@ -120,7 +120,8 @@ def test_dotted_path_helpers():
     assert utils.join_paths("", "a", None, "b") == "a.b"
     assert utils.is_prefix("a.b", "a.b.c") and utils.is_prefix("", "x")
     assert not utils.is_prefix("a.b", "a.bc")
-    assert utils.rel_path("a.b", "a.b.c.d") == "c.d"
+    assert not utils.is_prefix("a.b", "a.b")  # as in Sacred: a path is not its own prefix
+    assert utils.rel_path("a.b", "a.b.c.d") == "c.d" and utils.rel_path("a.b", "a.b") == ""
     assert utils.convert_to_nested_dict({"a.b": 1, "c": 2}) == {"a": {"b": 1}, "c": 2}
     target = {"a": {"b": 1, "c": 2}}
     assert utils.recursive_update(target, {"a": {"b": 5}, "d": 1}) is target
@@ -361,13 +362,34 @@ def test_host_info_gatherer_needs_a_name():
 
 # --- serializer, metrics_logger, stdout_capturing ------------------------------------------
 
-def test_serializer_round_trips_a_tuple_and_a_date():
+def test_serializer_round_trips_what_json_cannot_hold():
     from labbook.serializer import flatten, restore
 
-    value = {"t": (1, 2), "when": datetime.date(2024, 1, 2)}
-    data = flatten(value)
-    json.dumps(data)
-    assert restore(data)["when"] == datetime.date(2024, 1, 2)
+    value = {"t": (1, (2, 3)), "when": datetime.date(2024, 1, 2), "at": datetime.datetime(
+        2024, 1, 2, 3, 4, 5), "s": {1, 2}, 7: "int key", "l": [1, (2,)]}
+    data = json.loads(json.dumps(flatten(value)))  # JSON-compatible, as Sacred's
+    assert data["t"] == {"py/tuple": [1, {"py/tuple": [2, 3]}]} and data["json://7"] == "int key"
+    back = restore(data)
+    assert back == value and type(back["t"]) is tuple and type(back["l"][1]) is tuple
+    assert restore(flatten([1, "a", None])) == [1, "a", None]
+
+
+def test_serializer_round_trips_numpy_values_and_reads_sacreds_numpy_form():
+    np = pytest.importorskip("numpy")
+    from labbook.serializer import flatten, restore
+
+    value = {"a": np.array([[1.5, 2.0], [3.0, 4.0]]), "f": np.float32(2.5), "i": np.int64(3)}
+    back = restore(json.loads(json.dumps(flatten(value))))
+    assert back["a"].dtype == np.float64 and back["a"].tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    assert type(back["f"]) is np.float32 and back["f"] == 2.5 and type(back["i"]) is np.int64
+    # the form Sacred's flatten gives numpy values (jsonpickle's numpy handlers)
+    sacred = {"x": {"dtype": "int32", "py/object": "numpy.ndarray", "values": [1, 2]},
+              "y": {"dtype": "float32", "py/object": "numpy.float32", "value": 1.5}}
+    back = restore(sacred)
+    assert back["x"].dtype == np.int32 and back["x"].tolist() == [1, 2]
+    assert type(back["y"]) is np.float32 and back["y"] == 1.5
+    # the handlers were there for that restore only: flatten's form is unchanged
+    assert "py/reduce" in json.dumps(flatten(np.array([1.0])))
 
 
 def test_linearize_metrics_gives_sacreds_shape():

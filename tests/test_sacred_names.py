@@ -259,6 +259,20 @@ def test_config_scope_and_dict_evaluated_in_a_chain():
     assert len(results) == 3
 
 
+def test_a_config_scope_called_gives_its_entries_as_sacreds_does():
+    from labbook.config import ConfigDict, ConfigScope
+
+    def scope():
+        x = 1
+        y = x + 1  # noqa: F841
+
+    result = ConfigScope(scope)(fixed={"x": 10})
+    assert dict(result) == {"x": 10, "y": 11} and result["y"] == 11
+    assert list(result.keys()) == ["x", "y"] and dict(result.items()) == dict(result)
+    assert result.get("z", 3) == 3 and result.values == {"x": 10, "y": 11}
+    assert dict(ConfigDict({"a": 1, "b": {"c": 2}})()) == {"a": 1, "b": {"c": 2}}
+
+
 def test_dogmatize_keeps_fixed_values_and_undogmatize_gives_plain_data():
     from labbook.config import dogmatize, undogmatize
 
@@ -392,6 +406,19 @@ def test_serializer_round_trips_numpy_values_and_reads_sacreds_numpy_form():
     assert "py/reduce" in json.dumps(flatten(np.array([1.0])))
 
 
+def test_package_dependency_create_names_the_distribution_of_a_module():
+    import email.mime
+
+    import pytest as module
+    from labbook.dependencies import PackageDependency
+
+    found = PackageDependency.create(module)
+    assert found.name == "pytest" and found.version == module.__version__
+    assert found.to_json() == f"pytest=={module.__version__}"
+    # a module no distribution installed: its top-level name, no version (as in Sacred)
+    assert PackageDependency.create(email.mime) == PackageDependency("email", None)
+
+
 def test_linearize_metrics_gives_sacreds_shape():
     from labbook.metrics_logger import ScalarMetricLogEntry, linearize_metrics
 
@@ -399,8 +426,8 @@ def test_linearize_metrics_gives_sacreds_shape():
     entries = [ScalarMetricLogEntry("loss", 0, t0, 1.0), ScalarMetricLogEntry("acc", 0, t0, 0.5),
                ScalarMetricLogEntry("loss", 1, t1, 0.5)]
     assert linearize_metrics(entries) == {
-        "loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [t0, t1]},
-        "acc": {"steps": [0], "values": [0.5], "timestamps": [t0]},
+        "loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [t0, t1], "name": "loss"},
+        "acc": {"steps": [0], "values": [0.5], "timestamps": [t0], "name": "acc"},
     }
     assert ScalarMetricLogEntry._fields == ("name", "step", "timestamp", "value")
 

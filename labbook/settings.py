@@ -25,7 +25,11 @@ SACRED_ONLY = {
                   "ENFORCE_VALID_PYTHON_IDENTIFIER_KEYS", "ENFORCE_STRING_KEYS",
                   "ENFORCE_KEYS_NO_EQUALS", "IGNORED_COMMENTS"},
     ("HOST_INFO",): {"INCLUDE_CPU_INFO"},
+    ("COMMAND_LINE",): {"STRICT_PARSING", "SHOW_DISABLED_OPTIONS"},
 }
+#: Sacred's groups of settings that labbook does not have: reading one gives an empty group
+#: to set entries in (``SETTINGS.COMMAND_LINE.STRICT_PARSING = True`` warns, as above)
+SACRED_ONLY_GROUPS = {(): {"COMMAND_LINE"}}
 
 
 def defaults() -> dict[str, Any]:
@@ -133,6 +137,17 @@ def _settings_class() -> type:
 
         def __setattr__(self, key: str, value: Any) -> None:
             self[key] = value
+
+        def __getattr__(self, key: str) -> Any:
+            try:
+                return super().__getattr__(key)
+            except AttributeError:
+                path = object.__getattribute__(self, "_path")
+                if key not in SACRED_ONLY_GROUPS.get(path, ()):
+                    raise
+                group = Settings({}, path + (key,))
+                dict.__setitem__(self, key, group)
+                return group
 
         def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
             for key, value in dict(*args, **kwargs).items():

@@ -629,8 +629,15 @@ def test_settings_refuse_a_name_that_is_no_setting_and_keep_the_real_ones(monkey
         warnings.simplefilter("always")
         settings.DISCOVER_SOURCES = "none"
         settings.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE = False
+        settings.COMMAND_LINE.STRICT_PARSING = True  # a group labbook does not have
     assert [str(w.message).split(" is ")[0] for w in caught] == [
-        "SETTINGS.DISCOVER_SOURCES", "SETTINGS.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE"]
+        "SETTINGS.DISCOVER_SOURCES", "SETTINGS.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE",
+        "SETTINGS.COMMAND_LINE.STRICT_PARSING"]
+    assert settings.COMMAND_LINE.STRICT_PARSING is True
+    with pytest.raises(SettingError, match="Unknown setting: COMMAND_LINE.STRICT"):
+        settings.COMMAND_LINE.STRICT = True
+    with pytest.raises(AttributeError):
+        settings.NO_SUCH_GROUP
     # a copy is a separate SETTINGS with the same checks
     import copy
 

@@ -582,6 +582,21 @@ def labbook_api(path):
     return Api(str(path))
 
 
+def test_all_cli_options_lists_the_built_in_options_then_the_experiments():
+    from labbook import Experiment, cli_option
+    from labbook.commandline_options import CLIOption
+
+    @cli_option("-w", "--warmup", is_flag=True)
+    def warmup(flag, run):
+        run.info["warmup"] = flag
+
+    ex = Experiment("opts", additional_cli_options=[warmup])
+    options = ex.all_cli_options
+    assert all(isinstance(o, CLIOption) for o in options) and options[-1] is warmup
+    long_flags = [o.get_flags()[1] for o in options]
+    assert {"--loglevel", "--name", "--unobserved", "--file_storage"} <= set(long_flags)
+
+
 def test_top_level_cli_option_makes_a_working_flag():
     from labbook import Experiment, cli_option
 

@@ -88,6 +88,18 @@ class PackageDependency:
         """``"name==version"``, or just ``"name"`` without a version."""
         return self.name if self.version is None else f"{self.name}=={self.version}"
 
+    @classmethod
+    def create(cls, module: Any) -> PackageDependency:
+        """The distribution that installed ``module`` (a module object, as in Sacred): its
+        name and version, or the module's top-level name and no version when no installed
+        distribution provides it."""
+        top = module.__name__.partition(".")[0]
+        provided = _distributions_by_import_name().get(top)
+        if not provided:
+            return cls(top, None)
+        name, version = provided[0]
+        return cls(name, version)
+
 
 #: Sacred's name for the md5 of a file
 get_digest = file_md5

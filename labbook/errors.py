@@ -576,3 +576,12 @@ class SweepError(UsageError, ValueError):
 
 
 __all__ += ["SweepError"]
+
+
+class SettingError(LabbookError):
+    """A write to ``labbook.SETTINGS`` that names no setting (a typo: ``SETTINGS.CAPTUR_MODE``)
+    or puts a plain value where a group of settings is (``SETTINGS.CONFIG = 1``); Sacred's
+    ``sacred.settings.SettingError``."""
+
+
+__all__ += ["SettingError"]

@@ -301,6 +301,14 @@ class Experiment(Ingredient):
 
         return usage_text(self, program_name)
 
+    @property
+    def all_cli_options(self) -> list:
+        """The command-line options of this experiment, as Sacred lists them: the built-in
+        ones, then ``additional_cli_options`` (``CLIOption`` objects)."""
+        from labbook.commandline_options import all_options
+
+        return all_options(self)
+
     def get_default_options(self) -> dict:
         """Option keys of the form ``--beat_interval`` with their default values."""
         from labbook.commandline_options import DEFAULT_OPTIONS

@@ -22,10 +22,12 @@ class ScalarMetricLogEntry(NamedTuple):
 
 def linearize_metrics(logged_metrics: Iterable[ScalarMetricLogEntry]) -> dict[str, dict]:
     """Group entries by metric name, keeping their order:
-    ``{name: {"steps": [...], "values": [...], "timestamps": [...]}}``."""
-    series: dict[str, dict[str, list]] = {}
+    ``{name: {"steps": [...], "values": [...], "timestamps": [...], "name": name}}``, the
+    shape Sacred hands its observers."""
+    series: dict[str, dict] = {}
     for entry in logged_metrics:
-        one = series.setdefault(entry.name, {"steps": [], "values": [], "timestamps": []})
+        one = series.setdefault(entry.name, {"steps": [], "values": [], "timestamps": [],
+                                             "name": entry.name})
         one["steps"].append(entry.step)
         one["values"].append(entry.value)
         one["timestamps"].append(entry.timestamp)

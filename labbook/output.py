@@ -57,8 +57,8 @@ def _render_line(line: str) -> str:
                 right.extend(left)
                 left = []
         elif token == "\b":
-            if left:
-                left.pop()
+            if left:  # the cursor moves back; what it passes over stays until overwritten
+                right.append(left.pop())
         elif token:
             left.extend(token)
             # Typed characters overwrite what the cursor passes over.
@@ -73,9 +73,11 @@ def _render_line(line: str) -> str:
 def apply_backspaces_and_linefeeds(text: str) -> str:
     """Interpret ``\\b`` and ``\\r`` like a terminal, so a progress bar keeps its last state.
 
-    ``\\r`` returns to the start of the line and following characters overwrite it;
-    ``\\b`` deletes the character before the cursor (never across a newline). ``\\r\\n`` is an
-    ordinary newline, and a ``\\r`` at the end of the text changes nothing.
+    As on a terminal (and as in Sacred): ``\\r`` returns to the start of the line and ``\\b``
+    moves one character back (never across a newline); the characters typed next overwrite
+    what the cursor passes over, the rest of the line stays. ``\\r\\n`` is an ordinary
+    newline. A ``\\r`` that ends the text is kept (once), so that text added later still
+    overwrites the line.
 
     >>> apply_backspaces_and_linefeeds("10%\\r20%\\r100%\\n")
     '100%\\n'
@@ -83,8 +85,9 @@ def apply_backspaces_and_linefeeds(text: str) -> str:
     if "\r" not in text and "\b" not in text:
         return text
     lines = text.split("\n")
-    return "\n".join(_render_line(line) if ("\r" in line or "\b" in line) else line
-                     for line in lines)
+    rendered = "\n".join(_render_line(line) if ("\r" in line or "\b" in line) else line
+                         for line in lines)
+    return rendered + "\r" if text.endswith("\r") else rendered
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,24 @@ import copy
 import os
 from typing import Any
 
-__all__ = ["SETTINGS", "current", "defaults"]  # noqa: F822 (SETTINGS: module __getattr__)
+from labbook.errors import LabbookWarning, SettingError
+
+__all__ = ["SETTINGS", "SettingError", "current",  # noqa: F822 (SETTINGS: module __getattr__)
+           "defaults"]
+
+#: Sacred 0.8.7's settings that labbook does not act on: a Sacred script may still set them
+#: (a warning says they change nothing); any other new name is a typo (SettingError)
+SACRED_ONLY = {
+    (): {"COMMAND_LINE", "DISCOVER_DEPENDENCIES", "DISCOVER_SOURCES", "DEFAULT_BEAT_INTERVAL"},
+    ("CONFIG",): {"ENFORCE_KEYS_MONGO_COMPATIBLE", "ENFORCE_KEYS_JSONPICKLE_COMPATIBLE",
+                  "ENFORCE_VALID_PYTHON_IDENTIFIER_KEYS", "ENFORCE_STRING_KEYS",
+                  "ENFORCE_KEYS_NO_EQUALS", "IGNORED_COMMENTS"},
+    ("HOST_INFO",): {"INCLUDE_CPU_INFO"},
+    ("COMMAND_LINE",): {"STRICT_PARSING", "SHOW_DISABLED_OPTIONS"},
+}
+#: Sacred's groups of settings that labbook does not have: reading one gives an empty group
+#: to set entries in (``SETTINGS.COMMAND_LINE.STRICT_PARSING = True`` warns, as above)
+SACRED_ONLY_GROUPS = {(): {"COMMAND_LINE"}}
 
 
 def defaults() -> dict[str, Any]:
@@ -82,7 +99,70 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'labbook.settings' has no attribute {name!r}")
     global _SETTINGS
     if _SETTINGS is None:
-        from munch import munchify
-
-        _SETTINGS = munchify(defaults())
+        _SETTINGS = _settings_class()(defaults(), ())
     return _SETTINGS
+
+
+def _settings_class() -> type:
+    """A Munch that takes new values for its settings only (as Sacred's ``SETTINGS`` does)."""
+    import warnings
+
+    from munch import Munch
+
+    class Settings(Munch):
+        def __init__(self, values: dict[str, Any], path: tuple[str, ...]) -> None:
+            super().__init__()
+            object.__setattr__(self, "_path", path)
+            for key, value in values.items():
+                dict.__setitem__(self, key, Settings(value, path + (key,))
+                                 if isinstance(value, dict) else value)
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            path = object.__getattribute__(self, "_path")
+            name = ".".join(path + (str(key),))
+            if key not in self:
+                if key not in SACRED_ONLY.get(path, ()):
+                    raise SettingError(f"Unknown setting: {name}. Possible keys are: "
+                                       f"{sorted(self)}")
+                warnings.warn(f"SETTINGS.{name} is a setting of Sacred that labbook does not "
+                              "use; setting it changes nothing", LabbookWarning, stacklevel=3)
+            elif isinstance(self[key], dict) and not isinstance(value, dict):
+                raise SettingError(f"SETTINGS.{name} is a group of settings; set its entries "
+                                   f"(SETTINGS.{name}.<entry>), not {value!r}")
+            elif isinstance(self[key], dict):
+                for item, entry in value.items():  # a dict for a group sets its entries
+                    self[key][item] = entry
+                return
+            super().__setitem__(key, value)
+
+        def __setattr__(self, key: str, value: Any) -> None:
+            self[key] = value
+
+        def __getattr__(self, key: str) -> Any:
+            try:
+                return super().__getattr__(key)
+            except AttributeError:
+                path = object.__getattribute__(self, "_path")
+                if key not in SACRED_ONLY_GROUPS.get(path, ()):
+                    raise
+                group = Settings({}, path + (key,))
+                dict.__setitem__(self, key, group)
+                return group
+
+        def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            for key, value in dict(*args, **kwargs).items():
+                self[key] = value
+
+        def __copy__(self) -> Any:
+            return Settings(_plain(self), object.__getattribute__(self, "_path"))
+
+        def __deepcopy__(self, memo: dict) -> Any:
+            return Settings(copy.deepcopy(_plain(self), memo),
+                            object.__getattribute__(self, "_path"))
+
+        def setdefault(self, key: Any, default: Any = None) -> Any:
+            if key not in self:
+                self[key] = default
+            return self[key]
+
+    return Settings

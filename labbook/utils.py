@@ -121,9 +121,10 @@ def join_paths(*parts: str | None) -> str:
 
 
 def is_prefix(pre_path: str, path: str) -> bool:
-    """Whether dotted ``pre_path`` is ``path`` or one of its ancestors (``""`` is always)."""
+    """Whether dotted ``pre_path`` is one of the ancestors of ``path`` (``""`` always is; a
+    path is not its own prefix, as in Sacred)."""
     pre = pre_path.strip(".")
-    return not pre or path.strip(".") == pre or path.strip(".").startswith(pre + ".")
+    return not pre or path.strip(".").startswith(pre + ".")
 
 
 def convert_to_nested_dict(dotted_dict: Mapping[str, Any]) -> dict:
@@ -198,6 +199,8 @@ def get_inheritors(cls: type) -> set[type]:
 def rel_path(base: str, path: str) -> str:
     """``path`` relative to dotted ``base`` (``rel_path("a.b", "a.b.c") == "c"``); raises
     :class:`~labbook.errors.ConfigError` when ``base`` is not a prefix of ``path``."""
+    if base.strip(".") == path.strip("."):
+        return ""
     if not is_prefix(base, path):
         from labbook.errors import ConfigError
 

@@ -62,9 +62,7 @@ def reference_filter(text: str) -> str:
             if ch == "\r":
                 cursor = 0
             elif ch == "\b":
-                if cursor:
-                    del buf[cursor - 1]
-                    cursor -= 1
+                cursor = max(0, cursor - 1)
             else:
                 if cursor < len(buf):
                     buf[cursor] = ch
@@ -72,24 +70,25 @@ def reference_filter(text: str) -> str:
                     buf.append(ch)
                 cursor += 1
         lines.append("".join(buf))
-    return "\n".join(lines)
+    return "\n".join(lines) + ("\r" if text.endswith("\r") else "")
 
 
 @pytest.mark.parametrize("raw, expected", [
     ("10%\r20%\r100%\n", "100%\n"),                        # a tqdm bar
     ("loss 0.9\rloss 0.5\rloss 0.1\ndone\n", "loss 0.1\ndone\n"),
     ("abc\bd", "abd"),
-    ("ab\b\b\bc", "c"),                                    # extra backspaces stop at the start
-    ("abc\b", "ab"),
+    ("ab\b\b\bc", "cb"),                                   # extra backspaces stop at the start
+    ("abc\b", "abc"),                                     # a backspace moves, deletes nothing
     ("\b\bx", "x"),
     ("a\r\nb\r\n", "a\nb\n"),                              # CRLF is an ordinary newline
     ("", ""),
     ("\n\n", "\n\n"),
-    ("abc\r", "abc"),                                      # trailing CR changes nothing
-    ("abc\r\r\r", "abc"),
+    ("abc\r", "abc\r"),                                    # a trailing CR is kept, once
+    ("abc\r\r\r", "abc\r"),
+    ("a\rb\r", "b\r"),
     ("hello\rHE", "HEllo"),                                # a shorter overwrite keeps the rest
     ("ab\n\bc", "ab\nc"),                                  # backspace never crosses a newline
-    ("abcdef\rxy\bz", "xzdef"),
+    ("abcdef\rxy\bz", "xzcdef"),
     ("|\b/\b-\b\\", "\\"),                                 # a spinner
     ("plain text\nwith lines\n", "plain text\nwith lines\n"),
     ("héllo\r😀", "😀éllo"),
@@ -118,8 +117,8 @@ def test_filter_handles_large_inputs():
     assert apply_backspaces_and_linefeeds(bar).startswith("done")
     many_cr = "x" * 100000 + "\ra" * 200000
     assert apply_backspaces_and_linefeeds(many_cr) == "a" + "x" * 99999
-    backspaces = "y" * 300000 + "\b" * 299999
-    assert apply_backspaces_and_linefeeds(backspaces) == "y"
+    backspaces = "y" * 300000 + "\b" * 299999 + "z"
+    assert apply_backspaces_and_linefeeds(backspaces) == "yz" + "y" * 299998
     lines = "row\r\n" * 200000
     assert apply_backspaces_and_linefeeds(lines) == "row\n" * 200000
 

@@ -47,6 +47,7 @@ SACRED_NAMES = {
                          "tee_output_fd", "CapturedStdout"],
     "dependencies": ["Source", "PackageDependency", "get_digest"],
     "commandline_options": ["cli_option", "CLIOption"],
+    "settings": ["SETTINGS", "SettingError"],
 }
 
 
@@ -119,7 +120,8 @@ def test_dotted_path_helpers():
     assert utils.join_paths("", "a", None, "b") == "a.b"
     assert utils.is_prefix("a.b", "a.b.c") and utils.is_prefix("", "x")
     assert not utils.is_prefix("a.b", "a.bc")
-    assert utils.rel_path("a.b", "a.b.c.d") == "c.d"
+    assert not utils.is_prefix("a.b", "a.b")  # as in Sacred: a path is not its own prefix
+    assert utils.rel_path("a.b", "a.b.c.d") == "c.d" and utils.rel_path("a.b", "a.b") == ""
     assert utils.convert_to_nested_dict({"a.b": 1, "c": 2}) == {"a": {"b": 1}, "c": 2}
     target = {"a": {"b": 1, "c": 2}}
     assert utils.recursive_update(target, {"a": {"b": 5}, "d": 1}) is target
@@ -257,6 +259,20 @@ def test_config_scope_and_dict_evaluated_in_a_chain():
     assert len(results) == 3
 
 
+def test_a_config_scope_called_gives_its_entries_as_sacreds_does():
+    from labbook.config import ConfigDict, ConfigScope
+
+    def scope():
+        x = 1
+        y = x + 1  # noqa: F841
+
+    result = ConfigScope(scope)(fixed={"x": 10})
+    assert dict(result) == {"x": 10, "y": 11} and result["y"] == 11
+    assert list(result.keys()) == ["x", "y"] and dict(result.items()) == dict(result)
+    assert result.get("z", 3) == 3 and result.values == {"x": 10, "y": 11}
+    assert dict(ConfigDict({"a": 1, "b": {"c": 2}})()) == {"a": 1, "b": {"c": 2}}
+
+
 def test_dogmatize_keeps_fixed_values_and_undogmatize_gives_plain_data():
     from labbook.config import dogmatize, undogmatize
 
@@ -360,13 +376,47 @@ def test_host_info_gatherer_needs_a_name():
 
 # --- serializer, metrics_logger, stdout_capturing ------------------------------------------
 
-def test_serializer_round_trips_a_tuple_and_a_date():
+def test_serializer_round_trips_what_json_cannot_hold():
     from labbook.serializer import flatten, restore
 
-    value = {"t": (1, 2), "when": datetime.date(2024, 1, 2)}
-    data = flatten(value)
-    json.dumps(data)
-    assert restore(data)["when"] == datetime.date(2024, 1, 2)
+    value = {"t": (1, (2, 3)), "when": datetime.date(2024, 1, 2), "at": datetime.datetime(
+        2024, 1, 2, 3, 4, 5), "s": {1, 2}, 7: "int key", "l": [1, (2,)]}
+    data = json.loads(json.dumps(flatten(value)))  # JSON-compatible, as Sacred's
+    assert data["t"] == {"py/tuple": [1, {"py/tuple": [2, 3]}]} and data["json://7"] == "int key"
+    back = restore(data)
+    assert back == value and type(back["t"]) is tuple and type(back["l"][1]) is tuple
+    assert restore(flatten([1, "a", None])) == [1, "a", None]
+
+
+def test_serializer_round_trips_numpy_values_and_reads_sacreds_numpy_form():
+    np = pytest.importorskip("numpy")
+    from labbook.serializer import flatten, restore
+
+    value = {"a": np.array([[1.5, 2.0], [3.0, 4.0]]), "f": np.float32(2.5), "i": np.int64(3)}
+    back = restore(json.loads(json.dumps(flatten(value))))
+    assert back["a"].dtype == np.float64 and back["a"].tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    assert type(back["f"]) is np.float32 and back["f"] == 2.5 and type(back["i"]) is np.int64
+    # the form Sacred's flatten gives numpy values (jsonpickle's numpy handlers)
+    sacred = {"x": {"dtype": "int32", "py/object": "numpy.ndarray", "values": [1, 2]},
+              "y": {"dtype": "float32", "py/object": "numpy.float32", "value": 1.5}}
+    back = restore(sacred)
+    assert back["x"].dtype == np.int32 and back["x"].tolist() == [1, 2]
+    assert type(back["y"]) is np.float32 and back["y"] == 1.5
+    # the handlers were there for that restore only: flatten's form is unchanged
+    assert "py/reduce" in json.dumps(flatten(np.array([1.0])))
+
+
+def test_package_dependency_create_names_the_distribution_of_a_module():
+    import email.mime
+
+    import pytest as module
+    from labbook.dependencies import PackageDependency
+
+    found = PackageDependency.create(module)
+    assert found.name == "pytest" and found.version == module.__version__
+    assert found.to_json() == f"pytest=={module.__version__}"
+    # a module no distribution installed: its top-level name, no version (as in Sacred)
+    assert PackageDependency.create(email.mime) == PackageDependency("email", None)
 
 
 def test_linearize_metrics_gives_sacreds_shape():
@@ -376,8 +426,8 @@ def test_linearize_metrics_gives_sacreds_shape():
     entries = [ScalarMetricLogEntry("loss", 0, t0, 1.0), ScalarMetricLogEntry("acc", 0, t0, 0.5),
                ScalarMetricLogEntry("loss", 1, t1, 0.5)]
     assert linearize_metrics(entries) == {
-        "loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [t0, t1]},
-        "acc": {"steps": [0], "values": [0.5], "timestamps": [t0]},
+        "loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [t0, t1], "name": "loss"},
+        "acc": {"steps": [0], "values": [0.5], "timestamps": [t0], "name": "acc"},
     }
     assert ScalarMetricLogEntry._fields == ("name", "step", "timestamp", "value")
 
@@ -395,6 +445,55 @@ def test_stdcapturer_returns_new_text_at_each_get(monkeypatch):
         assert out.get() == "two\n"
     assert sys.stdout.getvalue() == "one\ntwo\n"  # still printed (tee)
     assert get_stdcapturer("no")[0] == "no"
+
+
+TEE_SCRIPT = r"""
+import json, os, sys
+from labbook.stdout_capturing import (CapturedStdout, flush, no_tee, tee_output_fd,
+                                      tee_output_python)
+captured = {}
+for name, manager in (("python", tee_output_python), ("fd", tee_output_fd), ("no", no_tee)):
+    with manager() as out:
+        assert isinstance(out, CapturedStdout)
+        print(f"printed under {name}")
+        flush()
+        os.write(1, f"written to fd 1 under {name}\n".encode())
+        flush()
+        captured[name] = out.get()
+print(json.dumps(captured))
+"""
+
+
+def test_tee_context_managers_capture_what_they_should(tmp_path):
+    """In a process of its own: the fd capture takes over the process's fd 1."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", TEE_SCRIPT], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 0, proc.stderr
+    *shown, last = proc.stdout.splitlines()
+    # sys capture sees Python's prints only, fd capture the process's fd 1 too, no_tee nothing
+    assert json.loads(last) == {"python": "printed under python\n",
+                                "fd": "printed under fd\nwritten to fd 1 under fd\n",
+                                "no": ""}
+    # the tee: everything still reaches the real stdout, in order
+    assert shown == [f"{what} {name}" for name in ("python", "fd", "no")
+                     for what in ("printed under", "written to fd 1 under")]
+
+
+def test_interrupts_path_type_and_author_email():
+    import pathlib
+
+    import labbook
+    from labbook.interrupts import LabbookInterrupt
+    from labbook.utils import PathType, SacredInterrupt, TimeoutInterrupt
+
+    assert SacredInterrupt is LabbookInterrupt and SacredInterrupt.STATUS == "INTERRUPTED"
+    assert issubclass(TimeoutInterrupt, SacredInterrupt) and TimeoutInterrupt.STATUS == "TIMEOUT"
+    for path in ("a.json", pathlib.Path("a.json")):
+        assert isinstance(path, PathType.__args__)
+    assert isinstance(labbook.__author_email__, str)
 
 
 def test_stdcapturer_refuses_an_unknown_mode():
@@ -483,6 +582,21 @@ def labbook_api(path):
     return Api(str(path))
 
 
+def test_all_cli_options_lists_the_built_in_options_then_the_experiments():
+    from labbook import Experiment, cli_option
+    from labbook.commandline_options import CLIOption
+
+    @cli_option("-w", "--warmup", is_flag=True)
+    def warmup(flag, run):
+        run.info["warmup"] = flag
+
+    ex = Experiment("opts", additional_cli_options=[warmup])
+    options = ex.all_cli_options
+    assert all(isinstance(o, CLIOption) for o in options) and options[-1] is warmup
+    long_flags = [o.get_flags()[1] for o in options]
+    assert {"--loglevel", "--name", "--unobserved", "--file_storage"} <= set(long_flags)
+
+
 def test_top_level_cli_option_makes_a_working_flag():
     from labbook import Experiment, cli_option
 
@@ -495,3 +609,55 @@ def test_top_level_cli_option_makes_a_working_flag():
     ex.main(lambda: None)
     run = ex.run_commandline(["prog", "-o", "--no-system-metrics"])
     assert run.info["own_flag"] is True and run.status == "COMPLETED"
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+def test_settings_refuse_a_name_that_is_no_setting_and_keep_the_real_ones(monkeypatch):
+    import warnings
+
+    import labbook.settings
+    from labbook.errors import LabbookError
+    from labbook.settings import SETTINGS, SettingError, current
+
+    monkeypatch.setattr(labbook.settings, "_SETTINGS", None)  # a fresh SETTINGS for this test
+    settings = labbook.settings.SETTINGS
+    assert settings is not SETTINGS and issubclass(SettingError, LabbookError)
+    settings.CAPTURE_MODE = "sys"
+    settings.CONFIG.READ_ONLY_CONFIG = False
+    settings["DELIVERY"] = {"MAX_WAIT": 2.5}  # a dict for a group sets its entries
+    now = current()
+    assert now["CAPTURE_MODE"] == "sys" and now["CONFIG"]["READ_ONLY_CONFIG"] is False
+    assert now["DELIVERY"]["MAX_WAIT"] == 2.5 and now["DELIVERY"]["BACKOFF"] == 0.1
+    for write in (lambda: setattr(settings, "CAPTUR_MODE", "sys"),
+                  lambda: setattr(settings.CONFIG, "READ_ONLY", False),
+                  lambda: settings.update(NEW=1),
+                  lambda: settings.setdefault("NEW", 1)):
+        with pytest.raises(SettingError, match="Unknown setting: (CAPTUR_MODE|CONFIG.READ_ONLY|"
+                                               "NEW). Possible keys are: "):
+            write()
+    with pytest.raises(SettingError, match="SETTINGS.CONFIG is a group of settings"):
+        settings.CONFIG = False
+    assert "CAPTUR_MODE" not in current() and current()["CONFIG"]["READ_ONLY_CONFIG"] is False
+    # a setting only Sacred acts on is taken, with a warning that it changes nothing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settings.DISCOVER_SOURCES = "none"
+        settings.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE = False
+        settings.COMMAND_LINE.STRICT_PARSING = True  # a group labbook does not have
+    assert [str(w.message).split(" is ")[0] for w in caught] == [
+        "SETTINGS.DISCOVER_SOURCES", "SETTINGS.CONFIG.ENFORCE_KEYS_MONGO_COMPATIBLE",
+        "SETTINGS.COMMAND_LINE.STRICT_PARSING"]
+    assert settings.COMMAND_LINE.STRICT_PARSING is True
+    with pytest.raises(SettingError, match="Unknown setting: COMMAND_LINE.STRICT"):
+        settings.COMMAND_LINE.STRICT = True
+    with pytest.raises(AttributeError):
+        settings.NO_SUCH_GROUP
+    # a copy is a separate SETTINGS with the same checks
+    import copy
+
+    other = copy.deepcopy(settings)
+    other.CAPTURE_MODE = "no"
+    assert settings.CAPTURE_MODE == "sys"
+    with pytest.raises(SettingError):
+        other.CAPTUR_MODE = "no"

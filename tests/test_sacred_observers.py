@@ -159,8 +159,13 @@ def test_mongo_create_from_and_queued_mongo_observer(mongo_server, mongo_db):  #
             MongoObserver.create_from(database["runs"], metrics_collection=database["m"])
         queued = QueuedMongoObserver(url=mongo_server.url(mongo_db), retry_interval=1.0)
         second = _run(_experiment(queued))
+        # Sacred's older spelling
+        old_style = QueuedMongoObserver.create(url=mongo_server.url(mongo_db))
+        assert isinstance(old_style, QueuedMongoObserver)
+        third = _run(_experiment(old_style))
         api = labbook.Api(mongo_server.url(mongo_db))
         assert sorted((r.id, r.status, r.result) for r in api.runs()) == [
-            (first._id, "COMPLETED", 1.0), (second._id, "COMPLETED", 1.0)]
+            (first._id, "COMPLETED", 1.0), (second._id, "COMPLETED", 1.0),
+            (third._id, "COMPLETED", 1.0)]
     finally:
         client.close()

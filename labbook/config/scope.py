@@ -63,6 +63,20 @@ class ScopeResult:
     #: the same names in the order the scope assigned them first
     order: list[str] = field(default_factory=list)
 
+    # Read like Sacred's ConfigSummary (a dict of the entries): ``dict(result)``,
+    # ``result["lr"]``, ``result.keys()``, ``result.items()``, ``result.get("lr")``.
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def keys(self) -> Any:
+        return self.values.keys()
+
+    def items(self) -> Any:
+        return self.values.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
 
 # --- value normalisation ----------------------------------------------------------------------
 

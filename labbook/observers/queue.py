@@ -59,3 +59,8 @@ class QueuedMongoObserver(QueueObserver):
                               failure_dir=failure_dir, **kwargs)
         super().__init__(mongo, interval=interval, retry_interval=retry_interval,
                          failure_dir=failure_dir)
+
+    @classmethod
+    def create(cls, *args: Any, **kwargs: Any) -> QueuedMongoObserver:
+        """Sacred's older constructor spelling, kept so old scripts run unchanged."""
+        return cls(*args, **kwargs)

@@ -97,7 +97,11 @@ print(json.dumps(result))
 RECORDER = r"""
 import importlib, json, sys
 job = json.loads(sys.argv[1])
-Experiment = importlib.import_module(job["package"]).Experiment
+package = importlib.import_module(job["package"])
+Experiment = package.Experiment
+# Sacred's fd capture reads its tee process's file after waiting at most a second, which a
+# busy machine exceeds; sys capture holds every printed line in both frameworks
+package.SETTINGS.CAPTURE_MODE = "sys"
 MongoObserver = importlib.import_module(job["package"] + ".observers").MongoObserver
 ex = Experiment("incense_exp")
 ex.observers.append(MongoObserver(url=job["url"], db_name=job["db"]))
@@ -112,7 +116,7 @@ def main(lr, _run):
     _run.info["best"] = {"epoch": 2, "loss": lr / 3}
     for name in ("table.csv", "model.pkl", "curve.png"):
         _run.add_artifact(job["files"] + "/" + name)
-    print(f"training with lr={lr}", flush=True)  # Sacred's fd capture misses a buffered line
+    print(f"training with lr={lr}")
     return lr * 10
 
 

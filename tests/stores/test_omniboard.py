@@ -61,6 +61,8 @@ def main(_run, lr, points):
         _run.log_scalar("loss", {loss}, i)
     for i in range(3):
         _run.log_scalar("acc", 0.25 * (i + 1), i)
+    if hasattr(_run, "set_tag"):  # labbook's; a Sacred user adds the tag in Omniboard
+        _run.set_tag("best")
     print("trained")
     return {{"lr": lr, "best": 0.75}}
 '''
@@ -104,9 +106,11 @@ def _record(python: str, package: str, server: MongoServer, db: str, tmp_path, *
                             cwd=tmp_path, env=env)
 
 
-def _finish(package: str, proc: subprocess.Popen) -> None:
+def _finish(package: str, proc: subprocess.Popen) -> str:
+    """The run's log (its stderr), once it has ended well."""
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, f"{package} run failed:\n{out}\n{err}"
+    return err
 
 
 class Omniboard:
@@ -180,6 +184,10 @@ def _summary_run(url: str) -> int:
     ends in a summary of the rest."""
     from labbook.stores.mongo import MongoStore
 
+    # the test server also takes the two recordings' 60,000 points meanwhile: on a busy machine
+    # its answer to the client's periodic check can take longer than labbook's default 10 s,
+    # after which pymongo cancels the write under way
+    url += ("&" if "?" in url else "?") + "connectTimeoutMS=120000&socketTimeoutMS=300000"
     store = MongoStore(url, bucket_size=20_000, series_points=2_000)
     t0 = dt.datetime(2024, 1, 1)
     run_id = store.create_run({"experiment": {"name": "omniboard_compare", "sources": []},
@@ -218,7 +226,7 @@ def test_omniboard_shows_labbook_runs_as_it_shows_sacred_runs(
         summary_id = _summary_run(mongo_server.url(databases["summary"]))
     finally:
         _finish("sacred", sacred)
-        _finish("labbook", labbook)
+        labbook_log = _finish("labbook", labbook)
     root = f"mongodb://{_host_port(mongo_server)}"
     board = Omniboard({key: f"{root}/{name}" for key, name in databases.items()}, tmp_path)
     try:
@@ -227,16 +235,21 @@ def test_omniboard_shows_labbook_runs_as_it_shows_sacred_runs(
         (labbook_run,) = board.get("labbook", "Runs")
         # Sacred writes no tags: they are added in Omniboard, which stores them in the run
         board.send("sacred", "PUT", f"Runs/{sacred_run['_id']}",
-                   {"omniboard": {"tags": ["cli"], "notes": "wide net"}})
+                   {"omniboard": {"tags": ["cli", "best"], "notes": "wide net"}})
         (sacred_run,) = board.get("sacred", "Runs")
-        assert sorted(set(labbook_run) - {"labbook_last"}) == sorted(sacred_run)
+        assert sorted(set(labbook_run) - {"labbook_last"}) == sorted(sacred_run), (
+            labbook_run.get("status"), labbook_log[-2000:])
         assert _comparable(labbook_run) == _comparable(sacred_run)
         assert labbook_run["config"] == {"lr": 0.02, "layers": [32, 64], "points": POINTS,
                                          "seed": 1}
         assert labbook_run["result"] == {"lr": 0.02, "best": 0.75}
-        # tags and notes where Omniboard shows them, and the comment it falls back to
+        # Omniboard's config columns in the scope's order: the updates move no key
+        assert list(labbook_run["config"]) == list(sacred_run["config"]) == [
+            "lr", "layers", "points", "seed"]
+        # tags (--tag, then set_tag during the run) and notes where Omniboard shows them, and
+        # the comment it falls back to
         assert labbook_run["omniboard"] == sacred_run["omniboard"] == {
-            "tags": ["cli"], "notes": "wide net"}
+            "tags": ["cli", "best"], "notes": "wide net"}
         assert labbook_run["meta"]["comment"] == sacred_run["meta"]["comment"] == "first try"
         assert [m["name"] for m in labbook_run["info"]["metrics"]] == \
             [m["name"] for m in sacred_run["info"]["metrics"]]
@@ -288,5 +301,23 @@ def test_omniboard_shows_labbook_runs_as_it_shows_sacred_runs(
         assert shown["sacred"] == expected
         assert shown["labbook"] == expected
         assert shown["summary"] == expected
+
+        # -- tags and notes edited in Omniboard are what labbook.Api shows and filters, and an
+        # edit through labbook.Api is what Omniboard shows -----------------------------------
+        import labbook
+
+        run_id = labbook_run["_id"]
+        board.send("labbook", "PUT", f"Runs/{run_id}", {"omniboard": {
+            "tags": ["cli", "best", "keeper"], "notes": "edited in omniboard"}})
+        api = labbook.Api(mongo_server.url(databases["labbook"]))
+        view = api.run(run_id)
+        assert view.tags == ["cli", "best", "keeper"] and view.notes == "edited in omniboard"
+        assert [r.id for r in api.runs("tags = 'keeper'")] == [run_id]
+        assert [r.id for r in api.runs({"notes": "edited in omniboard"})] == [run_id]
+        view.tags = ["keeper"]
+        view.notes = "from the api"
+        view.update()
+        (row,) = board.get("labbook", "Runs", select="_id,omniboard")
+        assert row["omniboard"] == {"tags": ["keeper"], "notes": "from the api"}
     finally:
         board.stop()

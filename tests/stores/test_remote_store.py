@@ -1,5 +1,6 @@
-"""File stores on object storage: ``memory://`` and ``s3://`` against a real S3-compatible
-server (moto's server mode, ``ThreadedMotoServer``, started on a free port in this process).
+"""File stores on object storage: ``memory://``, ``s3://`` against a real S3-compatible
+server (moto's server mode, ``ThreadedMotoServer``, started on a free port in this process) and
+``gs://`` against a GCS emulator (gcp-storage-emulator, likewise).
 
 The same runs (tests/api/conftest.py's standard runs) are recorded into a local file store and
 into each remote store; everything the read API returns must be the same. Each test makes its
@@ -106,6 +107,23 @@ def s3_server(aws_environment):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request else
     server = S3Server()
     yield server
+    with contextlib.suppress(Exception):
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """gcp-storage-emulator's GCS JSON API on a port of its own, buckets in memory."""
+    try:
+        import gcsfs  # noqa: F401
+        from gcp_storage_emulator.server import create_server
+    except ImportError as exc:
+        _no_server(f"no GCS test server: {exc.name} is not installed (pip install -e '.[test]')")
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)  # logs each 404
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
     with contextlib.suppress(Exception):
         server.stop()
 
@@ -350,6 +368,34 @@ def test_google_cloud_storage_observer_takes_sacreds_arguments():
     assert observer == GoogleCloudStorageObserver("lab-results", "/exp/runs",
                                                   endpoint_url="http://127.0.0.1:9")
     assert open_store("gcs://lab-results/exp?endpoint_url=http://127.0.0.1:9").scheme == "gcs"
+
+
+def test_google_cloud_storage_observer_records_into_a_gcs_server(gcs_server):
+    import gcsfs.core
+
+    from labbook.observers import GoogleCloudStorageObserver
+
+    bucket = f"labbook-{secrets.token_hex(6)}"
+    fs = gcsfs.core.GCSFileSystem(endpoint_url=gcs_server, token="anon")
+    fs.mkdir(bucket)
+    ex = _experiment(lambda run: run.add_artifact(__file__, "code.py"))
+    ex.observers.append(GoogleCloudStorageObserver(bucket, "exp/runs", endpoint_url=gcs_server))
+    run = ex.run(options=OPTS)
+    # the file store's layout, in the bucket
+    names = sorted(path.split("/", 1)[1] for path in fs.find(bucket))
+    sources = [n for n in names if n.startswith("exp/runs/_sources/")]
+    assert any(n.startswith("exp/runs/_sources/test_remote_store_") for n in sources)
+    assert all(n.endswith(".py") for n in sources)
+    assert [n for n in names if n.startswith(f"exp/runs/{run._id}/")
+            and not n.endswith(".labbook-claim")] == [
+        f"exp/runs/{run._id}/{name}" for name in (
+            "code.py", "config.json", "cout.txt", "metrics.json", "metrics.jsonl", "run.json")]
+    api = Api(f"gs://{bucket}/exp/runs?endpoint_url={gcs_server}")
+    (stored,) = api.runs()
+    assert stored.id == run._id and stored.status == "COMPLETED" and stored.result == 0.2
+    assert [row["loss"] for row in stored.history(pandas=False)] == [1.0, 0.5, 1 / 3]
+    assert stored.file("code.py").read_bytes().startswith(b'"""File stores')
+    assert "trained" in stored.captured_out
 
 
 def test_memory_store_through_create_and_the_generic_observer(memory_url):

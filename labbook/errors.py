@@ -576,3 +576,12 @@ class SweepError(UsageError, ValueError):
 
 
 __all__ += ["SweepError"]
+
+
+class LauncherError(UsageError, ValueError):
+    """A launcher cannot be used as asked: an unknown or malformed ``--launcher`` spec, its
+    engine not installed (the message gives the ``pip install`` fix), pruning asked of a
+    sweep whose study the placed processes cannot reach."""
+
+
+__all__ += ["LauncherError"]

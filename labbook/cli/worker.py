@@ -20,7 +20,6 @@ SIGINT (their runs end INTERRUPTED) and the worker exits with 3 once they have e
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -207,11 +206,11 @@ class Worker:
             time.sleep(0.01 if self.children else 0.05)
 
     def _spawn(self, doc: dict) -> None:
-        from labbook.commandline import WORKER_RUN_ENV
+        from labbook.launchers import child_env
 
         run_id = doc["_id"]
-        env = dict(os.environ)
-        env[WORKER_RUN_ENV] = json.dumps({"store": self.url, "id": run_id, "worker": self.name})
+        # without the variables of a parent run: the child starts the claimed run itself
+        env = child_env(self.url, run_id, self.name)
         self.claimed += 1
         requeues = (doc.get("meta") or {}).get("requeues")
         again = f", re-queued {requeues} time(s) before" if requeues else ""

@@ -357,7 +357,7 @@ def run_queue(script: str, store: str, launcher: Any, experiment: str,
     owned = not isinstance(launcher, Launcher)
     placer = parse_launcher(launcher)
     slots = parallel or placer.slots
-    board = Progress(f"queue {experiment}", live=progress)
+    board = Progress(f"queue {experiment}", live=progress)  # see Progress for None
     reader = open_store(store)
     pending: dict[Any, Any] = {}
     placed: set = set()
@@ -406,11 +406,13 @@ def run_queue(script: str, store: str, launcher: Any, experiment: str,
 # -- progress --------------------------------------------------------------------------------------
 class Progress:
     """Counts of a sweep's trials or a queue's runs (done, failed, pruned, running) and the best
-    value so far, shown live: a tqdm bar on a terminal, else a plain line per change::
+    value so far, shown live: a tqdm bar when ``stream`` is a terminal; otherwise, with
+    ``live=True``, a plain line per change::
 
-        sweep-1a2b: 3 done, 1 failed, 0 pruned, 2 running, best loss 0.125 (run 7)
+        sweep 1a2b: 3 done, 1 failed, 0 pruned, 2 running, best loss 0.125 (run 7)
 
-    ``live=False`` prints nothing (the counts stay readable)."""
+    ``live=None`` shows the bar on a terminal and nothing otherwise; ``live=False`` nothing
+    (the counts stay readable)."""
 
     def __init__(self, title: str, total: int | None = None, metric: str | None = None,
                  goal: str = "minimize", stream: Any = None, live: bool | None = None):
@@ -418,7 +420,7 @@ class Progress:
         self.total = total
         self.metric = metric
         self.goal = goal
-        self.done = self.failed = self.pruned = self.running = self.skipped = 0
+        self.done = self.failed = self.pruned = self.running = self.skipped = self.requeued = 0
         self.best: float | None = None
         self.best_run: Any = None
         self._stream = stream if stream is not None else sys.stdout
@@ -453,7 +455,9 @@ class Progress:
                 self.best, self.best_run = float(value), run_id
         elif status == "PRUNED":
             self.pruned += 1
-        elif status is None or status in ("QUEUED", "RUNNING"):
+        elif status == "QUEUED":  # a dead run put back in the queue
+            self.requeued += 1
+        elif status is None or status == "RUNNING":
             self.skipped += 1
         else:
             self.failed += 1
@@ -464,6 +468,8 @@ class Progress:
     def line(self) -> str:
         parts = [f"{self.done} done", f"{self.failed} failed", f"{self.pruned} pruned",
                  f"{self.running} running"]
+        if self.requeued:
+            parts.append(f"{self.requeued} re-queued")
         if self.skipped:
             parts.append(f"{self.skipped} taken elsewhere")
         if self.total is not None:
@@ -479,7 +485,7 @@ class Progress:
         text = self.line()
         if self._bar is not None:
             self._bar.set_postfix_str(text.partition(": ")[2], refresh=True)
-        elif text != self._last:
+        elif self._live and text != self._last:
             print(text, file=self._stream, flush=True)
         self._last = text
 

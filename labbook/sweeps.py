@@ -267,8 +267,9 @@ def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
     :class:`labbook.launchers.Launcher`) runs the trials elsewhere: Optuna is asked for
     ``parallel`` trials at a time (default: the launcher's slots), each is queued as a run with
     its config and placed by the launcher, and its value is told to Optuna when the run ends.
-    ``progress``: a live display of the counts and best value (None: on a terminal only, plain
-    lines otherwise; False: none). Returns the :class:`Sweep`."""
+    ``progress``: a live display of the trials' counts and the best value (None: a progress
+    bar when standard output is a terminal, nothing otherwise; True: plain lines when it is
+    not; False: none). Returns the :class:`Sweep`."""
     from labbook.experiment import Experiment
     from labbook.stores import default_url
 

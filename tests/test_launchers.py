@@ -304,7 +304,7 @@ def test_a_missing_engine_names_its_extra(monkeypatch, engine, spec, extra):
 
 def test_progress_plain_lines():
     out = io.StringIO()
-    board = Progress("sweep s", total=4, metric="loss", stream=out)
+    board = Progress("sweep s", total=4, metric="loss", stream=out, live=True)
     board.started(2)
     board.ended("COMPLETED", 0.5, run_id=1)
     board.started()
@@ -339,9 +339,28 @@ def test_an_in_process_sweep_shows_progress_too(tmp_path, capsys):
     def main(lr, _run):
         _run.log_scalar("loss", lr)
 
-    labbook.sweep(ex, {"lr": [0.2, 0.1]}, method="grid", metric="loss",
-                  store=f"sqlite:///{tmp_path / 'r.db'}", sweep_id="ip")
+    store = f"sqlite:///{tmp_path / 'r.db'}"
+    labbook.sweep(ex, {"lr": [0.2, 0.1]}, method="grid", metric="loss", store=store,
+                  sweep_id="ip", progress=True)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep")]
-    assert lines[-1] == "sweep ip: 2/2 done, 0 failed, 0 pruned, 0 running, best loss 0.1 " \
-                        "(run 2)" or lines[-1] == "sweep ip: 2/2 done, 0 failed, 0 pruned, " \
-                                                  "0 running, best loss 0.1 (run 1)"
+    best = Api(store).runs({"config.lr": 0.1})[0].id
+    assert lines == [
+        "sweep ip: 0/2 done, 0 failed, 0 pruned, 1 running, best -",
+        lines[1],  # the first trial's value is the best so far
+        "sweep ip: 1/2 done, 0 failed, 0 pruned, 1 running, " + lines[1].split(", ")[4],
+        f"sweep ip: 2/2 done, 0 failed, 0 pruned, 0 running, best loss 0.1 (run {best})"]
+    # a library call off a terminal prints nothing unless asked
+    labbook.sweep(ex, {"lr": [0.2, 0.1]}, method="grid", metric="loss", store=store,
+                  sweep_id="quiet")
+    assert "sweep quiet" not in capsys.readouterr().out
+
+
+def test_a_worker_shows_its_counts(tmp_path, script):
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    queue(store, (0.1, 0.2))
+    proc = labbook_cli("worker", script, "--store", store, "--idle-exit", "0.5", "--poll",
+                       "0.2", "--name", "w1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("worker w1: ")]
+    assert lines[0] == "worker w1: 0 done, 0 failed, 0 pruned, 1 running"
+    assert lines[-1] == "worker w1: 2 done, 0 failed, 0 pruned, 0 running"

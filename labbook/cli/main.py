@@ -223,7 +223,7 @@ def cmd_sweep(args: dict) -> str:
     if args["--parallel"] is not None:
         settings["parallel"] = _int(args["--parallel"], "--parallel")
     result = sweep(args["EXP"], params, store=_store_arg(args["--store"]),
-                   sweep_id=args["--sweep-id"], **settings)
+                   sweep_id=args["--sweep-id"], progress=True, **settings)
     states: dict[str, int] = {}
     for trial in result.study.trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
@@ -252,7 +252,7 @@ def cmd_run_queue(args: dict) -> str:
     launcher = parse_launcher(args["--launcher"] or "local")
     try:
         board = run_queue(args["EXP"], _store_arg(args["--store"]) or default_url(), launcher,
-                          experiment, max_runs=max_runs, parallel=parallel)
+                          experiment, max_runs=max_runs, parallel=parallel, progress=True)
     finally:
         launcher.close()
     if not board.finished and not board.skipped:

@@ -17,6 +17,7 @@ from labbook.errors import LauncherError
 from labbook.launchers import Progress, execute_job, make_job, parse_launcher, run_queue
 from labbook.stores import open_store
 from tests.api.conftest import STORE_KINDS, server_databases  # noqa: F401 (a fixture)
+from tests.stores.mongo_server import mongo_server  # noqa: F401 (a fixture)
 
 optuna = pytest.importorskip("optuna")
 
@@ -167,7 +168,7 @@ def test_a_sweep_and_the_queue_through_an_engine(tmp_path, script, engine):
         api.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "file"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql", "mongo", "file"])
 def test_run_queue_on_the_command_line(request, tmp_path, script, kind):
     store = STORE_KINDS[kind](request, tmp_path)
     ids = queue(store, (0.1, 0.2, 0.3, 0.4, 0.5))

@@ -376,8 +376,17 @@ def _launch_trials(optuna: Any, study: Any, ex: Any, varied: list[Param], fixed:
                 trial = study.ask()
                 asked += 1
                 run_id = _queue_trial(trial, ex, varied, fixed, sweep_, prune)
-                pending[placer.submit(make_job(script, sweep_.store, run_id, env))] = \
-                    (trial, run_id)
+                try:
+                    future = placer.submit(make_job(script, sweep_.store, run_id, env))
+                except Exception as exc:
+                    _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+                    raise LauncherError(
+                        f"The {placer} launcher could not take run {run_id} (trial "
+                        f"{trial.number} of sweep {sweep_.id}): {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
+                        "the run stays queued (labbook run-queue or a worker can execute "
+                        "it).") from None
+                pending[future] = (trial, run_id)
                 placed += 1
             if placed:
                 board.started(placed)
@@ -399,10 +408,18 @@ def _launch_trials(optuna: Any, study: Any, ex: Any, varied: list[Param], fixed:
                     _tell(study, trial, state=optuna.trial.TrialState.FAIL)
                 board.ended(status, value, run_id)
     finally:
-        for future in pending:
+        # stopped early (Ctrl-C, an error): the trials still out are failed in the study, so
+        # a sweep joined later does not wait on them; their jobs are cancelled where the
+        # engine can (a job already running goes on and records its run; Ctrl-C in a
+        # terminal reaches local processes too, whose runs end INTERRUPTED)
+        for future, (trial, _) in pending.items():
             try:
                 future.cancel()
-            except Exception:  # an engine that cannot cancel: its job finds the run taken
+            except Exception:  # an engine that cannot cancel
+                pass
+            try:
+                _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+            except Exception:  # the study's storage is gone too: nothing more to do
                 pass
         if owned:
             placer.close()

@@ -365,3 +365,31 @@ def test_a_worker_shows_its_counts(tmp_path, script):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("worker w1: ")]
     assert lines[0] == "worker w1: 0 done, 0 failed, 0 pruned, 1 running"
     assert lines[-1] == "worker w1: 2 done, 0 failed, 0 pruned, 0 running"
+
+
+def test_a_launcher_that_fails_stops_the_sweep_and_fails_the_trials_out(tmp_path, script):
+    from labbook.launchers import LocalLauncher
+
+    class Flaky(LocalLauncher):
+        taken = 0
+
+        def submit(self, job):
+            if self.taken == 2:
+                raise RuntimeError("scheduler gone\nsecond line")
+            self.taken += 1
+            return super().submit(job)
+
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Flaky("3") as launcher, pytest.raises(LauncherError) as info:
+        labbook.sweep(script, {"lr": [0.01, 0.1, 0.3]}, method="grid", metric="loss",
+                      store=store, sweep_id="flaky", launcher=launcher, progress=False)
+    assert str(info.value).endswith(": RuntimeError: scheduler gone; the run stays queued "
+                                    "(labbook run-queue or a worker can execute it).")
+    sw = labbook.Sweep("flaky", store)
+    try:
+        assert sorted(t.state.name for t in sw.study.trials) == ["FAIL"] * 3
+        statuses = sorted(r.status for r in sw.runs)
+        # the two placed runs ran (or were stopped) as their jobs went; the third waits
+        assert statuses.count("QUEUED") == 1 and len(statuses) == 3
+    finally:
+        sw.close()

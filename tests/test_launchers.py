@@ -243,8 +243,9 @@ def test_a_process_that_ends_before_its_run_starts_fails_it_with_its_output(
     assert "cannot load the data set" in trace
 
 
-def test_pruning_from_the_placed_processes(tmp_path, script):
-    store = f"sqlite:///{tmp_path / 'runs.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_pruning_from_the_placed_processes(request, tmp_path, script, kind):
+    store = STORE_KINDS[kind](request, tmp_path)
     path = tmp_path / "curve.py"
     # the loss is lr at every step: past the 5 trials the median pruner waits for, the worse
     # half is pruned at its first step (one at a time, so the order is the grid's)

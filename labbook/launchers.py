@@ -30,8 +30,8 @@ from typing import Any
 from labbook.errors import LauncherError
 
 __all__ = ["Launcher", "LocalLauncher", "DaskLauncher", "RayLauncher", "SubmititLauncher",
-           "parse_launcher", "make_job", "execute_job", "child_env", "KINDS", "Progress",
-           "wait_any", "run_queue"]
+           "parse_launcher", "make_job", "absolute_store", "execute_job", "child_env", "KINDS",
+           "Progress", "wait_any", "run_queue"]
 
 KINDS = ("local", "dask", "ray", "submitit")
 #: environment variables that make a process part of another run (labbook.distributed): a
@@ -45,10 +45,26 @@ _TAIL = 2000
 
 # -- the job ---------------------------------------------------------------------------------------
 def make_job(script: str, store: str, run_id: Any, env: dict | None = None) -> dict:
-    """A job: run the queued run ``run_id`` of ``script`` (made absolute) against ``store``;
+    """A job: run the queued run ``run_id`` of ``script`` against ``store`` (both made
+    absolute when they are relative paths: an engine's worker may run elsewhere than here);
     ``env`` adds environment variables for the run's process."""
-    return {"script": os.path.abspath(script), "store": store, "run_id": run_id,
-            "env": dict(env or {}), "cwd": os.getcwd()}
+    return {"script": os.path.abspath(script), "store": absolute_store(store),
+            "run_id": run_id, "env": dict(env or {}), "cwd": os.getcwd()}
+
+
+def absolute_store(url: str) -> str:
+    """``url`` with a relative SQLite file or store directory made absolute."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return os.path.abspath(os.path.expanduser(url))
+    base = scheme.lower().split("+")[0]
+    if base == "sqlite" and rest.startswith("/"):
+        path, query_sep, query = rest[1:].partition("?")
+        if path and path != ":memory:" and not path.startswith("/"):
+            return f"{scheme}:///{os.path.abspath(os.path.expanduser(path))}{query_sep}{query}"
+    if base == "file" and rest and not rest.startswith("/"):
+        return f"{scheme}://{os.path.abspath(os.path.expanduser(rest))}"
+    return url
 
 
 def child_env(store: str, run_id: Any, worker: str, extra: dict | None = None) -> dict:

@@ -394,3 +394,20 @@ def test_a_launcher_that_fails_stops_the_sweep_and_fails_the_trials_out(tmp_path
         assert statuses.count("QUEUED") == 1 and len(statuses) == 3
     finally:
         sw.close()
+
+
+def test_jobs_name_the_script_and_the_store_absolutely(tmp_path, monkeypatch):
+    from labbook.launchers import absolute_store
+
+    monkeypatch.chdir(tmp_path)
+    here = str(tmp_path)
+    assert absolute_store("sqlite:///runs.db") == f"sqlite:///{here}/runs.db"
+    assert absolute_store("sqlite:///runs.db?timeout=5") == f"sqlite:///{here}/runs.db?timeout=5"
+    assert absolute_store("sqlite:////abs/runs.db") == "sqlite:////abs/runs.db"
+    assert absolute_store("sqlite:///:memory:") == "sqlite:///:memory:"
+    assert absolute_store("runs") == f"{here}/runs"
+    assert absolute_store("file://runs") == f"file://{here}/runs"
+    assert absolute_store("postgresql://u@h/db") == "postgresql://u@h/db"
+    job = make_job("exp.py", "sqlite:///runs.db", 7, {"A": "1"})
+    assert job == {"script": f"{here}/exp.py", "store": f"sqlite:///{here}/runs.db",
+                   "run_id": 7, "env": {"A": "1"}, "cwd": here}

@@ -355,9 +355,11 @@ def _launch_trials(optuna: Any, study: Any, ex: Any, varied: list[Param], fixed:
         raise SweepError("A sweep with a launcher runs the experiment's script in other "
                          "processes: give the script's path (or an Experiment defined in one).")
     if prune and sweep_._storage is None:
+        from labbook.stores import redact_url
+
         raise LauncherError(f"--prune with a launcher needs the study in a database the trials "
-                            f"can reach; the store {sweep_.store} keeps it in memory: pass "
-                            "storage= (an SQL URL), or sweep without a launcher.")
+                            f"can reach; the store {redact_url(sweep_.store)} keeps it in "
+                            "memory: pass storage= (an SQL URL), or sweep without a launcher.")
     if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool)
                                  or parallel < 1):
         raise SweepError(f"parallel must be a whole number above 0, got {parallel!r}.")

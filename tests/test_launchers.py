@@ -270,9 +270,9 @@ def test_pruning_from_the_placed_processes(request, tmp_path, script, kind):
 def test_pruning_is_refused_when_the_study_is_in_memory(tmp_path, script):
     with pytest.raises(LauncherError, match="keeps it in memory") as info:
         labbook.sweep(script, {"lr": [0.1, 0.2]}, method="grid", metric="loss",
-                      store="mongodb://127.0.0.1:1/nowhere", prune="median",
+                      store="mongodb://me:s3cret@127.0.0.1:1/nowhere", prune="median",
                       launcher="local:2", progress=False)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "s3cret" not in str(info.value)
 
 
 @pytest.mark.parametrize("spec, message", [

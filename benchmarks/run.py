@@ -47,7 +47,7 @@ MLFLOW_REQUIREMENTS = ["mlflow-skinny==3.18.0", "sqlalchemy", "alembic", "pandas
 PACKAGES = ("labbook", "sacred")
 BENCHMARKS = ("import", "process", "log_scalar", "points", "store_points", "empty_run",
               "first_run", "config", "readback", "dataframe", "sync", "scan_history",
-              "peak_rss", "worker")
+              "peak_rss", "worker", "launchers")
 
 # Sizes: full run / --quick.
 SIZES = {
@@ -62,7 +62,9 @@ SIZES = {
             "sync_points": 1_000_000, "sync_reps": 3, "scan_points": 1_000_000, "scan_reps": 2,
             "rss_points": [1_000_000, 10_000_000], "rss_sacred_max": 1_000_000,
             "worker_runs": 40, "worker_count": 4, "worker_reps": 5,
-            "worker_stores": ["sqlite", "postgresql"]},
+            "worker_stores": ["sqlite", "postgresql"],
+            "launcher_runs": 10, "launcher_reps": 5,
+            "launcher_specs": ["local:1", "dask:1", "ray:1", "submitit:local"]},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "empty_run_procs": 1, "config_reps": 3,
@@ -73,7 +75,8 @@ SIZES = {
            "dataframe_runs": [100], "dataframe_reps": 2, "mlflow_runs": 100,
            "sync_points": 10_000, "sync_reps": 1, "scan_points": 10_000, "scan_reps": 1,
            "rss_points": [10_000], "rss_sacred_max": 10_000,
-           "worker_runs": 4, "worker_count": 2, "worker_reps": 1, "worker_stores": ["sqlite"]},
+           "worker_runs": 4, "worker_count": 2, "worker_reps": 1, "worker_stores": ["sqlite"],
+           "launcher_runs": 2, "launcher_reps": 1, "launcher_specs": ["local:1"]},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 8, "empty_run": 8, "config": 4}
@@ -598,12 +601,23 @@ def bench_worker(pythons: dict, size: dict) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_launchers(pythons: dict, size: dict) -> dict:
+    """labbook only: queued trivial runs executed one at a time through each launcher."""
+    tmp = scratch_dir("launchers_")
+    try:
+        return {"labbook": workload(pythons["labbook"], "labbook", "launchers.py",
+                                    size["launcher_runs"], tmp, size["launcher_reps"],
+                                    ",".join(size["launcher_specs"]), cwd=tmp)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
            "points": bench_points, "store_points": bench_store_points,
            "empty_run": bench_empty_run, "first_run": bench_first_run, "config": bench_config,
            "readback": bench_readback, "dataframe": bench_dataframe, "sync": bench_sync,
            "scan_history": bench_scan_history, "peak_rss": bench_peak_rss,
-           "worker": bench_worker}
+           "worker": bench_worker, "launchers": bench_launchers}
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -687,6 +701,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
         rows += rss_rows(results["peak_rss"], sizes)
     if "worker" in results:
         rows += worker_rows(results["worker"].get("labbook") or {})
+    if "launchers" in results:
+        rows += launcher_rows(results["launchers"].get("labbook") or {})
     return rows
 
 
@@ -763,6 +779,19 @@ def worker_rows(data: dict) -> list[dict]:
                              f"{entry['workers']} workers", "runs/s", entry["runs_per_s"]))
         rows.append(make_row("worker", "  one worker: ms per run [vs bare `python exp.py`]",
                              "ms", entry["one_worker_ms_per_run"], entry["bare_ms"]))
+    return rows
+
+
+def launcher_rows(data: dict) -> list[dict]:
+    rows = []
+    for spec, entry in (data.get("launchers") or {}).items():
+        if "skipped" in entry:
+            rows.append(skipped_row("launchers", f"launcher {spec}", entry["skipped"]))
+            continue
+        rows.append(make_row("launchers", f"launcher {spec}: ms per trivial run, one at a time "
+                             "[vs bare `python exp.py`]", "ms", entry["ms_per_run"],
+                             data.get("bare_ms")))
+        rows.append(make_row("launchers", f"  launcher {spec}: start", "s", entry["start_s"]))
     return rows
 
 

@@ -131,6 +131,11 @@ def _prepare_run(ex: Experiment, parsed: ParsedArgs, prog: str,
                          options=parsed.options)
     if claimed is not None:
         run = _as_claimed(ex, parsed, run, claimed)
+        sweep_meta = (claimed.get("meta") or {}).get("sweep")
+        if isinstance(sweep_meta, dict) and sweep_meta.get("prune"):
+            from labbook.pruning import attach_from_meta
+
+            attach_from_meta(run, sweep_meta)
     for opt in custom_options(ex):
         if opt.long_flag in parsed.custom:
             opt.apply(parsed.custom[opt.long_flag], run)
@@ -262,7 +267,7 @@ def _as_claimed(ex: Experiment, parsed: ParsedArgs, run: Run, claimed: dict) -> 
             ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else ""))
         run = ex._create_run(parsed.command, stored, parsed.named_configs,
                              options=dict(parsed.options, force=True))
-    for key in ("config_updates", "worker", "requeues"):
+    for key in ("config_updates", "worker", "requeues", "sweep"):
         if key in stored_meta:
             run.meta_info[key] = stored_meta[key]
     return run

@@ -585,3 +585,12 @@ class SettingError(LabbookError):
 
 
 __all__ += ["SettingError"]
+
+
+class LauncherError(UsageError, ValueError):
+    """A launcher cannot be used as asked: an unknown or malformed ``--launcher`` spec, its
+    engine not installed (the message gives the ``pip install`` fix), pruning asked of a
+    sweep whose study the placed processes cannot reach."""
+
+
+__all__ += ["LauncherError"]

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 from labbook.errors import LabbookWarning, SweepError
 from labbook.interrupts import PrunedInterrupt
-from labbook.metrics import MetricBuffer, flatten
+from labbook.metrics import flatten
+from labbook.pruning import attach
 
 __all__ = ["Param", "parse_param", "parse_params", "sweep", "Sweep", "study_storage_url",
            "METHODS", "GOALS"]
@@ -195,40 +196,6 @@ def _prepare_storage(store: str) -> None:
 
 
 # -- trials --------------------------------------------------------------------------------------
-class _TrialBuffer(MetricBuffer):
-    """The metric buffer of a trial's run: reports the sweep's metric to the trial."""
-
-    def __init__(self, trial: Any, metric: str) -> None:
-        super().__init__()
-        self._trial = trial
-        self._metric = metric
-        self._next_step = 0
-
-    def add(self, metric_name: str, value: Any, step: int | None = None) -> None:
-        super().add(metric_name, value, step)
-        if metric_name == self._metric:
-            self._report(value, step)
-
-    def log(self, data: dict, step: int | None = None, commit: bool = True) -> None:
-        super().log(data, step, commit)
-        if commit and isinstance(data, dict):
-            flat = flatten(data)
-            if self._metric in flat:
-                self._report(flat[self._metric], self.global_step - 1)
-
-    def _report(self, value: Any, step: int | None) -> None:
-        if step is None:
-            step = self._next_step
-        self._next_step = step + 1
-        value = float(value)
-        if math.isnan(value):
-            return
-        self._trial.report(value, step)
-        if self._trial.should_prune():
-            raise PrunedInterrupt(f"trial {self._trial.number} pruned at step {step} "
-                                  f"({self._metric} = {value})")
-
-
 def load_experiment(path: str) -> Any:
     """The one Experiment defined at module level by the script ``path`` (read, not run)."""
     from labbook.errors import MissingFileError
@@ -273,14 +240,23 @@ def _pruner(optuna: Any, prune: Any) -> Any:
 def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
           trials: int | None = None, metric: str = "loss", goal: str = "minimize",
           store: str | None = None, prune: Any = None, sweep_id: str | None = None,
-          seed: int | None = None, storage: str | None = None) -> Sweep:
+          seed: int | None = None, storage: str | None = None, launcher: Any = None,
+          parallel: int | None = None, progress: bool | None = None) -> Sweep:
     """Run a sweep: ``trials`` runs of ``experiment`` (an Experiment or a script's path), each
     config from Optuna's sampler (``method``: grid, random or tpe) over ``params``; their value
     is the run's summary of ``metric``, to ``goal`` (minimize / maximize). ``prune="median"``
     stops trials whose logged ``metric`` lags (status PRUNED). Runs are tagged ``sweep:ID`` and
     grouped under ``ID``; the study is named ``ID`` and joined if it exists (several processes
     may run one sweep). ``storage`` overrides where the study lives (see
-    :func:`study_storage_url`). Returns the :class:`Sweep`."""
+    :func:`study_storage_url`).
+
+    ``launcher`` (``"local:3"``, ``"dask"``, ``"ray:ADDRESS"``, ``"submitit:slurm"``, or a
+    :class:`labbook.launchers.Launcher`) runs the trials elsewhere: Optuna is asked for
+    ``parallel`` trials at a time (default: the launcher's slots), each is queued as a run with
+    its config and placed by the launcher, and its value is told to Optuna when the run ends.
+    ``progress``: a live display of the trials' counts and the best value (None: a progress
+    bar when standard output is a terminal, nothing otherwise; True: plain lines when it is
+    not; False: none). Returns the :class:`Sweep`."""
     from labbook.experiment import Experiment
     from labbook.stores import default_url
 
@@ -319,12 +295,168 @@ def sweep(experiment: Any, params: dict | Sequence[str], method: str = "tpe",
     fixed = {p.name: p.args[0] for p in parsed if p.kind == "value"}
     varied = [p for p in parsed if p.kind != "value"]
 
-    def objective(trial: Any) -> float:
-        return _run_trial(optuna, trial, experiment, varied, fixed, result)
+    board = _progress(sweep_id, trials, metric, goal, progress)
+    try:
+        if launcher is not None:
+            _launch_trials(optuna, study, experiment, varied, fixed, result, trials, launcher,
+                           parallel, prune is not None and prune not in ("none", False),
+                           grid=method == "grid", board=board)
+            return result
 
-    # optimize, not ask/tell: the grid sampler stops the study when its grid is done
-    study.optimize(objective, n_trials=trials, catch=(_TrialFailed,))
-    return result
+        def objective(trial: Any) -> float:
+            board.started()
+            return _run_trial(optuna, trial, experiment, varied, fixed, result)
+
+        def tally(study_: Any, frozen: Any) -> None:
+            state = frozen.state.name
+            status = {"COMPLETE": "COMPLETED", "PRUNED": "PRUNED"}.get(state, "FAILED")
+            board.ended(status, frozen.value if state == "COMPLETE" else None,
+                        frozen.user_attrs.get("labbook_run_id"))
+
+        # optimize, not ask/tell: the grid sampler stops the study when its grid is done
+        study.optimize(objective, n_trials=trials, catch=(_TrialFailed,), callbacks=[tally])
+        return result
+    finally:
+        board.close()
+
+
+def _progress(sweep_id: str, trials: int | None, metric: str, goal: str,
+              progress: bool | None) -> Any:
+    from labbook.launchers import Progress
+
+    return Progress(f"sweep {sweep_id}", total=trials, metric=metric, goal=goal,
+                    live=None if progress is None else bool(progress))
+
+
+def _launch_trials(optuna: Any, study: Any, ex: Any, varied: list[Param], fixed: dict,
+                   sweep_: Sweep, trials: int, launcher: Any, parallel: int | None,
+                   prune: bool, grid: bool, board: Any) -> None:
+    """Ask Optuna for trials, queue each as a run, place it with ``launcher``, tell Optuna its
+    value when the run ends; ``parallel`` (default the launcher's slots) at a time."""
+    from labbook.errors import LauncherError
+    from labbook.launchers import Launcher, make_job, parse_launcher, wait_any
+    from labbook.pruning import STORAGE_ENV
+
+    script = ex.mainfile
+    if not script or not os.path.isfile(script):
+        raise SweepError("A sweep with a launcher runs the experiment's script in other "
+                         "processes: give the script's path (or an Experiment defined in one).")
+    if prune and sweep_._storage is None:
+        from labbook.stores import redact_url
+
+        raise LauncherError(f"--prune with a launcher needs the study in a database the trials "
+                            f"can reach; the store {redact_url(sweep_.store)} keeps it in "
+                            "memory: pass storage= (an SQL URL), or sweep without a launcher.")
+    if parallel is not None and (not isinstance(parallel, int) or isinstance(parallel, bool)
+                                 or parallel < 1):
+        raise SweepError(f"parallel must be a whole number above 0, got {parallel!r}.")
+    owned = not isinstance(launcher, Launcher)
+    placer = parse_launcher(launcher)
+    slots = parallel or placer.slots
+    grid_size = math.prod(len(p.args) for p in varied if p.kind == "choice") if grid else None
+    env = {STORAGE_ENV: sweep_._storage} if prune else {}
+    pending: dict[Any, tuple[Any, Any]] = {}
+    asked = 0
+    try:
+        while True:
+            placed = 0
+            while len(pending) < slots and asked < trials and not (
+                    grid_size is not None and len(study.trials) >= grid_size):
+                trial = study.ask()
+                asked += 1
+                run_id = _queue_trial(trial, ex, varied, fixed, sweep_, prune)
+                try:
+                    future = placer.submit(make_job(script, sweep_.store, run_id, env))
+                except Exception as exc:
+                    _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+                    raise LauncherError(
+                        f"The {placer} launcher could not take run {run_id} (trial "
+                        f"{trial.number} of sweep {sweep_.id}): {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
+                        "the run stays queued (labbook run-queue or a worker can execute "
+                        "it).") from None
+                pending[future] = (trial, run_id)
+                placed += 1
+            if placed:
+                board.started(placed)
+            if not pending:
+                return
+            for future in wait_any(list(pending)):
+                trial, run_id = pending.pop(future)
+                status, value = _trial_outcome(future, run_id, sweep_)
+                if status == "COMPLETED" and _is_number(value):
+                    _tell(study, trial, float(value))
+                elif status == "PRUNED":
+                    _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    if status == "COMPLETED":
+                        warnings.warn(f"Sweep {sweep_.id}: run {run_id} has no number for "
+                                      f"{sweep_.metric} ({value!r}); its trial {trial.number} "
+                                      "is marked failed.", LabbookWarning)
+                        status = "NO VALUE"
+                    _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+                board.ended(status, value, run_id)
+    finally:
+        # stopped early (Ctrl-C, an error): the trials still out are failed in the study, so
+        # a sweep joined later does not wait on them; their jobs are cancelled where the
+        # engine can (a job already running goes on and records its run; Ctrl-C in a
+        # terminal reaches local processes too, whose runs end INTERRUPTED)
+        for future, (trial, _) in pending.items():
+            try:
+                future.cancel()
+            except Exception:  # an engine that cannot cancel
+                pass
+            try:
+                _tell(study, trial, state=optuna.trial.TrialState.FAIL)
+            except Exception:  # the study's storage is gone too: nothing more to do
+                pass
+        if owned:
+            placer.close()
+
+
+def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """``study.tell``; the grid sampler's ``study.stop()`` once the grid is done (meant for
+    ``optimize``) is not an error here: the trial's state is stored before it, and no more
+    trials are asked once the study holds the whole grid."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+def _queue_trial(trial: Any, ex: Any, varied: list[Param], fixed: dict, sweep_: Sweep,
+                 prune: bool) -> Any:
+    """Queue the run of ``trial`` (its config from the sampler); its id."""
+    updates = dict(fixed)
+    updates.update((p.name, p.suggest(trial)) for p in varied)
+    meta: dict = {"id": sweep_.id, "trial": trial.number}
+    if prune:
+        meta.update(trial_id=trial._trial_id, metric=sweep_.metric, prune=True)
+    options = {"store": sweep_.store, "tag": [f"sweep:{sweep_.id}"], "group": sweep_.id,
+               "queue": True}
+    run = ex._create_run(config_updates=updates, options=options, meta_info={"sweep": meta})
+    run()
+    trial.set_user_attr("labbook_run_id", run._id)
+    return run._id
+
+
+def _trial_outcome(future: Any, run_id: Any, sweep_: Sweep) -> tuple[str, Any]:
+    """The status of a placed trial's run and its value of the metric."""
+    try:
+        outcome = future.result()
+    except Exception as exc:  # the engine lost the job: the run is whatever the store says
+        warnings.warn(f"Sweep {sweep_.id}: the job of run {run_id} failed in its launcher: "
+                      f"{type(exc).__name__}: {exc}", LabbookWarning)
+    else:
+        if not outcome.get("claimed"):
+            warnings.warn(f"Sweep {sweep_.id}: run {run_id} was taken by another process "
+                          f"(status {outcome.get('status')}); its trial is marked failed.",
+                          LabbookWarning)
+            return "TAKEN", None
+    view = sweep_.api.run(run_id)
+    status = view.status
+    return status, view.summary.get(sweep_.metric) if status == "COMPLETED" else None
 
 
 class _TrialFailed(Exception):
@@ -338,8 +470,7 @@ def _run_trial(optuna: Any, trial: Any, ex: Any, varied: list[Param], fixed: dic
     options = {"store": sweep_.store, "tag": [f"sweep:{sweep_.id}"], "group": sweep_.id}
     run = ex._create_run(config_updates=updates, options=options,
                          meta_info={"sweep": {"id": sweep_.id, "trial": trial.number}})
-    run._metrics = _TrialBuffer(trial, sweep_.metric)
-    run.log_scalar = run._metrics.add  # type: ignore[method-assign]
+    attach(run, trial, sweep_.metric)
     try:
         run()
     except PrunedInterrupt as exc:

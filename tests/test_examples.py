@@ -107,7 +107,7 @@ def test_metrics_example_records_into_a_file_store(tmp_path):
 
 #: examples with a test of their own below (not in CASES: they write stores into the cwd)
 OWN_TESTS = {"sql_store.py", "queued_observer.py", "store_sync.py", "store_outage.py",
-             "all_jobs_metrics.py",
+             "all_jobs_metrics.py", "sweep_launcher.py",
              "mongo_store.py", "store_by_url.py", "labbook_command.py", "notify_and_tinydb.py"}
 
 
@@ -437,3 +437,21 @@ def test_notify_and_tinydb_example_records_into_tinydb_and_posts_to_slack(tmp_pa
         ("COMPLETED", None), ("FAILED", 3)]
     assert docs[1]["fail_trace"][-1] == "FloatingPointError: loss diverged at epoch 3\n"
     assert os.path.isfile(os.path.join(workdir, "runs_db", "metadata.json"))
+
+
+def test_sweep_launcher_example_places_each_run_in_a_process_of_its_own():
+    proc = run_example("sweep_launcher.py")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "grid: 6 runs through local:3 in 6 processes, best lr=0.3 batch=16" in out
+    assert "sweep grid: 6/6 done, 0 failed, 0 pruned, 0 running, best loss 0.396879" in out
+    assert "Done: queue sweep_launcher: 3 done, 0 failed, 0 pruned, 0 running" in out
+    assert "run-queue: 3 queued runs COMPLETED, results [0.4245, 0.4704, 0.818]" in out
+    store = out.rsplit("store: ", 1)[1].strip()
+    api = Api(store)
+    try:
+        runs = api.runs()
+        assert len(runs) == 9 and {r.status for r in runs} == {"COMPLETED"}
+        assert all(r.meta["worker"].startswith("launcher:") for r in runs)
+    finally:
+        api.close()

@@ -27,7 +27,8 @@ Usage:
                  [--name=NAME] [--max-requeues=N] [--poll=S]
   labbook sweep EXP [--param=SPEC...] [--config=FILE] [--method=M] [--trials=N]
                 [--metric=NAME] [--goal=G] [--prune=P] [--store=URL] [--sweep-id=ID]
-                [--seed=N]
+                [--seed=N] [--launcher=SPEC] [--parallel=K]
+  labbook run-queue EXP [--store=URL] [--launcher=SPEC] [--max-runs=N] [--parallel=K]
   labbook --version
   labbook (-h | --help)
 
@@ -44,7 +45,8 @@ Options:
   --out=FILE       Write to FILE (export: default standard output; plot: METRIC.png).
   --yes            Delete without asking.
   --dry-run        sync: say what would be copied, copy nothing.
-  --max-runs=N       worker: exit after claiming N runs (and finishing them).
+  --max-runs=N       worker: exit after claiming N runs (and finishing them); run-queue:
+                     place at most N runs.
   --idle-exit=S      worker: exit after S seconds with nothing to claim.
   --concurrency=K    worker: run K runs at a time [default: 1].
   --name=NAME        worker: its name, kept in meta.worker [default: HOST:PID].
@@ -61,6 +63,10 @@ Options:
   --prune=P          sweep: median (Optuna's MedianPruner) or none.
   --sweep-id=ID      sweep: the sweep's id (default: a new one); the same id joins a sweep.
   --seed=N           sweep: the sampler's seed.
+  --launcher=SPEC    sweep, run-queue: where each run's process goes: local[:K],
+                     dask[:SCHEDULER], ray[:ADDRESS] or submitit[:slurm|local]
+                     (run-queue default: local).
+  --parallel=K       sweep, run-queue: runs at a time (default: the launcher's slots).
 
 sweep: runs EXP's experiment once per trial, in this process, each config chosen by Optuna
 (pip install 'labbook[sweep]'); the runs are tagged sweep:ID and grouped under ID. Several
@@ -69,6 +75,9 @@ processes given the same --sweep-id and store share the sweep's study.
 sync: with a QueuedObserver failure directory as SRC, replays its journals into DST (or
 --store); otherwise copies the runs of the store SRC (matching --filter) into the store DST,
 incrementally: runs copied before and unchanged since are skipped.
+
+run-queue: executes the queued runs of EXP's experiment through a launcher, each claimed by
+its placed process, until none is queued; a live count of done / failed / running runs.
 
 worker: executes the runs queued with `python EXP.py -q ...` (experiment of EXP.py), each in
 a child process, until stopped (SIGTERM: after the current runs; twice: interrupts them).
@@ -209,8 +218,12 @@ def cmd_sweep(args: dict) -> str:
         raise UsageError("labbook sweep needs parameters: --param NAME=SPEC or --config FILE.")
     if settings.get("prune") == "none":
         settings["prune"] = None
+    if args["--launcher"] is not None:
+        settings["launcher"] = args["--launcher"]
+    if args["--parallel"] is not None:
+        settings["parallel"] = _int(args["--parallel"], "--parallel")
     result = sweep(args["EXP"], params, store=_store_arg(args["--store"]),
-                   sweep_id=args["--sweep-id"], **settings)
+                   sweep_id=args["--sweep-id"], progress=True, **settings)
     states: dict[str, int] = {}
     for trial in result.study.trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
@@ -223,6 +236,28 @@ def cmd_sweep(args: dict) -> str:
                      f" with {config}")
     lines.append(f"labbook ls --sweep {result.id}  lists its runs.")
     return "\n".join(lines)
+
+
+def cmd_run_queue(args: dict) -> str:
+    """``labbook run-queue EXP``: the queued runs through a launcher; a summary line."""
+    from labbook.cli.worker import experiment_name
+    from labbook.launchers import parse_launcher, run_queue
+    from labbook.stores import default_url
+
+    max_runs = None if args["--max-runs"] is None else _int(args["--max-runs"], "--max-runs")
+    parallel = None if args["--parallel"] is None else _int(args["--parallel"], "--parallel")
+    if parallel is not None and parallel < 1:
+        raise UsageError(f"--parallel takes a whole number above 0, got {parallel}.")
+    experiment = experiment_name(args["EXP"])
+    launcher = parse_launcher(args["--launcher"] or "local")
+    try:
+        board = run_queue(args["EXP"], _store_arg(args["--store"]) or default_url(), launcher,
+                          experiment, max_runs=max_runs, parallel=parallel, progress=True)
+    finally:
+        launcher.close()
+    if not board.finished and not board.skipped:
+        return f"No queued runs of experiment {experiment!r}."
+    return f"Done: {board.line()}"
 
 
 def _is_journal_dir(path: str) -> bool:
@@ -291,7 +326,8 @@ def _replay(failure_dir: str, url: str | None) -> str:
 
 
 #: the commands of the usage, for "did you mean" on a mistyped one
-COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep")
+COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep",
+            "run-queue")
 #: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
 #: process killed by SIGPIPE reports it in the shell
 BROKEN_PIPE_STATUS = 128 + 13
@@ -375,6 +411,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                           copy_stores=args["DST"] is not None))
         elif args["worker"]:
             return _worker(args)
+        elif args["run-queue"]:
+            _say(cmd_run_queue(args))
         elif args["show"]:
             _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:

@@ -20,7 +20,6 @@ SIGINT (their runs end INTERRUPTED) and the worker exits with 3 once they have e
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -84,7 +83,7 @@ class Worker:
     def __init__(self, script: str, url: str, *, name: str | None = None,
                  max_runs: int | None = None, idle_exit: float | None = None,
                  concurrency: int = 1, max_requeues: int = 3, poll: float = 1.0,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, progress: bool | None = None):
         if concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
         if max_requeues < 0 or (max_runs is not None and max_runs < 0):
@@ -106,6 +105,10 @@ class Worker:
         self.interrupting = False
         self.store: Any = None
         self.experiment = ""
+        #: counts of the runs this worker executed (labbook.launchers.Progress): a live bar on
+        #: a terminal, a plain line on standard output per change otherwise; False: none
+        self.show_progress = progress
+        self.progress: Any = None
 
     def log(self, text: str) -> None:
         self._log(f"labbook worker {self.name}: {text}")
@@ -156,11 +159,15 @@ class Worker:
         status."""
         if self.store is None:
             self.open()
+        from labbook.launchers import Progress
+
+        self.progress = Progress(f"worker {self.name}", live=self.show_progress)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return self._loop()
         finally:
+            self.progress.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.store.close()
@@ -207,11 +214,11 @@ class Worker:
             time.sleep(0.01 if self.children else 0.05)
 
     def _spawn(self, doc: dict) -> None:
-        from labbook.commandline import WORKER_RUN_ENV
+        from labbook.launchers import child_env
 
         run_id = doc["_id"]
-        env = dict(os.environ)
-        env[WORKER_RUN_ENV] = json.dumps({"store": self.url, "id": run_id, "worker": self.name})
+        # without the variables of a parent run: the child starts the claimed run itself
+        env = child_env(self.url, run_id, self.name)
         self.claimed += 1
         requeues = (doc.get("meta") or {}).get("requeues")
         again = f", re-queued {requeues} time(s) before" if requeues else ""
@@ -224,6 +231,8 @@ class Worker:
                              f"{self.script}: {exc}")
             return
         self.children.append(_Child(run_id, proc, doc.get("heartbeat")))
+        if self.progress is not None:
+            self.progress.started()
 
     def _beat_claims(self) -> None:
         """Heartbeat the claimed runs whose child has not started them yet (compare-and-set on
@@ -273,6 +282,8 @@ class Worker:
                                                   "without ending the run")
                 status = (self.store.get(child.run_id) or {}).get("status")
             self.log(f"run {child.run_id} finished: {status} (exit status {code})")
+            if self.progress is not None:
+                self.progress.ended(status, run_id=child.run_id)
 
     def _put_back(self, run_id: Any, doc: dict) -> None:
         meta = dict(doc.get("meta") or {})
@@ -336,7 +347,7 @@ def cmd_worker(script: str, url: str | None, *, name: str | None = None,
 
     worker = Worker(script, url or default_url(), name=name, max_runs=max_runs,
                     idle_exit=idle_exit, concurrency=concurrency, max_requeues=max_requeues,
-                    poll=poll)
+                    poll=poll, progress=True)
     worker.open()
     worker.log(f"executing queued runs of {worker.experiment!r} from "
                f"{_redacted(worker.url)} ({worker.concurrency} at a time)")

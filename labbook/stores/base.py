@@ -148,6 +148,22 @@ class Store(abc.ABC):
         many processes or machines claim at once."""
         raise StoreUnsupportedError(f"{type(self).__name__} cannot hand out queued runs.")
 
+    def claim_run(self, run_id: Any, worker: str) -> dict | None:
+        """Atomically take the queued run ``run_id`` for ``worker`` (as :meth:`claim_queued`
+        does for the next one): its document once claimed, None when it is not queued (another
+        process took it, or it is gone). A launcher's placed process claims its run so."""
+        from labbook import clock
+
+        doc = self.get(run_id)
+        if doc is None or doc.get("status") != "QUEUED":
+            return None
+        meta = dict(doc.get("meta") or {}, worker=worker)
+        if not self.update_if(run_id, {"status": "QUEUED", "heartbeat": doc.get("heartbeat")},
+                              {"status": "RUNNING", "heartbeat": clock.utcnow(),
+                               "meta": meta}):
+            return None
+        return self.get(run_id)
+
     def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
         """Compare-and-set: set ``fields`` of the run only while its top-level fields equal
         ``expected`` (``status``, ``start_time``, ``heartbeat``; None means unset); True when

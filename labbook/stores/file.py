@@ -319,6 +319,24 @@ class FileStore(FileVersionsMixin, Store):
             return self.get(run_id)
         return None
 
+    def claim_run(self, run_id: Any, worker: str) -> dict | None:
+        # the same atomic step as claim_queued: the exclusive create of DIR/<id>/.claimed
+        doc = self.get(run_id)
+        if doc is None or doc.get("status") != "QUEUED":
+            return None
+        try:
+            self.fs.mkdir_exclusive(self.fs.join(self._dir(run_id), ".claimed"))
+        except (FileExistsError, FileNotFoundError):
+            return None
+        self._runs.pop(str(run_id), None)
+        doc = self.get(run_id)
+        if doc is None or doc.get("status") != "QUEUED":
+            return None
+        meta = dict(doc.get("meta") or {}, worker=worker)
+        self.update_run(run_id, {"status": "RUNNING", "heartbeat": clock.utcnow(),
+                                 "meta": meta})
+        return self.get(run_id)
+
     def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
         # the exclusive create of DIR/<id>/.cas-<digest of the expected state> is the atomic
         # step: of the processes that saw the run in one state, one changes it (a worker's

@@ -688,6 +688,50 @@ def test_update_if_is_compare_and_set(kind, store_url, store, tmp_path):
     assert store.get(run_id)["heartbeat"] is None
 
 
+CLAIM_RACER = """
+import json, sys
+from labbook.stores import open_store
+store = open_store(sys.argv[1])
+run_id = json.loads(sys.argv[2])
+if sys.argv[3].endswith("0"):  # one racer takes the next queued run instead of this one
+    doc = store.claim_queued(sys.argv[3], experiment="contract_claim_run")
+else:
+    doc = store.claim_run(run_id, sys.argv[3])
+print(json.dumps(doc is not None and doc["_id"] == run_id))
+"""
+
+
+@pytest.mark.parametrize("kind", SHARED_STORES)
+def test_claim_run_takes_that_run_once(kind, store_url, store, tmp_path):
+    # what a launcher's job claims its run with: of processes claiming one run (by id or as
+    # the next queued one), exactly one gets it
+    ex = Experiment("contract_claim_run")
+    ex.main(lambda: None)
+    run_id = ex.run(options=options(store_url, queue=True))._id
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    racers = [subprocess.Popen([sys.executable, "-c", CLAIM_RACER, store_url,
+                                json.dumps(run_id), f"racer-{n}"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=str(tmp_path), env=env)
+              for n in range(4)]
+    won = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        won.append(json.loads(out.strip().splitlines()[-1]))
+    assert won.count(True) == 1, won
+    doc = store.get(run_id)
+    assert doc["status"] == "RUNNING" and doc["meta"]["worker"] == f"racer-{won.index(True)}"
+    assert isinstance(doc["heartbeat"], dt.datetime) and not doc.get("start_time")
+    assert store.claim_run(run_id, "late") is None
+    # queued again, it can be claimed by id again (the file store's claim marker is gone)
+    assert store.update_if(run_id, {"status": "RUNNING", "heartbeat": doc["heartbeat"]},
+                           {"status": "QUEUED", "heartbeat": None,
+                            "meta": dict(doc["meta"], worker=None)})
+    assert store.claim_run(run_id, "again")["meta"]["worker"] == "again"
+    assert store.claim_queued("none left", experiment="contract_claim_run") is None
+
+
 def test_observers_create_picks_the_store_by_url(kind, store_url, store):
     from labbook.observers import create
 

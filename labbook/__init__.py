@@ -38,6 +38,8 @@ __all__ = [
     "get_metrics_for_all_jobs",
     "sweep",
     "Sweep",
+    "submit",
+    "Deployment",
     # runs without decorators (notebooks, scripts): labbook.imperative
     *_IMPERATIVE,
     "__version__",
@@ -55,6 +57,8 @@ _lazy_getattr = lazy_names(globals(), {
     "get_metrics_for_all_jobs": "labbook.api",
     "sweep": "labbook.sweeps",
     "Sweep": "labbook.sweeps",
+    "submit": "labbook.jobs",
+    "Deployment": "labbook.jobs",
     **dict.fromkeys(_IMPERATIVE, "labbook.imperative"),
 })
 

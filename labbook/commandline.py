@@ -29,8 +29,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 #: ``{"store": URL, "id": RUN_ID, "worker": NAME}``
 WORKER_RUN_ENV = "LABBOOK_WORKER_RUN"
 
-__all__ = ["run_commandline", "WORKER_RUN_ENV", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
-           "EXIT_INTERRUPTED"]
+__all__ = ["run_commandline", "read_claim", "WORKER_RUN_ENV", "EXIT_OK", "EXIT_FAILED",
+           "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 
 def run_commandline(ex: Experiment, argv: str | Sequence[str] | None = None) -> Run | None:
@@ -192,16 +192,12 @@ def _print_traceback(full: bool) -> None:
 _NOT_CARRIED = {"help", "pdb", "unobserved", "queue", "print_config", "id", "resume"}
 
 
-def _claimed_run_args(ex: Experiment, spec_text: str) -> tuple[ParsedArgs, dict]:
-    """What to run for the claimed run named by ``spec_text`` (see :data:`WORKER_RUN_ENV`):
-    the queued run's command, its named configs and config updates with its seed, and its
-    options, recording into the worker's store under the run's id."""
+def read_claim(spec_text: str) -> tuple[str, dict]:
+    """``(store URL, run document)`` of the claimed run that ``spec_text`` (the value of
+    :data:`WORKER_RUN_ENV`) names, checked to be claimed by that worker and not started yet."""
     import json
 
-    from labbook.commandline_options import custom_options
-    from labbook.config.paths import iter_paths
     from labbook.errors import RunStateError
-    from labbook.observers.registry import STORE_FLAGS
     from labbook.stores import open_store, redact_url
 
     try:
@@ -222,6 +218,19 @@ def _claimed_run_args(ex: Experiment, spec_text: str) -> tuple[ParsedArgs, dict]
             f"has status {doc.get('status')} and worker {meta.get('worker')!r}"
         raise RunStateError(f"Run {run_id} in {redact_url(url)} is not claimed by worker "
                             f"{worker!r} and waiting to start: it {state}.")
+    return url, doc
+
+
+def _claimed_run_args(ex: Experiment, spec_text: str) -> tuple[ParsedArgs, dict]:
+    """What to run for the claimed run named by ``spec_text`` (see :data:`WORKER_RUN_ENV`):
+    the queued run's command, its named configs and config updates with its seed, and its
+    options, recording into the worker's store under the run's id."""
+    from labbook.commandline_options import custom_options
+    from labbook.config.paths import iter_paths
+    from labbook.observers.registry import STORE_FLAGS
+
+    url, doc = read_claim(spec_text)
+    meta = doc.get("meta") or {}
     store_keys = {f.long.lstrip("-").replace("-", "_") for f in STORE_FLAGS}
     custom = {opt.key: opt.long_flag for opt in custom_options(ex)}
     options: dict = {}

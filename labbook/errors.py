@@ -594,3 +594,16 @@ class LauncherError(UsageError, ValueError):
 
 
 __all__ += ["LauncherError"]
+
+
+class SubmitError(UsageError, ValueError):
+    """``labbook.submit`` cannot do what was asked, or a deployment cannot answer: not a
+    script's path, params that are no dict, a config entry or metric the run does not have, a
+    run left queued after the process placed for it ended."""
+
+
+class JobTimeoutError(LabbookError, TimeoutError):
+    """A submitted run did not end within the ``timeout`` given to ``wait`` (it goes on)."""
+
+
+__all__ += ["SubmitError", "JobTimeoutError"]

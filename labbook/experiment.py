@@ -345,6 +345,33 @@ def experiments_in_script(path: str, run_name: str) -> list[Experiment]:
     return list({id(v): v for v in namespace.values() if isinstance(v, Experiment)}.values())
 
 
+def experiment_in_script(path: str, run_name: str, reader: str) -> Experiment:
+    """The one Experiment the script ``path`` defines at module level (read as
+    :func:`experiments_in_script` reads it); ``reader`` names what reads it in the errors,
+    which are one line each (:class:`UsageError`, :class:`CommandError`)."""
+    from labbook.errors import CommandError, LabbookError, UsageError
+
+    try:
+        found = experiments_in_script(path, run_name)
+    except MissingFileError:  # the script itself (not a file it opens) is missing
+        raise UsageError(f"No experiment file {path} ({reader} takes an experiment script)."
+                         ) from None
+    except SystemExit as exc:
+        raise CommandError(f"{path} exited ({exc.code}) when {reader} read it for its "
+                           "experiment; define the experiment at module level.") from None
+    except LabbookError:
+        raise
+    except Exception as exc:
+        raise CommandError(f"{path} could not be read for its experiment: "
+                           f"{type(exc).__name__}: {exc}") from None
+    if len(found) != 1:
+        what = "no Experiment" if not found else \
+            f"{len(found)} experiments ({', '.join(sorted(e.name for e in found))})"
+        raise UsageError(f"{path} defines {what} at module level; {reader} takes a script "
+                         "with exactly one.")
+    return found[0]
+
+
 def run_is_unobserved(opts: dict, command: Any) -> bool:
     return bool(opts.get("unobserved")) or getattr(command, "unobserved", False)
 

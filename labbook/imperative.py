@@ -88,6 +88,18 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
         active.finish()
     if isinstance(tags, str):
         tags = [tags]
+    claimed = _claimed()
+    if claimed is not None:  # a process placed for a submitted run: that run starts here
+        store, doc = claimed
+        observers, run_id, resume = None, doc["_id"], None
+        experiment = (doc.get("meta") or {}).get("project_name") or experiment or \
+            (doc.get("experiment") or {}).get("name")
+        config = _with_stored(config, doc.get("config") or {})
+        queued = doc.get("meta") or {}
+        tags = list(dict.fromkeys([*(queued.get("tags") or ()), *(tags or ())]))
+        name = name if name is not None else queued.get("name")
+        notes = notes if notes is not None else queued.get("notes")
+        group = group if group is not None else queued.get("group")
     from labbook.experiment import Experiment
 
     ex = Experiment(experiment or _default_experiment_name(caller_globals),
@@ -119,6 +131,10 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
         options["no_system_metrics"] = True
     meta = {key: value for key, value in (("parent", parent), ("job_type", job_type),
                                           ("variant", variant)) if value is not None} or None
+    if claimed is not None:  # the queued run's bookkeeping stays with it
+        kept = {k: v for k, v in (claimed[1].get("meta") or {}).items()
+                if k in ("worker", "requeues", "config_updates", "project_name")}
+        meta = {**kept, **(meta or {})} or None
     run = ex._create_run(options=options, meta_info=meta)
     from labbook.run import RunConfig
     from labbook.serialize import copy_plain
@@ -131,6 +147,30 @@ def start_run(experiment: str | None = None, config: dict | None = None, *,
     _started.append(run)
     run._stack.callback(_forget, run)  # at finish() or the end of the with block
     return run
+
+
+def _claimed() -> tuple[str, dict] | None:
+    """The submitted run this process was placed to execute (``labbook.submit`` with a plain
+    script: :data:`~labbook.commandline.WORKER_RUN_ENV` names it), taken out of the
+    environment so the run's own subprocesses do not inherit it; None otherwise."""
+    from labbook.commandline import WORKER_RUN_ENV, read_claim
+
+    spec = os.environ.pop(WORKER_RUN_ENV, None)
+    return None if spec is None else read_claim(spec)
+
+
+def _with_stored(given: Any, stored: dict) -> dict:
+    """The config of a submitted run: what the script gives, the submitted params over it."""
+    from labbook.config.paths import dict_merge
+
+    base: dict = {}
+    if isinstance(given, dict):
+        base = dict(given)
+    elif given is not None:
+        from labbook.config.files import load_config_file
+
+        base = load_config_file(os.fspath(given))
+    return dict_merge(base, stored)
 
 
 def init(project: str | None = None, config: dict | str | None = None, *, id: Any = None,

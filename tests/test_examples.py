@@ -65,6 +65,9 @@ CASES = [
     ("run_files.py", (), "restored: epoch 9\nrun 2 pushed: ['search/trials.csv']\n"
                          "lr,loss | 0.1,0.5 | 0.01,0.4"),
     ("worker_queue.py", (), "3 queued runs COMPLETED by workers"),
+    ("submit_jobs.py", (), "run 1: learning_rate=0.1 COMPLETED loss 0.6561\n"
+                           "run 2: learning_rate=0.3 COMPLETED loss 0.2401\n"
+                           "run 3: learning_rate=0.5 COMPLETED loss 0.0625"),
     ("sweep.py", (), "grid: 6 runs, best lr=0.3 batch=16 loss 0.2280\n"
                      "tpe: 12 runs (COMPLETED, PRUNED), 12 trials in its study"),
 ]

@@ -49,8 +49,9 @@ def submit(experiment: str | os.PathLike, params: dict | None = None, *,
     ``launcher``: None (a detached process on this machine), or a spec or
     :class:`~labbook.launchers.Launcher` (``"local:2"``, ``"dask:ADDRESS"``, ``"ray"``,
     ``"submitit:slurm"``); a launcher made from a spec here is closed once the run has ended
-    and the deployment waited for it. ``stream_job_logs``: the detached process writes the
-    run's output to this process's terminal too (it is always stored with the run)."""
+    and the deployment waited for it. ``stream_job_logs``: the placed process writes the
+    run's output to its standard error too (the detached one's is this process's; a launcher
+    job's is where the engine puts it); it is stored with the run in every case."""
     from labbook.experiment import experiment_in_script
     from labbook.stores import default_url
 
@@ -90,7 +91,7 @@ def submit(experiment: str | os.PathLike, params: dict | None = None, *,
     deployment = Deployment(run._id, url, script)
     from labbook.launchers import make_job
 
-    job = make_job(script, url, run._id)
+    job = dict(make_job(script, url, run._id), stream=bool(stream_job_logs))
     if placer is None:
         deployment._process = _detached(job, stream_job_logs)
     else:

@@ -97,15 +97,18 @@ def execute_job(job: dict) -> dict:
         heartbeat = doc.get("heartbeat")
         cwd = job.get("cwd") if job.get("cwd") and os.path.isdir(job["cwd"]) else None
         with tempfile.TemporaryFile("w+b") as output:
+            stream = bool(job.get("stream"))
             try:
                 proc = subprocess.Popen([sys.executable, job["script"]], cwd=cwd,
                                         env=child_env(job["store"], run_id, name, job.get("env")),
-                                        stdin=subprocess.DEVNULL, stdout=output,
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE if stream else output,
                                         stderr=subprocess.STDOUT)
             except OSError as exc:
                 _fail_claimed(store, run_id, heartbeat,
                               f"{name} could not start {sys.executable} {job['script']}: {exc}")
                 return {"run_id": run_id, "status": "FAILED", "exit": None, "claimed": True}
+            copier = _tee(proc.stdout, output) if stream else None
             started = False
             beat_at = time.monotonic()
             while proc.poll() is None:
@@ -119,6 +122,8 @@ def execute_job(job: dict) -> dict:
                     else:
                         started = True
             code = proc.returncode
+            if copier is not None:
+                copier.join()
             doc = store.get(run_id) or {}
             if doc.get("status") == "RUNNING":
                 output.seek(0, os.SEEK_END)
@@ -139,6 +144,29 @@ def execute_job(job: dict) -> dict:
         return {"run_id": run_id, "status": doc.get("status"), "exit": code, "claimed": True}
     finally:
         store.close()
+
+
+def _tee(pipe: Any, keep: Any) -> Any:
+    """A thread copying the run's output from ``pipe`` to this process's standard error (the
+    caller's standard output stays its own) and into ``keep`` (for the tail a failed start
+    reports): a job with ``stream`` set."""
+    import threading
+
+    def copy() -> None:
+        out = getattr(sys.stderr, "buffer", None)
+        for chunk in iter(lambda: pipe.read1(65536), b""):
+            keep.write(chunk)
+            if out is not None:
+                try:
+                    out.write(chunk)
+                    out.flush()
+                except (OSError, ValueError):  # stderr went away: keep the copy only
+                    out = None
+        pipe.close()
+
+    thread = threading.Thread(target=copy, name="labbook-job-output", daemon=True)
+    thread.start()
+    return thread
 
 
 def _fail_claimed(store: Any, run_id: Any, heartbeat: Any, reason: str) -> None:

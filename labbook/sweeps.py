@@ -198,20 +198,13 @@ def _prepare_storage(store: str) -> None:
 # -- trials --------------------------------------------------------------------------------------
 def load_experiment(path: str) -> Any:
     """The one Experiment defined at module level by the script ``path`` (read, not run)."""
-    from labbook.errors import MissingFileError
-    from labbook.experiment import experiments_in_script
+    from labbook.errors import UsageError
+    from labbook.experiment import experiment_in_script
 
     try:
-        found = experiments_in_script(path, "__labbook_sweep__")
-    except MissingFileError:  # the script itself (not a file it opens) is missing
-        raise SweepError(f"No experiment file {path}.") from None
-    except SystemExit as exc:
-        raise SweepError(f"{path} exited ({exc.code}) when read for its experiment; define "
-                         "the experiment at module level.") from None
-    if len(found) != 1:
-        raise SweepError(f"{path} defines {len(found)} experiments at module level; a sweep "
-                         "runs a script with exactly one.")
-    return found[0]
+        return experiment_in_script(path, "__labbook_sweep__", "a sweep")
+    except UsageError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def _sampler(optuna: Any, method: str, params: list[Param], seed: int | None) -> Any:

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from labbook.errors import CommandError, LabbookError, StoreUnusableError, UsageError
+from labbook.errors import LabbookError, StoreUnusableError, UsageError
 
 __all__ = ["Worker", "experiment_name", "cmd_worker"]
 
@@ -44,28 +44,9 @@ EXIT_INTERRUPTED = 3
 def experiment_name(script: str) -> str:
     """The name of the experiment defined by ``script`` (executed once, not as ``__main__``,
     so ``@ex.automain`` does not run it)."""
-    from labbook.errors import MissingFileError
-    from labbook.experiment import experiments_in_script
+    from labbook.experiment import experiment_in_script
 
-    try:
-        found = experiments_in_script(script, "__labbook_worker__")
-    except MissingFileError:  # the script itself (not a file it opens) is missing
-        raise UsageError(f"No experiment file {script} (labbook worker EXP.py --store URL).") \
-            from None
-    except SystemExit as exc:
-        raise CommandError(f"{script} exited ({exc.code}) when read for its experiment; "
-                           "define the experiment at module level.") from None
-    except LabbookError:
-        raise
-    except Exception as exc:
-        raise CommandError(f"{script} could not be read for its experiment: "
-                           f"{type(exc).__name__}: {exc}") from None
-    if len(found) != 1:
-        what = "no Experiment" if not found else \
-            f"{len(found)} experiments ({', '.join(sorted(e.name for e in found))})"
-        raise UsageError(f"{script} defines {what} at module level; a worker executes the "
-                         "runs of a script with exactly one.")
-    return found[0].name
+    return experiment_in_script(script, "__labbook_worker__", "labbook worker").name
 
 
 @dataclass

@@ -357,10 +357,98 @@ def test_network_store_outage(network_store, reference_url, scenario, script_dir
         assert "postgres:****@127.0.0.1" in err  # the store is named, its password hidden
 
 
-# -- SQLite: a lock held longer than the busy timeout ----------------------------------------------
+def test_a_frozen_store_named_by_a_plain_url_lets_the_process_exit(request, script_dir, tmp_path):
+    # the failure as first seen: `--store postgresql://...` with no timeout in the URL, the
+    # server frozen behind a proxy; the run logged "Completed" and the process never exited
+    template, _, port, drop = _server_url("postgresql", request)
+    plain = template.split("?", 1)[0]
+    proxy = TcpProxy("127.0.0.1", port)
+    try:
+        status, err = run_script(script_dir, plain.format(port=proxy.port), tmp_path,
+                                 {0: proxy.freeze})
+        proxy.restart()
+        assert status == 0, err
+        assert "has not answered within" in err or "failed (" in err, err
+        [line] = [m for m in map(LOUD.search, err.splitlines()) if m]
+        assert "hunter2" not in err
+        from labbook.cli.main import main
 
-@pytest.mark.parametrize("recovers", ["yes", "no"])
-def test_sqlite_locked_longer_than_the_busy_timeout(recovers, script_dir, tmp_path):
+        assert main(["sync", line["dir"], "--store", line["url"]]) == 0
+        store, run_id = only_run(plain.format(port=proxy.port))
+        fields = run_fields(store, run_id)
+        assert fields["status"] == "COMPLETED" and stored_points(fields) == POINTS
+    finally:
+        proxy.close()
+        drop()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "mongo", "sqlite"])
+def test_every_database_call_is_bounded_by_default(kind, request, tmp_path):
+    """A store URL without timeouts still gets connect, statement and socket bounds."""
+    from labbook.stores import open_store
+
+    if kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        return
+    if kind == "mongo":
+        server = request.getfixturevalue("mongo_server")
+        store = open_store(server.url(f"bounds_{secrets.token_hex(4)}"))
+        options = store.client.options
+        assert options.server_selection_timeout == 2
+        assert options.pool_options.connect_timeout == 10
+        assert options.pool_options.socket_timeout == 30
+        store.client.close()
+        return
+    template, _, port, drop = _server_url(kind, request)
+    try:
+        store = open_store(template.split("?", 1)[0].format(port=port))
+        with store.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if kind == "postgresql":
+                params = raw.info.get_parameters()
+                assert params["connect_timeout"] == "10"
+                assert params["tcp_user_timeout"] == "30000"
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+            else:
+                assert (raw.connect_timeout, raw._read_timeout, raw._write_timeout) == \
+                    (10, 30, 30)
+        store.engine.dispose()
+    finally:
+        drop()
+
+
+# -- SQLite and the file store: the same moments, without a proxy ---------------------------------
+
+# when, recovers, --queued, before the launch, {phase: action}, after the run ("take" takes the
+# store away, "give" gives it back); at the start only --queued goes on (see preflight tests)
+LOCAL_SCENARIOS = {
+    "start-no": ("start", "no", True, "take", {}, "give"),
+    "start-yes": ("start", "yes", True, "take", {0: "give"}, None),
+    "mid-yes": ("mid", "yes", False, None, {0: "take", 1: "give"}, None),
+    "mid-no": ("mid", "no", False, None, {0: "take"}, "give"),
+    "end-no": ("end", "no", False, None, {2: "take"}, "give"),
+}
+
+
+def _local_run(kind: str, scenario: str, take, give, url: str, script_dir: Path,
+               tmp_path: Path, ref: dict) -> None:
+    when, recovers, queued, before, actions, after = LOCAL_SCENARIOS[scenario]
+    act = {"take": take, "give": give}
+    if before:
+        act[before]()
+    try:
+        status, err = run_script(script_dir, url, tmp_path,
+                                 {k: act[name] for k, name in actions.items()}, queued)
+    finally:
+        give()  # whatever happened, the store is back for `labbook sync` and the checks
+    check_outcome(kind, when, recovers, status, err, url, ref)
+
+
+# SQLite is taken away by another connection holding the write lock longer than the busy timeout
+@pytest.mark.parametrize("scenario", sorted(LOCAL_SCENARIOS))
+def test_sqlite_locked_longer_than_the_busy_timeout(scenario, script_dir, tmp_path):
     ref_dir = tmp_path / "reference"
     ref_dir.mkdir()
     ref = reference("sqlite", f"sqlite:///{ref_dir / 'ref.db'}?timeout=0.3", script_dir,
@@ -375,51 +463,45 @@ def test_sqlite_locked_longer_than_the_busy_timeout(recovers, script_dir, tmp_pa
         holder.append(con)
 
     def unlock():
-        con = holder.pop()
-        con.execute("COMMIT")
-        con.close()
+        while holder:
+            con = holder.pop()
+            con.execute("COMMIT")
+            con.close()
 
-    actions = {0: lock, 1: unlock} if recovers == "yes" else {0: lock}
-    status, err = run_script(script_dir, url, tmp_path, actions)
-    if holder:
-        unlock()
-    check_outcome("sqlite", "mid (locked)", recovers, status, err, url, ref)
+    _local_run("sqlite", scenario, lock, unlock, url, script_dir, tmp_path, ref)
 
 
-# -- the file store: its directory unwritable ------------------------------------------------------
-
-@pytest.mark.parametrize("recovers", ["yes", "no"])
-def test_file_store_directory_unwritable(recovers, script_dir, tmp_path):
+# the file store: its directory made unwritable (or, as root, for whom permissions do not
+# count, a file put where the directory was)
+@pytest.mark.parametrize("scenario", sorted(LOCAL_SCENARIOS))
+def test_file_store_directory_unwritable(scenario, script_dir, tmp_path):
     ref_dir = tmp_path / "reference"
     ref_dir.mkdir()
     ref = reference("file", f"file://{ref_dir / 'runs'}", script_dir, ref_dir)
     runs = tmp_path / "runs"
     url = f"file://{runs}"
     as_root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+    # before the run the store itself is away; during the run, the run's own directory
+    target = runs if LOCAL_SCENARIOS[scenario][0] == "start" else runs / "1"
+    away = target.with_name(target.name + ".away")
 
     def take_away():
-        run_dir = runs / "1"
-        if as_root:  # permissions do not stop root: a file where the directory was
-            run_dir.rename(runs / "1.away")
-            run_dir.write_text("not a directory")
+        if as_root or not target.exists():
+            if target.exists():
+                target.rename(away)
+            target.write_text("not a directory")
         else:
-            run_dir.chmod(0o500)
+            target.chmod(0o500)
 
     def give_back():
-        run_dir = runs / "1"
-        if as_root:
-            if (runs / "1.away").exists():
-                run_dir.unlink()
-                (runs / "1.away").rename(run_dir)
-        else:
-            run_dir.chmod(0o755)
+        if target.is_file():
+            target.unlink()
+            if away.exists():
+                away.rename(target)
+        elif target.exists():
+            target.chmod(0o755)
 
-    actions = {0: take_away, 1: give_back} if recovers == "yes" else {0: take_away}
-    try:
-        status, err = run_script(script_dir, url, tmp_path, actions)
-    finally:
-        give_back()
-    check_outcome("file", "mid (unwritable)", recovers, status, err, url, ref)
+    _local_run("file", scenario, take_away, give_back, url, script_dir, tmp_path, ref)
 
 
 # -- what is no outage ---------------------------------------------------------------------------
@@ -444,24 +526,49 @@ def test_a_taken_id_is_refused_not_journaled(script_dir, tmp_path):
     assert same_id == run_id and run_fields(store, run_id) == before
 
 
-def test_migrations_are_quiet_unless_labbook_logs_at_debug(tmp_path, caplog):
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migrations_are_quiet_unless_labbook_logs_at_debug(kind, request, tmp_path, caplog):
     import logging
 
     from labbook.stores.sql import SqlStore
 
-    with caplog.at_level(logging.INFO):
-        SqlStore(f"sqlite:///{tmp_path / 'quiet.db'}").check()
-    assert not [r for r in caplog.records if r.name.startswith("alembic")]
-    caplog.clear()
-    labbook_log = logging.getLogger("labbook")
-    level = labbook_log.level
-    labbook_log.setLevel(logging.DEBUG)
+    drops = []
+
+    def new_database(name):
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / name}"
+        template, _, port, drop = _server_url(kind, request)
+        drops.append(drop)
+        return template.split("?", 1)[0].format(port=port)
+
     try:
         with caplog.at_level(logging.INFO):
-            SqlStore(f"sqlite:///{tmp_path / 'told.db'}").check()
+            SqlStore(new_database("quiet.db")).check()
+        assert not [r for r in caplog.records if r.name.startswith("alembic")]
+        caplog.clear()
+        labbook_log = logging.getLogger("labbook")
+        level = labbook_log.level
+        labbook_log.setLevel(logging.DEBUG)
+        try:
+            with caplog.at_level(logging.INFO):
+                SqlStore(new_database("told.db")).check()
+        finally:
+            labbook_log.setLevel(level)
+        assert [r for r in caplog.records if r.name.startswith("alembic")]
     finally:
-        labbook_log.setLevel(level)
-    assert [r for r in caplog.records if r.name.startswith("alembic")]
+        for drop in drops:
+            drop()
+
+
+def test_a_run_into_a_new_postgresql_database_prints_no_migration_lines(
+        request, script_dir, tmp_path):
+    template, _, port, drop = _server_url("postgresql", request)
+    try:
+        status, err = run_script(script_dir, template.format(port=port), tmp_path)
+    finally:
+        drop()
+    assert status == 0, err
+    assert "alembic" not in err and "Running upgrade" not in err, err
 
 
 def test_a_journal_of_run_n_of_one_store_never_lands_in_another(tmp_path, capsys, caplog):

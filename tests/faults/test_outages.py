@@ -104,14 +104,14 @@ def script_dir(tmp_path_factory) -> Path:
 
 
 def launch(script_dir: Path, url: str, cwd: Path, control: Path | None,
-           queued: bool = False) -> subprocess.Popen:
+           queued: bool = False, flag: str = "--store") -> subprocess.Popen:
     env = dict(os.environ, OUTAGE_RESOURCE=str(script_dir / "data.txt"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("OUTAGE_CONTROL", None)
     if control is not None:
         env["OUTAGE_CONTROL"] = str(control)
     cmd = [sys.executable, str(script_dir / "exp.py"), "with", f"n={N_PER_PHASE}", "seed=7",
-           "--store", url, "--beat-interval", "0.1", "--no-system-metrics", "--capture", "sys"]
+           flag, url, "--beat-interval", "0.1", "--no-system-metrics", "--capture", "sys"]
     if queued:
         cmd.append("--queued")
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -119,13 +119,13 @@ def launch(script_dir: Path, url: str, cwd: Path, control: Path | None,
 
 
 def run_script(script_dir: Path, url: str, cwd: Path, actions: dict | None = None,
-               queued: bool = False) -> tuple[int, str]:
+               queued: bool = False, flag: str = "--store") -> tuple[int, str]:
     """Run the experiment; ``actions[k]()`` runs at the end of phase k. (status, stderr)"""
     control = None
     if actions is not None:
         control = cwd / "control"
         control.mkdir()
-    proc = launch(script_dir, url, cwd, control, queued)
+    proc = launch(script_dir, url, cwd, control, queued, flag)
     try:
         for k in range(3 if control else 0):
             reached = control / f"reached_{k}"
@@ -233,6 +233,17 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
     MATRIX[(kind, when, recovers)] = (POINTS, stored_points(fields))
     print(f"\nMATRIX {kind} {when} recovers={recovers}: logged {POINTS}, stored after sync "
           f"{stored_points(fields)}")
+    figures = os.environ.get("LABBOOK_FAULT_FIGURES")
+    if figures:  # tools/fault_matrix.py collects these
+        import json
+
+        with open(figures, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({
+                "store": kind, "when": when, "recovers": recovers, "logged": POINTS,
+                "journaled": int(loud[0]["points"].replace(",", "")) if loud else 0,
+                "events_journaled": int(loud[0]["events"].replace(",", "")) if loud else 0,
+                "stored": stored_points(fields), "same_as_undisturbed": fields == ref,
+                "status": fields["status"]}) + "\n")
     assert fields == ref
 
 
@@ -332,7 +343,10 @@ SCENARIOS = {
     "mid-no": ("mid", "no", False, None, {0: "stop"}, "restart"),
     "end-no": ("end", "no", False, None, {2: "stop"}, "restart"),
     "frozen-no": ("mid (frozen)", "no", False, None, {0: "freeze"}, "restart"),
+    # the store named by Sacred's own flag (-m for MongoDB, -s for SQL) is the same observer
+    "mid-no-own-flag": ("mid (-m/-s)", "no", False, None, {0: "stop"}, "restart"),
 }
+OWN_FLAG = {"mongo": "-m", "postgresql": "-s", "mysql": "-s"}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -347,8 +361,10 @@ def test_network_store_outage(network_store, reference_url, scenario, script_dir
     when, recovers, queued, before, actions, after = SCENARIOS[scenario]
     if before:
         getattr(proxy, before)()
+    flag = OWN_FLAG[kind] if scenario.endswith("own-flag") else "--store"
     status, err = run_script(script_dir, url, tmp_path,
-                             {k: getattr(proxy, name) for k, name in actions.items()}, queued)
+                             {k: getattr(proxy, name) for k, name in actions.items()}, queued,
+                             flag)
     if after:
         getattr(proxy, after)()
     check_outcome(kind, when, recovers, status, err, url, ref,

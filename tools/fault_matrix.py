@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print the outage matrix and the secret grep of every store, measured by the fault tests.
 
-    python tools/fault_matrix.py [--points N] [--only outages|secrets] [--json FILE]
+    python tools/fault_matrix.py [--points N] [--only outages|secrets] [-k EXPR] [--json FILE]
 
 Runs ``tests/faults/test_outages.py`` (every store taken away at the start, in the middle of a
 run, recovering or not, frozen, and at the end; then ``labbook sync``) and
@@ -18,7 +18,8 @@ append what they measured to a JSON-lines file; this script prints it as two tab
   the journal) and the occurrences of the secret found in them.
 
 ``--points`` sets the metric points per series and phase of the outage script (50 by default;
-the script logs two series in three phases). The exit status is pytest's.
+the script logs two series in three phases); ``-k`` passes a selection to pytest (``-k mongo``).
+The exit status is pytest's.
 """
 from __future__ import annotations
 
@@ -42,10 +43,12 @@ WHEN_ORDER = ["start", "mid", "mid (locked)", "mid (unwritable)", "mid (frozen)"
               "end"]
 
 
-def run_tests(which: list[str], points: int, figures: Path) -> int:
+def run_tests(which: list[str], points: int, figures: Path, select: str | None = None) -> int:
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     for name in which:
         args += TESTS[name]
+    if select:
+        args += ["-k", select]
     env = dict(os.environ, LABBOOK_FAULT_FIGURES=str(figures), LABBOOK_TEST_REQUIRE_SERVERS="1",
                LABBOOK_OUTAGE_POINTS_PER_PHASE=str(points))
     return subprocess.call(args, cwd=ROOT, env=env)
@@ -84,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=50,
                         help="metric points per series and phase of the outage script")
     parser.add_argument("--only", choices=sorted(TESTS), help="run one of the two")
+    parser.add_argument("-k", dest="select", help="pytest's -k: which tests")
     parser.add_argument("--json", help="also write the measured rows to this JSON-lines file")
     args = parser.parse_args(argv)
     which = [args.only] if args.only else ["outages", "secrets"]
     with tempfile.TemporaryDirectory() as tmp:
         figures = Path(tmp) / "figures.jsonl"
         figures.touch()
-        status = run_tests(which, args.points, figures)
+        status = run_tests(which, args.points, figures, args.select)
         rows = [json.loads(line) for line in figures.read_text().splitlines() if line]
     if args.json:
         Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))

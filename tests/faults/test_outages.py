@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 N_PER_PHASE = int(os.environ.get("LABBOOK_OUTAGE_POINTS_PER_PHASE", "50"))  # per series
 SERIES = ("loss", "acc")
 POINTS = N_PER_PHASE * 3 * len(SERIES)
+#: seconds the run gives its backlog at the end: longer for the large runs of
+#: tools/fault_matrix.py (mongoeco, the test's MongoDB, is an in-memory server in Python)
+MAX_WAIT = max(2.0, N_PER_PHASE / 100)
 
 SCRIPT = r'''
 import os, pathlib, time
@@ -42,7 +45,7 @@ from labbook import Experiment
 
 delivery = labbook.SETTINGS.DELIVERY  # short waits, so the tests stay quick
 delivery.SYNC_WAIT = 1.0
-delivery.MAX_WAIT = 2.0
+delivery.MAX_WAIT = float(os.environ.get("OUTAGE_MAX_WAIT", "2.0"))
 delivery.BACKOFF = 0.05
 delivery.MAX_BACKOFF = 0.25
 
@@ -108,6 +111,7 @@ def launch(script_dir: Path, url: str, cwd: Path, control: Path | None,
     env = dict(os.environ, OUTAGE_RESOURCE=str(script_dir / "data.txt"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("OUTAGE_CONTROL", None)
+    env["OUTAGE_MAX_WAIT"] = str(MAX_WAIT)
     if control is not None:
         env["OUTAGE_CONTROL"] = str(control)
     cmd = [sys.executable, str(script_dir / "exp.py"), "with", f"n={N_PER_PHASE}", "seed=7",
@@ -262,9 +266,10 @@ def _server_url(kind: str, request) -> tuple[str, str, int, callable]:
                 client.drop_database(name)
             finally:
                 client.close()
+        # bounds that grow with the run: mongoeco takes seconds for a batch of thousands
         return (f"mongodb://127.0.0.1:{{port}}/{name}?directConnection=true&"
-                "serverSelectionTimeoutMS=1000&connectTimeoutMS=1000&socketTimeoutMS=2000",
-                name, port, drop)
+                f"serverSelectionTimeoutMS={max(1000, 2 * N_PER_PHASE)}&connectTimeoutMS=1000&"
+                f"socketTimeoutMS={max(2000, 10 * N_PER_PHASE)}", name, port, drop)
     import sqlalchemy as sa
 
     from tests.stores.conftest import MYSQL_DEFAULT, POSTGRES_DEFAULT, _unreachable

@@ -379,10 +379,12 @@ def test_network_store_outage(network_store, reference_url, scenario, script_dir
         assert "postgres:****@127.0.0.1" in err  # the store is named, its password hidden
 
 
-def test_a_frozen_store_named_by_a_plain_url_lets_the_process_exit(request, script_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "mongo"])
+def test_a_frozen_store_named_by_a_plain_url_lets_the_process_exit(kind, request, script_dir,
+                                                                   tmp_path):
     # the failure as first seen: `--store postgresql://...` with no timeout in the URL, the
     # server frozen behind a proxy; the run logged "Completed" and the process never exited
-    template, _, port, drop = _server_url("postgresql", request)
+    template, _, port, drop = _server_url(kind, request)
     plain = template.split("?", 1)[0]
     proxy = TcpProxy("127.0.0.1", port)
     try:

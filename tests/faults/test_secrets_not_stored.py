@@ -161,6 +161,19 @@ def test_postgresql_store(tmp_path, postgresql_database):  # noqa: F811
     empty_database(postgresql_database)
 
 
+def test_postgresql_store_named_by_labbook_store(tmp_path, postgresql_database):  # noqa: F811
+    from tests.stores.conftest import empty_database
+
+    empty_database(postgresql_database)
+    url = _postgres_url_with_password(postgresql_database)
+    args = [a for a in _args("-s", url) if a not in ("-s", url)]
+    proc = run_script(tmp_path, *args, env={"LABBOOK_STORE": url})
+    _check_run(proc, tmp_path, (postgresql_database))
+    assert _note("postgresql (LABBOOK_STORE, password in URL)",
+                 _grep_sql(postgresql_database, _Grep())) == 0
+    empty_database(postgresql_database)
+
+
 def _mysql_url_with_password(admin_url: str) -> str:
     import sqlalchemy as sa
 

@@ -57,9 +57,11 @@ def test_show_a_run_and_an_unknown_id(store, capsys):
 
 
 def test_usage_error(capsys):
-    # an unknown command is named in one line; a known one used wrongly shows the usage
+    # an unknown command is named in one line; a known one used wrongly names the mistake
+    # and shows its usage
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err == ("Error: unknown command 'frobnicate'. Run 'labbook "
                                        "--help' for the commands.\n")
     assert main(["ls", "--bogus"]) == 2
-    assert "Usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("Error: 'labbook ls' has no option '--bogus'") and "Usage:" in err

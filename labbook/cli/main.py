@@ -344,6 +344,61 @@ def _unknown_command(argv: list[str]) -> str | None:
     return f"unknown command '{argv[0]}'{hint} Run 'labbook --help' for the commands."
 
 
+def _command_usage(command: str) -> list[str]:
+    """The usage lines of one command (with their continuation lines)."""
+    lines: list[str] = []
+    for line in USAGE.split("Options:")[0].splitlines():
+        if line.startswith("  labbook "):
+            taking = line.split()[1] == command
+        elif not (lines and line.startswith("      ") and taking):
+            taking = False
+        if line.startswith("  labbook ") and taking or lines and taking and line.strip():
+            lines.append(line)
+    return lines
+
+
+def _misused_command(argv: list[str]) -> str:
+    """The complaint about a known command given arguments its usage does not take: the
+    option it does not know (with a close match) when there is one, and its usage lines."""
+    import re
+
+    from labbook.errors import suggest
+
+    command = argv[0]
+    usage = _command_usage(command)
+    known = sorted(set(re.findall(r"--[a-z][a-z-]*", " ".join(usage))))
+    for token in argv[1:]:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if token.startswith("-") and name not in known:
+            close = suggest(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else "."
+            head = f"'labbook {command}' has no option '{name}'{hint}"
+            break
+    else:
+        head = f"'labbook {command}' cannot take {' '.join(argv[1:])!r}."
+        if _parses(argv + ["1"]) or _parses(argv + ["--metric=x"]):
+            head = f"'labbook {command}' needs more arguments."
+        else:
+            for i in range(len(argv) - 1, 0, -1):  # the last one that is too many
+                token = argv[i]
+                if not token.startswith("-") and _parses(argv[:i] + argv[i + 1:]):
+                    head = f"'labbook {command}' does not take the argument {token!r}."
+                    break
+    return "\n".join([head, "Usage:", *usage])
+
+
+def _parses(argv: list[str]) -> bool:
+    from docopt import DocoptExit, docopt
+
+    try:
+        docopt(USAGE, argv=argv, default_help=False)
+    except DocoptExit:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``labbook`` command: its exit status. labbook's warnings (damaged stored runs, a
     query on a field no run has) are printed as one ``Warning:`` line each; a closed standard
@@ -392,7 +447,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             print(f"Error: {unknown}", file=sys.stderr)
             return UsageError.exit_code
-        print(USAGE.split("Options:")[0].strip(), file=sys.stderr)
+        if argv and argv[0] in COMMANDS and ("-h" in argv or "--help" in argv):
+            print("\n".join(["Usage:", *_command_usage(argv[0])]))  # labbook ls --help
+            print("\nRun 'labbook --help' for what the options mean.")
+            return 0
+        if argv and argv[0] in COMMANDS:
+            print(f"Error: {_misused_command(argv)}", file=sys.stderr)
+        else:
+            print(USAGE.split("Options:")[0].strip(), file=sys.stderr)
         return UsageError.exit_code
     from labbook._version import __version__
 

@@ -32,6 +32,8 @@ class FileStorageObserver(StoreObserver):
             elif "://" in basedir:
                 raise StoreURLError(f"FileStorageObserver (-F) takes a directory, not the URL "
                                     f"{redact_url(basedir)}; use --store URL for other stores.")
+            else:  # sqlite:/x.db is a misspelled URL, not a directory 'sqlite:' to create
+                check_url(basedir)
         file_store = store_class("file")
         super().__init__(file_store(basedir, resource_dir=resource_dir, source_dir=source_dir,
                                     copy_artifacts=copy_artifacts, copy_sources=copy_sources),

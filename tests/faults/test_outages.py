@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 N_PER_PHASE = int(os.environ.get("LABBOOK_OUTAGE_POINTS_PER_PHASE", "50"))  # per series
 SERIES = ("loss", "acc")
 POINTS = N_PER_PHASE * 3 * len(SERIES)
+#: seconds the run gives its backlog at the end: longer for the large runs of
+#: tools/fault_matrix.py (mongoeco, the test's MongoDB, is an in-memory server in Python)
+MAX_WAIT = max(2.0, N_PER_PHASE / 100)
 
 SCRIPT = r'''
 import os, pathlib, time
@@ -42,7 +45,7 @@ from labbook import Experiment
 
 delivery = labbook.SETTINGS.DELIVERY  # short waits, so the tests stay quick
 delivery.SYNC_WAIT = 1.0
-delivery.MAX_WAIT = 2.0
+delivery.MAX_WAIT = float(os.environ.get("OUTAGE_MAX_WAIT", "2.0"))
 delivery.BACKOFF = 0.05
 delivery.MAX_BACKOFF = 0.25
 
@@ -104,14 +107,15 @@ def script_dir(tmp_path_factory) -> Path:
 
 
 def launch(script_dir: Path, url: str, cwd: Path, control: Path | None,
-           queued: bool = False) -> subprocess.Popen:
+           queued: bool = False, flag: str = "--store") -> subprocess.Popen:
     env = dict(os.environ, OUTAGE_RESOURCE=str(script_dir / "data.txt"),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("OUTAGE_CONTROL", None)
+    env["OUTAGE_MAX_WAIT"] = str(MAX_WAIT)
     if control is not None:
         env["OUTAGE_CONTROL"] = str(control)
     cmd = [sys.executable, str(script_dir / "exp.py"), "with", f"n={N_PER_PHASE}", "seed=7",
-           "--store", url, "--beat-interval", "0.1", "--no-system-metrics", "--capture", "sys"]
+           flag, url, "--beat-interval", "0.1", "--no-system-metrics", "--capture", "sys"]
     if queued:
         cmd.append("--queued")
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -119,13 +123,13 @@ def launch(script_dir: Path, url: str, cwd: Path, control: Path | None,
 
 
 def run_script(script_dir: Path, url: str, cwd: Path, actions: dict | None = None,
-               queued: bool = False) -> tuple[int, str]:
+               queued: bool = False, flag: str = "--store") -> tuple[int, str]:
     """Run the experiment; ``actions[k]()`` runs at the end of phase k. (status, stderr)"""
     control = None
     if actions is not None:
         control = cwd / "control"
         control.mkdir()
-    proc = launch(script_dir, url, cwd, control, queued)
+    proc = launch(script_dir, url, cwd, control, queued, flag)
     try:
         for k in range(3 if control else 0):
             reached = control / f"reached_{k}"
@@ -210,7 +214,8 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
 
     assert status == 0, err
     # the fault did happen, and the run said so when it did
-    assert re.search(r"failed \(|could not record the start|has not answered within", err), err
+    assert re.search(r"failed \(|(could|did) not record the start|has not answered within",
+                     err), err
     loud = [m for m in map(LOUD.search, err.splitlines()) if m]
     if secret is not None:
         assert secret not in err
@@ -233,6 +238,17 @@ def check_outcome(kind: str, when: str, recovers: str, status: int, err: str, ur
     MATRIX[(kind, when, recovers)] = (POINTS, stored_points(fields))
     print(f"\nMATRIX {kind} {when} recovers={recovers}: logged {POINTS}, stored after sync "
           f"{stored_points(fields)}")
+    figures = os.environ.get("LABBOOK_FAULT_FIGURES")
+    if figures:  # tools/fault_matrix.py collects these
+        import json
+
+        with open(figures, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({
+                "store": kind, "when": when, "recovers": recovers, "logged": POINTS,
+                "journaled": int(loud[0]["points"].replace(",", "")) if loud else 0,
+                "events_journaled": int(loud[0]["events"].replace(",", "")) if loud else 0,
+                "stored": stored_points(fields), "same_as_undisturbed": fields == ref,
+                "status": fields["status"]}) + "\n")
     assert fields == ref
 
 
@@ -251,9 +267,10 @@ def _server_url(kind: str, request) -> tuple[str, str, int, callable]:
                 client.drop_database(name)
             finally:
                 client.close()
+        # bounds that grow with the run: mongoeco takes seconds for a batch of thousands
         return (f"mongodb://127.0.0.1:{{port}}/{name}?directConnection=true&"
-                "serverSelectionTimeoutMS=1000&connectTimeoutMS=1000&socketTimeoutMS=2000",
-                name, port, drop)
+                f"serverSelectionTimeoutMS={max(1000, 2 * N_PER_PHASE)}&connectTimeoutMS=1000&"
+                f"socketTimeoutMS={max(2000, 10 * N_PER_PHASE)}", name, port, drop)
     import sqlalchemy as sa
 
     from tests.stores.conftest import MYSQL_DEFAULT, POSTGRES_DEFAULT, _unreachable
@@ -332,7 +349,10 @@ SCENARIOS = {
     "mid-no": ("mid", "no", False, None, {0: "stop"}, "restart"),
     "end-no": ("end", "no", False, None, {2: "stop"}, "restart"),
     "frozen-no": ("mid (frozen)", "no", False, None, {0: "freeze"}, "restart"),
+    # the store named by Sacred's own flag (-m for MongoDB, -s for SQL) is the same observer
+    "mid-no-own-flag": ("mid (-m/-s)", "no", False, None, {0: "stop"}, "restart"),
 }
+OWN_FLAG = {"mongo": "-m", "postgresql": "-s", "mysql": "-s"}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -347,8 +367,10 @@ def test_network_store_outage(network_store, reference_url, scenario, script_dir
     when, recovers, queued, before, actions, after = SCENARIOS[scenario]
     if before:
         getattr(proxy, before)()
+    flag = OWN_FLAG[kind] if scenario.endswith("own-flag") else "--store"
     status, err = run_script(script_dir, url, tmp_path,
-                             {k: getattr(proxy, name) for k, name in actions.items()}, queued)
+                             {k: getattr(proxy, name) for k, name in actions.items()}, queued,
+                             flag)
     if after:
         getattr(proxy, after)()
     check_outcome(kind, when, recovers, status, err, url, ref,
@@ -357,10 +379,100 @@ def test_network_store_outage(network_store, reference_url, scenario, script_dir
         assert "postgres:****@127.0.0.1" in err  # the store is named, its password hidden
 
 
-# -- SQLite: a lock held longer than the busy timeout ----------------------------------------------
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "mongo"])
+def test_a_frozen_store_named_by_a_plain_url_lets_the_process_exit(kind, request, script_dir,
+                                                                   tmp_path):
+    # the failure as first seen: `--store postgresql://...` with no timeout in the URL, the
+    # server frozen behind a proxy; the run logged "Completed" and the process never exited
+    template, _, port, drop = _server_url(kind, request)
+    plain = template.split("?", 1)[0]
+    proxy = TcpProxy("127.0.0.1", port)
+    try:
+        status, err = run_script(script_dir, plain.format(port=proxy.port), tmp_path,
+                                 {0: proxy.freeze})
+        proxy.restart()
+        assert status == 0, err
+        assert "has not answered within" in err or "failed (" in err, err
+        [line] = [m for m in map(LOUD.search, err.splitlines()) if m]
+        assert "hunter2" not in err
+        from labbook.cli.main import main
 
-@pytest.mark.parametrize("recovers", ["yes", "no"])
-def test_sqlite_locked_longer_than_the_busy_timeout(recovers, script_dir, tmp_path):
+        assert main(["sync", line["dir"], "--store", line["url"]]) == 0
+        store, run_id = only_run(plain.format(port=proxy.port))
+        fields = run_fields(store, run_id)
+        assert fields["status"] == "COMPLETED" and stored_points(fields) == POINTS
+    finally:
+        proxy.close()
+        drop()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "mongo", "sqlite"])
+def test_every_database_call_is_bounded_by_default(kind, request, tmp_path):
+    """A store URL without timeouts still gets connect, statement and socket bounds."""
+    from labbook.stores import open_store
+
+    if kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        return
+    if kind == "mongo":
+        server = request.getfixturevalue("mongo_server")
+        store = open_store(server.url(f"bounds_{secrets.token_hex(4)}"))
+        options = store.client.options
+        assert options.server_selection_timeout == 2
+        assert options.pool_options.connect_timeout == 10
+        assert options.pool_options.socket_timeout == 30
+        store.client.close()
+        return
+    template, _, port, drop = _server_url(kind, request)
+    try:
+        store = open_store(template.split("?", 1)[0].format(port=port))
+        with store.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if kind == "postgresql":
+                params = raw.info.get_parameters()
+                assert params["connect_timeout"] == "10"
+                assert params["tcp_user_timeout"] == "30000"
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+            else:
+                assert (raw.connect_timeout, raw._read_timeout, raw._write_timeout) == \
+                    (10, 30, 30)
+        store.engine.dispose()
+    finally:
+        drop()
+
+
+# -- SQLite and the file store: the same moments, without a proxy ---------------------------------
+
+# when, recovers, --queued, before the launch, {phase: action}, after the run ("take" takes the
+# store away, "give" gives it back); at the start only --queued goes on (see preflight tests)
+LOCAL_SCENARIOS = {
+    "start-no": ("start", "no", True, "take", {}, "give"),
+    "start-yes": ("start", "yes", True, "take", {0: "give"}, None),
+    "mid-yes": ("mid", "yes", False, None, {0: "take", 1: "give"}, None),
+    "mid-no": ("mid", "no", False, None, {0: "take"}, "give"),
+    "end-no": ("end", "no", False, None, {2: "take"}, "give"),
+}
+
+
+def _local_run(kind: str, scenario: str, take, give, url: str, script_dir: Path,
+               tmp_path: Path, ref: dict) -> None:
+    when, recovers, queued, before, actions, after = LOCAL_SCENARIOS[scenario]
+    act = {"take": take, "give": give}
+    if before:
+        act[before]()
+    try:
+        status, err = run_script(script_dir, url, tmp_path,
+                                 {k: act[name] for k, name in actions.items()}, queued)
+    finally:
+        give()  # whatever happened, the store is back for `labbook sync` and the checks
+    check_outcome(kind, when, recovers, status, err, url, ref)
+
+
+# SQLite is taken away by another connection holding the write lock longer than the busy timeout
+@pytest.mark.parametrize("scenario", sorted(LOCAL_SCENARIOS))
+def test_sqlite_locked_longer_than_the_busy_timeout(scenario, script_dir, tmp_path):
     ref_dir = tmp_path / "reference"
     ref_dir.mkdir()
     ref = reference("sqlite", f"sqlite:///{ref_dir / 'ref.db'}?timeout=0.3", script_dir,
@@ -375,51 +487,45 @@ def test_sqlite_locked_longer_than_the_busy_timeout(recovers, script_dir, tmp_pa
         holder.append(con)
 
     def unlock():
-        con = holder.pop()
-        con.execute("COMMIT")
-        con.close()
+        while holder:
+            con = holder.pop()
+            con.execute("COMMIT")
+            con.close()
 
-    actions = {0: lock, 1: unlock} if recovers == "yes" else {0: lock}
-    status, err = run_script(script_dir, url, tmp_path, actions)
-    if holder:
-        unlock()
-    check_outcome("sqlite", "mid (locked)", recovers, status, err, url, ref)
+    _local_run("sqlite", scenario, lock, unlock, url, script_dir, tmp_path, ref)
 
 
-# -- the file store: its directory unwritable ------------------------------------------------------
-
-@pytest.mark.parametrize("recovers", ["yes", "no"])
-def test_file_store_directory_unwritable(recovers, script_dir, tmp_path):
+# the file store: its directory made unwritable (or, as root, for whom permissions do not
+# count, a file put where the directory was)
+@pytest.mark.parametrize("scenario", sorted(LOCAL_SCENARIOS))
+def test_file_store_directory_unwritable(scenario, script_dir, tmp_path):
     ref_dir = tmp_path / "reference"
     ref_dir.mkdir()
     ref = reference("file", f"file://{ref_dir / 'runs'}", script_dir, ref_dir)
     runs = tmp_path / "runs"
     url = f"file://{runs}"
     as_root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+    # before the run the store itself is away; during the run, the run's own directory
+    target = runs if LOCAL_SCENARIOS[scenario][0] == "start" else runs / "1"
+    away = target.with_name(target.name + ".away")
 
     def take_away():
-        run_dir = runs / "1"
-        if as_root:  # permissions do not stop root: a file where the directory was
-            run_dir.rename(runs / "1.away")
-            run_dir.write_text("not a directory")
+        if as_root or not target.exists():
+            if target.exists():
+                target.rename(away)
+            target.write_text("not a directory")
         else:
-            run_dir.chmod(0o500)
+            target.chmod(0o500)
 
     def give_back():
-        run_dir = runs / "1"
-        if as_root:
-            if (runs / "1.away").exists():
-                run_dir.unlink()
-                (runs / "1.away").rename(run_dir)
-        else:
-            run_dir.chmod(0o755)
+        if target.is_file():
+            target.unlink()
+            if away.exists():
+                away.rename(target)
+        elif target.exists():
+            target.chmod(0o755)
 
-    actions = {0: take_away, 1: give_back} if recovers == "yes" else {0: take_away}
-    try:
-        status, err = run_script(script_dir, url, tmp_path, actions)
-    finally:
-        give_back()
-    check_outcome("file", "mid (unwritable)", recovers, status, err, url, ref)
+    _local_run("file", scenario, take_away, give_back, url, script_dir, tmp_path, ref)
 
 
 # -- what is no outage ---------------------------------------------------------------------------
@@ -444,24 +550,49 @@ def test_a_taken_id_is_refused_not_journaled(script_dir, tmp_path):
     assert same_id == run_id and run_fields(store, run_id) == before
 
 
-def test_migrations_are_quiet_unless_labbook_logs_at_debug(tmp_path, caplog):
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migrations_are_quiet_unless_labbook_logs_at_debug(kind, request, tmp_path, caplog):
     import logging
 
     from labbook.stores.sql import SqlStore
 
-    with caplog.at_level(logging.INFO):
-        SqlStore(f"sqlite:///{tmp_path / 'quiet.db'}").check()
-    assert not [r for r in caplog.records if r.name.startswith("alembic")]
-    caplog.clear()
-    labbook_log = logging.getLogger("labbook")
-    level = labbook_log.level
-    labbook_log.setLevel(logging.DEBUG)
+    drops = []
+
+    def new_database(name):
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / name}"
+        template, _, port, drop = _server_url(kind, request)
+        drops.append(drop)
+        return template.split("?", 1)[0].format(port=port)
+
     try:
         with caplog.at_level(logging.INFO):
-            SqlStore(f"sqlite:///{tmp_path / 'told.db'}").check()
+            SqlStore(new_database("quiet.db")).check()
+        assert not [r for r in caplog.records if r.name.startswith("alembic")]
+        caplog.clear()
+        labbook_log = logging.getLogger("labbook")
+        level = labbook_log.level
+        labbook_log.setLevel(logging.DEBUG)
+        try:
+            with caplog.at_level(logging.INFO):
+                SqlStore(new_database("told.db")).check()
+        finally:
+            labbook_log.setLevel(level)
+        assert [r for r in caplog.records if r.name.startswith("alembic")]
     finally:
-        labbook_log.setLevel(level)
-    assert [r for r in caplog.records if r.name.startswith("alembic")]
+        for drop in drops:
+            drop()
+
+
+def test_a_run_into_a_new_postgresql_database_prints_no_migration_lines(
+        request, script_dir, tmp_path):
+    template, _, port, drop = _server_url("postgresql", request)
+    try:
+        status, err = run_script(script_dir, template.format(port=port), tmp_path)
+    finally:
+        drop()
+    assert status == 0, err
+    assert "alembic" not in err and "Running upgrade" not in err, err
 
 
 def test_a_journal_of_run_n_of_one_store_never_lands_in_another(tmp_path, capsys, caplog):

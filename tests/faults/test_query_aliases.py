@@ -79,9 +79,7 @@ def test_wandb_spellings_mean_what_they_mean_in_wandb_on_every_store(url):
             store.close()
 
 
-@pytest.mark.parametrize("kind", ["file", "sqlite"])
-def test_a_field_no_run_has_warns_with_close_matches(kind, tmp_path):
-    url = f"file://{tmp_path / 'runs'}" if kind == "file" else f"sqlite:///{tmp_path / 'l.db'}"
+def test_a_field_no_run_has_warns_with_close_matches_on_every_store(url, tmp_path):
     _record(url)
     api = labbook.Api(url)
     with pytest.warns(LabbookWarning) as record:

@@ -174,6 +174,31 @@ def test_an_unknown_command_is_named_with_the_close_match(capsys):
                    "the commands.\n")
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["ls", "--limt=3"], "Error: 'labbook ls' has no option '--limt'; did you mean '--limit'?"),
+    (["export", "runs"], "Error: 'labbook export' does not take the argument 'runs'."),
+    (["show"], "Error: 'labbook show' needs more arguments."),
+    (["compare", "1"], "Error: 'labbook compare' needs more arguments."),
+    (["rm", "1", "2"], "Error: 'labbook rm' does not take the argument '2'."),
+])
+def test_a_known_command_used_wrongly_names_the_mistake_and_its_usage(capsys, argv, line):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0] == line
+    assert lines[1] == "Usage:" and lines[2].startswith(f"  labbook {argv[0]} ")
+    assert not [x for x in lines[2:] if x.startswith("  labbook ") and
+                not x.startswith(f"  labbook {argv[0]} ")]  # only this command's usage
+
+
+def test_help_of_one_command_is_its_usage(capsys):
+    assert main(["show", "--help"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[:2] == ["Usage:", "  labbook show (ID | latest) [--store=URL]"]
+
+
 MAGIC = {"png": b"\x89PNG\r\n", "pdf": b"%PDF-", "svg": b"<?xml", "html": b"<!DOCTYPE html>"}
 
 

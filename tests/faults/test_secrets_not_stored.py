@@ -25,8 +25,28 @@ from tests.stores.mongo_server import mongo_server  # noqa: F401 (a fixture)
 
 NEEDLE = b"secretpw"
 SECRET = "secretpw" + secrets.token_hex(4)
-#: per store: occurrences of the secret in everything stored (printed for the issue's note)
+#: per store: occurrences of the secret in everything stored (printed with the bytes searched)
 FOUND: dict[str, int] = {}
+SCANNED: dict[str, int] = {}
+
+
+class _Grep:
+    """Counts the bytes searched and the occurrences of the secret in them."""
+
+    def __init__(self):
+        self.bytes = 0
+        self.hits = 0
+
+    def __call__(self, data: bytes) -> None:
+        self.bytes += len(data)
+        self.hits += data.count(NEEDLE)
+
+
+def _note(name: str, grep: _Grep) -> int:
+    FOUND[name] = grep.hits
+    SCANNED[name] = grep.bytes
+    assert grep.bytes > 0  # something was searched
+    return grep.hits
 
 
 def _args(store_flag: str, url: str) -> list[str]:
@@ -49,22 +69,24 @@ def _check_run(proc, tmp_path, url: str) -> None:
     assert doc["status"] == "COMPLETED" and doc["result"] == 3
 
 
-def _files_hits(directory) -> int:
-    hits = 0
+def _grep_files(directory, grep: _Grep) -> _Grep:
+    if os.path.isfile(directory):
+        with open(directory, "rb") as fh:
+            grep(fh.read())
+        return grep
     for base, _dirs, names in os.walk(directory):
         for name in names:
             with open(os.path.join(base, name), "rb") as fh:
-                hits += fh.read().count(NEEDLE)
-    return hits
+                grep(fh.read())
+    return grep
 
 
-def _sql_hits(url: str) -> int:
+def _grep_sql(url: str, grep: _Grep) -> _Grep:
     import sqlalchemy as sa
 
     from labbook.stores.sql import engine_url
 
     engine = sa.create_engine(engine_url(url))
-    hits = 0
     try:
         tables = sa.inspect(engine).get_table_names()
         assert "runs" in tables
@@ -76,10 +98,10 @@ def _sql_hits(url: str) -> int:
                     for value in row:
                         data = value if isinstance(value, bytes | bytearray | memoryview) \
                             else str(value).encode()
-                        hits += bytes(data).count(NEEDLE)
+                        grep(bytes(data))
     finally:
         engine.dispose()
-    return hits
+    return grep
 
 
 def _only_doc(url: str) -> dict:
@@ -93,16 +115,20 @@ def test_file_store(tmp_path):
     proc = run_script(tmp_path, *_args("-F", str(tmp_path / "runs")))
     _check_run(proc, tmp_path, (str(tmp_path / "runs")))
     assert os.path.isfile(tmp_path / "runs" / ".labbook" / "index.jsonl")
-    FOUND["file (-F, incl. .labbook/index.jsonl)"] = _files_hits(tmp_path / "runs")
-    assert FOUND["file (-F, incl. .labbook/index.jsonl)"] == 0
+    assert _note("file (-F, incl. .labbook/index.jsonl)",
+                 _grep_files(tmp_path / "runs", _Grep())) == 0
 
 
 def test_sqlite_store(tmp_path):
     url = f"sqlite:///{tmp_path / 'lab.db'}"
     proc = run_script(tmp_path, *_args("--store", url))
     _check_run(proc, tmp_path, (url))
-    FOUND["sqlite (--store)"] = _sql_hits(url) + _files_hits(tmp_path / "lab.db")
-    assert FOUND["sqlite (--store)"] == 0
+    # the rows, and the database file itself (free pages, the WAL)
+    grep = _grep_files(tmp_path / "lab.db", _grep_sql(url, _Grep()))
+    for extra in ("lab.db-wal", "lab.db-journal"):
+        if (tmp_path / extra).exists():
+            _grep_files(tmp_path / extra, grep)
+    assert _note("sqlite (--store)", grep) == 0
 
 
 def _postgres_url_with_password(admin_url: str) -> str:
@@ -130,8 +156,21 @@ def test_postgresql_store(tmp_path, postgresql_database):  # noqa: F811
     assert SECRET in url
     proc = run_script(tmp_path, *_args("-s", url))
     _check_run(proc, tmp_path, (postgresql_database))
-    FOUND["postgresql (-s, password in URL)"] = _sql_hits(postgresql_database)
-    assert FOUND["postgresql (-s, password in URL)"] == 0
+    assert _note("postgresql (-s, password in URL)",
+                 _grep_sql(postgresql_database, _Grep())) == 0
+    empty_database(postgresql_database)
+
+
+def test_postgresql_store_named_by_labbook_store(tmp_path, postgresql_database):  # noqa: F811
+    from tests.stores.conftest import empty_database
+
+    empty_database(postgresql_database)
+    url = _postgres_url_with_password(postgresql_database)
+    args = [a for a in _args("-s", url) if a not in ("-s", url)]
+    proc = run_script(tmp_path, *args, env={"LABBOOK_STORE": url})
+    _check_run(proc, tmp_path, (postgresql_database))
+    assert _note("postgresql (LABBOOK_STORE, password in URL)",
+                 _grep_sql(postgresql_database, _Grep())) == 0
     empty_database(postgresql_database)
 
 
@@ -159,8 +198,7 @@ def test_mariadb_store(tmp_path, mysql_database):  # noqa: F811
     url = _mysql_url_with_password(mysql_database)
     proc = run_script(tmp_path, *_args("--store", url))
     _check_run(proc, tmp_path, (mysql_database))
-    FOUND["mariadb (--store, password in URL)"] = _sql_hits(mysql_database)
-    assert FOUND["mariadb (--store, password in URL)"] == 0
+    assert _note("mariadb (--store, password in URL)", _grep_sql(mysql_database, _Grep())) == 0
     empty_database(mysql_database)
 
 
@@ -182,17 +220,16 @@ def test_mongo_store(tmp_path, mongo_server):  # noqa: F811
     proc = run_script(tmp_path, *_args("-m", base))
     _check_run(proc, tmp_path, base)
     client = mongo_server.client()
-    hits = 0
+    grep = _Grep()
     try:
         db = client[database]
         for name in db.list_collection_names():
             for doc in db[name].find():
-                hits += bson.encode(doc).count(NEEDLE)
+                grep(bson.encode(doc))
     finally:
         client.drop_database(database)
         client.close()
-    FOUND["mongodb (-m)"] = hits
-    assert hits == 0
+    assert _note("mongodb (-m)", grep) == 0
 
 
 def test_queued_journal(tmp_path):
@@ -212,8 +249,7 @@ def test_queued_journal(tmp_path):
     assert start["config"]["db_password"] == "****"
     assert start["meta_info"]["options"]["--sql"] == \
         url.replace(SECRET, "****")
-    FOUND["queued journal (--queued -s)"] = _files_hits(journal)
-    assert FOUND["queued journal (--queued -s)"] == 0
+    assert _note("queued journal (--queued -s)", _grep_files(journal, _Grep())) == 0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -221,4 +257,10 @@ def _report():
     yield
     if FOUND:
         print("\n[secret grep] occurrences of the secret in everything stored: "
-              + ", ".join(f"{k}: {v}" for k, v in FOUND.items()))
+              + ", ".join(f"{k}: {v} in {SCANNED[k]:,} bytes" for k, v in FOUND.items()))
+        figures = os.environ.get("LABBOOK_FAULT_FIGURES")
+        if figures:  # tools/fault_matrix.py collects these
+            with open(figures, "a", encoding="utf-8") as fh:
+                for name, hits in FOUND.items():
+                    fh.write(json.dumps({"secret": name, "bytes": SCANNED[name],
+                                         "hits": hits}) + "\n")

@@ -55,6 +55,29 @@ def _cases():
         ("env-sql-wrong-port", [],
          {"LABBOOK_STORE": f"mysql://root:pw@127.0.0.1:{port}/x"},
          f"Error: Cannot open the SQL database mysql://root:****@127.0.0.1:{port}/x: "),
+        ("F-a-file-not-a-directory", ["-F", "{tmp}/plain.txt"], {},
+         "Error: Cannot record runs in the file store {tmp}/plain.txt: File exists "),
+        ("s-sqlite-unwritable", ["-s", "sqlite:////proc/labbook_x/lab.db"], {},
+         "Error: Cannot open the SQL database sqlite:////proc/labbook_x/lab.db: [Errno 2] No "
+         "such file or directory: '/proc/labbook_x'. Check that the directory of "
+         "'/proc/labbook_x/lab.db' exists and is writable"),
+        ("s-mysql-wrong-port", ["-s", f"mysql://root@127.0.0.1:{port}/x"], {},
+         f"Error: Cannot open the SQL database mysql://root@127.0.0.1:{port}/x: "),
+        ("m-invalid-name", ["-m", f"mongodb://127.0.0.1:{port}/a.b"], {},
+         f"Error: Cannot use the MongoDB database name 'a.b' (mongodb://127.0.0.1:{port}/a.b): "
+         "database names cannot contain the character '.'."),
+        ("store-postgresql-wrong-port", ["--store", f"postgresql://postgres@127.0.0.1:{port}/x"],
+         {}, f"Error: Cannot open the SQL database postgresql://postgres@127.0.0.1:{port}/x: "),
+        ("store-mongo-wrong-port", ["--store", f"mongodb://127.0.0.1:{port}/x"], {},
+         f"Error: Cannot reach MongoDB at mongodb://127.0.0.1:{port}/x within 2 s "),
+        ("store-sqlite-unwritable", ["--store", "sqlite:////proc/labbook_x/lab.db"], {},
+         "Error: Cannot open the SQL database sqlite:////proc/labbook_x/lab.db: "),
+        ("env-postgresql-missing-database", [], {"LABBOOK_STORE": pg_missing},
+         f"Error: Cannot open the SQL database {pg_missing}: "),
+        ("env-mongo-wrong-port", [], {"LABBOOK_STORE": f"mongodb://127.0.0.1:{port}/x"},
+         f"Error: Cannot reach MongoDB at mongodb://127.0.0.1:{port}/x within 2 s "),
+        ("env-mongo-invalid-name", [], {"LABBOOK_STORE": f"mongodb://127.0.0.1:{port}/a.b"},
+         f"Error: Cannot use the MongoDB database name 'a.b' (mongodb://127.0.0.1:{port}/a.b): "),
     ]
 
 
@@ -63,6 +86,9 @@ CASES = _cases()
 
 @pytest.mark.parametrize("args,env,line", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_an_unusable_store_stops_the_run_before_the_users_code(tmp_path, args, env, line):
+    (tmp_path / "plain.txt").write_text("a file where a store directory is named")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    line = line.replace("{tmp}", str(tmp_path))
     proc = run_script(tmp_path, *args, env=env)
     lines = error_lines(proc)
     assert proc.returncode == 1, proc.stderr
@@ -126,6 +152,31 @@ def test_ex_run_raises_for_a_missing_sql_database(tmp_path):
         ex.run()
     assert str(info.value).startswith(f"Cannot open the SQL database {url}: ")
     assert "does not exist" in str(info.value) and ran == []
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "mongo", "sqlite-unwritable"])
+def test_ex_run_raises_for_a_store_created_by_url_that_cannot_be_used(kind):
+    # observers.create: the same check as the command line, before the main function runs
+    port = closed_port()
+    url = {"postgresql": f"postgresql://postgres@127.0.0.1:{port}/x",
+           "mysql": f"mysql://root:pw@127.0.0.1:{port}/x",
+           "mongo": f"mongodb://127.0.0.1:{port}/x",
+           "sqlite-unwritable": "sqlite:////proc/labbook_x/lab.db"}[kind]
+    ran: list = []
+    ex = _experiment(ran)
+    ex.observers.append(labbook.observers.create(url))
+    with pytest.raises(StoreError) as info:
+        ex.run()
+    shown = url.replace(":pw@", ":****@")
+    assert str(info.value).startswith((f"Cannot open the SQL database {shown}: ",
+                                       f"Cannot reach MongoDB at {shown} within 2 s "))
+    assert "pw@" not in str(info.value) and info.value.exit_code == 1 and ran == []
+
+
+def test_observers_create_refuses_an_invalid_mongo_database_name():
+    with pytest.raises(StoreUnusableError) as info:
+        labbook.observers.create(f"mongodb://127.0.0.1:{closed_port()}/a.b")
+    assert str(info.value).startswith("Cannot use the MongoDB database name 'a.b' ")
 
 
 def test_a_reachable_mongo_passes_the_check(tmp_path, mongo_server):  # noqa: F811

@@ -62,6 +62,10 @@ def test_an_in_memory_database_is_refused_for_writing(tmp_path, url):
 def test_file_url_without_directory_on_F_and_in_env(tmp_path):
     proc = run_script(tmp_path, "-F", "file://")
     assert proc.returncode == 1 and error_lines(proc)[0].startswith("Error: 'file://' names no")
+    # -F takes a directory, but 'sqlite:/x.db' there is a misspelled URL, not a directory
+    proc = run_script(tmp_path, "-F", "sqlite:/x.db")
+    assert proc.returncode == 1
+    assert error_lines(proc) == [TYPOS[0][1]]
     proc = run_script(tmp_path, env={"LABBOOK_STORE": "sqlite:/x.db"})
     assert proc.returncode == 1
     assert error_lines(proc) == [TYPOS[0][1]]

@@ -174,21 +174,23 @@ def test_config_values_no_store_can_hold_fail_before_the_run(url, tmp_path, conf
     assert not os.path.exists(str(tmp_path / "labbook.db"))
 
 
-def test_argv_that_is_not_utf8_is_stored_with_backslash_escapes(tmp_path):
+@pytest.mark.parametrize("kind", ["file", "sqlite", "postgresql", "mysql", "mongo"])
+def test_argv_that_is_not_utf8_is_stored_with_backslash_escapes(kind, request, tmp_path):
+    url = STORE_KINDS[kind](request, tmp_path)
     script = tmp_path / "exp.py"
     script.write_text("from labbook import Experiment\n"
                       "ex = Experiment('argv')\n\n"
                       "@ex.config\ndef cfg():\n    name = 'x'\n\n"
                       "@ex.automain\ndef main(name, _run):\n"
                       "    _run.log_scalar('after', 1)\n    return name\n", encoding="utf-8")
-    db = tmp_path / "labbook.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABBOOK_")}
     env["PYTHONPATH"] = ROOT
     args = [sys.executable, os.fsencode(script), b"with", b"name=caf\xe9", b"-c", b"\xff note",
-            b"-s", os.fsencode(f"sqlite:///{db}"), b"--no-system-metrics"]
+            b"--store", os.fsencode(url), b"--no-system-metrics"]
     proc = subprocess.run(args, capture_output=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    (stored,) = list(labbook.Api(f"sqlite:///{db}").runs())
+    assert b"failed" not in proc.stderr, proc.stderr.decode(errors="replace")
+    (stored,) = list(labbook.Api(url).runs())
     assert stored.status == "COMPLETED"
     assert stored.config["name"] == "caf\\xe9"
     assert stored.result == "caf\\xe9"

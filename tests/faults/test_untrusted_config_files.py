@@ -143,3 +143,28 @@ def test_command_line_with_evil_file(tmp_path, command):
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert marker.exists()
+
+
+@pytest.mark.parametrize("ext", [".pkl", ".pickle", ".yaml"])
+@pytest.mark.parametrize("command", ["print_config", "main"])
+def test_command_line_with_a_pickle_or_a_yaml_object_tag(tmp_path, command, ext):
+    if ext == ".yaml":  # PyYAML's tag for "call this function" (its unsafe loader obeys it)
+        marker = tmp_path / "pwned"
+        path = tmp_path / "evil.yaml"
+        path.write_text(f"lr: !!python/object/apply:os.makedirs ['{marker}']\n",
+                        encoding="utf-8")
+    else:
+        path, marker = _evil_pickle(tmp_path, ext)
+    script = tmp_path / "exp.py"
+    script.write_text("from labbook import Experiment\nex = Experiment('cli')\n\n"
+                      "@ex.config\ndef cfg():\n    lr = 0.0\n    x = None\n\n"
+                      "@ex.automain\ndef main(lr):\n    return lr\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABBOOK_")}
+    env["PYTHONPATH"] = ROOT
+    proc = subprocess.run([sys.executable, str(script), command, "with", str(path), "-u"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"Error: Cannot load config file {path}"), proc.stderr
+    assert not marker.exists()

@@ -28,6 +28,7 @@ Usage:
   labbook sweep EXP [--param=SPEC...] [--config=FILE] [--method=M] [--trials=N]
                 [--metric=NAME] [--goal=G] [--prune=P] [--store=URL] [--sweep-id=ID]
                 [--seed=N]
+  labbook ui [STORE] [--store=URL] [--port=N] [--host=H] [--token=T] [--read-only]
   labbook --version
   labbook (-h | --help)
 
@@ -61,6 +62,12 @@ Options:
   --prune=P          sweep: median (Optuna's MedianPruner) or none.
   --sweep-id=ID      sweep: the sweep's id (default: a new one); the same id joins a sweep.
   --seed=N           sweep: the sampler's seed.
+  --port=N           ui: the port to listen on [default: 5000].
+  --host=H           ui: the interface to listen on [default: 127.0.0.1]; another one
+                     needs a token.
+  --token=T          ui: the token every request must carry (default: none on 127.0.0.1,
+                     generated and printed on another interface).
+  --read-only        ui: no edits of tags and notes.
 
 sweep: runs EXP's experiment once per trial, in this process, each config chosen by Optuna
 (pip install 'labbook[sweep]'); the runs are tagged sweep:ID and grouped under ID. Several
@@ -69,6 +76,9 @@ processes given the same --sweep-id and store share the sweep's study.
 sync: with a QueuedObserver failure directory as SRC, replays its journals into DST (or
 --store); otherwise copies the runs of the store SRC (matching --filter) into the store DST,
 incrementally: runs copied before and unchanged since are skipped.
+
+ui: a web dashboard over the store (pip install 'labbook[ui]'): the runs table with the
+query language, run pages with live charts, output and artifacts, a compare view.
 
 worker: executes the runs queued with `python EXP.py -q ...` (experiment of EXP.py), each in
 a child process, until stopped (SIGTERM: after the current runs; twice: interrupts them).
@@ -291,7 +301,8 @@ def _replay(failure_dir: str, url: str | None) -> str:
 
 
 #: the commands of the usage, for "did you mean" on a mistyped one
-COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep")
+COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep",
+            "ui")
 #: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
 #: process killed by SIGPIPE reports it in the shell
 BROKEN_PIPE_STATUS = 128 + 13
@@ -375,6 +386,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
                           copy_stores=args["DST"] is not None))
         elif args["worker"]:
             return _worker(args)
+        elif args["ui"]:
+            from labbook.cli.ui import cmd_ui
+
+            return cmd_ui(args["STORE"] or _store_arg(args["--store"]), host=args["--host"],
+                          port=_int(args["--port"], "--port"), token=args["--token"],
+                          read_only=args["--read-only"])
         elif args["show"]:
             _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:

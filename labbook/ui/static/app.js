@@ -20,6 +20,9 @@
 
   // -- compare tables: only the rows that differ -------------------------------------------
   function diffSetup() {
+    document.querySelectorAll(".swatch[data-i]").forEach(function (swatch) {
+      swatch.style.background = COLOURS[parseInt(swatch.dataset.i, 10) % COLOURS.length];
+    });
     document.querySelectorAll("input.only-diff").forEach(function (box) {
       box.addEventListener("change", function () {
         document.getElementById(box.dataset.table).classList.toggle("only", box.checked);

@@ -1,0 +1,204 @@
+"""``labbook ui`` end to end in a real headless browser: Debian's chromium driven by Selenium
+through chromium-driver. The server is the ``labbook ui`` command itself, on a free port; a
+screenshot of each page is kept under ``$LABBOOK_TEST_ARTIFACTS/ui`` (default
+``.test-artifacts/ui`` in the checkout). Skips, saying why, without chromium or Selenium."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("starlette", reason="labbook ui needs the [ui] extra (starlette)")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the browser tests need selenium")
+
+import labbook  # noqa: E402
+from labbook import Api  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHROMIUM = os.environ.get("LABBOOK_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("LABBOOK_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+WAIT = 30  # seconds a page may take to show what is waited for (a slow, shared machine)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def artifacts_dir() -> str:
+    base = os.environ.get("LABBOOK_TEST_ARTIFACTS") or os.path.join(ROOT, ".test-artifacts")
+    path = os.path.join(base, "ui")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def browser():
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not (os.path.exists(path) or shutil.which(path)):
+            print(f"skipped: no {path} (apt-get install {package})")
+            pytest.skip(f"no {path}: apt-get install {package}")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``labbook ui`` on a free port over a store with three finished runs and one still
+    running (which the test feeds); yields (base URL, store URL, the running run)."""
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    for i, lr in enumerate((0.1, 0.03, 0.3)):
+        with labbook.start_run("train", config={"lr": lr, "depth": 2 + i}, tags=["sweep"],
+                               store=url, system_metrics=False):
+            for step in range(40):
+                labbook.log({"loss": 1.0 / (1 + lr * step), "acc": 1 - 1.0 / (1 + lr * step)})
+            print(f"done lr={lr}")
+    running = labbook.start_run("train", config={"lr": 0.05, "depth": 9}, store=url,
+                                system_metrics=False, beat_interval=0.5)
+    for step in range(10):
+        labbook.log({"loss": 1.0 / (1 + step)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labbook.cli.main", "ui", url, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = process.stdout.readline()
+        if "http://" not in line:
+            process.kill()
+            pytest.fail(f"labbook ui did not start: {line}{process.stderr.read()}")
+        base = line.split(" at ", 1)[1].split()[0].rstrip("/")
+        yield base, url, running
+    finally:
+        running.finish()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(driver, condition, what: str, timeout: float = WAIT):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: condition(d), message=f"waited {timeout} s for {what}")
+
+
+#: per chart: the number of pixels close to the first series' colour (#0072B2) on its canvas
+DRAWN_PIXELS = """
+return Array.from(document.querySelectorAll('figure.chart')).map(function (f) {
+  var c = f.querySelector('canvas');
+  if (!c) return [f.dataset.metric, 0, f.dataset.total || null];
+  var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;
+  for (var i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 200 && Math.abs(d[i]) < 60 && Math.abs(d[i + 1] - 114) < 60
+        && Math.abs(d[i + 2] - 178) < 60) n++;
+  }
+  return [f.dataset.metric, n, f.dataset.total || null];
+});
+"""
+
+
+def drawn(driver) -> dict:
+    return {name: (pixels, total) for name, pixels, total in driver.execute_script(DRAWN_PIXELS)}
+
+
+def rows(driver) -> list[str]:
+    """The ids in the table (read in one script: the live table may be swapped meanwhile)."""
+    return driver.execute_script("return Array.from(document.querySelectorAll("
+                                 "'tr[data-run]')).map(function (r) { return r.dataset.run; });")
+
+
+def text(driver, element_id: str) -> str | None:
+    """An element's text, read in one script (htmx may swap it meanwhile)."""
+    return driver.execute_script("var e = document.getElementById(arguments[0]);"
+                                 "return e && e.textContent;", element_id)
+
+
+def test_the_dashboard_in_a_browser(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, url, running = server
+    shots = artifacts_dir()
+
+    # the table, then a filter in the query language
+    browser.get(base + "/")
+    wait_for(browser, lambda d: len(rows(d)) == 4, "the four runs")
+    browser.save_screenshot(os.path.join(shots, "runs.png"))
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("config.lr > 0.05 and status = 'COMPLETED'", Keys.ENTER)
+    wait_for(browser, lambda d: sorted(rows(d)) == ["1", "3"], "the filtered runs 1 and 3")
+    browser.save_screenshot(os.path.join(shots, "runs-filtered.png"))
+    box.clear()
+    box.send_keys("config.lrr > 1", Keys.ENTER)
+    hint = wait_for(browser, lambda d: d.execute_script(
+        "var p = document.querySelector('p.hint'); return p && p.textContent;"),
+        "the close-match hint")
+    assert "config.lrr" in hint and "config.lr'" in hint
+
+    # a finished run: every chart draws its line
+    browser.get(base + "/run/1")
+    wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-ready"),
+             "the charts")
+    found = drawn(browser)
+    assert set(found) == {"acc", "loss"}
+    assert all(pixels > 50 for pixels, _ in found.values()), found
+    browser.save_screenshot(os.path.join(shots, "run.png"))
+
+    # log scale, time axis and smoothing redraw without losing the line
+    browser.find_element(By.ID, "log-scale").click()
+    browser.execute_script("var s = document.getElementById('x-axis'); s.value = 'relative';"
+                           "s.dispatchEvent(new Event('change'));")
+    assert all(pixels > 50 for pixels, _ in drawn(browser).values())
+
+    # edit a tag; `labbook ls` finds the run by it
+    field = browser.find_element(By.ID, "tags-input")
+    field.clear()
+    field.send_keys("sweep, e2e-picked")
+    browser.find_element(By.ID, "save-tags").click()
+    wait_for(browser, lambda d: "e2e-picked" in (text(d, "tags") or ""),
+             "the saved tag")
+    listed = subprocess.run([sys.executable, "-m", "labbook.cli.main", "ls", url, "--filter",
+                             "tags = 'e2e-picked'", "--columns", "id,tags"],
+                            capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert listed.split("\n")[1].split()[0] == "1" and "e2e-picked" in listed
+    assert "e2e-picked" in Api(url).run(1).tags
+
+    # the running run: a point logged now shows up in its chart
+    browser.get(base + f"/run/{running._id}")
+    wait_for(browser, lambda d: drawn(d).get("loss", (0, None))[1] == "10", "10 points")
+    assert drawn(browser)["loss"][0] > 10
+    for step in range(10, 15):
+        labbook.log({"loss": 2.0})
+    wait_for(browser, lambda d: drawn(d)["loss"][1] == "15", "the new points in the chart")
+    assert text(browser, "run-status") == "RUNNING"
+    browser.save_screenshot(os.path.join(shots, "run-live.png"))
+
+    # select two runs, compare them
+    browser.get(base + "/?order=_id")
+    wait_for(browser, lambda d: len(rows(d)) == 4, "the table")
+    for run_id in ("1", "2"):
+        browser.find_element(By.CSS_SELECTOR, f"tr[data-run='{run_id}'] input").click()
+    browser.find_element(By.ID, "compare").click()
+    wait_for(browser, lambda d: "/compare" in d.current_url, "the compare view")
+    wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-ready"),
+             "the compare charts")
+    compared = drawn(browser)
+    assert set(compared) == {"acc", "loss"} and all(p > 50 for p, _ in compared.values())
+    diff = text(browser, "config-diff")
+    assert "lr" in diff and "0.1" in diff and "0.03" in diff
+    browser.save_screenshot(os.path.join(shots, "compare.png"))

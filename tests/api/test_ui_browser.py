@@ -37,8 +37,11 @@ def artifacts_dir() -> str:
 def browser():
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not (os.path.exists(path) or shutil.which(path)):
-            print(f"skipped: no {path} (apt-get install {package})")
-            pytest.skip(f"no {path}: apt-get install {package}")
+            reason = f"no {path}: apt-get install {package}"
+            if os.environ.get("LABBOOK_TEST_REQUIRE_SERVERS"):  # CI installs both
+                pytest.fail(f"{reason} (required: LABBOOK_TEST_REQUIRE_SERVERS)")
+            print(f"skipped: {reason}")
+            pytest.skip(reason)
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 

@@ -13,7 +13,11 @@ import pytest
 pytest.importorskip("starlette", reason="labbook ui needs the [ui] extra (starlette)")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():  # Starlette's note that httpx2 would also do
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: E402
 
 from labbook import Api, Experiment  # noqa: E402
 from labbook.stores import open_store  # noqa: E402
@@ -335,3 +339,55 @@ def test_decimate_series_reads_a_store(tmp_path):
     store.close()
     assert 100 < len(out["step"]) <= 200
     assert min(out["value"]) == 0.0 and max(out["value"]) == 99.0
+
+
+# -- the command -------------------------------------------------------------------------------
+def test_loopback_names():
+    from labbook.cli.ui import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.4", "::", "example.org"))
+
+
+def test_a_busy_port_is_one_line(standard_url, capsys):
+    import socket
+
+    from labbook.cli.main import main
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        status = main(["ui", standard_url, "--port", str(busy.getsockname()[1])])
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert status != 0 and err.startswith("Error: Cannot listen on 127.0.0.1:")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_store_is_one_line(tmp_path, capsys):
+    from labbook.cli.main import main
+
+    status = main(["ui", f"sqlite:///{tmp_path / 'nothing.db'}", "--port", "0"])
+    err = capsys.readouterr().err
+    assert status != 0 and err.startswith("Error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_another_interface_gets_a_generated_token(standard_url, monkeypatch, capsys):
+    import uvicorn
+
+    from labbook.cli import ui as cli_ui
+    from labbook.cli.main import main
+
+    served = {}
+    monkeypatch.setattr(cli_ui, "is_loopback", lambda host: False)  # binds 127.0.0.1 still
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self, sockets=None: served.update(app=self.config.app))
+    assert main(["ui", standard_url, "--port", "0", "--read-only"]) == 0
+    out, err = capsys.readouterr()
+    token = re.search(r"\?token=([\w-]+) \(read-only\)$", out.strip()).group(1)
+    assert len(token) >= 24 and "anyone with the token" in err
+    with TestClient(served["app"]) as c:
+        assert c.get("/").status_code == 401
+        assert c.get("/", params={"token": token}).status_code == 200

@@ -13,6 +13,8 @@ import datetime as _dt
 import math
 from typing import Any, Iterable, Iterator
 
+from labbook.errors import ArgumentError
+
 __all__ = ["decimate_series", "Decimator", "plain_number", "epoch_seconds", "csv_rows",
            "DEFAULT_POINTS", "PAGE_SIZE"]
 
@@ -55,7 +57,7 @@ class Decimator:
 
     def __init__(self, total: int, points: int = DEFAULT_POINTS):
         if points < 4:
-            raise ValueError(f"points must be at least 4, got {points}.")
+            raise ArgumentError(f"points must be at least 4, got {points}.")
         self.total = total
         self.keep_all = total <= points
         # two points per bucket, and room for the first and the last

@@ -391,3 +391,10 @@ def test_another_interface_gets_a_generated_token(standard_url, monkeypatch, cap
     with TestClient(served["app"]) as c:
         assert c.get("/").status_code == 401
         assert c.get("/", params={"token": token}).status_code == 200
+
+
+def test_too_few_points_is_a_clear_error():
+    from labbook.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="points must be at least 4, got 2"):
+        Decimator(100, 2)

@@ -42,7 +42,7 @@ from _servers import server_store  # noqa: E402
 from labbook.stores import open_store  # noqa: E402
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 from labbook.ui.app import create_app  # noqa: E402

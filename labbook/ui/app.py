@@ -41,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PER_PAGE = 50
 #: characters of captured output shown at the end of a run page
 OUTPUT_TAIL = 20_000
+#: decimated series kept in memory (about 80 KB each)
+SERIES_CACHE = 64
 #: bytes of a text, JSON or HTML artifact shown inline
 PREVIEW_BYTES = 200_000
 #: the Host header values a loopback-bound dashboard accepts (a page on another site that
@@ -63,6 +65,19 @@ class _Store:
     def __init__(self, api: Api):
         self.api = api
         self.lock = threading.RLock()
+        #: decimated series by (run, metric, number of points, points asked): a chart
+        #: polled while its run runs reads a series again only when it grew
+        self.series: dict[tuple, dict] = {}
+
+    def decimated(self, run_id: Any, name: str, total: int, points: int) -> dict:
+        key = (run_id, name, total, points)
+        found = self.series.get(key)
+        if found is None:
+            found = decimate_series(self.api.store, run_id, name, total, points)
+            if len(self.series) >= SERIES_CACHE:
+                self.series.pop(next(iter(self.series)))  # the oldest
+            self.series[key] = found
+        return found
 
 
 def _fmt(value: Any) -> str:
@@ -297,7 +312,7 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
             store = shared.api.store
             counts = store.metric_counts([view.id]).get(view.id) or {}
             names = [n for n in (wanted or sorted(counts)) if n in counts]
-            metrics = {name: decimate_series(store, view.id, name, counts[name], points)
+            metrics = {name: shared.decimated(view.id, name, counts[name], points)
                        for name in names}
             status = view.status
             start = view.start_time

@@ -16,7 +16,7 @@ pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 import warnings  # noqa: E402
 
 with warnings.catch_warnings():  # Starlette's note that httpx2 would also do
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 from labbook import Api, Experiment  # noqa: E402

@@ -398,3 +398,23 @@ def test_too_few_points_is_a_clear_error():
 
     with pytest.raises(ArgumentError, match="points must be at least 4, got 2"):
         Decimator(100, 2)
+
+
+def test_a_growing_series_is_read_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 'grow.db'}"
+    ex = Experiment("grow")
+
+    @ex.main
+    def main(_run):
+        for i in range(3):
+            _run.log_scalar("loss", 1.0 / (i + 1))
+
+    ex.run(options={**OPTS, "--store": url})
+    with client(url) as c:
+        assert c.get("/run/1/series").json()["metrics"]["loss"]["total"] == 3
+        store = open_store(url)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        store.append_metrics(1, {"loss": {"steps": [3], "values": [0.1], "timestamps": [now]}})
+        store.close()
+        loss = c.get("/run/1/series").json()["metrics"]["loss"]
+    assert loss["total"] == 4 and loss["step"] == [0, 1, 2, 3] and loss["value"][-1] == 0.1

@@ -418,3 +418,19 @@ def test_a_growing_series_is_read_again(tmp_path):
         store.close()
         loss = c.get("/run/1/series").json()["metrics"]["loss"]
     assert loss["total"] == 4 and loss["step"] == [0, 1, 2, 3] and loss["value"][-1] == 0.1
+
+
+def test_templates_and_vendored_files_ship_in_the_wheel():
+    import fnmatch
+    import os
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
+        patterns = tomllib.load(fh)["tool"]["setuptools"]["package-data"]["labbook.ui"]
+    base = os.path.join(root, "labbook", "ui")
+    files = [f"{d}/{n}" for d in ("templates", "static") for n in os.listdir(f"{base}/{d}")]
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    assert not unshipped
+    # the vendored libraries come with their licences
+    assert {"static/htmx.LICENSE", "static/uPlot.LICENSE"} <= set(files)

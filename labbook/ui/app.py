@@ -443,6 +443,7 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
         Route("/run/{run_id}/tags", edit_tags, methods=["POST"]),
         Route("/run/{run_id}/notes", edit_notes, methods=["POST"]),
         Route("/compare", compare),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=os.path.join(HERE, "static")), name="static"),
     ]
     middleware = [Middleware(_Guard, token=token, allowed_hosts=allowed_hosts)]

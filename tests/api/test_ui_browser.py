@@ -196,6 +196,15 @@ def test_the_dashboard_in_a_browser(browser, server):
     wait_for(browser, lambda d: len(rows(d)) == 4, "the table")
     for run_id in ("1", "2"):
         browser.find_element(By.CSS_SELECTOR, f"tr[data-run='{run_id}'] input").click()
+    # run 4 is running: the table refreshes itself, and the ticked runs stay ticked
+    browser.execute_script("document.getElementById('table-inner').dataset.mark = 'old';")
+    wait_for(browser, lambda d: d.execute_script(
+        "var t = document.getElementById('table-inner'); return t && !t.dataset.mark;"),
+        "the live table to refresh")
+    ticked = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#select-form input[name=id]:checked'))"
+        ".map(function (b) { return b.value; });")
+    assert sorted(ticked) == ["1", "2"]
     browser.find_element(By.ID, "compare").click()
     wait_for(browser, lambda d: "/compare" in d.current_url, "the compare view")
     wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-ready"),

@@ -8,13 +8,26 @@
   function tableSetup() {
     var form = document.getElementById("filter");
     if (!form) return;
+    var selected = new Set();  // ticked runs, kept when the live table is swapped
     form.addEventListener("change", function (event) {
       if (event.target.name === "col") form.requestSubmit();
     });
-    document.body.addEventListener("htmx:afterSwap", function () {
+    document.body.addEventListener("change", function (event) {
+      var box = event.target;
+      // (not box.form.id: the form's inputs named "id" shadow that property)
+      if (box.name === "id" && box.closest && box.closest("#select-form")) {
+        if (box.checked) selected.add(box.value); else selected.delete(box.value);
+      }
+    });
+    // htmx:load fires on the new content, in the document (the element that asked for it
+    // may be gone with the old table)
+    document.body.addEventListener("htmx:load", function () {
       var inner = document.getElementById("table-inner");
       var order = form.querySelector("input[name=order]");
       if (inner && order && inner.dataset.order) order.value = inner.dataset.order;
+      document.querySelectorAll("#select-form input[name=id]").forEach(function (box) {
+        box.checked = selected.has(box.value);
+      });
     });
   }
 

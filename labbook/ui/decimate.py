@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 from labbook.errors import ArgumentError
 
 __all__ = ["decimate_series", "Decimator", "plain_number", "epoch_seconds", "csv_rows",
+           "sampled_series",
            "DEFAULT_POINTS", "PAGE_SIZE"]
 
 #: points per series sent to a chart by default (about two per pixel of a wide chart)
@@ -149,6 +150,15 @@ def decimate_series(store: Any, run_id: Any, name: str, total: int,
     (``Store.metric_counts``)."""
     pages = store.iter_series(run_id, name, PAGE_SIZE)
     return Decimator(total, points).feed(pages).result()
+
+
+def sampled_series(series: dict[str, list], total: int) -> dict[str, Any]:
+    """A series as :meth:`Store.history_sampled` gives it (an even sample), in the form of
+    :meth:`Decimator.result`, marked ``"sampled": True``."""
+    times = series.get("timestamps") or [None] * len(series["steps"])
+    return {"step": list(series["steps"]), "time": [epoch_seconds(t) for t in times],
+            "value": [plain_number(v) for v in series["values"]], "total": total,
+            "sampled": True}
 
 
 def csv_rows(store: Any, run_id: Any, name: str) -> Iterator[str]:

@@ -324,6 +324,31 @@ def test_decimation_keeps_a_short_series_whole_and_gaps_for_non_numbers():
     assert out["value"] == [1.0, None, None, None, None, 1.0, 3.0]
 
 
+def test_quick_series_first_then_the_exact_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'quick.db'}"
+    ex = Experiment("quick")
+
+    @ex.main
+    def main(_run):
+        for i in range(3000):
+            _run.log_scalar("x", 100.0 if i == 1234 else float(i % 10))
+        _run.log_scalar("short", 1.0)
+
+    ex.run(options={**OPTS, "--store": url})
+    with client(url) as c:
+        quick = c.get("/run/1/series", params={"quick": "1", "points": "100"}).json()["metrics"]
+        exact = c.get("/run/1/series", params={"points": "100"}).json()["metrics"]
+        again = c.get("/run/1/series", params={"quick": "1", "points": "100"}).json()["metrics"]
+    # the store's even sample: quick, marked, and blind to a one-point spike
+    assert quick["x"]["sampled"] is True and quick["x"]["total"] == 3000
+    assert len(quick["x"]["step"]) == 100 and 1234 not in quick["x"]["step"]
+    assert "sampled" not in quick["short"]  # short series come whole
+    # min/max per bucket keeps the spike
+    assert "sampled" not in exact["x"] and 1234 in exact["x"]["step"]
+    # once the exact one was read, quick requests get it
+    assert again["x"] == exact["x"]
+
+
 def test_decimate_series_reads_a_store(tmp_path):
     url = f"sqlite:///{tmp_path / 'long.db'}"
     ex = Experiment("long")

@@ -68,6 +68,9 @@ def server(tmp_path):
                                store=url, system_metrics=False):
             for step in range(40):
                 labbook.log({"loss": 1.0 / (1 + lr * step), "acc": 1 - 1.0 / (1 + lr * step)})
+            if i == 2:  # longer than a chart's 2,000 points, with a one-point spike
+                for step in range(5000):
+                    labbook.log_metric("grad", 9.0 if step == 4321 else 1.0 + step % 7)
             print(f"done lr={lr}")
     running = labbook.start_run("train", config={"lr": 0.05, "depth": 9}, store=url,
                                 system_metrics=False, beat_interval=0.5)
@@ -161,6 +164,20 @@ def test_the_dashboard_in_a_browser(browser, server):
     assert set(found) == {"acc", "loss"}
     assert all(pixels > 50 for pixels, _ in found.values()), found
     browser.save_screenshot(os.path.join(shots, "run.png"))
+
+    # a long series: a quick sample first, then the min/max chart with the spike
+    browser.get(base + "/run/3")
+    wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-complete"),
+             "the exact charts of run 3")
+    long = drawn(browser)
+    assert long["grad"][1] == "5000" and long["grad"][0] > 50, long
+    assert browser.execute_script("var s = window.labbookCharts.data[3].metrics.grad;"
+                                  "return [!!s.sampled, Math.max.apply(null, s.value)];") == \
+        [False, 9.0]
+    browser.save_screenshot(os.path.join(shots, "run-long.png"))
+    browser.get(base + "/run/1")
+    wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-ready"),
+             "the charts")
 
     # log scale, time axis and smoothing redraw without losing the line
     browser.find_element(By.ID, "log-scale").click()

@@ -135,27 +135,50 @@
     document.querySelectorAll("figure.chart").forEach(draw);
   }
 
-  function fetchAll() {
+  // quick: long series as the store's even sample (fast); else min/max per bucket (exact
+  // extremes, reads the whole series once; the server keeps it until the series grows)
+  function fetchAll(quick) {
     return Promise.all(charts.runs.map(function (id) {
-      return fetch("/run/" + encodeURIComponent(id) + "/series", {credentials: "same-origin"})
+      var url = "/run/" + encodeURIComponent(id) + "/series" + (quick ? "?quick=1" : "");
+      return fetch(url, {credentials: "same-origin"})
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (found) { if (found) charts.data[id] = found; });
     }));
   }
 
-  function live() {
-    var running = charts.runs.some(function (id) {
+  function sampled() {
+    return charts.runs.some(function (id) {
+      var found = charts.data[id];
+      return found && Object.keys(found.metrics).some(function (name) {
+        return found.metrics[name].sampled;
+      });
+    });
+  }
+
+  function running() {
+    return charts.runs.some(function (id) {
       return charts.data[id] && charts.data[id].status === "RUNNING";
     });
+  }
+
+  function complete() {
+    document.getElementById("charts").dataset.complete = sampled() ? "" : "1";
+  }
+
+  function live() {
     var badge = document.getElementById("run-status");
     if (badge && charts.runs.length === 1 && charts.data[charts.runs[0]]) {
       var status = charts.data[charts.runs[0]].status;
       badge.textContent = status;
       badge.className = "status status-" + status;
     }
-    if (running) {
+    if (running()) {
+      // while running: quick samples of long series; the exact chart once it has ended
       charts.timer = setTimeout(function () {
-        fetchAll().then(function () { redraw(); live(); });
+        fetchAll(true).then(function () {
+          if (running() || !sampled()) { redraw(); complete(); live(); return; }
+          fetchAll(false).then(function () { redraw(); complete(); live(); });
+        });
       }, charts.poll);
     }
   }
@@ -175,7 +198,12 @@
       document.getElementById("smoothing-value").textContent = weight.value;
       redraw();
     });
-    fetchAll().then(function () { redraw(); box.dataset.ready = "1"; live(); });
+    fetchAll(true).then(function () {
+      redraw();
+      box.dataset.ready = "1";
+      if (!sampled() || running()) { complete(); live(); return; }
+      fetchAll(false).then(function () { redraw(); complete(); live(); });
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -13,9 +13,11 @@ are the server's time without a network):
   and the best of three after it;
 - ``filtered_page``: ``GET /table?q=config.lr > 0.05 and summary.loss < 0.5``;
 - ``run_page``: ``GET /run/ID`` of the long run (the HTML; its charts come next);
-- ``series``: ``GET /run/ID/series``, the decimated chart data of every metric: its time and
-  its size in bytes (``run_page`` + ``series`` is the server's share of the time to the first
-  chart);
+- ``quick_series``: ``GET /run/ID/series?quick=1``, what the page asks first: a long series
+  as the store's native even sample; ``run_page`` + ``quick_series`` is the server's share of
+  the time to the first chart;
+- ``series``: ``GET /run/ID/series``, what the page asks next: the min/max decimation, read
+  from the whole series (its first request; the later ones reuse it), time and bytes;
 - ``csv``: ``GET /run/ID/metric/loss.csv``, the full series.
 
 STORES is a comma-separated subset of ``sqlite,postgresql`` (default: both); PostgreSQL uses
@@ -123,6 +125,8 @@ def measure(url: str) -> dict:
         out["first_page"] = timed_get(client, "/")
         out["filtered_page"] = timed_get(client, "/table", {"q": FILTER})
         out["run_page"] = timed_get(client, f"/run/{long_id}")
+        out["quick_series"] = timed_get(client, f"/run/{long_id}/series", {"quick": "1"},
+                                        reps=1)
         out["series"] = timed_get(client, f"/run/{long_id}/series")
         series = client.get(f"/run/{long_id}/series").json()["metrics"]["loss"]
         out["series_points"] = len(series["step"])

@@ -287,7 +287,8 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
                 "run": view, "doc": doc, "config": config, "changed": bool(changed),
                 "named_configs": (doc.get("meta") or {}).get("named_configs") or [],
                 "info": flatten_dict(view.info), "host": flatten_dict(view.host),
-                "repositories": view.experiment.get("repositories") or [],
+                "repositories": [r for r in view.experiment.get("repositories") or []
+                                 if isinstance(r, dict)],
                 "dependencies": view.experiment.get("dependencies") or [],
                 "user_metrics": user, "system_metrics": system, "counts": counts,
                 "artifacts": artifacts, "output": view.captured_out[-OUTPUT_TAIL:],

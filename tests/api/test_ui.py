@@ -459,3 +459,21 @@ def test_templates_and_vendored_files_ship_in_the_wheel():
     assert not unshipped
     # the vendored libraries come with their licences
     assert {"static/htmx.LICENSE", "static/uPlot.LICENSE"} <= set(files)
+
+
+def test_a_store_written_by_sacred(tmp_path):
+    import os
+    import shutil
+
+    fixture = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "fixtures", "sacred_0_8_7", "file_store")
+    shutil.copytree(fixture, tmp_path / "sacred")
+    url = f"file://{tmp_path / 'sacred'}"
+    ids = sorted(r.id for r in Api(url).runs())
+    with client(url) as c:
+        assert sorted(row_ids(c.get("/").text)) == ids
+        for run_id in ids:
+            page = c.get(f"/run/{run_id}")
+            assert page.status_code == 200 and "<h2>Config</h2>" in page.text
+            assert c.get(f"/run/{run_id}/series").status_code == 200
+        assert c.get("/compare", params={"id": ",".join(map(str, ids))}).status_code == 200

@@ -523,6 +523,10 @@ class _Guard:
         self.app = app
         self.token = token
         self.allowed = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
+        # cookies are shared by every port of a host: one name per token, so two dashboards
+        # on one machine do not log each other out
+        self.cookie = TOKEN_COOKIE + "_" + hashlib.sha256(
+            (token or "").encode()).hexdigest()[:12]
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -545,10 +549,10 @@ class _Guard:
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
                 target = request.url.path + ("?" + urlencode(rest) if rest else "")
                 response = RedirectResponse(target, status_code=303)
-                response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+                response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
                 await response(scope, receive, send)
                 return
-            cookie = request.cookies.get(TOKEN_COOKIE, "")
+            cookie = request.cookies.get(self.cookie, "")
             bearer = request.headers.get("authorization", "")
             bearer = bearer[7:] if bearer.lower().startswith("bearer ") else ""
             if not (_same(cookie, self.token) or _same(bearer, self.token)):

@@ -206,6 +206,12 @@
     });
   }
 
+  // an edit refused (read-only, a stale form) or a server error: say so, do not fail silently
+  document.addEventListener("htmx:responseError", function (event) {
+    var text = event.detail.xhr.responseText || event.detail.xhr.statusText;
+    window.alert("labbook ui: " + text.slice(0, 500));
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     tableSetup();
     diffSetup();

@@ -79,7 +79,11 @@ def cmd_ui(url: str | None, host: str = "127.0.0.1", port: int = 5000,
                   file=sys.stderr, flush=True)
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down; no traceback
+            pass
+        print("labbook ui: stopped.", file=sys.stderr, flush=True)
     finally:
         sock.close()
     return 0

@@ -477,3 +477,33 @@ def test_a_store_written_by_sacred(tmp_path):
             assert page.status_code == 200 and "<h2>Config</h2>" in page.text
             assert c.get(f"/run/{run_id}/series").status_code == 200
         assert c.get("/compare", params={"id": ",".join(map(str, ids))}).status_code == 200
+
+
+def test_the_command_serves_until_interrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    ex = Experiment("served")
+    ex.main(lambda: 1)
+    ex.run(options={**OPTS, "--store": url})
+    process = subprocess.Popen([sys.executable, "-m", "labbook.cli.main", "ui", url,
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=root)
+    try:
+        line = process.stdout.readline()
+        address = re.search(r" at (http://127\.0\.0\.1:\d+/)$", line.strip()).group(1)
+        with urllib.request.urlopen(address) as response:
+            assert response.status == 200 and b'<tr data-run="1">' in response.read()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "Traceback" not in err and "labbook ui: stopped." in err

@@ -53,10 +53,11 @@ TOKEN_COOKIE = "labbook_ui_token"
 TEXT_TYPES = {".txt", ".log", ".csv", ".tsv", ".md", ".py", ".yaml", ".yml", ".toml", ".ini",
               ".cfg", ".sh", ".out", ".err"}
 BUILTIN_COLUMNS = ("id", "name", "experiment", "status", "start", "duration", "tags")
-#: the field each built-in column sorts by
-SORT_FIELDS = {"id": "_id", "name": "name", "experiment": "experiment.name",
-               "status": "status", "start": "start_time", "duration": "stop_time",
-               "tags": "tags", "group": "group", "host": "host.hostname"}
+#: the field each built-in column sorts by (None: no field of the query model holds it)
+SORT_FIELDS: dict[str, str | None] = {
+    "id": "_id", "name": "name", "experiment": "experiment.name", "status": "status",
+    "start": "start_time", "duration": None, "tags": "tags", "group": "group",
+    "host": "host.hostname"}
 
 
 class _Store:
@@ -82,6 +83,23 @@ class _Store:
                 self.series.pop(next(iter(self.series)))  # the oldest
             self.series[key] = found
         return found
+
+
+def _filter(text: str) -> Any:
+    """The filter box's text: the query language, or a Mongo-style JSON filter (``{...}``) as
+    ``labbook ls --filter`` takes it; None when empty."""
+    if not text:
+        return None
+    if text.startswith("{"):
+        from labbook.errors import QueryError
+
+        try:
+            found = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise QueryError(f"The filter is not valid JSON: {exc.msg} at column "
+                             f"{exc.colno}.") from None
+        return found
+    return text
 
 
 def _fmt(value: Any) -> str:
@@ -232,7 +250,7 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
         with shared.lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LabbookWarning)
             try:
-                runs = shared.api.runs(query or None, order=order, per_page=PER_PAGE)
+                runs = shared.api.runs(_filter(query), order=order, per_page=PER_PAGE)
                 window = runs[page * PER_PAGE:(page + 1) * PER_PAGE + 1]
                 more = len(window) > PER_PAGE
                 views = list(window[:PER_PAGE])
@@ -251,10 +269,11 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
             pairs += [("col", c) for c in merged["col"]]
             return "?" + urlencode(pairs)
 
-        sorts = {}
+        sorts: dict[str, str | None] = {}
         for column in columns:
             field = SORT_FIELDS.get(column, column)
-            sorts[column] = link(order=("-" + field) if order == field else field, page=0)
+            sorts[column] = None if field is None else \
+                link(order=("-" + field) if order == field else field, page=0)
         return {"query": query, "order": order, "columns": columns, "picked": picked,
                 "choices": choices, "rows": list(zip(views, cells)), "error": error,
                 "hints": hints, "page": page, "more": more, "running": running,

@@ -507,3 +507,12 @@ def test_the_command_serves_until_interrupted(tmp_path):
             process.wait()
     assert process.returncode == 0
     assert "Traceback" not in err and "labbook ui: stopped." in err
+
+
+def test_the_filter_box_takes_json_too(standard_url):
+    with client(standard_url) as c:
+        page = c.get("/table", params={"q": '{"config.batch": {"$gte": 64}}',
+                                       "order": "_id"}).text
+        broken = c.get("/table", params={"q": '{"config.batch": '}).text
+    assert row_ids(page) == [2, 3, 4]
+    assert "not valid JSON" in broken and row_ids(broken) == []

@@ -293,8 +293,9 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
         with shared.lock:
             view = get_run(request.path_params["run_id"])
             doc = view.doc
-            counts = shared.api.store.metric_counts([view.id]).get(view.id) or {}
-            user, system = split_system_metrics(counts)
+            # the names from the last values the stores keep (counting a long series' points
+            # would read it; the charts say how many points they drew from)
+            user, system = split_system_metrics(view.metrics)
             changed = _changed_keys(doc)
             config = [(k, v, k in changed or any(k.startswith(c + ".") for c in changed))
                       for k, v in flatten_dict(doc.get("config") or {}).items()]
@@ -309,7 +310,7 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
                 "repositories": [r for r in view.experiment.get("repositories") or []
                                  if isinstance(r, dict)],
                 "dependencies": view.experiment.get("dependencies") or [],
-                "user_metrics": user, "system_metrics": system, "counts": counts,
+                "user_metrics": user, "system_metrics": system,
                 "artifacts": artifacts, "output": view.captured_out[-OUTPUT_TAIL:],
                 "output_cut": len(view.captured_out) > OUTPUT_TAIL,
                 "started": _when(view.start_time), "duration": _duration(view.duration),

@@ -106,6 +106,8 @@
     if (!made) return;
     figure.dataset.points = String(made.data[0].length);
     figure.dataset.total = String(made.total);
+    var count = figure.querySelector(".count");
+    if (count) count.textContent = "(" + made.total.toLocaleString("en") + " points)";
     var old = charts.plots[name];
     if (old && old.labbookKey === charts.key && old.series.length === made.data.length) {
       old.setData(made.data);

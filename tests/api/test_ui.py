@@ -516,3 +516,30 @@ def test_the_filter_box_takes_json_too(standard_url):
         broken = c.get("/table", params={"q": '{"config.batch": '}).text
     assert row_ids(page) == [2, 3, 4]
     assert "not valid JSON" in broken and row_ids(broken) == []
+
+
+def test_previews_of_html_json_and_text_artifacts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'files.db'}"
+    files = {"page.html": "<h1>hi</h1><script>parent.alert(1)</script>",
+             "data.json": '{"b": 1, "a": [1, 2]}', "log.txt": "line one\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    ex = Experiment("files")
+
+    @ex.main
+    def main(_run):
+        for name in files:
+            _run.add_artifact(str(tmp_path / name))
+
+    ex.run(options={**OPTS, "--store": url})
+    with client(url) as c:
+        page = c.get("/run/1").text
+        served = c.get("/run/1/artifact/page.html")
+    # HTML in a sandboxed frame (no scripts), served under a sandbox policy as well
+    assert '<iframe sandbox src="/run/1/artifact/page.html"' in page
+    assert served.headers["content-security-policy"] == "sandbox"
+    assert served.headers["content-type"].startswith("text/html")
+    assert "<script>parent.alert" not in page
+    # JSON pretty-printed with sorted keys, text as it is
+    assert '{\n  &#34;a&#34;: [\n    1,\n    2\n  ],\n  &#34;b&#34;: 1\n}' in page
+    assert '<pre class="preview">line one\n</pre>' in page

@@ -60,8 +60,8 @@ def browser():
 
 @pytest.fixture
 def server(tmp_path):
-    """``labbook ui`` on a free port over a store with three finished runs and one still
-    running (which the test feeds); yields (base URL, store URL, the running run)."""
+    """``labbook ui`` on a free port over a store with three finished runs; yields (base URL,
+    store URL)."""
     url = f"sqlite:///{tmp_path / 'ui.db'}"
     for i, lr in enumerate((0.1, 0.03, 0.3)):
         with labbook.start_run("train", config={"lr": lr, "depth": 2 + i}, tags=["sweep"],
@@ -72,10 +72,6 @@ def server(tmp_path):
                 for step in range(5000):
                     labbook.log_metric("grad", 9.0 if step == 4321 else 1.0 + step % 7)
             print(f"done lr={lr}")
-    running = labbook.start_run("train", config={"lr": 0.05, "depth": 9}, store=url,
-                                system_metrics=False, beat_interval=0.5)
-    for step in range(10):
-        labbook.log({"loss": 1.0 / (1 + step)})
     process = subprocess.Popen(
         [sys.executable, "-m", "labbook.cli.main", "ui", url, "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -85,9 +81,8 @@ def server(tmp_path):
             process.kill()
             pytest.fail(f"labbook ui did not start: {line}{process.stderr.read()}")
         base = line.split(" at ", 1)[1].split()[0].rstrip("/")
-        yield base, url, running
+        yield base, url
     finally:
-        running.finish()
         process.terminate()
         try:
             process.wait(10)
@@ -135,10 +130,23 @@ def text(driver, element_id: str) -> str | None:
 
 
 def test_the_dashboard_in_a_browser(browser, server):
+    base, url = server
+    # a run still running, started here (the test feeds it; its output is captured
+    # while the test runs)
+    running = labbook.start_run("train", config={"lr": 0.05, "depth": 9}, store=url,
+                                system_metrics=False, beat_interval=0.5)
+    try:
+        for step in range(10):
+            labbook.log({"loss": 1.0 / (1 + step)})
+        check_the_dashboard(browser, base, url, running)
+    finally:
+        running.finish()
+
+
+def check_the_dashboard(browser, base: str, url: str, running) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    base, url, running = server
     shots = artifacts_dir()
 
     # the table, then a filter in the query language
@@ -204,7 +212,10 @@ def test_the_dashboard_in_a_browser(browser, server):
     assert drawn(browser)["loss"][0] > 10
     for step in range(10, 15):
         labbook.log({"loss": 2.0})
+    print("epoch 15 of the running run")  # captured: the output box follows the run
     wait_for(browser, lambda d: drawn(d)["loss"][1] == "15", "the new points in the chart")
+    wait_for(browser, lambda d: "epoch 15 of the running run" in (text(d, "output") or ""),
+             "the new output")
     assert text(browser, "run-status") == "RUNNING"
     browser.save_screenshot(os.path.join(shots, "run-live.png"))
 

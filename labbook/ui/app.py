@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import warnings
-from typing import Any
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -32,8 +32,8 @@ from starlette.staticfiles import StaticFiles
 from labbook.api import Api, RunView, flatten_dict
 from labbook.errors import LabbookError, LabbookWarning, RunNotFoundError
 from labbook.report import IMAGE_TYPES, split_system_metrics
-from labbook.ui.decimate import (DEFAULT_POINTS, csv_rows, decimate_series, epoch_seconds,
-                                 sampled_series)
+from labbook.ui.decimate import (DEFAULT_POINTS, PAGE_SIZE, csv_rows, decimate_series,
+                                 epoch_seconds, sampled_series)
 
 __all__ = ["create_app", "PER_PAGE", "OUTPUT_TAIL", "LOOPBACK_HOSTS"]
 
@@ -70,6 +70,16 @@ class _Store:
         #: decimated series by (run, metric, number of points, points asked): a chart
         #: polled while its run runs reads a series again only when it grew
         self.series: dict[tuple, dict] = {}
+
+    def locked(self, items: Iterable[Any]) -> Iterator[Any]:
+        """``items``, each one taken from its iterator under the lock."""
+        iterator = iter(items)
+        while True:
+            with self.lock:
+                item = next(iterator, _MISSING)
+            if item is _MISSING:
+                return
+            yield item
 
     def has_decimated(self, run_id: Any, name: str, total: int, points: int) -> bool:
         return (run_id, name, total, points) in self.series
@@ -361,9 +371,12 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
             if name not in view.metrics:
                 return PlainTextResponse(f"Run {view.id} has no metric {name!r}.",
                                          status_code=404)
-            lines = list(csv_rows(shared.api.store, view.id, name))
+        pages = shared.api.store.iter_series(view.id, name, PAGE_SIZE)
         filename = f"run{view.id}-{name}.csv".replace('"', "_").replace("/", "_")
-        return StreamingResponse(iter(lines), media_type="text/csv; charset=utf-8",
+        # streamed a page at a time (a long series never sits in memory whole); the store
+        # is asked for each page under the lock, not held while the client reads
+        return StreamingResponse(csv_rows(shared.locked(pages)),
+                                 media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition":
                                           f'attachment; filename="{filename}"'})
 

@@ -161,8 +161,9 @@ def sampled_series(series: dict[str, list], total: int) -> dict[str, Any]:
             "sampled": True}
 
 
-def csv_rows(store: Any, run_id: Any, name: str) -> Iterator[str]:
-    """Every point of a metric as CSV lines (step, value, ISO timestamp), a page at a time."""
+def csv_rows(pages: Iterable[dict[str, list]]) -> Iterator[str]:
+    """Every point of a metric as CSV text (step, value, ISO timestamp), a chunk per page of
+    ``Store.iter_series``."""
     import csv
     import io
 
@@ -170,7 +171,7 @@ def csv_rows(store: Any, run_id: Any, name: str) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["step", "value", "timestamp"])
     yield buffer.getvalue()
-    for page in store.iter_series(run_id, name, PAGE_SIZE):
+    for page in pages:
         buffer.seek(0)
         buffer.truncate()
         times = page.get("timestamps") or [None] * len(page["steps"])

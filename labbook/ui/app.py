@@ -296,7 +296,12 @@ def create_app(store_url: Any = None, *, read_only: bool = False, token: str | N
                       store=_redacted(shared.api.url))
 
     def table(request: Request) -> Response:
-        return render("runs_table.html", **table_context(request))
+        context = table_context(request)
+        response = render("runs_table.html", **context)
+        # the address bar follows the filter, order, columns and page (a reload or a bookmark
+        # shows the same table), replaced rather than pushed: the live refresh adds no history
+        response.headers["HX-Replace-Url"] = "/" + context["self_link"]
+        return response
 
     # -- one run -------------------------------------------------------------------------------
     def run_page(request: Request) -> Response:

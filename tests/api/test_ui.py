@@ -509,6 +509,16 @@ def test_the_command_serves_until_interrupted(tmp_path):
     assert "Traceback" not in err and "labbook ui: stopped." in err
 
 
+def test_the_address_follows_the_table(standard_url):
+    with client(standard_url) as c:
+        response = c.get("/table", params=[("q", "config.lr > 0.02"), ("order", "_id"),
+                                           ("col", "config.batch")])
+        again = c.get(response.headers["hx-replace-url"])
+    assert response.headers["hx-replace-url"] == \
+        "/?q=config.lr+%3E+0.02&order=_id&page=0&col=config.batch"
+    assert row_ids(again.text) == row_ids(response.text) == [3, 4, 5]
+
+
 def test_the_filter_box_takes_json_too(standard_url):
     with client(standard_url) as c:
         page = c.get("/table", params={"q": '{"config.batch": {"$gte": 64}}',

@@ -157,6 +157,7 @@ def check_the_dashboard(browser, base: str, url: str, running) -> None:
     box.send_keys("config.lr > 0.05 and status = 'COMPLETED'", Keys.ENTER)
     wait_for(browser, lambda d: sorted(rows(d)) == ["1", "3"], "the filtered runs 1 and 3")
     browser.save_screenshot(os.path.join(shots, "runs-filtered.png"))
+    assert "q=config.lr+%3E+0.05" in browser.current_url  # a reload keeps the filter
     box.clear()
     box.send_keys("config.lrr > 1", Keys.ENTER)
     hint = wait_for(browser, lambda d: d.execute_script(

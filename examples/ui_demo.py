@@ -67,18 +67,18 @@ def train(lr, steps, long_series, diverge, _run):
             raise RuntimeError(f"diverged at step {step}")
     for i in range(long_series):
         _run.log_scalar("grad_norm", 1 + math.sin(i / 5000) + (3 if i == 123_456 else 0), i)
-    workdir = tempfile.mkdtemp(prefix="labbook-ui-demo-files-")
     files = {
         "curve.png": png(48, 32, lambda x, y: (255 - 5 * x, 60 + 5 * y, int(200 * lr * 3) % 256)),
         "report.html": f"<h1>Run report</h1><p>lr = {lr}, final loss {loss:.4f}</p>".encode(),
         "result.json": json.dumps({"final_loss": loss, "lr": lr}).encode(),
         "train.log": "".join(f"step {s}\n" for s in range(0, steps, 50)).encode(),
     }
-    for name, data in files.items():
-        path = os.path.join(workdir, name)
-        with open(path, "wb") as fh:
-            fh.write(data)
-        _run.add_artifact(path)
+    with tempfile.TemporaryDirectory() as workdir:  # the store keeps its own copies
+        for name, data in files.items():
+            path = os.path.join(workdir, name)
+            with open(path, "wb") as fh:
+                fh.write(data)
+            _run.add_artifact(path)
     return round(1 - loss / 2, 4)
 
 

@@ -4,6 +4,7 @@ screenshot of each page is kept under ``$LABBOOK_TEST_ARTIFACTS/ui`` (default
 ``.test-artifacts/ui`` in the checkout). Skips, saying why, without chromium or Selenium."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -72,6 +73,13 @@ def server(tmp_path):
                 for step in range(5000):
                     labbook.log_metric("grad", 9.0 if step == 4321 else 1.0 + step % 7)
             print(f"done lr={lr}")
+    with serving(url) as base:
+        yield base, url
+
+
+@contextlib.contextmanager
+def serving(url: str):
+    """``labbook ui URL --port 0`` running; yields its base address."""
     process = subprocess.Popen(
         [sys.executable, "-m", "labbook.cli.main", "ui", url, "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -80,8 +88,7 @@ def server(tmp_path):
         if "http://" not in line:
             process.kill()
             pytest.fail(f"labbook ui did not start: {line}{process.stderr.read()}")
-        base = line.split(" at ", 1)[1].split()[0].rstrip("/")
-        yield base, url
+        yield line.split(" at ", 1)[1].split()[0].rstrip("/")
     finally:
         process.terminate()
         try:
@@ -243,3 +250,33 @@ def check_the_dashboard(browser, base: str, url: str, running) -> None:
     diff = text(browser, "config-diff")
     assert "lr" in diff and "0.1" in diff and "0.03" in diff
     browser.save_screenshot(os.path.join(shots, "compare.png"))
+
+
+def test_hostile_names_stay_text_in_the_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    """Names, tags, notes, config and metric names that are markup: shown as text by the
+    pages and by the charts' script; no script of theirs runs."""
+    evil = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>"
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    key = evil.replace(".", "_")  # config keys take no dots
+    with labbook.start_run("x", config={"lr": evil, key: 1}, name=evil, tags=[evil],
+                           notes=evil, store=url, system_metrics=False):
+        for step in range(5):
+            labbook.log({evil: float(step), "loss": 1.0 / (step + 1)})
+        print(evil)
+    with serving(url) as base:
+        for path in ("/", "/run/1", "/compare?id=1", "/?col=config.lr"):
+            browser.get(base + path)
+            if path != "/" and "col" not in path:
+                wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute(
+                    "data-ready"), f"the charts of {path}")
+            assert browser.execute_script("return window.pwned === undefined;"), path
+            assert not browser.find_elements(By.CSS_SELECTOR, "main img[src='x']"), path
+        browser.get(base + "/run/1")
+        wait_for(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-ready"),
+                 "the charts")
+        captions = browser.execute_script(
+            "return Array.from(document.querySelectorAll('figure.chart')).map("
+            "function (f) { return f.dataset.metric; });")
+        assert evil in captions and evil in (text(browser, "tags") or "")

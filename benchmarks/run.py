@@ -47,7 +47,7 @@ MLFLOW_REQUIREMENTS = ["mlflow-skinny==3.18.0", "sqlalchemy", "alembic", "pandas
 PACKAGES = ("labbook", "sacred")
 BENCHMARKS = ("import", "process", "log_scalar", "points", "store_points", "empty_run",
               "first_run", "config", "readback", "dataframe", "sync", "scan_history",
-              "peak_rss", "worker", "launchers")
+              "peak_rss", "worker", "launchers", "ui")
 
 # Sizes: full run / --quick.
 SIZES = {
@@ -64,7 +64,8 @@ SIZES = {
             "worker_runs": 40, "worker_count": 4, "worker_reps": 5,
             "worker_stores": ["sqlite", "postgresql"],
             "launcher_runs": 10, "launcher_reps": 5,
-            "launcher_specs": ["local:1", "dask:1", "ray:1", "submitit:local"]},
+            "launcher_specs": ["local:1", "dask:1", "ray:1", "submitit:local"],
+            "ui_runs": 10_000, "ui_points": 1_000_000, "ui_stores": ["sqlite", "postgresql"]},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
            "empty_run_procs": 1, "config_reps": 3,
@@ -76,7 +77,8 @@ SIZES = {
            "sync_points": 10_000, "sync_reps": 1, "scan_points": 10_000, "scan_reps": 1,
            "rss_points": [10_000], "rss_sacred_max": 10_000,
            "worker_runs": 4, "worker_count": 2, "worker_reps": 1, "worker_stores": ["sqlite"],
-           "launcher_runs": 2, "launcher_reps": 1, "launcher_specs": ["local:1"]},
+           "launcher_runs": 2, "launcher_reps": 1, "launcher_specs": ["local:1"],
+           "ui_runs": 100, "ui_points": 10_000, "ui_stores": ["sqlite"]},
 }
 
 RATIO_TARGETS = {"import": 8, "process": 8, "empty_run": 8, "config": 4}
@@ -93,6 +95,10 @@ SYNC_TARGET = (1_000_000, 2.0)
 SCAN_TARGET = (1_000_000, 2.0, "sqlite")
 SCAN_STORES = ("file", "sqlite", "postgresql", "mysql", "mongo")
 RSS_KINDS = ("file", "sqlite")
+#: labbook ui (server time, at 10,000 runs and a 10^6-point series): the table's first page,
+#: the chart data of the long run (KB), and the run page plus its chart data
+UI_TARGETS = {"runs": 10_000, "first_page": 0.2, "points": 1_000_000, "series_kb": 200,
+              "first_chart": 1.0}
 POINTS_TARGET_SECONDS = 1.0
 POINTS_TARGET_N = 1_000_000
 #: 10^6 points into the file and SQLite stores: at most this much extra, and linear in N
@@ -612,12 +618,22 @@ def bench_launchers(pythons: dict, size: dict) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_ui(pythons: dict, size: dict) -> dict:
+    """labbook only: the dashboard's server time for the runs table and a long run's page."""
+    tmp = scratch_dir("ui_")
+    try:
+        return {"labbook": workload(pythons["labbook"], "labbook", "ui.py", size["ui_runs"],
+                                    size["ui_points"], tmp, ",".join(size["ui_stores"]))}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 RUNNERS = {"import": bench_import, "process": bench_process, "log_scalar": bench_log_scalar,
            "points": bench_points, "store_points": bench_store_points,
            "empty_run": bench_empty_run, "first_run": bench_first_run, "config": bench_config,
            "readback": bench_readback, "dataframe": bench_dataframe, "sync": bench_sync,
            "scan_history": bench_scan_history, "peak_rss": bench_peak_rss,
-           "worker": bench_worker, "launchers": bench_launchers}
+           "worker": bench_worker, "launchers": bench_launchers, "ui": bench_ui}
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -703,6 +719,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
         rows += worker_rows(results["worker"].get("labbook") or {})
     if "launchers" in results:
         rows += launcher_rows(results["launchers"].get("labbook") or {})
+    if "ui" in results:
+        rows += ui_rows(results["ui"].get("labbook") or {})
     return rows
 
 
@@ -792,6 +810,37 @@ def launcher_rows(data: dict) -> list[dict]:
                              "[vs bare `python exp.py`]", "ms", entry["ms_per_run"],
                              data.get("bare_ms")))
         rows.append(make_row("launchers", f"  launcher {spec}: start", "s", entry["start_s"]))
+    return rows
+
+
+def ui_rows(data: dict) -> list[dict]:
+    """labbook ui: the table's first page and a long run's page, server time (in-process)."""
+    rows = []
+    for kind, entry in (data.get("stores") or {}).items():
+        if "skipped" in entry:
+            rows.append(skipped_row("ui", f"{kind}: labbook ui", entry["skipped"]))
+            continue
+        n, points = entry["runs"], entry["points"]
+        full = n >= UI_TARGETS["runs"]
+        rows.append(make_row("ui", f"{kind}: ui, {n} runs: 1st page (GET /), cold app", "s",
+                             entry["first_page_cold_s"]))
+        rows.append(make_row("ui", "  same, warm", "s", entry["first_page"]["best_s"],
+                             target_abs=UI_TARGETS["first_page"] if full else None))
+        rows.append(make_row("ui", "  1st page, config + summary filter", "s",
+                             entry["filtered_page"]["best_s"]))
+        at_size = points >= UI_TARGETS["points"]
+        # the first requests of the long run: nothing of it read before
+        first_chart = entry["run_page"]["first_s"] + entry["quick_series"]["first_s"]
+        rows.append(make_row("ui", f"{kind}: ui, run page of a {points:.0e}-point series", "s",
+                             entry["run_page"]["first_s"]))
+        rows.append(make_row("ui", "  server time to the first chart (page + sample)", "s",
+                             first_chart,
+                             target_abs=UI_TARGETS["first_chart"] if at_size else None))
+        rows.append(make_row("ui", f"  min/max chart data, {entry['series_points']} points",
+                             "s", entry["series"]["first_s"]))
+        rows.append(make_row("ui", "  same, payload", "KB", entry["series"]["bytes"] / 1024,
+                             target_abs=UI_TARGETS["series_kb"] if at_size else None))
+        rows.append(make_row("ui", "  full series as CSV", "s", entry["csv"]["best_s"]))
     return rows
 
 

@@ -38,6 +38,9 @@ def test_quick_benchmark_prints_a_table(tmp_path):
     for kind in ("file", "sqlite"):
         assert f"{kind}: peak RSS, run logging 1e+04 points" in out
         assert f"{kind}: 1e+04 points, whole ex.run()" in out
+    # labbook ui: the table's first page and a long run's page, server time
+    assert "sqlite: ui, 100 runs: 1st page (GET /), cold app" in out
+    assert "server time to the first chart (page + sample)" in out
 
     # the Markdown report: the machine, the versions and the same table
     text = report.read_text()

@@ -70,6 +70,8 @@ CASES = [
                            "run 3: learning_rate=0.5 COMPLETED loss 0.0625"),
     ("sweep.py", (), "grid: 6 runs, best lr=0.3 batch=16 loss 0.2280\n"
                      "tpe: 12 runs (COMPLETED, PRUNED), 12 trials in its study"),
+    ("ui_demo.py", (), "runs table: 5 runs, 1 failed\n"
+                       "run 4 grad_norm: 1998 of 200000 points sent, the spike kept: True"),
 ]
 
 

@@ -29,6 +29,7 @@ Usage:
                 [--metric=NAME] [--goal=G] [--prune=P] [--store=URL] [--sweep-id=ID]
                 [--seed=N] [--launcher=SPEC] [--parallel=K]
   labbook run-queue EXP [--store=URL] [--launcher=SPEC] [--max-runs=N] [--parallel=K]
+  labbook ui [STORE] [--store=URL] [--port=N] [--host=H] [--token=T] [--read-only]
   labbook --version
   labbook (-h | --help)
 
@@ -67,6 +68,12 @@ Options:
                      dask[:SCHEDULER], ray[:ADDRESS] or submitit[:slurm|local]
                      (run-queue default: local).
   --parallel=K       sweep, run-queue: runs at a time (default: the launcher's slots).
+  --port=N           ui: the port to listen on [default: 5000].
+  --host=H           ui: the interface to listen on [default: 127.0.0.1]; another one
+                     needs a token.
+  --token=T          ui: the token every request must carry (default: none on 127.0.0.1,
+                     generated and printed on another interface).
+  --read-only        ui: no edits of tags and notes.
 
 sweep: runs EXP's experiment once per trial, in this process, each config chosen by Optuna
 (pip install 'labbook[sweep]'); the runs are tagged sweep:ID and grouped under ID. Several
@@ -78,6 +85,8 @@ incrementally: runs copied before and unchanged since are skipped.
 
 run-queue: executes the queued runs of EXP's experiment through a launcher, each claimed by
 its placed process, until none is queued; a live count of done / failed / running runs.
+ui: a web dashboard over the store (pip install 'labbook[ui]'): the runs table with the
+query language, run pages with live charts, output and artifacts, a compare view.
 
 worker: executes the runs queued with `python EXP.py -q ...` (experiment of EXP.py), each in
 a child process, until stopped (SIGTERM: after the current runs; twice: interrupts them).
@@ -327,7 +336,7 @@ def _replay(failure_dir: str, url: str | None) -> str:
 
 #: the commands of the usage, for "did you mean" on a mistyped one
 COMMANDS = ("ls", "show", "compare", "export", "plot", "rm", "open", "sync", "worker", "sweep",
-            "run-queue")
+            "run-queue", "ui")
 #: the exit status of a command whose reader went away (``labbook ls | head -1``), as a
 #: process killed by SIGPIPE reports it in the shell
 BROKEN_PIPE_STATUS = 128 + 13
@@ -475,6 +484,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _worker(args)
         elif args["run-queue"]:
             _say(cmd_run_queue(args))
+        elif args["ui"]:
+            from labbook.cli.ui import cmd_ui
+
+            return cmd_ui(args["STORE"] or _store_arg(args["--store"]), host=args["--host"],
+                          port=_int(args["--port"], "--port"), token=args["--token"],
+                          read_only=args["--read-only"])
         elif args["show"]:
             _say(cmd_show(_one(args["ID"]) or "latest", _store_arg(args["--store"])))
         elif args["compare"]:

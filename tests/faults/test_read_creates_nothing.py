@@ -22,6 +22,7 @@ READ_COMMANDS = [
     ["plot", "1", "--metric", "loss", "--store", "{url}"],
     ["open", "1", "--store", "{url}"],
     ["rm", "1", "--yes", "--store", "{url}"],
+    ["ui", "{url}", "--port", "0"],
 ]
 MISSING = [
     ("sqlite:///nosuch.db", "Error: No store at sqlite:///nosuch.db (the file {tmp}/nosuch.db "

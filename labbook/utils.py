@@ -33,9 +33,17 @@ __all__ = ["LabbookInterrupt", "SacredInterrupt", "TimeoutInterrupt", "SacredErr
 #: Sacred's name for the base class of every error labbook raises for the user
 SacredError = LabbookError
 
+
+class _SilentLogger(logging.Logger):
+    """A logger that stays disabled: ``logging.config.dictConfig`` (uvicorn, Ray and others call
+    it with ``disable_existing_loggers=False``) re-enables every registered logger, so this one
+    is kept out of the logging manager and ignores writes to ``disabled``."""
+
+    disabled = property(lambda self: True, lambda self, value: None)
+
+
 #: a logger that drops everything (for functions that take a ``_log`` outside a run)
-NO_LOGGER = logging.getLogger("ignore")
-NO_LOGGER.disabled = True
+NO_LOGGER = _SilentLogger("ignore")
 
 #: a valid Python identifier (config keys, ingredient names)
 PYTHON_IDENTIFIER = re.compile(r"^[a-zA-Z_][_a-zA-Z0-9]*$")

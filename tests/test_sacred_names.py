@@ -661,3 +661,13 @@ def test_settings_refuse_a_name_that_is_no_setting_and_keep_the_real_ones(monkey
     assert settings.CAPTURE_MODE == "sys"
     with pytest.raises(SettingError):
         other.CAPTUR_MODE = "no"
+
+
+def test_no_logger_stays_silent_after_another_library_configures_logging():
+    import logging.config
+
+    from labbook import utils
+
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert utils.NO_LOGGER.disabled
+    assert not utils.NO_LOGGER.isEnabledFor(logging.CRITICAL)

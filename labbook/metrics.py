@@ -216,8 +216,9 @@ class MetricBuffer:
             missing = steps.count(None)
             if missing:
                 steps = self._number(name, steps, missing)
+            # "name": the key again, as Sacred hands its observers each series
             grouped[name] = {"steps": steps, "values": values,
-                             "timestamps": from_timestamps(stamps)}
+                             "timestamps": from_timestamps(stamps), "name": name}
             self.last[name] = values[-1]
         return grouped
 

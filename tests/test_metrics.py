@@ -16,7 +16,8 @@ def test_steps_not_given_count_per_metric_across_drains():
     buf.add("a", 3.0)
     first = buf.drain()
     assert first["a"]["steps"] == [0, 10, 1] and first["a"]["values"] == [1.0, 2.0, 3.0]
-    assert first["b"] == {"steps": [0], "values": [5], "timestamps": first["b"]["timestamps"]}
+    assert first["b"] == {"steps": [0], "values": [5], "timestamps": first["b"]["timestamps"],
+                          "name": "b"}
     assert isinstance(first["b"]["values"][0], int)  # ints stay ints
     assert all(isinstance(t, datetime.datetime) for t in first["a"]["timestamps"])
     buf.add("a", 4.0)

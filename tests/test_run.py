@@ -185,6 +185,8 @@ def test_heartbeats_carry_metrics_logged_between_beats():
     assert len([m for m in metric_calls if "loss" in m]) == 2  # one point per beat
     acc = [m["acc"] for m in metric_calls if "acc" in m][0]
     assert acc["steps"] == [10] and isinstance(acc["timestamps"][0], datetime.datetime)
+    # each series also carries its name, as Sacred's observers receive it
+    assert all(series["name"] == name for m in metric_calls for name, series in m.items())
     events = obs.events()
     assert events.index("completed_event") > max(i for i, e in enumerate(events)
                                                  if e == "heartbeat_event")

@@ -23,7 +23,8 @@ class AttachedObserver(RunObserver):
         return self.run_id
 
     def log_metrics(self, metrics_by_name, info):
-        prefixed = {self.prefix + name: series for name, series in metrics_by_name.items()}
+        prefixed = {self.prefix + name: dict(series, name=self.prefix + name)
+                    for name, series in metrics_by_name.items()}
         self.store.append_metrics(self.run_id, prefixed)
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):

@@ -583,8 +583,9 @@ def _decode(record: dict) -> tuple[str, dict]:
                 and os.path.isfile(original):
             value = original  # a resource is recorded under the path the run read
         if key == "metrics_by_name":
-            for series in value.values():
+            for name, series in value.items():
                 series["timestamps"] = clock.from_iso(series["timestamps"])
+                series["name"] = name
         kwargs[key] = value
     return record["event"], kwargs
 

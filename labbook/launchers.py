@@ -465,6 +465,7 @@ class Progress:
         self.metric = metric
         self.goal = goal
         self.done = self.failed = self.pruned = self.running = self.skipped = self.requeued = 0
+        self.failed_runs: list = []  # ids of the runs counted as failed, when given
         self.best: float | None = None
         self.best_run: Any = None
         self._stream = stream if stream is not None else sys.stdout
@@ -505,6 +506,8 @@ class Progress:
             self.skipped += 1
         else:
             self.failed += 1
+            if run_id is not None:
+                self.failed_runs.append(run_id)
         if self._bar is not None and status is not None:
             self._bar.update(1)
         self._show()

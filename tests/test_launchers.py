@@ -190,6 +190,31 @@ def test_run_queue_on_the_command_line(request, tmp_path, script, kind):
         "No queued runs of experiment 'placed'.")
 
 
+def test_run_queue_exits_1_naming_the_runs_that_failed(tmp_path):
+    path = tmp_path / "exp.py"
+    path.write_text(SCRIPT.replace('    _run.info["pid"] = os.getpid()\n',
+                                   '    if lr < 0:\n        raise ValueError("lr must be '
+                                   'positive")\n    _run.info["pid"] = os.getpid()\n'))
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    ok, bad = queue(store, (0.1, -1.0))
+    proc = labbook_cli("run-queue", str(path), "--store", store, "--launcher", "local:2",
+                       cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == \
+        "Done: queue placed: 1 done, 1 failed, 0 pruned, 0 running"
+    assert proc.stderr.splitlines()[-1] == (
+        f"Error: 1 of the queued runs did not complete (runs {bad}); `labbook show ID` shows "
+        "each one's status and fail_trace.")
+    reader = open_store(store)
+    try:  # both runs stay stored as they ended
+        assert reader.get(ok)["status"] == "COMPLETED"
+        failed = reader.get(bad)
+        assert failed["status"] == "FAILED" and "lr must be positive" in "".join(
+            failed["fail_trace"])
+    finally:
+        reader.close()
+
+
 def test_placed_processes_start_their_own_runs_not_a_parents(tmp_path, script):
     store = f"sqlite:///{tmp_path / 'runs.db'}"
     ids = queue(store, (0.1, 0.2))

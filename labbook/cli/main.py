@@ -247,8 +247,9 @@ def cmd_sweep(args: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_run_queue(args: dict) -> str:
-    """``labbook run-queue EXP``: the queued runs through a launcher; a summary line."""
+def cmd_run_queue(args: dict) -> tuple[str, str | None]:
+    """``labbook run-queue EXP``: the queued runs through a launcher; a summary line, and an
+    error line naming the runs that did not complete (None when all did)."""
     from labbook.cli.worker import experiment_name
     from labbook.launchers import parse_launcher, run_queue
     from labbook.stores import default_url
@@ -265,8 +266,14 @@ def cmd_run_queue(args: dict) -> str:
     finally:
         launcher.close()
     if not board.finished and not board.skipped:
-        return f"No queued runs of experiment {experiment!r}."
-    return f"Done: {board.line()}"
+        return f"No queued runs of experiment {experiment!r}.", None
+    error = None
+    if board.failed:
+        ids = ", ".join(map(str, board.failed_runs[:10]))
+        more = f" and {len(board.failed_runs) - 10} more" if len(board.failed_runs) > 10 else ""
+        error = (f"{board.failed} of the queued runs did not complete (runs {ids}{more}); "
+                 f"`labbook show ID` shows each one's status and fail_trace.")
+    return f"Done: {board.line()}", error
 
 
 def _is_journal_dir(path: str) -> bool:
@@ -483,7 +490,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         elif args["worker"]:
             return _worker(args)
         elif args["run-queue"]:
-            _say(cmd_run_queue(args))
+            summary, failed = cmd_run_queue(args)
+            _say(summary)
+            if failed:  # the runs are stored (FAILED, with their traces); the exit says so
+                print(f"Error: {failed}", file=sys.stderr)
+                return 1
         elif args["ui"]:
             from labbook.cli.ui import cmd_ui
 

@@ -55,16 +55,22 @@ def normalize_filter(filters: dict | str | None) -> dict | None:
 
 def flatten_dict(value: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and other values are kept as they are."""
-    out: dict[str, Any] = {}
     if not isinstance(value, dict):
         return {prefix.rstrip("."): value} if prefix else {}
+    out: dict[str, Any] = {}
+    _flatten_into(value, prefix, out)
+    return out
+
+
+def _flatten_into(value: dict, prefix: str, out: dict[str, Any]) -> None:
+    # one dict filled in place (not one per level merged upwards): a row per run is made
+    # for every DataFrame, so this is on the read path of every table
     for key, item in value.items():
-        name = f"{prefix}{key}"
+        name = prefix + key if key.__class__ is str else f"{prefix}{key}"
         if isinstance(item, dict) and item:
-            out.update(flatten_dict(item, name + "."))
+            _flatten_into(item, name + ".", out)
         else:
             out[name] = item
-    return out
 
 
 def downsample(items: Sequence, samples: int | None) -> list:
@@ -1025,9 +1031,14 @@ def _row(doc: dict, summary: dict | None, config: bool, info: bool) -> dict:
             if meta.get(key) is not None:
                 row[key] = meta[key]
     if config:
-        row.update(flatten_dict(doc.get("config") or {}, "config."))
+        config_doc = doc.get("config")
+        if isinstance(config_doc, dict):
+            _flatten_into(config_doc, "config.", row)
+        elif config_doc:
+            row.update(flatten_dict(config_doc, "config."))
     if summary is not None:
-        row.update({f"summary.{k}": v for k, v in summary.items()})
+        for key, value in summary.items():
+            row[f"summary.{key}"] = value
     if info:
         row.update(flatten_dict(doc.get("info") or {}, "info."))
     return row

@@ -772,3 +772,78 @@ def test_metric_times_of_every_kind(sql_store):
     assert _same(sql_store.history(run_id, ["b"])["b"]["values"], [2.0, math.nan])
     with pytest.raises(SqlStoreError, match="2 steps but 1 values"):
         sql_store.append_metrics(run_id, {"t": {"steps": [0, 1], "values": [1]}})
+
+
+@pytest.mark.parametrize("backend", ["mysql", "postgresql"])
+def test_a_write_chosen_as_a_deadlock_victim_is_made_again(request, backend, tmp_path, caplog):
+    # Another connection holds a shared lock on the run's row while the store adds a point
+    # (its foreign-key check shares that row, then it updates the row's summary), and then
+    # asks for the row itself: a lock cycle, which the server breaks by rolling one back.
+    # The store's transaction is made the victim (MariaDB: the lighter one; PostgreSQL: the
+    # one waiting longest), so the write must be made again, not lost or raised.
+    import threading
+
+    from tests.stores.conftest import backend_url
+
+    store = SqlStore(backend_url(request, backend, tmp_path))
+    other_run = store.create_run({"status": "RUNNING", "start_time": T0})
+    run_id = store.create_run({"status": "RUNNING", "start_time": T0})
+    holder = sa.create_engine(engine_url(store.url))
+    caplog.set_level(logging.DEBUG, logger="labbook.stores.sql.engine")
+    errors: list = []
+
+    def add_point():
+        try:
+            store.append_metrics(run_id, {"loss": {"steps": [0], "values": [0.5],
+                                                   "timestamps": [T0]}})
+        except Exception as exc:  # the test's assertion reports it
+            errors.append(exc)
+
+    try:
+        with holder.connect() as conn:
+            tx = conn.begin()
+            if backend == "mysql":  # heavier than the store's transaction: 200 rows written
+                conn.execute(metrics.insert(), [{"run_id": other_run, "name": "w", "step": i,
+                                                 "value": 1.0} for i in range(200)])
+                conn.exec_driver_sql(f"SELECT id FROM runs WHERE id = {run_id} "
+                                     "LOCK IN SHARE MODE").all()
+            else:
+                conn.exec_driver_sql(f"SELECT id FROM runs WHERE id = {run_id} FOR SHARE").all()
+            writer = threading.Thread(target=add_point)
+            writer.start()
+            time.sleep(1.0)  # the store now waits for the shared lock
+            assert writer.is_alive()
+            lock = ("UPDATE runs SET status = 'RUNNING' WHERE id = {}" if backend == "mysql"
+                    else "SELECT id FROM runs WHERE id = {} FOR UPDATE")
+            conn.exec_driver_sql(lock.format(run_id)).close()  # the cycle
+            tx.commit()
+            writer.join(60)
+    finally:
+        holder.dispose()
+    try:
+        assert not writer.is_alive() and errors == []
+        assert any("deadlock in append_metrics" in r.getMessage() for r in caplog.records)
+        assert store.history(run_id)["loss"]["values"] == [0.5]
+        assert store.last_values([run_id])[run_id] == {"loss": 0.5}
+    finally:
+        store.close()
+
+
+def test_a_failed_transaction_leaves_no_tags_believed_written(sql_store, monkeypatch):
+    # the store remembers which info tags it wrote, to skip them at the next heartbeat; a
+    # transaction that fails after writing them must not leave that memory behind
+    run_id = sql_store.create_run({"status": "RUNNING", "start_time": T0})
+    import labbook.stores.sql.runs as sql_runs
+
+    real = sql_runs.file_rows
+
+    def broken(*args):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(sql_runs, "file_rows", broken)
+    info = {"tags": {"best": 1}}
+    with pytest.raises(SqlStoreError):
+        sql_store.update_run(run_id, {"info": info, "resources": [["data.csv", "abc"]]})
+    monkeypatch.setattr(sql_runs, "file_rows", real)
+    sql_store.update_run(run_id, {"info": info})
+    assert sql_store.find({"tags": "best"})[0]["_id"] == run_id

@@ -11,11 +11,13 @@ opened, with the password hidden.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import random
 import time
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -26,7 +28,9 @@ from labbook.stores.sql.types import MYSQL_NAMES
 
 __all__ = ["SQLITE_BUSY_TIMEOUT", "CONNECT_TIMEOUT", "STATEMENT_TIMEOUT", "engine_url",
            "is_memory_sqlite", "create_engine", "forget_connections_after_fork", "first_line",
-           "is_deadlock", "connection_error"]
+           "is_deadlock", "retry_deadlocks", "DEADLOCK_RETRIES", "connection_error"]
+
+logger = logging.getLogger(__name__)
 
 #: seconds a SQLite writer waits for another process's write lock before giving up
 SQLITE_BUSY_TIMEOUT = 30.0
@@ -269,7 +273,32 @@ def is_deadlock(exc: BaseException | None) -> bool:
     code = getattr(orig, "args", (None,))[0] if orig is not None else None
     # MySQL/MariaDB 1213 (deadlock), 1205 (lock wait timeout) and 1412 (a table read while
     # another process was creating it); PostgreSQL 40P01
-    return code in (1213, 1205, 1412) or getattr(orig, "sqlstate", None) == "40P01"
+    return code in (1213, 1205, 1412) or getattr(orig, "sqlstate", None) in ("40P01", "40001")
+
+
+#: how often a write the server rolled back to break a deadlock is made again
+DEADLOCK_RETRIES = 6
+
+
+def retry_deadlocks(method: Callable) -> Callable:
+    """Make a store's write method again when the database chose its transaction as the victim
+    of a deadlock (InnoDB does so between a worker's claim and a run's own writes to the same
+    row): the rolled-back transaction left nothing behind, so running it again is safe. After
+    :data:`DEADLOCK_RETRIES` more tries the error goes to the caller."""
+    @functools.wraps(method)
+    def retried(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except SqlStoreError as exc:
+                if attempt == DEADLOCK_RETRIES or not is_deadlock(exc.__cause__):
+                    raise
+                logger.debug("deadlock in %s (try %d): %s", method.__name__, attempt + 1,
+                             first_line(exc.__cause__))  # type: ignore[arg-type]
+            # apart at random, so the processes that collided do not collide again
+            time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+    return retried
 
 
 def connection_error(url: sa.engine.URL, redacted: str, exc: BaseException

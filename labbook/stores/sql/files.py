@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from labbook import serialize
 from labbook.errors import ArgumentError, SqlStoreError, StoredFileNotFoundError
 from labbook.fileio import file_md5
+from labbook.stores.sql.engine import retry_deadlocks
 from labbook.stores.sql.schema import (artifacts, blob_chunks, blobs, run_resources,
                                        run_sources, runs, version_blobs)
 from labbook.stores.sql.values import as_run_id
@@ -62,6 +63,7 @@ class FilesMixin:
                                 f"{self._redacted}; nothing was stored.")
         conn.execute(self._insert_ignore(blobs, {"md5": md5, "size": size}))
 
+    @retry_deadlocks
     def put_artifact(self, run_id: Any, name: str, filename: str, metadata: dict | None = None,
                      content_type: str | None = None) -> None:
         rid = self._existing_id(run_id)
@@ -80,6 +82,7 @@ class FilesMixin:
                                  .order_by(artifacts.c.id)).scalars().all()
             conn.execute(runs.update().where(runs.c.id == rid).values(artifacts=list(names)))
 
+    @retry_deadlocks
     def put_resource(self, run_id: Any, filename: str) -> None:
         rid = self._existing_id(run_id)
         md5 = file_md5(filename)
@@ -93,6 +96,7 @@ class FilesMixin:
                 conn.execute(run_resources.insert().values(run_id=rid, name=filename[:1024],
                                                            md5=md5))
 
+    @retry_deadlocks
     def put_sources(self, experiment_info: dict) -> dict:
         info = dict(experiment_info)
         base_dir = info.get("base_dir") or ""

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from labbook import clock
 from labbook.errors import SqlStoreError
 from labbook.stores.base import sample_positions
+from labbook.stores.sql.engine import retry_deadlocks
 from labbook.stores.sql.schema import metrics, runs
 from labbook.stores.sql.values import as_run_id, in_chunks, short_name
 
@@ -98,6 +99,7 @@ def _integral_step(name: str, step: Any) -> int:
 class MetricsMixin:
     """The points of metric series, one row each."""
 
+    @retry_deadlocks
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
         rid = self._existing_id(run_id)
         # (has a special value, rows) per metric, in the order given

@@ -17,7 +17,7 @@ from labbook.errors import (ArgumentError, RunExistsError, RunNotFoundError, Sql
 from labbook.stores import query as _query
 from labbook.stores.base import LAST_KEY, RUN_FIELDS, claim_order, replaceable
 from labbook.stores.sql.compiler import ORDERABLE, Translator, key_columns
-from labbook.stores.sql.engine import is_deadlock
+from labbook.stores.sql.engine import is_deadlock, retry_deadlocks
 from labbook.stores.sql.schema import (DEFAULTS, JSON_FIELDS, KEEP_NULL, NAME_FIELDS,
                                        RUN_TABLES, TIME_FIELDS, experiments, run_resources,
                                        run_sources, runs, tags_table)
@@ -78,6 +78,7 @@ class RunsMixin:
             conn.execute(self._insert_ignore(experiments, {"name": name,
                                                            "created": clock.utcnow()}))
 
+    @retry_deadlocks
     def create_run(self, doc: dict, run_id: Any = None, *, overwrite: bool = False) -> Any:
         values, extra = self._columns(doc)
         values["extra"] = extra or None
@@ -200,6 +201,7 @@ class RunsMixin:
                 "SELECT setval(pg_get_serial_sequence('runs', 'id'), "
                 "(SELECT COALESCE(MAX(id), 0) + 1 FROM runs), false)")
 
+    @retry_deadlocks
     def update_run(self, run_id: Any, fields: dict) -> None:
         rid = self._existing_id(run_id)
         values, extra = self._columns(fields)
@@ -216,6 +218,7 @@ class RunsMixin:
                 raise SqlStoreError(f"There is no run {run_id!r} in {self._redacted}.")
             self._update_related(conn, rid, values)
 
+    @retry_deadlocks
     def update_if(self, run_id: Any, expected: dict, fields: dict) -> bool:
         # one UPDATE ... WHERE id = ? AND <expected columns>: the database decides who wins
         rid = as_run_id(run_id)
@@ -240,6 +243,7 @@ class RunsMixin:
             self._update_related(conn, rid, values)
         return True
 
+    @retry_deadlocks
     def claim_queued(self, worker: str, experiment: str | None = None) -> dict | None:
         # Compare-and-set: UPDATE ... WHERE status = 'QUEUED' changes a row for one transaction
         # only (PostgreSQL and InnoDB re-check the condition after waiting for the row's lock;
@@ -265,6 +269,7 @@ class RunsMixin:
             return self.get(rid)
         return None
 
+    @retry_deadlocks
     def delete_run(self, run_id: Any) -> None:
         """Delete the run, its metrics and artifacts; a blob goes too once no artifact, resource
         or source refers to it any more."""

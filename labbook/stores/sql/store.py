@@ -245,8 +245,15 @@ class SqlStore(RunsMixin, MetricsMixin, FilesMixin, VersionsMixin, Store):
     def _write(self) -> Iterator[sa.Connection]:
         """A write transaction (committed on success), with database errors made readable."""
         self._ensure_ready()
-        with self._lock, self._errors(), self._engine.begin() as conn:
-            yield conn
+        with self._lock:
+            try:
+                with self._errors(), self._engine.begin() as conn:
+                    yield conn
+            except BaseException:
+                # the tags the failed transaction wrote were rolled back with it: a retry
+                # (a deadlock's, an outage's) must write them again, not trust the cache
+                self._info_tag_keys.clear()
+                raise
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:

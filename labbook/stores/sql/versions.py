@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from labbook.errors import SqlStoreError
+from labbook.stores.sql.engine import retry_deadlocks
 from labbook.stores.sql.schema import artifact_entries, version_blobs
 
 __all__ = ["VersionsMixin"]
@@ -35,6 +36,7 @@ def _row(collection: str, entry: str, body: dict) -> dict:
 class VersionsMixin:
     """Ledger entries as rows, files as blobs."""
 
+    @retry_deadlocks
     def _ledger_claim(self, collection: str, entry: str, body: dict) -> bool:
         try:
             with self._write() as conn:
@@ -45,6 +47,7 @@ class VersionsMixin:
             raise
         return True
 
+    @retry_deadlocks
     def _ledger_put(self, collection: str, entry: str, body: dict) -> None:
         row = _row(collection, entry, body)
         if self.dialect_name == "postgresql":
@@ -83,6 +86,7 @@ class VersionsMixin:
             return list(conn.execute(sa.select(artifact_entries.c.collection).where(
                 artifact_entries.c.head == "v").distinct()).scalars().all())
 
+    @retry_deadlocks
     def _version_blob_put(self, entry: dict, filename: str) -> None:
         with self._write() as conn:
             self._put_blob(conn, entry["md5"], filename)

@@ -847,3 +847,29 @@ def test_a_failed_transaction_leaves_no_tags_believed_written(sql_store, monkeyp
     monkeypatch.setattr(sql_runs, "file_rows", real)
     sql_store.update_run(run_id, {"info": info})
     assert sql_store.find({"tags": "best"})[0]["_id"] == run_id
+
+
+def test_a_deadlock_that_keeps_coming_reaches_the_caller_and_other_errors_at_once(monkeypatch):
+    from labbook.stores.sql import engine
+
+    waits: list = []
+    monkeypatch.setattr(engine.time, "sleep", waits.append)
+    calls: list = []
+
+    def failing(code):
+        @engine.retry_deadlocks
+        def write(store):
+            calls.append(code)
+            cause = sa.exc.OperationalError("UPDATE runs", {}, Exception(code, "from the server"))
+            raise SqlStoreError("The SQL database refused an operation") from cause
+        return write
+
+    with pytest.raises(SqlStoreError):
+        failing(1213)(None)
+    assert len(calls) == engine.DEADLOCK_RETRIES + 1 and len(waits) == engine.DEADLOCK_RETRIES
+    # each wait at random within a window that doubles with each try
+    assert all(0.005 * 2 ** k <= w <= 0.02 * 2 ** k for k, w in enumerate(waits))
+    calls.clear()
+    with pytest.raises(SqlStoreError):
+        failing(1062)(None)  # a duplicate key is no deadlock: not made again
+    assert calls == [1062]

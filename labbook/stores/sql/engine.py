@@ -287,17 +287,18 @@ def retry_deadlocks(method: Callable) -> Callable:
     :data:`DEADLOCK_RETRIES` more tries the error goes to the caller."""
     @functools.wraps(method)
     def retried(self: Any, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(DEADLOCK_RETRIES + 1):
+        attempt = 0
+        while True:
             try:
                 return method(self, *args, **kwargs)
             except SqlStoreError as exc:
-                if attempt == DEADLOCK_RETRIES or not is_deadlock(exc.__cause__):
+                if attempt >= DEADLOCK_RETRIES or not is_deadlock(exc.__cause__):
                     raise
                 logger.debug("deadlock in %s (try %d): %s", method.__name__, attempt + 1,
                              first_line(exc.__cause__))  # type: ignore[arg-type]
             # apart at random, so the processes that collided do not collide again
             time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
     return retried
 
 

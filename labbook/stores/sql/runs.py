@@ -6,7 +6,6 @@ transactions (``_read``/``_write``) and its dialect.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ from labbook.errors import (ArgumentError, RunExistsError, RunNotFoundError, Sql
 from labbook.stores import query as _query
 from labbook.stores.base import LAST_KEY, RUN_FIELDS, claim_order, replaceable
 from labbook.stores.sql.compiler import ORDERABLE, Translator, key_columns
-from labbook.stores.sql.engine import is_deadlock, retry_deadlocks
+from labbook.stores.sql.engine import retry_deadlocks
 from labbook.stores.sql.schema import (DEFAULTS, JSON_FIELDS, KEEP_NULL, NAME_FIELDS,
                                        RUN_TABLES, TIME_FIELDS, experiments, run_resources,
                                        run_sources, runs, tags_table)
@@ -88,27 +87,24 @@ class RunsMixin:
                 raise SqlRunIdError(f"The SQL store numbers runs with integers; cannot use the "
                                     f"run id {run_id!r}.")
             return self._create_with_id(values, wanted, overwrite)
-        for attempt in range(5):
-            try:
-                with self._write() as conn:
-                    self._ensure_experiment(conn, values.get("experiment_name"))
-                    result = conn.execute(runs.insert().values(**values))
-                    rid = int(result.inserted_primary_key[0])
-                    self._write_related(conn, rid, values)
-                    return rid
-            except SqlStoreError as exc:
-                if attempt == 4:
-                    raise
-                if is_deadlock(exc.__cause__):
-                    # many processes starting at once: the transaction was rolled back whole
-                    time.sleep(0.02 * (attempt + 1))
-                    continue
-                # PostgreSQL: a run inserted with an explicit id can meet the sequence
-                if not isinstance(exc.__cause__, sa.exc.IntegrityError):
-                    raise
-                with self._write() as conn:
-                    self._sync_sequence(conn)
-        raise AssertionError("unreachable")
+        # deadlocks (many processes starting at once) are made again by retry_deadlocks
+        try:
+            return self._insert_run(values)
+        except SqlStoreError as exc:
+            # PostgreSQL: a run inserted with an explicit id can meet the sequence
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+        with self._write() as conn:
+            self._sync_sequence(conn)
+        return self._insert_run(values)
+
+    def _insert_run(self, values: dict) -> int:
+        with self._write() as conn:
+            self._ensure_experiment(conn, values.get("experiment_name"))
+            result = conn.execute(runs.insert().values(**values))
+            rid = int(result.inserted_primary_key[0])
+            self._write_related(conn, rid, values)
+            return rid
 
     def _create_with_id(self, values: dict, run_id: int, overwrite: bool) -> int:
         full = {c.name: None for c in runs.columns if c.name != "id"}

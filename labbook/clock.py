@@ -17,11 +17,20 @@ from typing import Any, Iterable
 from labbook.errors import ArgumentTypeError
 
 __all__ = ["EPOCH", "MICROSECOND", "utcnow", "from_timestamp", "from_timestamps", "to_utc",
-           "to_iso", "from_iso", "to_microseconds", "from_microseconds"]
+           "to_iso", "from_iso", "to_microseconds", "from_microseconds", "Micros"]
 
 EPOCH = _dt.datetime(1970, 1, 1)
 MICROSECOND = _dt.timedelta(microseconds=1)
 _UTC = _dt.timezone.utc
+
+
+class Micros(list):
+    """Times already as integer microseconds since 1970 (None: no time): what a store that
+    keeps them so (the binary series copy, SQL) hands to :meth:`Store.history_for_copy
+    <labbook.stores.base.Store.history_for_copy>`, and a store that keeps them so takes
+    without converting them to datetimes and back (``Store.takes_micros``)."""
+
+    __slots__ = ()
 
 
 def utcnow() -> _dt.datetime:
@@ -64,11 +73,32 @@ def to_utc(value: Any) -> _dt.datetime | None:
 
 def to_iso(stamps: Iterable[Any]) -> list:
     """ISO texts of datetimes (other values, such as None or text, pass through)."""
+    if isinstance(stamps, Micros):
+        return _iso_of_micros(stamps)
     stamps = list(stamps)
     try:
         return list(map(_dt.datetime.isoformat, stamps))  # one C loop for the usual case
     except TypeError:
         return [t.isoformat() if isinstance(t, _dt.datetime) else t for t in stamps]
+
+
+def _iso_of_micros(micros: list) -> list:
+    """``datetime.isoformat`` of microseconds since 1970 (None stays None) without making a
+    datetime per point: a run's points share few seconds, so each second's text is made once
+    and the fraction appended (isoformat leaves a zero fraction out, and so does this)."""
+    if None in micros:
+        return [None if us is None else (EPOCH + _dt.timedelta(microseconds=us)).isoformat()
+                for us in micros]
+    million = 1_000_000
+    seconds = list(map(million.__rfloordiv__, micros))
+    fractions = list(map(million.__rmod__, micros))
+    texts = {second: (EPOCH + _dt.timedelta(seconds=second)).isoformat()
+             for second in set(seconds)}
+    heads = list(map(texts.__getitem__, seconds))
+    if 0 in fractions:
+        return [f"{head}.{fraction:06d}" if fraction else head
+                for head, fraction in zip(heads, fractions)]
+    return list(map("{}.{:06d}".format, heads, fractions))
 
 
 def from_iso(texts: Iterable[Any]) -> list:
@@ -82,6 +112,8 @@ def from_iso(texts: Iterable[Any]) -> list:
 
 def to_microseconds(stamps: Iterable[Any]) -> list[int | None]:
     """Integer microseconds since 1970 of times (None where there is no time)."""
+    if isinstance(stamps, Micros):
+        return stamps
     stamps = list(stamps)
     try:
         # naive UTC datetimes, what the heartbeat hands over: C loops (operator functions, not

@@ -39,6 +39,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
+from labbook import clock
 from labbook.errors import ArtifactNameError, LabbookError, SyncError
 from labbook.stores.base import Store, artifact_names
 
@@ -178,17 +179,22 @@ class _Copier:
         return fields
 
     def metrics(self, src_id: Any, dst_id: Any, existing: bool) -> None:
-        history = self.src.history(src_id)
-        have = {}
-        if existing:
-            have = {name: len(s.get("values") or []) for name, s in
-                    self.dst.history(dst_id).items()}
+        # timestamps stay microseconds from a store that keeps them so to one that takes them
+        history = self.src.history_for_copy(src_id)
+        have = self.dst.metric_counts([dst_id]).get(dst_id, {}) if existing else {}
+        takes_micros = self.dst.takes_micros
         tails = {}
         for name, series in history.items():
             start = have.get(name, 0)
             if len(series["values"]) > start:
-                tails[name] = {k: list(series[k][start:])
-                               for k in ("steps", "values", "timestamps")}
+                stamps = series["timestamps"]
+                if isinstance(stamps, clock.Micros):
+                    stamps = clock.Micros(stamps[start:]) if takes_micros \
+                        else clock.from_microseconds(stamps[start:])
+                else:
+                    stamps = list(stamps[start:])
+                tails[name] = {"steps": list(series["steps"][start:]),
+                               "values": list(series["values"][start:]), "timestamps": stamps}
         if tails:
             self.dst.append_metrics(dst_id, tails)
             self.result.points += sum(len(s["values"]) for s in tails.values())

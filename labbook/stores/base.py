@@ -96,6 +96,10 @@ class Store(abc.ABC):
     #: the directory holding the stored files as plain files on this machine (the file store),
     #: else None: the read side opens artifacts in place when it is set
     local_dir: str | None = None
+    #: whether :meth:`append_metrics` takes timestamps as :class:`~labbook.clock.Micros`
+    #: (microseconds since 1970) as well as datetimes: a copy from a store that keeps them so
+    #: then skips two conversions per point (``labbook sync``)
+    takes_micros: bool = False
 
     def check(self) -> None:
         """Make sure runs can be written here (directory writable, server reachable, database
@@ -198,6 +202,12 @@ class Store(abc.ABC):
     def history(self, run_id: Any, names: Iterable[str] | None = None
                 ) -> dict[str, dict[str, list]]:
         """All points of the run's metrics (optionally only ``names``)."""
+
+    def history_for_copy(self, run_id: Any) -> dict[str, dict[str, list]]:
+        """:meth:`history` for a copy into another store: a store may give a series'
+        timestamps as :class:`~labbook.clock.Micros`, which :attr:`takes_micros` stores take
+        as they are (the caller converts them for the others)."""
+        return self.history(run_id)
 
     @abc.abstractmethod
     def open_artifact(self, run_id: Any, name: str) -> BinaryIO:

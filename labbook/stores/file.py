@@ -96,6 +96,7 @@ def write_json_atomic(path: str, data: Any, long_lists: bool = False, fs: Any = 
 
 class FileStore(FileVersionsMixin, Store):
     schemes = ("file",)
+    takes_micros = True  # append_metrics: clock.to_iso and the pieces take clock.Micros
     #: the files this store keeps in a run's directory (labbook.run.RESERVED_NAMES, which
     #: artifact names may not take, is the same set; a test keeps them equal)
     RUN_FILES = frozenset({"run.json", "config.json", "info.json", "cout.txt", "metrics.json",
@@ -755,6 +756,12 @@ class FileStore(FileVersionsMixin, Store):
         problems: list[str] = []
         if self._links_out(run_id):  # reported by read_run; nothing of it is read
             return out, problems
+        if not raw:
+            found = self._history_from_copy(run_id, names)
+            if found is not None:
+                for series in found.values():
+                    series["timestamps"] = clock.from_microseconds(series["timestamps"])
+                return found, problems
         path = self.fs.join(self._dir(run_id), "metrics.jsonl")
         if not self.fs.exists(path):
             legacy = self._read_object(run_id, "metrics.json", problems, {})
@@ -785,6 +792,21 @@ class FileStore(FileVersionsMixin, Store):
                                 "none"))
                     series["timestamps"] = [None] * len(series["timestamps"])
         return out, problems
+
+    def _history_from_copy(self, run_id: Any, names: Iterable[str] | None
+                           ) -> dict[str, dict[str, list]] | None:
+        """The whole series from the binary copy of an ended run (``file_series``), when it
+        is current and holds each of them; timestamps as :class:`~labbook.clock.Micros`."""
+        if self.fs.remote:
+            return None
+        return file_series.read_all(self._dir(run_id),
+                                    None if names is None else list(dict.fromkeys(names)))
+
+    def history_for_copy(self, run_id: Any) -> dict[str, dict[str, list]]:
+        if self._links_out(run_id):
+            return {}
+        found = self._history_from_copy(run_id, None)
+        return self.history(run_id) if found is None else found
 
     def _jsonl_series(self, run_id: Any, path: str, problems: list[str]
                       ) -> Iterator[tuple[str, dict]]:

@@ -29,7 +29,8 @@ import struct
 import tempfile
 from typing import Any, BinaryIO
 
-from labbook.clock import EPOCH, MICROSECOND
+from labbook.clock import EPOCH, MICROSECOND, Micros
+from labbook.stores import file_series
 
 __all__ = ["PREFIX", "Pieces"]
 
@@ -40,18 +41,19 @@ _SEP_BYTES = _SEP.encode()
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _NUMBERS = frozenset({int, float})
 _KEYS = ("steps", "timestamps", "values")
-_NO_TIME = -(2 ** 63)
+_NO_TIME = file_series.NO_TIME
 
 
 class _Series:
-    __slots__ = ("text", "binary", "n", "ints", "last")
+    __slots__ = ("text", "binary", "n", "ints", "has_int", "last")
 
     def __init__(self) -> None:
         self.text: dict[str, list[tuple[int, int]]] = {key: [] for key in _KEYS}
         #: per beat (offset, n, values as int64); None once a beat cannot be copied
         self.binary: list[tuple[int, int, bool]] | None = []
         self.n = 0
-        self.ints = True
+        self.ints = True  # every value an int so far
+        self.has_int = False  # an int value among them
         self.last: Any = None
 
 
@@ -99,7 +101,9 @@ class Pieces:
             # numbers and ISO times hold no ", ": the line's item separator becomes the
             # indented one of metrics.json by a replace (other text is encoded again)
             plain = not numbers & {str}
-            times = set(map(type, stamps)) <= {_dt.datetime}
+            given = stamps if stamps.__class__ is Micros else None  # already microseconds
+            times = None not in given if given is not None \
+                else set(map(type, stamps)) <= {_dt.datetime}
             for key, items, text in (("steps", steps, steps_text if plain else None),
                                      ("timestamps", iso[name], stamps_text if times else None),
                                      ("values", values, values_text if plain else None)):
@@ -113,24 +117,30 @@ class Pieces:
             kept.n += n
             kept.last = values[-1]
             if kept.binary is not None:
-                kept.binary = self._add_binary(kept, steps, values, stamps)
+                kept.binary = self._add_binary(kept, steps, values, stamps, given)
         self.size = size
 
-    def _add_binary(self, kept: _Series, steps: list, values: list, stamps: list
-                    ) -> list | None:
+    def _add_binary(self, kept: _Series, steps: list, values: list, stamps: list,
+                    micros: list | None = None) -> list | None:
         """The int64/float64 bytes of a beat, as file_series copies a series (None: this
-        series is not copied)."""
+        series is not copied); ``micros``: the timestamps as microseconds, when given so."""
         n = len(values)
         kinds = set(map(type, values))
         if set(map(type, steps)) - {int} or kinds - _NUMBERS:
             return None
         ints = kinds <= {int}
-        try:
-            micros = list(map(operator.floordiv,
-                              map(operator.sub, stamps, itertools.repeat(EPOCH)),
-                              itertools.repeat(MICROSECOND)))
-        except TypeError:  # None or aware times: a reader makes the copy if it needs it
-            return None
+        if micros is None:
+            try:
+                micros = list(map(operator.floordiv,
+                                  map(operator.sub, stamps, itertools.repeat(EPOCH)),
+                                  itertools.repeat(MICROSECOND)))
+            except TypeError:  # None among them (aware times are not copied)
+                try:
+                    micros = file_series.all_micros(stamps)
+                except (ValueError, TypeError):
+                    return None
+        if None in micros:
+            micros = [_NO_TIME if us is None else us for us in micros]
         try:
             data = (struct.pack(f"<{n}q", *steps)
                     + struct.pack(f"<{n}{'q' if ints else 'd'}", *values)
@@ -140,6 +150,7 @@ class Pieces:
         assert kept.binary is not None
         kept.binary.append((self.fh.tell(), n, ints))
         kept.ints = kept.ints and ints
+        kept.has_int = kept.has_int or int in kinds
         self.fh.write(data)
         return kept.binary
 
@@ -178,14 +189,19 @@ class Pieces:
             out.write(b"\n  }")
         out.write(b"\n}")
 
-    def binary_series(self, min_points: int) -> list[tuple[str, int, bool, Any]]:
-        """``(name, n, ints, chunks)`` of each series file_series copies: ``chunks()`` yields
-        its steps, values and timestamps bytes, a beat at a time."""
+    def binary_series(self, min_points: int) -> list[tuple[str, int, bool, bool, Any]]:
+        """``(name, n, ints, mixed, chunks)`` of each series file_series copies, when one of them
+        has at least ``min_points`` points (then the short ones too): ``chunks()`` yields its
+        steps, values and timestamps bytes, a beat at a time."""
         out = []
+        if not any(kept.binary is not None and kept.n >= min_points
+                   for kept in self.series.values()):
+            return out
         for name, kept in self.series.items():
-            if kept.binary is None or kept.n < min_points:
+            if kept.binary is None:
                 continue
-            out.append((name, kept.n, kept.ints, self._chunks(kept)))
+            out.append((name, kept.n, kept.ints, kept.has_int and not kept.ints,
+                        self._chunks(kept)))
         return out
 
     def _chunks(self, kept: _Series) -> Any:

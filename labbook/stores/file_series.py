@@ -5,23 +5,26 @@ line, then per series three fixed-width arrays: steps (int64), values (float64, 
 every value is an int) and timestamps (int64 microseconds since 1970, ``NO_TIME`` for none)::
 
     {"v": 1, "sig": [[mtime_ns, size] | null, [mtime_ns, size] | null], "all": [names],
-     "series": {"loss": {"n": 1000000, "off": 0, "ints": false}}}\\n<arrays>
+     "series": {"loss": {"n": 1000000, "off": 0, "ints": false, "mixed": false}}}\\n<arrays>
 
 ``sig`` is the (mtime, size) of ``metrics.jsonl`` and ``metrics.json`` when the copy was made: a
-copy whose files have changed since is ignored. Only series of at least ``MIN_POINTS`` points
-whose steps are ints, values numbers and timestamps naive ISO times (or missing) are copied;
-the others are read from the JSON as before. The writer makes the copy when a run with a series
-of ``WRITER_MIN_POINTS`` ends; a reader makes it (again) on a sampled read of an ended run
-(status no longer RUNNING or QUEUED) whose copy is missing or stale, when it can write there.
-It is a cache: deleting it loses nothing.
+copy whose files have changed since is ignored. A copy is made for a run with a series of at
+least ``MIN_POINTS`` points, and then holds every series of the run (the short ones too, so a
+whole read of the run needs no JSON) whose steps are ints, values numbers and timestamps naive
+ISO times (or missing); the others are read from the JSON as before. The writer makes the copy
+when a run with a series of ``WRITER_MIN_POINTS`` ends; a reader makes it (again) on a sampled
+read of an ended run (status no longer RUNNING or QUEUED) whose copy is missing or stale, when
+it can write there. It is a cache: deleting it loses nothing.
 """
 from __future__ import annotations
 
+import array
 import datetime as _dt
 import json
 import mmap
 import os
 import struct
+import sys
 from typing import Any
 
 from labbook import clock
@@ -29,7 +32,7 @@ from labbook.clock import EPOCH as _EPOCH
 from labbook.fileio import atomic_open
 
 __all__ = ["NAME", "VERSION", "MIN_POINTS", "WRITER_MIN_POINTS", "NO_TIME", "source_signature",
-           "write", "is_current", "read_sampled"]
+           "write", "is_current", "read_sampled", "read_all", "all_micros"]
 
 NAME = ".labbook-series"
 VERSION = 1
@@ -63,7 +66,7 @@ def _micros(stamp: Any) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _all_micros(stamps: list) -> list[int]:
+def all_micros(stamps: list) -> list[int]:
     """:func:`_micros` of every stamp; naive ISO texts (what the file store writes) in C
     loops, anything else one at a time."""
     try:
@@ -86,8 +89,9 @@ def _encode(series: dict) -> tuple[bytes, bool] | None:
     ints = kinds <= {int}
     if kinds - {int, float}:
         return None
+    mixed = kinds == {int, float}
     try:
-        micros = _all_micros(stamps)
+        micros = all_micros(stamps)
     except (ValueError, TypeError):
         return None
     try:
@@ -96,42 +100,47 @@ def _encode(series: dict) -> tuple[bytes, bool] | None:
                 + struct.pack(f"<{n}q", *micros))
     except struct.error:  # an int beyond 64 bits
         return None
-    return data, ints
+    return data, ints, mixed
 
 
 def write(directory: str, history: dict[str, dict[str, list]], min_points: int = MIN_POINTS
           ) -> bool:
-    """Write the binary copy of ``history``'s series of at least ``min_points`` points; False
-    when there is none to make or it cannot be written (a read-only directory)."""
+    """Write the binary copy of ``history``'s series when one of them has at least
+    ``min_points`` points; False when there is none to make or it cannot be written (a
+    read-only directory)."""
     parts = []
+    if not any(len(series["values"]) >= min_points for series in history.values()):
+        return False
     for name, series in history.items():
-        if len(series["values"]) < min_points:
-            continue
         encoded = _encode(series)
         if encoded is None:
             continue
-        data, ints = encoded
-        parts.append((name, len(series["values"]), ints, lambda data=data: [data]))
+        data, ints, mixed = encoded
+        parts.append((name, len(series["values"]), ints, mixed, lambda data=data: [data]))
     return write_parts(directory, list(history), parts)
 
 
-def write_parts(directory: str, names: list[str], parts: list[tuple[str, int, bool, Any]]
-                ) -> bool:
-    """Write the binary copy from ``(name, n, ints, chunks)`` per copied series, ``chunks()``
-    giving its steps, values and timestamps bytes in order (``names``: every metric of the
+def write_parts(directory: str, names: list[str],
+                parts: list[tuple[str, int, bool, bool, Any]]) -> bool:
+    """Write the binary copy from ``(name, n, ints, mixed, chunks)`` per copied series
+    (``mixed``: its values were ints and floats, which the copy holds as floats, so a whole
+    read takes them from the JSON), ``chunks()`` giving its steps, values and timestamps
+    bytes in order (``names``: every metric of the
     run). False when there is none or it cannot be written."""
     if not parts:
         return False
-    header: dict[str, Any] = {"v": VERSION, "sig": None, "series": {}, "all": sorted(names)}
+    # "all" in the order the metrics were first logged: a whole read from the copy gives
+    # them in the order the JSON does
+    header: dict[str, Any] = {"v": VERSION, "sig": None, "series": {}, "all": list(names)}
     offset = 0
-    for name, n, ints, _chunks in parts:
-        header["series"][name] = {"n": n, "off": offset, "ints": ints}
+    for name, n, ints, mixed, _chunks in parts:
+        header["series"][name] = {"n": n, "off": offset, "ints": ints, "mixed": mixed}
         offset += 24 * n
     header["sig"] = source_signature(directory)
     try:
         with atomic_open(os.path.join(directory, NAME), "wb") as fh:
             fh.write(json.dumps(header).encode("utf-8") + b"\n")
-            for _name, _n, _ints, chunks in parts:
+            for _name, _n, _ints, _mixed, chunks in parts:
                 for chunk in chunks():
                     fh.write(chunk)
     except OSError:
@@ -149,31 +158,90 @@ def is_current(directory: str) -> bool:
         return False
 
 
+def _open_copy(directory: str, names: list[str] | None, exact: bool = False
+               ) -> tuple[Any, dict, list[str], int, int] | None:
+    """``(open file, held series, names, base offset, size)`` of a valid copy that holds
+    every one of ``names`` the run has (every metric of the run by default); None else.
+    ``exact``: also None when one of them mixes int and float values (or the copy is of a
+    version that did not say)."""
+    try:
+        fh = open(os.path.join(directory, NAME), "rb")
+    except OSError:
+        return None
+    try:
+        header = json.loads(fh.readline())
+        if header.get("v") != VERSION or header.get("sig") != source_signature(directory):
+            raise ValueError("stale")
+        held = header["series"]
+        # in the order the metrics were first logged (what the JSON gives), names the run
+        # does not have left out
+        wanted = None if names is None else set(names)
+        names = [name for name in header["all"] if wanted is None or name in wanted]
+        if any(name not in held for name in names):
+            raise ValueError("a short or odd series: from the JSON")
+        if exact and any(held[name].get("mixed") is not False for name in names):
+            raise ValueError("ints among floats: from the JSON, which keeps them ints")
+        base = fh.tell()
+        size = os.fstat(fh.fileno()).st_size
+        if size == base:
+            raise ValueError("empty")
+    except (ValueError, OSError, AttributeError, KeyError, TypeError):
+        fh.close()
+        return None
+    return fh, held, names, base, size
+
+
+def _column(data: bytes, code: str) -> list:
+    column = array.array(code)
+    column.frombytes(data)
+    if sys.byteorder != "little":
+        column.byteswap()
+    return column.tolist()
+
+
+def read_all(directory: str, names: list[str] | None = None
+             ) -> dict[str, dict[str, list]] | None:
+    """``{name: whole series}`` for ``names`` (every metric of the run by default) from the
+    copy, each column in one C call; timestamps as :class:`~labbook.clock.Micros`. None when
+    there is no valid copy or it lacks one of them (the caller reads the JSON)."""
+    opened = _open_copy(directory, names, exact=True)
+    if opened is None:
+        return None
+    fh, held, names, base, size = opened
+    out = {}
+    with fh:
+        for name in names:
+            where = held.get(name)
+            if where is None:
+                continue  # the run has no such metric
+            n, start = where["n"], base + where["off"]
+            if start + 24 * n > size:
+                return None  # truncated: not a copy to trust
+            fh.seek(start)
+            data = fh.read(24 * n)
+            if len(data) != 24 * n:
+                return None
+            micros = _column(data[16 * n:], "q")
+            if NO_TIME in micros:
+                micros = [None if us == NO_TIME else us for us in micros]
+            out[name] = {"steps": _column(data[:8 * n], "q"),
+                         "values": _column(data[8 * n:16 * n], "q" if where["ints"] else "d"),
+                         "timestamps": clock.Micros(micros)}
+    return out
+
+
 def read_sampled(directory: str, names: list[str] | None, positions: Any
                  ) -> dict[str, dict[str, list]] | None:
     """``{name: sampled series}`` for ``names`` (every metric of the run by default), picked
     at ``positions(n)``; None when there is no valid copy or it lacks one of them."""
-    path = os.path.join(directory, NAME)
-    try:
-        fh = open(path, "rb")
-    except OSError:
+    opened = _open_copy(directory, names)
+    if opened is None:
         return None
+    fh, held, names, base, size = opened
     with fh:
         try:
-            header = json.loads(fh.readline())
-            if header.get("v") != VERSION or header.get("sig") != source_signature(directory):
-                return None
-            held = header["series"]
-            if names is None:
-                names = list(header["all"])
-            if any(name not in held for name in names if name in header["all"]):
-                return None  # a short or odd series: from the JSON
-            base = fh.tell()
-            size = os.fstat(fh.fileno()).st_size
-            if size == base:
-                return None
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (ValueError, OSError, AttributeError, KeyError, TypeError):
+        except (ValueError, OSError):
             return None
         with mapped:
             out = {}

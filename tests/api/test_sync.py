@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from labbook import Api
+from labbook import Api, clock
 from labbook.cli.main import main
 from labbook.stores import open_store
 from labbook.sync import SYNC_KEY, SyncError, sync
@@ -104,7 +104,7 @@ def _running_run(url):
     return store, run_id, t0
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mongo"])
+@pytest.mark.parametrize("kind", ["sqlite", "mongo", "file"])
 def test_changed_run_is_brought_up_to_date(tmp_path, request, kind):
     src_url = f"file://{tmp_path / 'src'}"
     store, run_id, t0 = _running_run(src_url)
@@ -235,3 +235,51 @@ def test_cli_sync_replays_a_failure_directory_given_as_src(tmp_path, capsys):
     run = Api(dst).run(1)
     assert run.result == 3 and run.summary == {"loss": 0.5}
     assert main(["sync", str(tmp_path / "failed"), dst, "--dry-run"]) == 2
+
+
+def _points(history):
+    """A history comparable across stores: each point as (step, repr of the float value,
+    time); SQL keeps values as floats, so 7 and 7.0 are the same point here."""
+    return {name: [(step, repr(float(value)), stamp) for step, value, stamp in
+                   zip(s["steps"], s["values"], s["timestamps"])]
+            for name, s in history.items()}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file", "mongo"])
+def test_a_run_with_a_binary_series_copy_is_synced_point_for_point(tmp_path, request,
+                                                                   monkeypatch, kind):
+    # the source's ended run has a binary copy of its series (file_series): the sync reads
+    # that, with the times as microseconds, and gives SQL and file stores them as they are
+    from labbook.stores import file_series
+
+    monkeypatch.setattr(file_series, "WRITER_MIN_POINTS", 50)
+    src_url = f"file://{tmp_path / 'src'}"
+    store = open_store(src_url)
+    t0 = dt.datetime(2026, 3, 1, 12, 0, 0, 250_000)  # whole milliseconds: Mongo keeps those
+    run_id = store.create_run({"experiment": {"name": "long"}, "command": "main", "host": {},
+                               "start_time": t0, "heartbeat": t0, "config": {}, "meta": {},
+                               "status": "RUNNING", "resources": [], "artifacts": [],
+                               "captured_out": "", "info": {}})
+    for beat in range(3):
+        steps = list(range(beat * 40, beat * 40 + 40))
+        store.append_metrics(run_id, {
+            "loss": {"steps": steps, "values": [1.0 / (s + 1) for s in steps],
+                     "timestamps": [t0 + dt.timedelta(milliseconds=3 * s) for s in steps]},
+            "count": {"steps": steps, "values": steps,
+                      "timestamps": [t0 + dt.timedelta(seconds=s) for s in steps]},
+            "rare": {"steps": [beat], "values": [-0.0 if beat else 2.5],
+                     "timestamps": [None if beat == 1 else t0]}})
+    store.update_run(run_id, {"status": "COMPLETED", "stop_time": t0})
+    assert (tmp_path / "src" / str(run_id) / file_series.NAME).exists()
+    assert isinstance(store.history_for_copy(run_id)["loss"]["timestamps"], clock.Micros)
+    dst = _url(kind, request, tmp_path)
+    result = sync(src_url, dst)
+    assert len(result.created) == 1 and result.points == 3 * 40 * 2 + 3
+    want = _points(store.history(run_id))
+    copy = _by_origin(dst)[run_id]
+    assert _points(open_store(dst).history(copy.id)) == want
+    if kind == "sqlite":  # and back out of SQL (microseconds again) into a directory
+        again = f"file://{tmp_path / 'back'}"
+        sync(dst, again)
+        back = _by_origin(again)[copy.id]
+        assert _points(open_store(again).history(back.id)) == want

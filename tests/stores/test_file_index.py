@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 
-from labbook import Api
+from labbook import Api, clock
 from labbook.stores import file_index, file_series
 from labbook.stores.file import FileStore
 
@@ -271,7 +271,66 @@ def test_sampled_reads_from_the_binary_copy_equal_the_json(tmp_path, ints):
         assert FileStore(tmp_path).history_sampled(run_id, names, samples) == expected
         assert series.exists()  # made by the first sampled read
     header = json.loads(series.read_bytes().partition(b"\n")[0])
-    assert set(header["series"]) == {"loss"} and header["all"] == ["loss", "short"]
+    # once a series is long enough for a copy, the short ones are in it too
+    assert set(header["series"]) == {"loss", "short"} and header["all"] == ["loss", "short"]
+
+
+def _json_history(base, run_id, names=None):
+    """The run's history as metrics.jsonl gives it (the binary copy set aside)."""
+    directory = os.path.join(str(base), str(run_id))
+    aside = os.path.join(str(base), "copy-aside")
+    os.replace(os.path.join(directory, file_series.NAME), aside)
+    try:
+        return FileStore(base, index=False).history(run_id, names)
+    finally:
+        os.replace(aside, os.path.join(directory, file_series.NAME))
+
+
+def _typed(history):
+    """Values with their types (7 and 7.0 differ), NaN comparable."""
+    return {name: {k: [(type(v).__name__, repr(v)) for v in s[k]] for k in s}
+            for name, s in history.items()}
+
+
+@pytest.mark.parametrize("ints", [False, True])
+def test_whole_reads_of_an_ended_run_come_from_the_binary_copy_and_equal_the_json(
+        tmp_path, monkeypatch, ints):
+    monkeypatch.setattr(file_series, "WRITER_MIN_POINTS", 20_000)
+    store = FileStore(tmp_path)
+    run_id = _long_run(store, 25_000, ints)
+    store.append_metrics(run_id, {"odd": {"steps": [0, 1, 2],
+                                          "values": [float("nan"), float("-inf"), -0.0],
+                                          "timestamps": [T0, None, T0]}})
+    store.update_run(run_id, {"status": "COMPLETED"})
+    expected = {names: _json_history(tmp_path, run_id, names)
+                for names in (None, ("short", "loss"), ("odd",), ("nope",))}
+
+    def no_json(*args, **kwargs):
+        raise AssertionError("parsed metrics.jsonl")
+
+    monkeypatch.setattr(FileStore, "_jsonl_series", no_json)
+    for names, want in expected.items():
+        got = FileStore(tmp_path).history(run_id, names)
+        assert _typed(got) == _typed(want)
+        assert list(got) == list(want)  # the order the metrics were first logged in
+    copied = FileStore(tmp_path).history_for_copy(run_id)
+    assert isinstance(copied["loss"]["timestamps"], clock.Micros)
+    assert clock.from_microseconds(copied["short"]["timestamps"]) == [None, T0]
+
+
+def test_a_series_of_ints_and_floats_is_read_whole_from_the_json(tmp_path, monkeypatch):
+    # the copy holds such a series as floats; a whole read must give back 7, not 7.0
+    monkeypatch.setattr(file_series, "WRITER_MIN_POINTS", 20_000)
+    store = FileStore(tmp_path)
+    run_id = _long_run(store, 25_000)
+    store.append_metrics(run_id, {"loss": {"steps": [25_000], "values": [7],
+                                           "timestamps": [T0]}})
+    store.update_run(run_id, {"status": "COMPLETED"})
+    header = json.loads((tmp_path / "1" / file_series.NAME).read_bytes().partition(b"\n")[0])
+    assert header["series"]["loss"]["mixed"] is True
+    got = FileStore(tmp_path).history(run_id)
+    assert got["loss"]["values"][-1] == 7 and type(got["loss"]["values"][-1]) is int
+    assert _typed(got) == _typed(_json_history(tmp_path, run_id))
 
 
 def test_sampled_read_of_a_copied_series_parses_no_json(tmp_path, monkeypatch):

@@ -99,6 +99,9 @@ def _integral_step(name: str, step: Any) -> int:
 class MetricsMixin:
     """The points of metric series, one row each."""
 
+    #: append_metrics takes timestamps as clock.Micros (what the table holds)
+    takes_micros = True
+
     @retry_deadlocks
     def append_metrics(self, run_id: Any, metrics_by_name: dict[str, dict[str, list]]) -> None:
         rid = self._existing_id(run_id)
@@ -246,6 +249,17 @@ class MetricsMixin:
 
     def history(self, run_id: Any, names: Iterable[str] | None = None
                 ) -> dict[str, dict[str, list]]:
+        return self._finish(self._history_micros(run_id, names))
+
+    def history_for_copy(self, run_id: Any) -> dict[str, dict[str, list]]:
+        """The stored microseconds go out as they are (:class:`~labbook.clock.Micros`)."""
+        history = self._history_micros(run_id, None)
+        for series in history.values():
+            series["timestamps"] = clock.Micros(series["timestamps"])
+        return history
+
+    def _history_micros(self, run_id: Any, names: Iterable[str] | None
+                        ) -> dict[str, dict[str, list]]:
         rid = as_run_id(run_id)
         names = self._names(names)
         if rid is None or names == []:
@@ -257,7 +271,7 @@ class MetricsMixin:
         out: dict[int, dict[str, dict[str, list]]] = {}
         with self._read() as conn:
             self._collect(_plain_rows(conn, stmt), out)
-        return self._finish(out.get(rid, {}))
+        return out.get(rid, {})
 
     def history_many(self, run_ids: Iterable[Any], names: Iterable[str] | None = None
                      ) -> dict[Any, dict[str, dict[str, list]]]:

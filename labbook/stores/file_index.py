@@ -84,7 +84,9 @@ def signature(directory: str) -> tuple | None:
     """``((mtime_ns, size) | None, ...)`` of ``SIGNATURE_FILES``; None without a run.json.
 
     One ``stat`` per file by its path: listing the directory first (``scandir``) cost a
-    third more, and this runs for every run each time a store is listed."""
+    third more, and this runs for every run each time a store is listed. ``metrics.json``
+    counts only for a run without ``metrics.jsonl`` (Sacred's layout): the points are read
+    from ``metrics.jsonl`` when there is one, so it is not looked at (a fifth fewer calls)."""
     prefix = directory + os.sep
     stat = os.stat
     try:
@@ -93,6 +95,9 @@ def signature(directory: str) -> tuple | None:
         return None
     found: list = [(st.st_mtime_ns, st.st_size)]
     for name in _OTHER_SIGNATURE_FILES:
+        if name == "metrics.json" and found[-1] is not None:
+            found.append(None)  # metrics.jsonl is there: metrics.json is not read
+            continue
         try:
             st = stat(prefix + name)
         except (FileNotFoundError, NotADirectoryError):

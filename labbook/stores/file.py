@@ -748,9 +748,11 @@ class FileStore(FileVersionsMixin, Store):
         self.warn(problems)
         return out
 
-    def read_history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False
-                     ) -> tuple[dict[str, dict[str, list]], list[str]]:
-        """:meth:`history` without the warnings: ``(history, problems)``."""
+    def read_history(self, run_id: Any, names: Iterable[str] | None = None, raw: bool = False,
+                     micros: bool = False) -> tuple[dict[str, dict[str, list]], list[str]]:
+        """:meth:`history` without the warnings: ``(history, problems)``; ``micros``: the
+        series read from the binary copy keep their times as :class:`~labbook.clock.Micros`
+        (the others come as datetimes)."""
         wanted = set(names) if names is not None else None
         out: dict[str, dict[str, list]] = {}
         problems: list[str] = []
@@ -759,8 +761,9 @@ class FileStore(FileVersionsMixin, Store):
         if not raw:
             found = self._history_from_copy(run_id, names)
             if found is not None:
-                for series in found.values():
-                    series["timestamps"] = clock.from_microseconds(series["timestamps"])
+                if not micros:
+                    for series in found.values():
+                        series["timestamps"] = clock.from_microseconds(series["timestamps"])
                 return found, problems
         path = self.fs.join(self._dir(run_id), "metrics.jsonl")
         if not self.fs.exists(path):
@@ -803,10 +806,9 @@ class FileStore(FileVersionsMixin, Store):
                                     None if names is None else list(dict.fromkeys(names)))
 
     def history_for_copy(self, run_id: Any) -> dict[str, dict[str, list]]:
-        if self._links_out(run_id):
-            return {}
-        found = self._history_from_copy(run_id, None)
-        return self.history(run_id) if found is None else found
+        out, problems = self.read_history(run_id, micros=True)
+        self.warn(problems)
+        return out
 
     def _jsonl_series(self, run_id: Any, path: str, problems: list[str]
                       ) -> Iterator[tuple[str, dict]]:

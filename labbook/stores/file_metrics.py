@@ -101,8 +101,7 @@ class Pieces:
             # numbers and ISO times hold no ", ": the line's item separator becomes the
             # indented one of metrics.json by a replace (other text is encoded again)
             plain = not numbers & {str}
-            given = stamps if stamps.__class__ is Micros else None  # already microseconds
-            times = None not in given if given is not None \
+            times = None not in stamps if stamps.__class__ is Micros \
                 else set(map(type, stamps)) <= {_dt.datetime}
             for key, items, text in (("steps", steps, steps_text if plain else None),
                                      ("timestamps", iso[name], stamps_text if times else None),
@@ -117,18 +116,19 @@ class Pieces:
             kept.n += n
             kept.last = values[-1]
             if kept.binary is not None:
-                kept.binary = self._add_binary(kept, steps, values, stamps, given)
+                kept.binary = self._add_binary(kept, steps, values, stamps)
         self.size = size
 
-    def _add_binary(self, kept: _Series, steps: list, values: list, stamps: list,
-                    micros: list | None = None) -> list | None:
+    def _add_binary(self, kept: _Series, steps: list, values: list, stamps: list
+                    ) -> list | None:
         """The int64/float64 bytes of a beat, as file_series copies a series (None: this
-        series is not copied); ``micros``: the timestamps as microseconds, when given so."""
+        series is not copied); ``stamps`` datetimes, or microseconds (:class:`Micros`)."""
         n = len(values)
         kinds = set(map(type, values))
         if set(map(type, steps)) - {int} or kinds - _NUMBERS:
             return None
         ints = kinds <= {int}
+        micros = stamps if stamps.__class__ is Micros else None
         if micros is None:
             try:
                 micros = list(map(operator.floordiv,

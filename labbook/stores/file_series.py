@@ -108,9 +108,9 @@ def write(directory: str, history: dict[str, dict[str, list]], min_points: int =
     """Write the binary copy of ``history``'s series when one of them has at least
     ``min_points`` points; False when there is none to make or it cannot be written (a
     read-only directory)."""
-    parts = []
     if not any(len(series["values"]) >= min_points for series in history.values()):
         return False
+    parts = []
     for name, series in history.items():
         encoded = _encode(series)
         if encoded is None:
@@ -125,8 +125,8 @@ def write_parts(directory: str, names: list[str],
     """Write the binary copy from ``(name, n, ints, mixed, chunks)`` per copied series
     (``mixed``: its values were ints and floats, which the copy holds as floats, so a whole
     read takes them from the JSON), ``chunks()`` giving its steps, values and timestamps
-    bytes in order (``names``: every metric of the
-    run). False when there is none or it cannot be written."""
+    bytes in order (``names``: every metric of the run, in the order first logged). False
+    when there is none or it cannot be written."""
     if not parts:
         return False
     # "all" in the order the metrics were first logged: a whole read from the copy gives
@@ -159,11 +159,12 @@ def is_current(directory: str) -> bool:
 
 
 def _open_copy(directory: str, names: list[str] | None, exact: bool = False
-               ) -> tuple[Any, dict, list[str], int, int] | None:
-    """``(open file, held series, names, base offset, size)`` of a valid copy that holds
-    every one of ``names`` the run has (every metric of the run by default); None else.
-    ``exact``: also None when one of them mixes int and float values (or the copy is of a
-    version that did not say)."""
+               ) -> tuple[Any, list[tuple[str, int, int, bool]]] | None:
+    """``(open file, [(name, n, offset, ints)])`` of a valid copy for each of ``names`` the
+    run has (every metric of the run by default), in the order the metrics were first
+    logged (what the JSON gives); None when the copy is missing, stale, truncated or lacks
+    one of them. ``exact``: also None when one of them mixes int and float values (or the
+    copy is of a version that did not say)."""
     try:
         fh = open(os.path.join(directory, NAME), "rb")
     except OSError:
@@ -173,8 +174,6 @@ def _open_copy(directory: str, names: list[str] | None, exact: bool = False
         if header.get("v") != VERSION or header.get("sig") != source_signature(directory):
             raise ValueError("stale")
         held = header["series"]
-        # in the order the metrics were first logged (what the JSON gives), names the run
-        # does not have left out
         wanted = None if names is None else set(names)
         names = [name for name in header["all"] if wanted is None or name in wanted]
         if any(name not in held for name in names):
@@ -183,12 +182,14 @@ def _open_copy(directory: str, names: list[str] | None, exact: bool = False
             raise ValueError("ints among floats: from the JSON, which keeps them ints")
         base = fh.tell()
         size = os.fstat(fh.fileno()).st_size
-        if size == base:
-            raise ValueError("empty")
+        entries = [(name, held[name]["n"], base + held[name]["off"], held[name]["ints"])
+                   for name in names]
+        if size == base or any(start + 24 * n > size for _, n, start, _ in entries):
+            raise ValueError("empty or truncated: not a copy to trust")
     except (ValueError, OSError, AttributeError, KeyError, TypeError):
         fh.close()
         return None
-    return fh, held, names, base, size
+    return fh, entries
 
 
 def _column(data: bytes, code: str) -> list:
@@ -207,16 +208,10 @@ def read_all(directory: str, names: list[str] | None = None
     opened = _open_copy(directory, names, exact=True)
     if opened is None:
         return None
-    fh, held, names, base, size = opened
+    fh, entries = opened
     out = {}
     with fh:
-        for name in names:
-            where = held.get(name)
-            if where is None:
-                continue  # the run has no such metric
-            n, start = where["n"], base + where["off"]
-            if start + 24 * n > size:
-                return None  # truncated: not a copy to trust
+        for name, n, start, ints in entries:
             fh.seek(start)
             data = fh.read(24 * n)
             if len(data) != 24 * n:
@@ -225,7 +220,7 @@ def read_all(directory: str, names: list[str] | None = None
             if NO_TIME in micros:
                 micros = [None if us == NO_TIME else us for us in micros]
             out[name] = {"steps": _column(data[:8 * n], "q"),
-                         "values": _column(data[8 * n:16 * n], "q" if where["ints"] else "d"),
+                         "values": _column(data[8 * n:16 * n], "q" if ints else "d"),
                          "timestamps": clock.Micros(micros)}
     return out
 
@@ -237,7 +232,7 @@ def read_sampled(directory: str, names: list[str] | None, positions: Any
     opened = _open_copy(directory, names)
     if opened is None:
         return None
-    fh, held, names, base, size = opened
+    fh, entries = opened
     with fh:
         try:
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -245,16 +240,10 @@ def read_sampled(directory: str, names: list[str] | None, positions: Any
             return None
         with mapped:
             out = {}
-            for name in names:
-                where = held.get(name)
-                if where is None:
-                    continue  # the run has no such metric
-                n, start = where["n"], base + where["off"]
-                if start + 24 * n > size:
-                    return None  # truncated: not a copy to trust
+            for name, n, start, ints in entries:
                 picks = positions(n)
                 steps = [struct.unpack_from("<q", mapped, start + 8 * i)[0] for i in picks]
-                vfmt = "<q" if where["ints"] else "<d"
+                vfmt = "<q" if ints else "<d"
                 values = [struct.unpack_from(vfmt, mapped, start + 8 * (n + i))[0]
                           for i in picks]
                 stamps = []

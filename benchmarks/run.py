@@ -53,7 +53,7 @@ BENCHMARKS = ("import", "process", "log_scalar", "points", "store_points", "empt
 SIZES = {
     False: {"import_reps": 15, "process_reps": 9, "log_scalar_n": 100_000, "log_scalar_reps": 5,
             "points": [10_000, 100_000, 1_000_000], "points_reps": 3, "empty_runs": 100,
-            "empty_run_procs": 3, "config_reps": 15,
+            "empty_run_procs": 3, "empty_run_prefill": 10_000, "config_reps": 15,
             "store_points": [10_000, 100_000, 1_000_000], "store_points_reps": 3,
             "store_beats": 100, "store_per_beat": 10_000,
             "readback_runs": 10_000, "readback_points": 1_000_000, "readback_mongo_runs": 10_000,
@@ -68,7 +68,7 @@ SIZES = {
             "ui_runs": 10_000, "ui_points": 1_000_000, "ui_stores": ["sqlite", "postgresql"]},
     True: {"import_reps": 3, "process_reps": 3, "log_scalar_n": 10_000, "log_scalar_reps": 3,
            "points": [1_000, 10_000, 100_000], "points_reps": 3, "empty_runs": 20,
-           "empty_run_procs": 1, "config_reps": 3,
+           "empty_run_procs": 1, "empty_run_prefill": 1_000, "config_reps": 3,
            "store_points": [1_000, 10_000], "store_points_reps": 1,
            "store_beats": 20, "store_per_beat": 1_000,
            "readback_runs": 100, "readback_points": 10_000, "readback_mongo_runs": 10,
@@ -433,21 +433,30 @@ def bench_store_points(pythons: dict, size: dict) -> dict:
 
 def bench_empty_run(pythons: dict, size: dict) -> dict:
     """Amortised ms per empty run; the median over a few processes, labbook's and Sacred's
-    alternating (file-system timings drift)."""
-    samples = {package: {"amortised": [], "median": [], "first": []} for package in pythons}
+    alternating (file-system timings drift). Then the same in a store already holding
+    ``empty_run_prefill`` runs, where each new run has to find the next free id."""
+    samples = {package: {"amortised": [], "median": [], "first": [], "prefilled": []}
+               for package in pythons}
     for _ in range(size["empty_run_procs"]):
-        for package, python in pythons.items():
-            tmp = scratch_dir("empty_run_")
-            try:
-                res = workload(python, package, "empty_run.py", size["empty_runs"], tmp)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            samples[package]["amortised"].append(res["total"] / res["runs"] * 1000)
-            samples[package]["median"].append(median(res["per_run"]) * 1000)
-            samples[package]["first"].append(res["per_run"][0] * 1000)
+        for prefill in (0, size["empty_run_prefill"]):
+            for package, python in pythons.items():
+                tmp = scratch_dir("empty_run_")
+                try:
+                    res = workload(python, package, "empty_run.py", size["empty_runs"], tmp,
+                                   prefill)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                amortised = res["total"] / res["runs"] * 1000
+                if prefill:
+                    samples[package]["prefilled"].append(amortised)
+                    continue
+                samples[package]["amortised"].append(amortised)
+                samples[package]["median"].append(median(res["per_run"]) * 1000)
+                samples[package]["first"].append(res["per_run"][0] * 1000)
     return {package: {"ms_per_run": median(s["amortised"]),
                       "median_run_ms": median(s["median"]),
                       "first_run_ms": median(s["first"]),
+                      "prefilled_ms_per_run": median(s["prefilled"]),
                       "amortised_ms_per_process": s["amortised"]}
             for package, s in samples.items()}
 
@@ -696,6 +705,8 @@ def rows_from(results: dict, sizes: dict) -> list[dict]:
     if "empty_run" in results:
         add("empty_run", f"empty ex.run() x{sizes['empty_runs']}, file obs.", "ms/run",
             lambda d: d["ms_per_run"], RATIO_TARGETS["empty_run"])
+        add("empty_run", f"  same, in a store of {sizes['empty_run_prefill']:,} runs", "ms/run",
+            lambda d: d.get("prefilled_ms_per_run"))
     if "first_run" in results:
         add("first_run", "first ex.run() of a process, file obs.", "ms",
             lambda d: d["first_ms"])

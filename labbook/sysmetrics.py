@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from typing import Any, Sequence
 
 __all__ = ["SystemMetrics", "parse_nvidia_smi_csv", "visible_gpu_indices"]
@@ -140,13 +141,26 @@ class _NvidiaSmiReader:
         pass
 
 
+#: (PATH, what sys.modules holds for pynvml) when the last probe found neither pynvml nor
+#: nvidia-smi: a machine without GPUs then skips the failed import and the PATH search at
+#: every run (both are probed again when either changes)
+_no_gpu_for: tuple | None = None
+
+
 def _gpu_reader() -> _NvmlReader | _NvidiaSmiReader | None:
+    global _no_gpu_for
+    key = (os.environ.get("PATH"), sys.modules.get("pynvml"))
+    if _no_gpu_for is not None and _no_gpu_for[0] == key[0] and _no_gpu_for[1] is key[1]:
+        return None
     try:
         return _NvmlReader()
     except Exception as exc:  # not installed, no driver, no device
         logger.debug("pynvml unavailable for GPU metrics: %s", exc)
     executable = shutil.which("nvidia-smi")
-    return _NvidiaSmiReader(executable) if executable else None
+    if executable:
+        return _NvidiaSmiReader(executable)
+    _no_gpu_for = (key[0], sys.modules.get("pynvml"))
+    return None
 
 
 class SystemMetrics:

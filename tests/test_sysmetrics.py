@@ -172,6 +172,27 @@ def test_pynvml_that_cannot_initialise_falls_back(monkeypatch, tmp_path, fake_nv
     assert SystemMetrics().sample()["system.gpu.1.utilization"] == 55.0
 
 
+def test_a_machine_without_gpus_is_probed_once_per_path(monkeypatch, tmp_path, no_gpu,
+                                                        fake_nvidia_smi):
+    import labbook.sysmetrics as sysmetrics
+
+    searched = []
+    which = sysmetrics.shutil.which
+    monkeypatch.setattr(sysmetrics.shutil, "which",
+                        lambda name, *a, **k: searched.append(name) or which(name, *a, **k))
+    for _ in range(3):  # runs of one process: the PATH search happens for the first only
+        assert set(SystemMetrics().sample()) == BASE_KEYS
+    assert searched == ["nvidia-smi"]
+    monkeypatch.setenv("PATH", os.defpath)  # the fake's sh needs cat
+    fake_nvidia_smi()  # a new PATH holding nvidia-smi: probed again, and found
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert SystemMetrics().sample()["system.gpu.0.utilization"] == 10.0
+    assert searched == ["nvidia-smi", "nvidia-smi"]
+    monkeypatch.setitem(sys.modules, "pynvml",
+                        _fake_pynvml([("GPU-aaaa", 42, 1, 4)]))  # pynvml appears: used
+    assert SystemMetrics().sample()["system.gpu.0.utilization"] == 42.0
+
+
 @pytest.mark.parametrize("value, count, expected", [
     (None, 3, [0, 1, 2]),
     ("", 3, []),

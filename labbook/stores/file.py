@@ -94,6 +94,14 @@ def write_json_atomic(path: str, data: Any, long_lists: bool = False, fs: Any = 
                                 allow_nan=True))
 
 
+def _dir_state(path: str) -> tuple:
+    """What changes when an entry of directory ``path`` comes or goes: its modification time,
+    and for the timestamps' coarse ticks (a few ms) its link count (one per subdirectory on
+    most file systems) and size; the inode, for a directory made anew."""
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_nlink, st.st_size
+
+
 class FileStore(FileVersionsMixin, Store):
     schemes = ("file",)
     takes_micros = True  # append_metrics: clock.to_iso and the pieces take clock.Micros
@@ -130,6 +138,9 @@ class FileStore(FileVersionsMixin, Store):
         self._written: dict[tuple, Any] = {}
         #: per run id, the pieces of metrics.json kept as points arrive (file_metrics)
         self._pieces: dict[str, Any] = {}
+        #: (the next id, basedir's stat just after this store made the run directory before
+        #: it): while the stat is the same, no entry came or went, so no listing is needed
+        self._id_hint: tuple[int, tuple] | None = None
         if index is None:  # LABBOOK_FILE_INDEX=0 turns the index off (see file_index.py)
             index = os.environ.get("LABBOOK_FILE_INDEX", "1").strip().lower() not in (
                 "0", "false", "no", "off")
@@ -258,22 +269,41 @@ class FileStore(FileVersionsMixin, Store):
         self.fs.remove_tree(directory,
                             self.fs.join(self.basedir, f".replaced-{name}-{os.getpid()}"))
         self.fs.mkdir_exclusive(directory)
-        self._runs.pop(name, None)
-        for key in [k for k in self._written if k[0] == name]:
-            del self._written[key]
+        self._forget(name)
         stale = self._pieces.pop(name, None)
         if stale is not None:
             stale.close()
 
     def _allocate_id(self) -> int:
+        """The next free id (the highest numbered directory + 1, as Sacred's), its directory
+        made. A local store lists ``basedir`` only when an entry came or went since its own
+        previous run: one ``stat`` instead of a listing that grows with the store."""
+        hint = self._id_hint
+        self._id_hint = None
+        if hint is not None:
+            try:
+                if _dir_state(self.basedir) == hint[1]:
+                    self.fs.mkdir_exclusive(self._dir(hint[0]))
+                    self._hint_next(hint[0])
+                    return hint[0]
+            except OSError:  # taken meanwhile (FileExistsError), basedir gone: list it
+                pass
         existing = [int(n) for n in self.fs.listdir(self.basedir) if n.isdigit()]
         candidate = max(existing, default=0) + 1
         while True:
             try:
                 self.fs.mkdir_exclusive(self._dir(candidate))
+                self._hint_next(candidate)
                 return candidate
             except FileExistsError:
                 candidate += 1
+
+    def _hint_next(self, made: int) -> None:
+        if self.fs is LOCAL:
+            try:
+                self._id_hint = (made + 1, _dir_state(self.basedir))
+            except OSError:
+                self._id_hint = None
 
     def _doc(self, run_id: Any) -> dict:
         doc = self._runs.get(str(run_id))
@@ -384,6 +414,15 @@ class FileStore(FileVersionsMixin, Store):
             self._write_run_json(run_id)
         if fields.get("status") not in (None, "RUNNING", "QUEUED"):
             self._end_metrics(run_id)
+            # an ended run's document and output leave memory: a process running thousands
+            # of runs keeps none of them (a later change reads the run from its files)
+            self._forget(run_id)
+
+    def _forget(self, run_id: Any) -> None:
+        name = str(run_id)
+        self._runs.pop(name, None)
+        self._written.pop((name, "info"), None)
+        self._written.pop((name, "cout"), None)
 
     def _write_cout(self, run_id: Any, text: str) -> None:
         # Plain text, rewritten in place like Sacred's cout.txt: creating a new file for an
@@ -925,6 +964,4 @@ class FileStore(FileVersionsMixin, Store):
         # rename first, so a reader never sees a half-deleted run
         self.fs.remove_tree(directory,
                             self.fs.join(self.basedir, f".deleted-{run_id}-{os.getpid()}"))
-        self._runs.pop(str(run_id), None)
-        for key in [k for k in self._written if k[0] == str(run_id)]:
-            del self._written[key]
+        self._forget(run_id)

@@ -148,9 +148,13 @@ class FileIndex:
         self._lines = 0
         self.writable = True
         self._modes_checked = False
+        #: this process has read the index: it keeps the entries it writes (a process that
+        #: only writes runs keeps none, so a long sweep's memory does not grow with its runs)
+        self._reading = False
 
     # -- the index file ---------------------------------------------------------------------
     def _read_new_lines(self) -> None:
+        self._reading = True
         try:
             st = os.stat(self.path)
         except OSError:
@@ -251,12 +255,14 @@ class FileIndex:
         except OSError:
             self.writable = False  # read-only store or full disk: keep the index in memory
             return
-        # our own lines are already in memory; do not parse them again
+        # our own lines are already in memory (when we read the index); do not parse them again
         try:
             st = os.stat(self.path)
             if self._file_key is None and self._offset == 0 and st.st_size == len(data):
-                self._file_key = (st.st_dev, st.st_ino)  # we created it
-                self._match_modes(st)
+                self._match_modes(st, [e["id"] for e in entries])  # we created it
+                if not self._reading:
+                    return
+                self._file_key = (st.st_dev, st.st_ino)
             if self._file_key == (st.st_dev, st.st_ino) and \
                     self._offset + len(data) == st.st_size:
                 self._offset = st.st_size
@@ -281,11 +287,11 @@ class FileIndex:
         except OSError:
             self._file_key, self._offset, self._lines = None, 0, 0
 
-    def _match_modes(self, st: os.stat_result) -> None:
+    def _match_modes(self, st: os.stat_result, names: list[str] | None = None) -> None:
         """Give the index the permission mode of the runs it copies (a run's ``run.json``; its
         ``.labbook`` directory that of the run's directory): it holds their documents, so it
         must be no more readable than they are, and no less for those who may read them."""
-        for name in list(self.entries):
+        for name in list(self.entries) if names is None else names:
             try:
                 run_mode = stat.S_IMODE(os.stat(os.path.join(self.basedir, name, "run.json"))
                                         .st_mode)
@@ -346,7 +352,8 @@ class FileIndex:
         if entry is None:
             return
         # the files may change after our signature (another process): then it is stale anyway
-        self.entries[name] = entry
+        if self._reading:
+            self.entries[name] = entry
         if PROBLEMS_KEY not in entry["doc"]:
             self._append([entry])
 

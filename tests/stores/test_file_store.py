@@ -1,6 +1,7 @@
 """The file store: Sacred 0.8's FileStorageObserver layout, atomic ids, readable back."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -123,6 +124,91 @@ def test_parallel_processes_get_distinct_ids(tmp_path):
     assert ids == list(range(1, 9))
     for i in ids:
         assert json.loads((base / str(i) / "run.json").read_text())["status"] == "COMPLETED"
+
+
+def test_processes_running_many_runs_each_get_distinct_ids(tmp_path):
+    # each process keeps its next id between runs (no listing while the directory is
+    # unchanged); the others' runs change it, and the id is then looked up again
+    script = tmp_path / "exp.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from labbook import Experiment\n"
+        "from labbook.observers import FileStorageObserver\n"
+        "ex = Experiment('parallel_many')\n"
+        "ex.observers.append(FileStorageObserver(sys.argv[1]))\n"
+        "@ex.main\n"
+        "def main(_run):\n"
+        "    return _run._id\n"
+        "print([ex.run().result for _ in range(6)])\n")
+    base = tmp_path / "runs"
+    procs = [subprocess.Popen([sys.executable, str(script), str(base)], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    seen = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        ids = json.loads(out.strip().splitlines()[-1])
+        assert ids == sorted(ids)  # a process's runs get increasing ids
+        seen += ids
+    assert sorted(seen) == list(range(1, 25))
+    assert sorted(int(n) for n in os.listdir(base) if n.isdigit()) == list(range(1, 25))
+
+
+def test_next_id_is_one_past_the_highest_whatever_changed_the_directory(tmp_path, monkeypatch):
+    base = tmp_path / "runs"
+    store = FileStore(str(base))
+    doc = {"status": "RUNNING", "config": {}}
+    listed = []
+    listdir = store.fs.listdir
+    monkeypatch.setattr(store.fs, "listdir", lambda path: listed.append(path) or listdir(path))
+    assert [store.create_run(dict(doc)) for _ in range(3)] == [1, 2, 3]
+    assert len(listed) == 1  # the first run lists the directory, the next ones need not
+    other = FileStore(str(base))  # another writer
+    assert other.create_run(dict(doc)) == 4
+    assert store.create_run(dict(doc)) == 5
+    other.create_run(dict(doc), run_id=41)  # a chosen id
+    assert store.create_run(dict(doc)) == 42
+    os.mkdir(base / "100")  # a directory made by hand, as Sacred's next free id counts it
+    assert store.create_run(dict(doc)) == 101
+    for name in os.listdir(base):  # the store emptied: ids start again at 1
+        if name.isdigit():
+            shutil.rmtree(base / name)
+    assert store.create_run(dict(doc)) == 1
+
+
+def test_a_process_running_many_runs_keeps_none_of_their_output_or_documents(tmp_path):
+    # a sweep of thousands of runs in one process: what a run wrote leaves memory at its end
+    import gc
+    import tracemalloc
+
+    ex = Experiment("many_runs")
+    observer = FileStorageObserver(str(tmp_path / "runs"))
+    ex.observers.append(observer)
+
+    @ex.main
+    def main(_run):
+        print("x" * 200_000)  # 200 kB of output per run
+        for i in range(50):
+            _run.log_scalar("loss", 1 / (i + 1), i)
+
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            ex.run()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            ex.run()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1_000_000, f"{grown} bytes more after 20 runs of 200 kB output each"
+    runs = FileStore(str(tmp_path / "runs"))  # everything is in the store all the same
+    assert [len(runs.get(i)["captured_out"]) >= 200_000 for i in range(1, 26)] == [True] * 25
+    assert len(runs.history(25)["loss"]["values"]) == 50
 
 
 def test_store_option_and_environment(tmp_path, monkeypatch):

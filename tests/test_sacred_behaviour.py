@@ -143,6 +143,9 @@ from labbook.observers import FileStorageObserver
 ex = Experiment("deps")
 ex.observers.append(FileStorageObserver(sys.argv[1]))
 
+import labbook.sysmetrics  # noqa: E402
+labbook.sysmetrics._PROC = False  # the sampler reads through psutil: imported by the run
+
 @ex.main
 def main(_run):
     import time

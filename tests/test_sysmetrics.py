@@ -1,10 +1,12 @@
 """System metrics: machine and process values, GPUs through nvidia-smi or pynvml."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+import time
 import types
 from types import SimpleNamespace
 
@@ -47,7 +49,7 @@ def fake_nvidia_smi(monkeypatch, tmp_path):
     return install
 
 
-def test_sample_keys_are_floats_without_gpu(no_gpu):
+def test_sample_keys_are_floats_without_gpu(no_gpu, reader):
     metrics = SystemMetrics()
     metrics.sample()  # primes the CPU counters
     values = metrics.sample()
@@ -70,14 +72,67 @@ def test_prime_starts_the_cpu_counters_without_reading_gpus(fake_nvidia_smi, tmp
     assert values["system.gpu.0.utilization"] == 10.0
 
 
-def test_rss_matches_psutil(no_gpu):
+@pytest.fixture(params=["proc", "psutil"])
+def reader(request, monkeypatch):
+    """Both ways of reading: /proc (Linux) and psutil (elsewhere, and here too on request)."""
+    import labbook.sysmetrics as sysmetrics
+
+    if request.param == "proc":
+        if not sysmetrics._PROC:
+            pytest.skip("no /proc here: psutil is the only reader")
+    else:
+        monkeypatch.setattr(sysmetrics, "_PROC", False)
+    return request.param
+
+
+def test_values_match_psutil(no_gpu, reader):
     import psutil
 
+    metrics = SystemMetrics()
+    metrics.prime()
+    psutil.cpu_percent(interval=None)
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline:  # busy: this process uses one core meanwhile
+        pass
+    values = metrics.sample()
     rss_mb = psutil.Process().memory_info().rss / 2**20
-    assert SystemMetrics().sample()["system.proc_rss_mb"] == pytest.approx(rss_mb, rel=0.2)
+    assert values["system.proc_rss_mb"] == pytest.approx(rss_mb, rel=0.2)
+    assert values["system.memory_percent"] == pytest.approx(
+        psutil.virtual_memory().percent, abs=5.0)
+    assert 50.0 <= values["system.proc_cpu_percent"] <= 100.0 * (os.cpu_count() or 1) + 5
+    busy = 100.0 / (os.cpu_count() or 1)  # one core of all of them, at least, was busy
+    assert busy * 0.5 <= values["system.cpu_percent"] <= 100.0
+    assert all(type(v) is float for v in values.values())
 
 
-def test_other_process_and_its_end(no_gpu):
+def test_a_run_on_linux_does_not_import_psutil(tmp_path):
+    import labbook.sysmetrics as sysmetrics
+
+    if not sysmetrics._PROC:
+        pytest.skip("no /proc here: psutil reads the values")
+    script = ("import json, sys\n"
+              "from labbook import Experiment\n"
+              "from labbook.observers import FileStorageObserver\n"
+              "ex = Experiment('no_psutil')\n"
+              "ex.observers.append(FileStorageObserver(sys.argv[1]))\n"
+              "@ex.main\n"
+              "def main():\n"
+              "    pass\n"
+              "run = ex.run()\n"
+              "history = run.observers[0].store.history(run._id)\n"
+              "print(json.dumps(['psutil' in sys.modules,\n"
+              "                  sorted(k for k in history if k.startswith('system.'))]))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "runs")],
+                          env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    imported, sampled = json.loads(proc.stdout.splitlines()[-1])
+    assert not imported
+    assert set(sampled) >= BASE_KEYS  # sampled all the same, from /proc
+
+
+def test_other_process_and_its_end(no_gpu, reader):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         metrics = SystemMetrics(pid=child.pid)

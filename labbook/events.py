@@ -10,8 +10,9 @@ front.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from labbook.errors import RunExistsError, RunIdRefusedError
 from labbook.observers.base import RunObserver
@@ -91,6 +92,19 @@ class EventBus:
             except Exception:
                 self.logger.error("Observer %s failed while finishing.",
                                   type(observer).__name__, exc_info=True)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Observers that deliver from a queue (``defer_waits``) do not wait for the points and
+        heartbeats sent meanwhile; the event after the block waits for them, in order."""
+        deferring = [obs for obs in self.observers if hasattr(obs, "defer_waits")]
+        for observer in deferring:
+            observer.defer_waits = True
+        try:
+            yield
+        finally:
+            for observer in deferring:
+                observer.defer_waits = False
 
     def failed_names(self) -> Sequence[str]:
         return [type(obs).__name__ for obs in self.failed]

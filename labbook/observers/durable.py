@@ -15,6 +15,9 @@ plain :class:`~labbook.observers.queued.QueuedObserver` instead).
   thread retries them in order with exponential back-off (``backoff`` doubling up to
   ``max_backoff``). When the store answers again and the queue has drained, delivery is
   synchronous again.
+* **The run's last beat** (its remaining points and heartbeat) is queued without a wait of
+  its own (``EventBus.deferred``): the end event that follows at once waits for it, since the
+  thread delivers in order.
 * **At the end** the run waits at most ``max_wait`` seconds for the queue, then journals what is
   left in the journal format of the queued observer (under ``failure_dir``) and logs one line
   saying how many events wait where and the ``labbook sync`` command that uploads them. The
@@ -40,6 +43,10 @@ from labbook.observers.store_observer import StoreObserver
 __all__ = ["DurableObserver", "make_durable"]
 
 
+#: the events whose wait a run may defer to the end event that follows them
+_DEFERRABLE = frozenset({"log_metrics", "heartbeat_event"})
+
+
 class DurableObserver(QueuedObserver):
     """``observer`` delivered synchronously while its store answers, in the background with
     retries (and a journal at the end) while it does not. See the module's docstring."""
@@ -52,6 +59,10 @@ class DurableObserver(QueuedObserver):
         self.sync_wait = sync_wait
         #: the run stopped waiting for deliveries (a failure, or a wait that ran out)
         self._behind = False
+        #: set by the run (``EventBus.deferred``) around its last beat: that beat's points and
+        #: heartbeat are queued without a wait of their own, since the end event that follows
+        #: at once waits for its delivery, which comes after theirs (one queue, in order)
+        self.defer_waits = False
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         # no copy while the store answers: the file is stored before the run goes on
@@ -73,7 +84,7 @@ class DurableObserver(QueuedObserver):
             if self._behind and self._outage is None and len(self._items) <= 1 \
                     and self._current is None:
                 self._behind = False  # caught up: synchronous again
-            wait = not self._behind
+            wait = not self._behind and not (self.defer_waits and event in _DEFERRABLE)
         if wait:
             self._wait_for(item)
         if event == "artifact_event" and not item.delivered:

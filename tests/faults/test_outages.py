@@ -733,6 +733,101 @@ def test_a_call_that_never_returns_does_not_hold_the_run(tmp_path, monkeypatch, 
     assert store.inner.history(run._id)["x"]["steps"] == [0, 1]  # once each
 
 
+def _slowed(store, seconds, calls):
+    """``store``'s heartbeats and points take ``seconds`` each; ``calls`` gets their ends."""
+    def slow(name):
+        inner = getattr(store.inner, name)
+
+        def call(*args, **kwargs):
+            time.sleep(seconds)
+            result = inner(*args, **kwargs)
+            calls.append((name, time.monotonic()))
+            return result
+        return call
+    store.inner.heartbeat = slow("heartbeat")
+    store.inner.append_metrics = slow("append_metrics")
+
+
+def test_the_last_beat_is_not_waited_for_alone_yet_stored_before_the_run_returns(
+        tmp_path, monkeypatch):
+    import threading
+
+    from labbook.observers.durable import DurableObserver
+    from labbook.observers.store_observer import StoreObserver
+
+    store = _FlakyStore(tmp_path / "runs")
+    stored: list = []
+    _slowed(store, 0.3, stored)
+    puts = []
+    put = DurableObserver._put
+
+    def timed_put(self, event, kwargs):
+        start = time.monotonic()
+        try:
+            return put(self, event, kwargs)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                puts.append((event, start, time.monotonic()))
+    monkeypatch.setattr(DurableObserver, "_put", timed_put)
+
+    def body(_run):
+        for i in range(10):
+            _run.log_scalar("x", i, i)
+        _run.info["last"] = "seen"
+        return 5
+
+    started = time.monotonic()
+    run = _experiment(StoreObserver(store), body).run(options={"--no-system-metrics": True})
+    returned = time.monotonic()
+    # the last beat (points, then heartbeat) is queued without waiting for the slow store...
+    last_beat = [(event, end - start) for event, start, end in puts
+                 if event in ("log_metrics", "heartbeat_event")]
+    assert [event for event, _ in last_beat] == ["log_metrics", "heartbeat_event"]
+    assert all(took < 0.25 for _, took in last_beat), last_beat
+    # ... and the end event waits for it: everything is stored before ex.run() returns
+    [(_, _, completed_put_end)] = [p for p in puts if p[0] == "completed_event"]
+    assert [name for name, _ in stored] == ["append_metrics", "heartbeat"]
+    assert all(end <= completed_put_end <= returned for _, end in stored)
+    assert returned - started >= 0.6
+    doc = store.inner.get(run._id)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 5 and doc["info"]["last"] == "seen"
+    assert store.inner.history(run._id)["x"]["steps"] == list(range(10))
+
+
+def test_a_store_lost_during_the_last_beat_loses_nothing(tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+
+    import labbook
+    from labbook.observers.queued import replay
+    from labbook.observers.store_observer import StoreObserver
+
+    for key, value in (("SYNC_WAIT", 0.3), ("MAX_WAIT", 0.3), ("BACKOFF", 0.01),
+                       ("MAX_BACKOFF", 0.05)):
+        monkeypatch.setitem(labbook.SETTINGS["DELIVERY"], key, value)
+    store = _FlakyStore(tmp_path / "runs")
+
+    def body(_run):
+        for i in range(10):
+            _run.log_scalar("x", i, i)
+        store.down = True  # gone before the last beat
+        return 6
+
+    with caplog.at_level(logging.WARNING):
+        run = _experiment(StoreObserver(store), body).run(
+            options={"--no-system-metrics": True})
+    assert run.status == "COMPLETED" and run.result == 6
+    [line] = [m for m in map(LOUD.search, caplog.text.splitlines()) if m]
+    journal = Path(line["where"])
+    records = [json.loads(r) for r in (journal / "events.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records] == ["log_metrics", "heartbeat_event", "completed_event"]
+    store.down = False
+    replay(line["dir"], line["url"])
+    doc = store.inner.get(run._id)
+    assert doc["status"] == "COMPLETED" and doc["result"] == 6
+    assert store.inner.history(run._id)["x"]["steps"] == list(range(10))
+
+
 def test_the_pools_outage_tracebacks_stay_out_of_the_runs_output(tmp_path):
     # a failed rollback during an outage is logged by SQLAlchemy's pool with a traceback;
     # without configured logging Python printed it to stderr, into the run's captured output

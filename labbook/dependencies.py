@@ -16,12 +16,12 @@ import importlib.util
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Iterable, Mapping
 
 from labbook.errors import DirtyRepositoryError, SourceNotFoundError
 from labbook.fileio import file_md5
+from labbook.records import FrozenFields
 
 __all__ = [
     "PackageDependency",
@@ -46,19 +46,29 @@ _IMPLICIT_IMPORTS = frozenset({"__main__", "_distutils_hack", "_virtualenv"})
 _MAX_LISTED_FILES = 10
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(FrozenFields):
     """One source file: absolute ``filename``, md5 ``digest`` and the git state it comes from.
 
     ``repo`` is the root directory of the git work tree holding the file (None outside git or
     when git information is not collected); ``commit`` and ``is_dirty`` describe that tree.
+    Immutable, hashable and compared by its fields.
     """
 
+    __slots__ = ("filename", "digest", "repo", "commit", "is_dirty")
     filename: str
     digest: str
-    repo: str | None = None
-    commit: str | None = None
-    is_dirty: bool | None = None
+    repo: str | None
+    commit: str | None
+    is_dirty: bool | None
+
+    def __init__(self, filename: str, digest: str, repo: str | None = None,
+                 commit: str | None = None, is_dirty: bool | None = None) -> None:
+        set_field = object.__setattr__
+        set_field(self, "filename", filename)
+        set_field(self, "digest", digest)
+        set_field(self, "repo", repo)
+        set_field(self, "commit", commit)
+        set_field(self, "is_dirty", is_dirty)
 
     @classmethod
     def create(cls, filename: str, save_git_info: bool = True) -> Source:
@@ -77,12 +87,17 @@ class Source:
         return [_relative(self.filename, base_dir), self.digest]
 
 
-@dataclass(frozen=True)
-class PackageDependency:
-    """An installed distribution the experiment uses; ``version`` None when unknown."""
+class PackageDependency(FrozenFields):
+    """An installed distribution the experiment uses; ``version`` None when unknown.
+    Immutable, hashable and compared by its fields."""
 
+    __slots__ = ("name", "version")
     name: str
-    version: str | None = None
+    version: str | None
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
 
     def to_json(self) -> str:
         """``"name==version"``, or just ``"name"`` without a version."""

@@ -344,3 +344,46 @@ def test_check_clean_with_stored_info():
         with pytest.raises(DirtyRepositoryError, match="needs the experiment's sources in a git "
                                                        "repository"):
             check_clean(no_repo)
+
+
+def test_sources_and_dependencies_are_values():
+    import copy
+    import pickle
+
+    source = Source("/x/a.py", "0" * 32, repo="/x", commit="abc", is_dirty=False)
+    same = Source("/x/a.py", "0" * 32, repo="/x", commit="abc", is_dirty=False)
+    assert source == same and hash(source) == hash(same) and len({source, same}) == 1
+    assert source != Source("/x/a.py", "0" * 32)  # another git state: another value
+    for copied in (pickle.loads(pickle.dumps(source)), copy.deepcopy(source)):
+        assert copied == source and copied.repo == "/x" and copied.isdirty is False
+    with pytest.raises(AttributeError, match="Source is immutable"):
+        source.digest = "1" * 32
+    dependency = PackageDependency("numpy", "1.26.0")
+    assert dependency == PackageDependency("numpy", "1.26.0") != PackageDependency("numpy")
+    assert repr(dependency) == "PackageDependency(name='numpy', version='1.26.0')"
+    with pytest.raises(AttributeError, match="immutable"):
+        dependency.version = None
+
+
+def test_a_first_run_makes_no_dataclass(tmp_path):
+    # each @dataclass costs 0.3-1 ms to make; the classes a run needs are made without it
+    script = ("import dataclasses, sys\n"
+              "made = []\n"
+              "process = dataclasses._process_class\n"
+              "def spy(cls, *args, **kwargs):\n"
+              "    made.append(cls.__module__ + '.' + cls.__qualname__)\n"
+              "    return process(cls, *args, **kwargs)\n"
+              "dataclasses._process_class = spy\n"
+              "from labbook import Experiment\n"
+              "from labbook.observers import FileStorageObserver\n"
+              "ex = Experiment('first')\n"
+              "ex.observers.append(FileStorageObserver(sys.argv[1]))\n"
+              "ex.main(lambda: 1)\n"
+              "ex.run()\n"
+              "print([name for name in made if name.startswith('labbook')])\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "runs")], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

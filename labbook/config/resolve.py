@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from labbook.config.paths import dict_merge, get_path, iter_paths, set_path
 from labbook.config.summary import ConfigSummary
 from labbook.errors import ConfigAddedError, ConfigError, NamedConfigNotFoundError
+from labbook.records import Fields
 
 if TYPE_CHECKING:
     from labbook.ingredient import Ingredient
@@ -37,13 +37,18 @@ def new_seed() -> int:
     return random.SystemRandom().randint(*SEED_RANGE)
 
 
-@dataclass
-class ResolvedConfig:
-    config: dict
-    summary: ConfigSummary
-    seed: int
-    #: per ingredient path: its config plus the configs of the ingredients it uses
-    fixtures: dict[str, dict] = field(default_factory=dict)
+class ResolvedConfig(Fields):
+    """A run's resolved config, its summary and seed; ``fixtures``: per ingredient path, its
+    config plus the configs of the ingredients it uses."""
+
+    __slots__ = ("config", "summary", "seed", "fixtures")
+
+    def __init__(self, config: dict, summary: ConfigSummary, seed: int,
+                 fixtures: dict[str, dict] | None = None) -> None:
+        self.config = config
+        self.summary = summary
+        self.seed = seed
+        self.fixtures = {} if fixtures is None else fixtures
 
 
 def nest_updates(updates: dict | None) -> dict:

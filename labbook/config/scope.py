@@ -24,12 +24,12 @@ import tokenize
 import types
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from labbook.config.paths import dict_merge, has_path, join_path
 from labbook.errors import (ConfigError, ConfigScopeArgumentError, InvalidConfigKeyError,
                             UnserializableConfigError)
+from labbook.records import Fields
 from labbook.serialize import copy_plain, unencodable
 
 __all__ = ["ScopeResult", "normalize_value", "Recorder", "ConfigScope", "ConfigDict", "dogmatize",
@@ -48,20 +48,24 @@ _PLAIN_TYPES = (str, int, float, bool, type(None))
 _PRAGMAS = ("noqa", "type:", "pragma", "pylint:", "fmt:", "isort:", "nosec")
 
 
-@dataclass
-class ScopeResult:
-    """What running a config scope (or a :class:`ConfigDict`) produced."""
+class ScopeResult(Fields):
+    """What running a config scope (or a :class:`ConfigDict`) produced: ``values``, the
+    resulting config entries (plain nested dicts/lists), fixed values included; ``docs``, doc
+    comments by (dotted) key, for entries present in ``values``; ``overridden``, dotted path
+    -> the value the scope assigned but a fixed value overrode; ``assigned``, the top-level
+    names the scope itself assigned, and ``order``, the same names in the order the scope
+    assigned them first."""
 
-    #: the resulting config entries (plain nested dicts/lists), fixed values included
-    values: dict = field(default_factory=dict)
-    #: doc comments by (dotted) key, for entries present in ``values``
-    docs: dict[str, str] = field(default_factory=dict)
-    #: dotted path -> the value the scope assigned but a fixed value overrode
-    overridden: dict[str, Any] = field(default_factory=dict)
-    #: top-level names the scope itself assigned
-    assigned: set[str] = field(default_factory=set)
-    #: the same names in the order the scope assigned them first
-    order: list[str] = field(default_factory=list)
+    __slots__ = ("values", "docs", "overridden", "assigned", "order")
+
+    def __init__(self, values: dict | None = None, docs: dict[str, str] | None = None,
+                 overridden: dict[str, Any] | None = None, assigned: set[str] | None = None,
+                 order: list[str] | None = None) -> None:
+        self.values = {} if values is None else values
+        self.docs = {} if docs is None else docs
+        self.overridden = {} if overridden is None else overridden
+        self.assigned = set() if assigned is None else assigned
+        self.order = [] if order is None else order
 
     # Read like Sacred's ConfigSummary (a dict of the entries): ``dict(result)``,
     # ``result["lr"]``, ``result.keys()``, ``result.items()``, ``result.get("lr")``.

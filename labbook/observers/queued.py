@@ -65,13 +65,13 @@ import shutil
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from labbook import clock, serialize
 from labbook.errors import LabbookError, ObserverError
 from labbook.fileio import write_atomic
 from labbook.observers.base import RunObserver
+from labbook.records import Fields
 
 __all__ = ["log", "JOURNAL", "PROGRESS", "IN_FLIGHT", "DEFAULT_FAILURE_DIR", "QueuedObserver",
            "sync_url", "write_journal", "record_outcome", "replay"]
@@ -91,39 +91,50 @@ _IDLE_EXIT = 1.0
 _JOURNAL_WAIT = 60.0
 
 
-@dataclass
-class _StartWaiter:
+class _StartWaiter(Fields):
     """The answer to a start, handed from the worker to the run's thread."""
 
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: Exception | None = None
-    gave_up: bool = False  # the run stopped waiting; the worker keeps retrying on its own
+    __slots__ = ("done", "result", "error", "gave_up")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: Exception | None = None
+        self.gave_up = False  # the run stopped waiting; the worker keeps retrying on its own
 
 
-@dataclass
-class _Handoff:
+class _Handoff(Fields):
     """Where the worker records the outcome of the call join() could not wait for."""
 
-    ready: threading.Event = field(default_factory=threading.Event)
-    directory: str | None = None
-    index: int = 0
+    __slots__ = ("ready", "directory", "index")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.directory: str | None = None
+        self.index = 0
 
 
-@dataclass(eq=False)
 class _Item:
-    """One event on its way to the wrapped observer."""
+    """One event on its way to the wrapped observer (compared by identity)."""
 
-    event: str
-    kwargs: dict
-    generation: int  # which run it belongs to: the observer is reused by later runs
-    waiter: _StartWaiter | None = None
-    #: set by the worker after the first attempt (delivered or not): a caller may wait on it
-    settled: threading.Event = field(default_factory=threading.Event)
-    delivered: bool = False
-    result: Any = None  # what the wrapped observer returned (set before ``settled``)
-    abandoned: bool = False  # journaled by join() while no call was under way
-    handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
+    __slots__ = ("event", "kwargs", "generation", "waiter", "settled", "delivered", "result",
+                 "abandoned", "handoff")
+
+    def __init__(self, event: str, kwargs: dict, generation: int,
+                 waiter: _StartWaiter | None = None) -> None:
+        self.event = event
+        self.kwargs = kwargs
+        self.generation = generation  # which run: the observer is reused by later runs
+        self.waiter = waiter
+        #: set by the worker after the first attempt (delivered or not): a caller may wait
+        self.settled = threading.Event()
+        self.delivered = False
+        self.result: Any = None  # what the wrapped observer returned (set before settled)
+        self.abandoned = False  # journaled by join() while no call was under way
+        self.handoff: _Handoff | None = None  # journaled "in doubt" while a call was under way
+
+    def __repr__(self) -> str:
+        return f"_Item({self.event!r}, generation={self.generation})"
 
 
 class QueuedObserver(RunObserver):

@@ -9,8 +9,9 @@ only when a flag is used; the stores behind them are opened through :mod:`labboo
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
+
+from labbook.records import FrozenFields
 
 if TYPE_CHECKING:
     from labbook.observers.base import RunObserver
@@ -18,16 +19,21 @@ if TYPE_CHECKING:
 __all__ = ["StoreFlag", "STORE_FLAGS", "observer_for_url", "observers_from_options"]
 
 
-@dataclass(frozen=True)
-class StoreFlag:
-    """A command-line option naming a store: ``--long VALUE`` makes ``factory(VALUE)``."""
+class StoreFlag(FrozenFields):
+    """A command-line option naming a store: ``--long VALUE`` makes ``factory(VALUE)``;
+    ``factory`` is the ``"module:attribute.path"`` of a callable taking the option's value."""
 
+    __slots__ = ("short", "long", "arg", "description", "factory")
     short: str | None
     long: str
     arg: str
     description: str
-    #: ``"module:attribute.path"`` of a callable taking the option's value
     factory: str
+
+    def __init__(self, short: str | None, long: str, arg: str, description: str,
+                 factory: str) -> None:
+        for name, value in zip(self.__slots__, (short, long, arg, description, factory)):
+            object.__setattr__(self, name, value)
 
     @property
     def key(self) -> str:

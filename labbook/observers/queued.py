@@ -61,10 +61,10 @@ import datetime as _dt
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import threading
-import uuid
 from typing import Any
 
 from labbook import clock, serialize
@@ -564,7 +564,8 @@ def _encode(event: str, kwargs: dict, files_dir: str) -> dict:
         elif key == "filename" and isinstance(value, str) and os.path.isfile(value):
             # the file may be gone by the time the journal is replayed: keep a copy
             os.makedirs(files_dir, exist_ok=True)
-            copy_path = os.path.join(files_dir, f"{uuid.uuid4().hex}_{os.path.basename(value)}")
+            copy_path = os.path.join(files_dir,
+                                     f"{secrets.token_hex(16)}_{os.path.basename(value)}")
             shutil.copyfile(value, copy_path)
             data["original_filename"] = value
             value = copy_path
@@ -579,7 +580,7 @@ def _journal_copy(path: Any, files_dir: str) -> Any:
     if not isinstance(path, str) or not os.path.isfile(path):
         return path
     os.makedirs(files_dir, exist_ok=True)
-    copy_path = os.path.join(files_dir, f"{uuid.uuid4().hex}_{os.path.basename(path)}")
+    copy_path = os.path.join(files_dir, f"{secrets.token_hex(16)}_{os.path.basename(path)}")
     shutil.copyfile(path, copy_path)
     return copy_path
 
@@ -607,7 +608,7 @@ def _new_journal_dir(failure_dir: str, run_id: Any) -> str:
     base = f"run_{run_id}" if run_id is not None else "run_unknown"
     names = [base] if run_id is not None else []
     while True:
-        name = names.pop() if names else f"{base}_{uuid.uuid4().hex[:12]}"
+        name = names.pop() if names else f"{base}_{secrets.token_hex(6)}"
         directory = os.path.join(failure_dir, name)
         try:
             os.mkdir(directory)

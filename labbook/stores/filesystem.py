@@ -25,6 +25,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import threading
 from typing import IO, Any, BinaryIO, Callable, Iterator
 
 from labbook.fileio import atomic_open, copy_atomic
@@ -143,6 +144,17 @@ class _ObjectWriter(io.StringIO):
     """Text gathered in memory and stored as one object when the block ends well."""
 
 
+#: fsspec's in-memory filesystem keeps every object in one dict per process and lists it by
+#: iterating that dict, which another thread's write can change under the listing
+#: ("dictionary changed size during iteration"): its calls take turns
+_MEMORY_LOCK = threading.RLock()
+
+
+def _in_memory(fs: Any) -> bool:
+    protocol = getattr(fs, "protocol", ())
+    return "memory" in ((protocol,) if isinstance(protocol, str) else tuple(protocol))
+
+
 class RemoteFS:
     """An fsspec filesystem seen as the file store needs it (see the module docstring).
 
@@ -168,13 +180,15 @@ class RemoteFS:
         self.failure = failure
         #: objects fetched ahead by :meth:`prefetch` (None: known to be absent)
         self._fetched: dict[str, bytes | None] = {}
+        self._lock = _MEMORY_LOCK if _in_memory(fs) else contextlib.nullcontext()
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``self.fs.<method>(...)``; a missing or existing object stays the OSError it is,
         any other failure (no connection, access refused, a timeout) becomes
         ``self.failure(what, exc)``: never taken for a missing or unreadable file."""
         try:
-            return getattr(self.fs, method)(*args, **kwargs)
+            with self._lock:
+                return getattr(self.fs, method)(*args, **kwargs)
         except _PASSED:
             raise
         except Exception as exc:
@@ -315,7 +329,8 @@ class RemoteFS:
         token = data if data is not None else f"{os.getpid()}-{secrets.token_hex(8)}".encode()
         if self.exclusive:
             try:
-                self.fs.pipe_file(path, token, mode="create")
+                with self._lock:
+                    self.fs.pipe_file(path, token, mode="create")
                 return
             except (ValueError, NotImplementedError, TypeError):
                 self.exclusive = False  # the filesystem has no exclusive create

@@ -299,6 +299,36 @@ def test_parallel_processes_get_distinct_complete_runs(s3_server):
     assert results == sorted((f"w{n}", i) for n in range(4) for i in range(4))
 
 
+def test_threads_sharing_the_in_memory_store_list_while_others_write(memory_url):
+    # fsspec's memory filesystem lists by iterating its one dict, which a write in another
+    # thread can change meanwhile; the store's calls to it take turns
+    import threading
+
+    from labbook.stores.filesystem import RemoteFS
+
+    store = open_store(memory_url)
+    fs = store.fs
+    assert isinstance(fs, RemoteFS)
+    errors, barrier = [], threading.Barrier(4)
+
+    def work(worker):
+        try:
+            barrier.wait(30)
+            for i in range(300):
+                fs.put_bytes(fs.join(store.basedir, f"w{worker}", f"{i}.bin"), b"x")
+                fs.files_under(store.basedir)
+        except Exception as exc:  # pragma: no cover - what the test is about
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert len(fs.files_under(store.basedir)) == 4 * 300
+
+
 def test_a_claim_is_an_exclusive_create(remote_url):
     store = open_store(remote_url)
     path = store.fs.join(store.basedir, "9", ".claimed")

@@ -63,12 +63,7 @@ class Source(FrozenFields):
 
     def __init__(self, filename: str, digest: str, repo: str | None = None,
                  commit: str | None = None, is_dirty: bool | None = None) -> None:
-        set_field = object.__setattr__
-        set_field(self, "filename", filename)
-        set_field(self, "digest", digest)
-        set_field(self, "repo", repo)
-        set_field(self, "commit", commit)
-        set_field(self, "is_dirty", is_dirty)
+        self._init(filename, digest, repo, commit, is_dirty)
 
     @classmethod
     def create(cls, filename: str, save_git_info: bool = True) -> Source:
@@ -96,8 +91,7 @@ class PackageDependency(FrozenFields):
     version: str | None
 
     def __init__(self, name: str, version: str | None = None) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "version", version)
+        self._init(name, version)
 
     def to_json(self) -> str:
         """``"name==version"``, or just ``"name"`` without a version."""

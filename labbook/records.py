@@ -35,7 +35,7 @@ class Fields:
 
 class FrozenFields(Fields):
     """:class:`Fields` whose instances cannot change once made (``__init__`` sets the fields
-    with ``object.__setattr__``); hashable, and pickled by their fields."""
+    with :meth:`_init`); hashable, and pickled by their fields."""
 
     __slots__ = ()
 
@@ -46,6 +46,11 @@ class FrozenFields(Fields):
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is "
                              "immutable")
+
+    def _init(self, *values: Any) -> None:
+        """Set the fields, in the order ``__slots__`` names them (for ``__init__``)."""
+        for name, value in zip(self.__slots__, values, strict=True):
+            object.__setattr__(self, name, value)
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(self._values())

@@ -844,9 +844,6 @@ class Run:
             self._beat_stop.set()
             self._beat_thread.join(timeout=max(self.beat_interval, 10.0))
             self._beat_thread = None
-        if self._bus is None:
-            self._beat()
-            return
         with self._bus.deferred():  # the end event, sent next, waits for this beat's delivery
             self._beat()
 

@@ -162,6 +162,7 @@ def _gpu_reader() -> _NvmlReader | _NvidiaSmiReader | None:
     executable = shutil.which("nvidia-smi")
     if executable:
         return _NvidiaSmiReader(executable)
+    # sys.modules read again: a pynvml that imported but found no driver is there now
     _no_gpu_for = (key[0], sys.modules.get("pynvml"))
     return None
 

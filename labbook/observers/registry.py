@@ -32,8 +32,7 @@ class StoreFlag(FrozenFields):
 
     def __init__(self, short: str | None, long: str, arg: str, description: str,
                  factory: str) -> None:
-        for name, value in zip(self.__slots__, (short, long, arg, description, factory)):
-            object.__setattr__(self, name, value)
+        self._init(short, long, arg, description, factory)
 
     @property
     def key(self) -> str:
